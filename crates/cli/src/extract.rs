@@ -1,0 +1,139 @@
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use imgclf_dataset::{Dataset, SPLIT_NAMES};
+use imgclf_features::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example:\n  imgclf extract --data data/cats_dogs --model models/efficientnet_lite0.onnx --out features/\n\n\
+Each ONNX model needs its spec beside it (model.onnx -> model.json): input name, layout, size, colour order,\n\
+scaling and the feature output. A second identical run reuses the cached file."
+)]
+pub struct Args {
+    /// Data root holding train/<class>/*, validation/<class>/* and optionally test/ (flat or per class).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// ONNX backbone with its JSON spec beside it; repeat for several backbones (one file each).
+    #[arg(long = "model", value_name = "MODEL.onnx", required = true)]
+    models: Vec<PathBuf>,
+    /// Folder for the gap_<Backbone>.h5 files (created if missing).
+    #[arg(long, value_name = "DIR", default_value = "features")]
+    out: PathBuf,
+    /// Inference engine: auto (ONNX Runtime when its library is found, else tract), ort, or tract.
+    #[arg(long, default_value = "auto", value_parser = parse_engine)]
+    engine: EngineKind,
+    /// Images per inference call.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: u32,
+    /// Engine threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Comma-separated splits to extract (default: every split present).
+    #[arg(long, value_delimiter = ',', value_name = "SPLITS")]
+    splits: Vec<String>,
+    /// Recompute even if a cached feature file matches the images and the model.
+    #[arg(long)]
+    force: bool,
+}
+
+fn parse_engine(s: &str) -> Result<EngineKind, String> {
+    EngineKind::parse(s).ok_or_else(|| format!("`{s}`: expected auto, ort or tract"))
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let mut dataset = Dataset::open(&args.data).with_context(|| format!("--data {}", args.data.display()))?;
+    if !args.splits.is_empty() {
+        for s in &args.splits {
+            if !SPLIT_NAMES.contains(&s.as_str()) {
+                bail!("--splits: unknown split `{s}` (expected {})", SPLIT_NAMES.join(", "));
+            }
+            if dataset.split(s).is_none() {
+                bail!("--splits: {} has no `{s}` folder", args.data.display());
+            }
+        }
+        dataset.splits.retain(|s| args.splits.contains(&s.name));
+    }
+    if args.out.exists() && !args.out.is_dir() {
+        bail!("--out {}: exists and is not a folder", args.out.display());
+    }
+    // open every backbone first: a bad spec or a missing model stops the run before any work
+    let backbones = args
+        .models
+        .iter()
+        .map(|m| Backbone::open(m).with_context(|| format!("--model {}", m.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let options = ExtractOptions {
+        engine: args.engine,
+        batch: args.batch as usize,
+        threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        force: args.force,
+    };
+    let counts: Vec<String> = dataset.splits.iter().map(|s| format!("{} {}", s.name, s.samples.len())).collect();
+    eprintln!("{}: {} classes; {}", args.data.display(), dataset.classes.len(), counts.join(", "));
+
+    let mut reports = Vec::new();
+    for backbone in &backbones {
+        let bar = ProgressBar::hidden();
+        let report = extract(&dataset, backbone, &args.out, &options, &mut |p| match p {
+            Progress::Start { backbone, engine, images } => {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.set_length(images as u64);
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} images, {per_sec:.0}, eta {eta}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("{backbone} ({engine})"));
+            }
+            Progress::Advance(n) => bar.inc(n as u64),
+        })
+        .with_context(|| format!("--model {}", backbone.model.display()))?;
+        bar.finish_and_clear();
+        print_report(&report);
+        reports.push(report);
+    }
+    let skipped: usize = reports.iter().map(|r| r.skipped.len()).sum();
+    if skipped > 0 {
+        eprintln!("{skipped} unreadable image(s) were skipped; they have no row in the feature files");
+    }
+    Ok(())
+}
+
+fn print_report(r: &ExtractReport) {
+    if let Some(reason) = &r.fallback_reason {
+        eprintln!("note: using tract because {reason}");
+    }
+    let rows: Vec<String> = r.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    let size = file_size_mb(&r.output);
+    if r.reused {
+        println!(
+            "{}: reused {} ({}; {} features, made with {}): images and model unchanged; --force recomputes",
+            r.backbone,
+            r.output.display(),
+            rows.join(", "),
+            r.dim,
+            r.engine
+        );
+        return;
+    }
+    let images: usize = r.rows.iter().map(|(_, n)| n).sum::<usize>() + r.skipped.len();
+    println!(
+        "{}: {} rows x {} features with {} in {:.1} s ({:.1} images/s) -> {} ({size:.1} MB)",
+        r.backbone,
+        rows.join(", "),
+        r.dim,
+        r.engine,
+        r.seconds,
+        images as f64 / r.seconds.max(1e-9),
+        r.output.display(),
+    );
+    for s in &r.skipped {
+        eprintln!("  skipped {}: {}", s.path, s.reason);
+    }
+}
+
+fn file_size_mb(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |m| m.len() as f64 / 1e6)
+}

@@ -1,0 +1,238 @@
+use std::path::Path;
+
+use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+use image::{ImageReader, Limits, RgbImage};
+
+use crate::DatasetError;
+
+/// Largest side and decode allocation we accept: a header declaring more is a
+/// decompression bomb, refused before any pixel buffer is allocated.
+const MAX_SIDE: u32 = 16_384;
+const MAX_ALLOC: u64 = 1 << 30;
+
+/// Decodes any supported image to 8-bit RGB. The format comes from the bytes, not the
+/// extension (Kaggle's cats and dogs ship GIF and BMP files named `.jpg`); grayscale,
+/// alpha, 16-bit, palette and CMYK images are converted (alpha is dropped, like PIL's
+/// `convert("RGB")`).
+pub fn load_rgb(path: &Path) -> Result<RgbImage, DatasetError> {
+    let decode_err = |reason: String| DatasetError::Decode { path: path.to_path_buf(), reason };
+    let mut reader = ImageReader::open(path)
+        .map_err(DatasetError::io(path))?
+        .with_guessed_format()
+        .map_err(DatasetError::io(path))?;
+    if reader.format().is_none() {
+        return Err(decode_err("not an image format we read (jpeg, png, gif, bmp, pnm, webp)".into()));
+    }
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_ALLOC);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| decode_err(e.to_string()))?;
+    Ok(image.to_rgb8())
+}
+
+/// How the image is fitted to the model's input before resizing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Fit {
+    /// The whole image is resized to the target size, ignoring aspect ratio (Keras'
+    /// `load_img(target_size=...)`).
+    Stretch,
+    /// A centred square of side `floor(fraction * min(w, h))` is cut first, then resized
+    /// (the EfficientNet evaluation crop, fraction 0.875 = 224/256).
+    CenterCrop { fraction: f64 },
+}
+
+/// Resampling filter. The convolution filters follow Pillow's definitions, so `Bicubic`
+/// here and `Image.BICUBIC` there give the same pixels up to rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filter {
+    Nearest,
+    Bilinear,
+    Bicubic,
+    Lanczos3,
+}
+
+impl Filter {
+    pub fn parse(name: &str) -> Option<Filter> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "nearest" => Filter::Nearest,
+            "bilinear" | "linear" => Filter::Bilinear,
+            "bicubic" | "cubic" => Filter::Bicubic,
+            "lanczos" | "lanczos3" => Filter::Lanczos3,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::Nearest => "nearest",
+            Filter::Bilinear => "bilinear",
+            Filter::Bicubic => "bicubic",
+            Filter::Lanczos3 => "lanczos3",
+        }
+    }
+
+    fn algorithm(self) -> ResizeAlg {
+        match self {
+            Filter::Nearest => ResizeAlg::Nearest,
+            Filter::Bilinear => ResizeAlg::Convolution(FilterType::Bilinear),
+            Filter::Bicubic => ResizeAlg::Convolution(FilterType::CatmullRom),
+            Filter::Lanczos3 => ResizeAlg::Convolution(FilterType::Lanczos3),
+        }
+    }
+}
+
+/// A target size with its fit and filter: everything that turns a decoded photo into the
+/// pixels a model sees.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Resize {
+    pub width: u32,
+    pub height: u32,
+    pub fit: Fit,
+    pub filter: Filter,
+}
+
+impl Resize {
+    /// The source rectangle `(left, top, width, height)` that `fit` keeps of a `w`×`h` image.
+    pub fn source_box(&self, w: u32, h: u32) -> (u32, u32, u32, u32) {
+        match self.fit {
+            Fit::Stretch => (0, 0, w, h),
+            Fit::CenterCrop { fraction } => {
+                let side = ((fraction * f64::from(w.min(h))).floor() as u32).max(1);
+                // offsets as in the reference: ((h - c + 1) // 2, (w - c + 1) // 2)
+                ((w - side).div_ceil(2), (h - side).div_ceil(2), side, side)
+            }
+        }
+    }
+
+    /// Resizes `image` (loaded from `path`, named in errors) to the target size.
+    pub fn apply(&self, image: &RgbImage, path: &Path) -> Result<RgbImage, DatasetError> {
+        let (w, h) = image.dimensions();
+        let (left, top, bw, bh) = self.source_box(w, h);
+        let mut dst = RgbImage::new(self.width, self.height);
+        let options = ResizeOptions::new().resize_alg(self.filter.algorithm()).crop(
+            left.into(),
+            top.into(),
+            bw.into(),
+            bh.into(),
+        );
+        Resizer::new().resize(image, &mut dst, &options).map_err(|e| DatasetError::Resize {
+            path: path.to_path_buf(),
+            width: w,
+            height: h,
+            reason: e.to_string(),
+        })?;
+        Ok(dst)
+    }
+
+    /// Decodes and resizes one file.
+    pub fn load(&self, path: &Path) -> Result<RgbImage, DatasetError> {
+        self.apply(&load_rgb(path)?, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
+
+    fn save(dir: &Path, name: &str, img: DynamicImage) -> std::path::PathBuf {
+        let p = dir.join(name);
+        img.save(&p).unwrap();
+        p
+    }
+
+    #[test]
+    fn colour_types_all_become_rgb() {
+        let t = tempfile::tempdir().unwrap();
+        let gray = ImageBuffer::from_pixel(3, 2, Luma([200u8]));
+        let p = save(t.path(), "g.png", DynamicImage::ImageLuma8(gray));
+        assert_eq!(load_rgb(&p).unwrap().get_pixel(1, 1), &Rgb([200, 200, 200]));
+
+        let gray_alpha = ImageBuffer::from_pixel(3, 2, LumaA([90u8, 10]));
+        let p = save(t.path(), "ga.png", DynamicImage::ImageLumaA8(gray_alpha));
+        assert_eq!(load_rgb(&p).unwrap().get_pixel(0, 0), &Rgb([90, 90, 90]));
+
+        let rgba = ImageBuffer::from_pixel(3, 2, Rgba([10u8, 20, 30, 0]));
+        let p = save(t.path(), "a.png", DynamicImage::ImageRgba8(rgba));
+        assert_eq!(load_rgb(&p).unwrap().get_pixel(2, 1), &Rgb([10, 20, 30]));
+
+        let deep = ImageBuffer::from_pixel(2, 2, Rgb([65535u16, 0, 32896]));
+        let p = save(t.path(), "d.png", DynamicImage::ImageRgb16(deep));
+        assert_eq!(load_rgb(&p).unwrap().get_pixel(0, 0), &Rgb([255, 0, 128]));
+    }
+
+    #[test]
+    fn format_comes_from_bytes_not_extension() {
+        let t = tempfile::tempdir().unwrap();
+        let img = ImageBuffer::from_pixel(4, 4, Rgb([1u8, 2, 3]));
+        let png = t.path().join("real.png");
+        img.save(&png).unwrap();
+        let misnamed = t.path().join("photo.jpg");
+        std::fs::copy(&png, &misnamed).unwrap();
+        assert_eq!(load_rgb(&misnamed).unwrap().get_pixel(3, 3), &Rgb([1, 2, 3]));
+    }
+
+    #[test]
+    fn garbage_and_truncated_files_are_decode_errors_naming_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let text = t.path().join("notes.jpg");
+        std::fs::write(&text, b"hello, not an image").unwrap();
+        let err = load_rgb(&text).unwrap_err().to_string();
+        assert!(err.contains("notes.jpg") && err.contains("cannot decode"), "{err}");
+
+        let img = ImageBuffer::from_fn(64, 64, |x, y| Rgb([x as u8 * 4, y as u8 * 4, 7u8]));
+        let full = t.path().join("full.png");
+        img.save(&full).unwrap();
+        let bytes = std::fs::read(&full).unwrap();
+        let cut = t.path().join("cut.png");
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(matches!(load_rgb(&cut), Err(DatasetError::Decode { .. })));
+    }
+
+    #[test]
+    fn centre_crop_box_follows_the_reference_formula() {
+        let r = Resize { width: 224, height: 224, fit: Fit::CenterCrop { fraction: 0.875 }, filter: Filter::Bicubic };
+        // 500x375: c = int(0.875 * 375) = 328; left = (500 - 328 + 1) // 2 = 86; top = 24
+        assert_eq!(r.source_box(500, 375), (86, 24, 328, 328));
+        assert_eq!(r.source_box(1, 1), (0, 0, 1, 1));
+        let s = Resize { fit: Fit::Stretch, ..r };
+        assert_eq!(s.source_box(500, 375), (0, 0, 500, 375));
+    }
+
+    #[test]
+    fn resize_keeps_flat_colour_and_reaches_the_target_size() {
+        let img = ImageBuffer::from_pixel(50, 30, Rgb([10u8, 128, 250]));
+        for filter in [Filter::Nearest, Filter::Bilinear, Filter::Bicubic, Filter::Lanczos3] {
+            for fit in [Fit::Stretch, Fit::CenterCrop { fraction: 0.875 }] {
+                let r = Resize { width: 7, height: 9, fit, filter };
+                let out = r.apply(&img, Path::new("x")).unwrap();
+                assert_eq!(out.dimensions(), (7, 9));
+                assert!(out.pixels().all(|p| *p == Rgb([10, 128, 250])), "{filter:?} {fit:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn centre_crop_keeps_the_centre() {
+        // left third red, middle third green, right third blue: the crop must see mostly green
+        let img = ImageBuffer::from_fn(90, 30, |x, _| match x / 30 {
+            0 => Rgb([255u8, 0, 0]),
+            1 => Rgb([0, 255, 0]),
+            _ => Rgb([0, 0, 255]),
+        });
+        let r = Resize { width: 8, height: 8, fit: Fit::CenterCrop { fraction: 0.875 }, filter: Filter::Bilinear };
+        let out = r.apply(&img, Path::new("x")).unwrap();
+        assert!(out.pixels().all(|p| p[1] == 255 && p[0] == 0 && p[2] == 0));
+    }
+
+    #[test]
+    fn filter_names_round_trip() {
+        for f in [Filter::Nearest, Filter::Bilinear, Filter::Bicubic, Filter::Lanczos3] {
+            assert_eq!(Filter::parse(f.name()), Some(f));
+        }
+        assert_eq!(Filter::parse("BICUBIC"), Some(Filter::Bicubic));
+        assert_eq!(Filter::parse("sinc"), None);
+    }
+}

@@ -1,0 +1,21 @@
+//! Folder-per-class image datasets, the Keras `flow_from_directory` way.
+//!
+//! A data root holds `train/`, `validation/` and `test/` splits. A labelled split has one
+//! folder per class; class ids are the sorted folder names of the first labelled split
+//! (`cats`=0, `dogs`=1). `test/` may instead be flat and unlabelled. Images decode to RGB8
+//! whatever their colour type and resize with `fast_image_resize`.
+
+mod error;
+mod folder;
+mod image_io;
+mod natural;
+
+pub use error::DatasetError;
+pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Sample, Split, is_image_file};
+pub use image_io::{Filter, Fit, Resize, load_rgb};
+pub use natural::natural_cmp;
+
+/// `use imgclf_dataset::prelude::*` brings the types every stage uses.
+pub mod prelude {
+    pub use crate::{ClassIndex, Dataset, DatasetError, Filter, Fit, Resize, Sample, Split, load_rgb};
+}

@@ -1,0 +1,39 @@
+use std::path::PathBuf;
+
+use imgclf_dataset::DatasetError;
+
+/// Everything that can go wrong turning images into feature files; each message names the
+/// file at fault and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureError {
+    #[error("{path}: {reason}")]
+    Spec { path: PathBuf, reason: String },
+    #[error("{model}: does not match its spec: {reason}")]
+    SpecMismatch { model: PathBuf, reason: String },
+    #[error("ONNX Runtime is not available: {0}")]
+    OrtUnavailable(String),
+    #[error("{model}: {engine} failed: {reason}")]
+    Engine { model: PathBuf, engine: &'static str, reason: String },
+    #[error("{path}: {reason}")]
+    FeatureFile { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("split `{split}`: none of its {total} images could be read (first: {first})")]
+    NoImages { split: String, total: usize, first: String },
+    #[error("extraction stopped by the user")]
+    Interrupted,
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+}
+
+impl FeatureError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| FeatureError::Io { path, source }
+    }
+
+    pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(hdf5::Error) -> Self {
+        let path = path.into();
+        move |e| FeatureError::FeatureFile { path, reason: format!("HDF5: {e}") }
+    }
+}

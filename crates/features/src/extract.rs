@@ -1,0 +1,271 @@
+//! Images → backbone → pooled features → `gap_<Backbone>.h5`, reusing the file when the
+//! images, the model and its spec have not changed.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, UNIX_EPOCH};
+
+use image::RgbImage;
+use imgclf_dataset::{Dataset, Sample};
+use ndarray::{Array2, Array4, Axis};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::{Engine, EngineKind, FORMAT, FeatureError, FeatureSet, ModelSpec, SplitFeatures, global_average_pool};
+
+/// An ONNX backbone with its spec and the sha256 of the model file.
+#[derive(Debug, Clone)]
+pub struct Backbone {
+    pub model: PathBuf,
+    pub spec: ModelSpec,
+    pub sha256: String,
+}
+
+impl Backbone {
+    /// Reads the spec beside `model` and hashes the model file.
+    pub fn open(model: &Path) -> Result<Backbone, FeatureError> {
+        let spec = ModelSpec::for_model(model)?;
+        Ok(Backbone { model: model.to_path_buf(), sha256: sha256_file(model)?, spec })
+    }
+
+    /// Loads this backbone's feature output on an engine.
+    pub fn engine(&self, kind: EngineKind, threads: usize) -> Result<Engine, FeatureError> {
+        Engine::load(&self.model, &self.spec, &[self.spec.feature_output()], kind, threads)
+    }
+}
+
+/// How to run an extraction.
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    pub engine: EngineKind,
+    /// Images per inference call.
+    pub batch: usize,
+    /// Engine threads (ort intra-op threads, or tract's parallel images).
+    pub threads: usize,
+    /// Recompute even when a valid cached file exists.
+    pub force: bool,
+}
+
+/// What the caller hears while an extraction runs (to drive a progress bar).
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    /// Computation starts: this many images will go through `engine`.
+    Start { backbone: &'a str, engine: &'a str, images: usize },
+    /// This many more images were handled (read or skipped).
+    Advance(usize),
+}
+
+/// An image that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: String,
+    pub reason: String,
+}
+
+/// What one backbone's extraction did.
+#[derive(Debug, Clone)]
+pub struct ExtractReport {
+    pub backbone: String,
+    pub output: PathBuf,
+    /// The cached file was still valid and was kept.
+    pub reused: bool,
+    /// The engine that computed the features (for a reused file: the one that made it).
+    pub engine: String,
+    /// Why `--engine auto` used tract, when it did.
+    pub fallback_reason: Option<String>,
+    /// Rows written per split.
+    pub rows: Vec<(String, usize)>,
+    pub skipped: Vec<Skipped>,
+    pub dim: usize,
+    pub seconds: f64,
+}
+
+/// Extracts `backbone`'s pooled features for every split of `dataset` into
+/// `out_dir/gap_<Backbone>.h5`, or keeps that file when its fingerprint still matches.
+/// Unreadable images are skipped and reported; a split with no readable image is an error.
+pub fn extract(
+    dataset: &Dataset,
+    backbone: &Backbone,
+    out_dir: &Path,
+    options: &ExtractOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<ExtractReport, FeatureError> {
+    let started = Instant::now();
+    let spec = &backbone.spec;
+    let output = out_dir.join(FeatureSet::file_name(&spec.name));
+    let fingerprint = fingerprint(dataset, backbone)?;
+    if !options.force
+        && let Ok(cached) = FeatureSet::read_fingerprint(&output)
+        && cached == fingerprint
+    {
+        let set = FeatureSet::read(&output)?;
+        return Ok(ExtractReport {
+            backbone: spec.name.clone(),
+            rows: set.splits.iter().map(|s| (s.name.clone(), s.features.nrows())).collect(),
+            dim: set.dim(),
+            engine: set.engine,
+            output,
+            reused: true,
+            fallback_reason: None,
+            skipped: Vec::new(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    let mut engine = backbone.engine(options.engine, options.threads)?;
+    let images = dataset.splits.iter().map(|s| s.samples.len()).sum();
+    progress(Progress::Start { backbone: &spec.name, engine: engine.name(), images });
+    let mut skipped = Vec::new();
+    let mut splits = Vec::new();
+    for split in &dataset.splits {
+        let mut blocks = Vec::new();
+        let mut kept: Vec<&Sample> = Vec::new();
+        for chunk in split.samples.chunks(options.batch.max(1)) {
+            let (good, images) = decode_batch(spec, chunk, &mut skipped);
+            if !images.is_empty() {
+                let input = preprocess_batch(spec, &images);
+                let outputs = engine.run(input.view())?;
+                blocks.push(pool_output(backbone, &outputs[0], images.len())?);
+                kept.extend(good);
+            }
+            progress(Progress::Advance(chunk.len()));
+        }
+        if kept.is_empty() {
+            return Err(FeatureError::NoImages {
+                split: split.name.clone(),
+                total: split.samples.len(),
+                first: skipped.last().map(|s: &Skipped| format!("{}: {}", s.path, s.reason)).unwrap_or_default(),
+            });
+        }
+        let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+        let features = ndarray::concatenate(Axis(0), &views).expect("blocks share the feature width");
+        splits.push(SplitFeatures {
+            name: split.name.clone(),
+            features,
+            labels: split.is_labelled().then(|| kept.iter().map(|s| s.label.unwrap_or(0) as i64).collect()),
+            paths: kept.iter().map(|s| s.rel.clone()).collect(),
+        });
+    }
+
+    let set = FeatureSet {
+        backbone: spec.name.clone(),
+        classes: dataset.classes.names().to_vec(),
+        splits,
+        model_sha256: backbone.sha256.clone(),
+        input_size: [spec.resize.height, spec.resize.width],
+        engine: engine.name().to_string(),
+        fingerprint,
+        spec: spec.source_json.clone(),
+    };
+    std::fs::create_dir_all(out_dir).map_err(FeatureError::io(out_dir))?;
+    set.write(&output)?;
+    Ok(ExtractReport {
+        backbone: spec.name.clone(),
+        output,
+        reused: false,
+        engine: set.engine.clone(),
+        fallback_reason: engine.fallback_reason.take(),
+        rows: set.splits.iter().map(|s| (s.name.clone(), s.features.nrows())).collect(),
+        skipped,
+        dim: set.dim(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Decodes and resizes a chunk in parallel; failures go to `skipped`, in order.
+fn decode_batch<'a>(
+    spec: &ModelSpec,
+    chunk: &'a [Sample],
+    skipped: &mut Vec<Skipped>,
+) -> (Vec<&'a Sample>, Vec<RgbImage>) {
+    let decoded: Vec<_> = chunk.par_iter().map(|s| spec.resize.load(&s.path)).collect();
+    let mut good = Vec::with_capacity(chunk.len());
+    let mut images = Vec::with_capacity(chunk.len());
+    for (sample, result) in chunk.iter().zip(decoded) {
+        match result {
+            Ok(image) => {
+                good.push(sample);
+                images.push(image);
+            }
+            Err(e) => skipped.push(Skipped { path: sample.rel.clone(), reason: e.to_string() }),
+        }
+    }
+    (good, images)
+}
+
+/// The input tensor for resized images, laid out and normalised as `spec` says.
+pub fn preprocess_batch(spec: &ModelSpec, images: &[RgbImage]) -> Array4<f32> {
+    let mut input = Array4::zeros(spec.input_shape(images.len()));
+    let slot = input.len() / images.len().max(1);
+    input
+        .as_slice_mut()
+        .expect("fresh arrays are contiguous")
+        .par_chunks_mut(slot.max(1))
+        .zip(images)
+        .for_each(|(slot, image)| spec.fill_input(image, slot));
+    input
+}
+
+/// The `(n, D)` feature rows of one engine output: pooled as given, or a map to pool.
+fn pool_output(backbone: &Backbone, output: &ndarray::ArrayD<f32>, n: usize) -> Result<Array2<f32>, FeatureError> {
+    let layout = backbone.spec.feature_map.as_ref().map_or(backbone.spec.layout, |(_, l)| *l);
+    let mismatch = |reason: String| FeatureError::SpecMismatch { model: backbone.model.clone(), reason };
+    let pooled = global_average_pool(output.view(), layout)
+        .map_err(|e| mismatch(format!("output `{}`: {e}", backbone.spec.feature_output())))?;
+    if pooled.nrows() != n {
+        return Err(mismatch(format!(
+            "output `{}` has {} rows for {n} images",
+            backbone.spec.feature_output(),
+            pooled.nrows()
+        )));
+    }
+    Ok(pooled)
+}
+
+/// A hash of everything that decides a feature file's content: the file format, the model
+/// bytes, the spec, the classes, and per image its relative path, label, size and
+/// modification time. Any change gives a new fingerprint, and the cache is recomputed.
+pub fn fingerprint(dataset: &Dataset, backbone: &Backbone) -> Result<String, FeatureError> {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(FORMAT.as_bytes());
+    field(backbone.sha256.as_bytes());
+    field(backbone.spec.source_json.as_bytes());
+    field(format!("{:?}", backbone.spec.resize).as_bytes());
+    field(dataset.classes.names().join("\n").as_bytes());
+    for split in &dataset.splits {
+        field(split.name.as_bytes());
+        for s in &split.samples {
+            let meta = std::fs::metadata(&s.path).map_err(FeatureError::io(&s.path))?;
+            let mtime =
+                meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            field(s.rel.as_bytes());
+            field(&s.label.map_or(-1, |l| l as i64).to_le_bytes());
+            field(&meta.len().to_le_bytes());
+            field(&mtime.to_le_bytes());
+        }
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// sha256 of a file, as lowercase hex.
+pub fn sha256_file(path: &Path) -> Result<String, FeatureError> {
+    let mut file = std::fs::File::open(path).map_err(FeatureError::io(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(FeatureError::io(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,27 @@
+//! Pretrained ONNX backbones as feature extractors: the model spec, two engines (ONNX
+//! Runtime through `ort`, pure-Rust tract), global average pooling, and the HDF5 feature
+//! file `gap_<Backbone>.h5` that later stages (dense heads, CAM) read.
+
+mod engine;
+mod error;
+mod extract;
+mod pool;
+mod spec;
+mod store;
+
+pub use engine::{Engine, EngineKind, find_ort_library, ort_environment};
+pub use error::FeatureError;
+pub use extract::{
+    Backbone, ExtractOptions, ExtractReport, Progress, Skipped, extract, fingerprint, preprocess_batch, sha256_file,
+};
+pub use pool::global_average_pool;
+pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};
+pub use store::{FORMAT, FeatureSet, SplitFeatures};
+
+/// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs.
+pub mod prelude {
+    pub use crate::{
+        Backbone, Engine, EngineKind, ExtractOptions, ExtractReport, FeatureError, FeatureSet, ModelSpec, Progress,
+        SplitFeatures, extract,
+    };
+}
