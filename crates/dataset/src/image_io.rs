@@ -1,5 +1,6 @@
 use std::path::Path;
 
+use fast_image_resize::images::CroppedImage;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{ImageReader, Limits, RgbImage};
 

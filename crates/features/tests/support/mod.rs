@@ -1,0 +1,80 @@
+//! Helpers for integration tests that need things outside the crate: the shared data and
+//! models (`../shared` beside the project), a Python with h5py/onnxruntime/Pillow, and the
+//! ONNX Runtime library. Locally a missing one skips the test with a message; under CI
+//! (`CI=true`, where `.ci/run` provides all of them) it fails, so nothing is skipped silently.
+#![allow(dead_code)] // each test binary uses its own subset of these helpers
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The project root (the workspace folder).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/<name> layout").to_path_buf()
+}
+
+pub fn fixtures() -> PathBuf {
+    workspace_root().join("fixtures")
+}
+
+/// Prints why a test cannot run here; under CI that is a failure instead.
+pub fn skip(reason: &str) {
+    if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+        panic!("CI must provide this, but: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+/// `../shared` beside the project, when present.
+pub fn shared() -> Option<PathBuf> {
+    let dir = workspace_root().join("../shared");
+    if dir.join("models/efficientnet_lite0.onnx").is_file() && dir.join("data/cats_dogs").is_dir() {
+        Some(dir)
+    } else {
+        skip(&format!("{} is absent (the shared data and models live there)", dir.display()));
+        None
+    }
+}
+
+/// A Python that imports every module in `modules`: `$IMGCLF_PYTHON`, the project's
+/// `.venv`, or `python3`.
+pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
+    let candidates = std::env::var_os("IMGCLF_PYTHON")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([workspace_root().join(".venv/bin/python"), PathBuf::from("python3")]);
+    let import = format!("import {}", modules.join(", "));
+    for python in candidates {
+        let ok = Command::new(&python).args(["-c", &import]).output().is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(python);
+        }
+    }
+    skip(&format!("no Python with {} (run `just setup`, or set IMGCLF_PYTHON)", modules.join(", ")));
+    None
+}
+
+/// Whether ONNX Runtime can be loaded here.
+pub fn ort_available() -> bool {
+    match imgclf_features::ort_environment() {
+        Ok(_) => true,
+        Err(e) => {
+            skip(&format!("{e}"));
+            false
+        }
+    }
+}
+
+/// Runs a Python snippet and returns its stdout, failing the test with its stderr.
+pub fn run_python(python: &Path, args: &[&str]) -> String {
+    let out = Command::new(python).args(args).output().expect("python runs");
+    assert!(out.status.success(), "python {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// max |a - b| / max |b|: the relative difference of two vectors.
+pub fn rel_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    let num = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+    let den = b.iter().map(|y| y.abs()).fold(0.0, f32::max);
+    num / den.max(1e-12)
+}

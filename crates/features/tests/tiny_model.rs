@@ -1,0 +1,233 @@
+//! The tiny generated conv net and dataset under `fixtures/`: engines, pooling, extraction,
+//! skipping of unreadable images, and the cache's hit / miss / invalidation rules.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+use imgclf_dataset::Dataset;
+use imgclf_features::prelude::*;
+use imgclf_features::{Layout, global_average_pool, preprocess_batch};
+use support::*;
+
+fn tiny_model() -> PathBuf {
+    fixtures().join("tiny_convnet.onnx")
+}
+
+/// Copies the tiny dataset and model into a scratch folder the test may change.
+fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("tiny_data"), &t.path().join("data"));
+    for f in ["tiny_convnet.onnx", "tiny_convnet.json"] {
+        fs::copy(fixtures().join(f), t.path().join(f)).unwrap();
+    }
+    let (data, model) = (t.path().join("data"), t.path().join("tiny_convnet.onnx"));
+    (t, data, model)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn options(engine: EngineKind) -> ExtractOptions {
+    ExtractOptions { engine, batch: 4, threads: 2, force: false }
+}
+
+fn run(data: &Path, model: &Path, out: &Path, opts: &ExtractOptions) -> ExtractReport {
+    let ds = Dataset::open(data).unwrap();
+    extract(&ds, &Backbone::open(model).unwrap(), out, opts, &mut |_| {}).unwrap()
+}
+
+fn some_images(n: usize) -> Vec<RgbImage> {
+    (0..n)
+        .map(|k| RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, (k * 60) as u8])))
+        .collect()
+}
+
+/// Our GAP of the `features` map equals the graph's own GlobalAveragePool output.
+#[test]
+fn our_pooling_matches_the_graphs_global_average_pool() {
+    let backbone = Backbone::open(&tiny_model()).unwrap();
+    let mut engine =
+        Engine::load(&backbone.model, &backbone.spec, &["features", "pooled"], EngineKind::Tract, 2).unwrap();
+    let outs = engine.run(preprocess_batch(&backbone.spec, &some_images(3)).view()).unwrap();
+    let ours = global_average_pool(outs[0].view(), Layout::Nchw).unwrap();
+    assert_eq!(ours.dim(), (3, 8));
+    for (a, b) in ours.rows().into_iter().zip(outs[1].rows()) {
+        assert!(rel_diff(a.as_slice().unwrap(), &b.to_vec()) < 1e-5);
+    }
+    // images differ, so rows differ: the batch is not one image repeated
+    assert_ne!(ours.row(0), ours.row(2));
+}
+
+#[test]
+fn ort_and_tract_give_the_same_vectors() {
+    if !ort_available() {
+        return;
+    }
+    let backbone = Backbone::open(&tiny_model()).unwrap();
+    let input = preprocess_batch(&backbone.spec, &some_images(5));
+    let mut tract = backbone.engine(EngineKind::Tract, 2).unwrap();
+    let mut ort = backbone.engine(EngineKind::Ort, 2).unwrap();
+    assert_eq!((tract.name(), ort.name()), ("tract", "ort"));
+    let a = global_average_pool(tract.run(input.view()).unwrap()[0].view(), Layout::Nchw).unwrap();
+    let b = global_average_pool(ort.run(input.view()).unwrap()[0].view(), Layout::Nchw).unwrap();
+    for (x, y) in a.rows().into_iter().zip(b.rows()) {
+        assert!(rel_diff(&x.to_vec(), &y.to_vec()) <= 1e-4);
+    }
+}
+
+#[test]
+fn a_spec_that_contradicts_the_model_is_refused_by_both_engines() {
+    let (t, _, model) = scratch();
+    let spec_path = t.path().join("tiny_convnet.json");
+    let good = fs::read_to_string(&spec_path).unwrap();
+    let mut engines = vec![EngineKind::Tract];
+    if ort_available() {
+        engines.push(EngineKind::Ort);
+    }
+    for (from, to, expect) in [
+        ("\"size\": [\n      16,\n      16\n    ]", "\"size\": [32, 32]", "axis 2"),
+        ("\"name\": \"features\"", "\"name\": \"conv5_out\"", "no output `conv5_out`"),
+        ("\"name\": \"input\"", "\"name\": \"pixels\"", "no input `pixels`"),
+    ] {
+        assert!(good.contains(from), "fixture spec changed: {from}");
+        fs::write(&spec_path, good.replace(from, to)).unwrap();
+        let backbone = Backbone::open(&model).unwrap();
+        for &kind in &engines {
+            let err = backbone.engine(kind, 1).err().expect("mismatch must be refused").to_string();
+            assert!(err.contains(expect) && err.contains("tiny_convnet.onnx"), "{kind:?}: {err}");
+        }
+    }
+}
+
+#[test]
+fn a_model_without_spec_names_the_missing_json() {
+    let t = tempfile::tempdir().unwrap();
+    let model = t.path().join("lonely.onnx");
+    fs::copy(tiny_model(), &model).unwrap();
+    let err = Backbone::open(&model).unwrap_err().to_string();
+    assert!(err.contains("lonely.json") && err.contains("spec"), "{err}");
+}
+
+#[test]
+fn extraction_writes_every_split_skips_unreadable_images_and_keeps_row_order() {
+    let (t, data, model) = scratch();
+    let out = t.path().join("features");
+    let report = run(&data, &model, &out, &options(EngineKind::Tract));
+    assert!(!report.reused);
+    assert_eq!(report.engine, "tract");
+    assert_eq!(report.output, out.join("gap_TinyConvNet.h5"));
+    // 13 train files, one of them text named .jpg
+    assert_eq!(report.rows, [("train".into(), 12), ("validation".into(), 2), ("test".into(), 3)]);
+    assert_eq!(report.skipped.len(), 1);
+    assert_eq!(report.skipped[0].path, "train/cats/broken.jpg");
+    assert!(report.skipped[0].reason.contains("cannot decode"), "{}", report.skipped[0].reason);
+
+    let set = FeatureSet::read(&report.output).unwrap();
+    assert_eq!(set.classes, ["cats", "dogs"]);
+    assert_eq!(set.dim(), 8);
+    let train = set.split("train").unwrap();
+    assert_eq!(train.labels.as_ref().unwrap().iter().filter(|&&l| l == 0).count(), 6);
+    assert!(!train.paths.contains(&"train/cats/broken.jpg".to_string()));
+    let test = set.split("test").unwrap();
+    assert_eq!(test.paths, ["test/1.jpg", "test/2.jpg", "test/10.jpg"]);
+    assert!(test.labels.is_none());
+
+    // each row is that image's own vector: recompute one directly
+    let backbone = Backbone::open(&model).unwrap();
+    let img = backbone.spec.resize.load(&data.join("test/10.jpg")).unwrap();
+    let mut engine = backbone.engine(EngineKind::Tract, 1).unwrap();
+    let direct = global_average_pool(
+        engine.run(preprocess_batch(&backbone.spec, &[img]).view()).unwrap()[0].view(),
+        Layout::Nchw,
+    )
+    .unwrap();
+    assert_eq!(test.features.row(2), direct.row(0));
+}
+
+#[test]
+fn batch_size_and_threads_do_not_change_the_features() {
+    let (t, data, model) = scratch();
+    let a =
+        run(&data, &model, &t.path().join("a"), &ExtractOptions { batch: 1, threads: 1, ..options(EngineKind::Tract) });
+    let b =
+        run(&data, &model, &t.path().join("b"), &ExtractOptions { batch: 7, threads: 2, ..options(EngineKind::Tract) });
+    let (a, b) = (FeatureSet::read(&a.output).unwrap(), FeatureSet::read(&b.output).unwrap());
+    assert_eq!(a.splits, b.splits);
+}
+
+#[test]
+fn cache_hits_when_nothing_changed_and_recomputes_when_anything_did() {
+    let (t, data, model) = scratch();
+    let out = t.path().join("features");
+    let opts = options(EngineKind::Tract);
+    assert!(!run(&data, &model, &out, &opts).reused);
+    assert!(run(&data, &model, &out, &opts).reused, "identical second run reuses the file");
+    assert!(!run(&data, &model, &out, &ExtractOptions { force: true, ..opts.clone() }).reused, "--force recomputes");
+
+    // a changed image (new bytes, so new size and time) invalidates the cache
+    fs::copy(data.join("test/1.jpg"), data.join("test/2.jpg")).unwrap();
+    assert!(!run(&data, &model, &out, &opts).reused, "changed image");
+    assert!(run(&data, &model, &out, &opts).reused);
+
+    // an added image invalidates it
+    fs::copy(data.join("test/1.jpg"), data.join("test/3.jpg")).unwrap();
+    let report = run(&data, &model, &out, &opts);
+    assert!(!report.reused, "added image");
+    assert_eq!(report.rows[2], ("test".into(), 4));
+
+    // a changed model file invalidates it: same graph, plus a doc_string (ModelProto field 6)
+    let mut bytes = fs::read(&model).unwrap();
+    bytes.extend_from_slice(&[0x32, 0x01, b'x']);
+    fs::write(&model, bytes).unwrap();
+    assert!(!run(&data, &model, &out, &opts).reused, "changed model");
+
+    // a changed spec invalidates it
+    let spec = t.path().join("tiny_convnet.json");
+    let text = fs::read_to_string(&spec).unwrap().replace("\"bilinear\"", "\"bicubic\"");
+    fs::write(&spec, text).unwrap();
+    assert!(!run(&data, &model, &out, &opts).reused, "changed spec");
+}
+
+#[test]
+fn a_damaged_cache_file_is_recomputed_not_used() {
+    let (t, data, model) = scratch();
+    let out = t.path().join("features");
+    let report = run(&data, &model, &out, &options(EngineKind::Tract));
+    let len = fs::metadata(&report.output).unwrap().len();
+    let bytes = fs::read(&report.output).unwrap();
+    fs::write(&report.output, &bytes[..len as usize / 2]).unwrap();
+    let again = run(&data, &model, &out, &options(EngineKind::Tract));
+    assert!(!again.reused);
+    assert_eq!(FeatureSet::read(&again.output).unwrap().split("train").unwrap().features.nrows(), 12);
+}
+
+#[test]
+fn a_split_without_any_readable_image_is_an_error() {
+    let t = tempfile::tempdir().unwrap();
+    fs::create_dir_all(t.path().join("train/a")).unwrap();
+    fs::write(t.path().join("train/a/x.jpg"), b"junk").unwrap();
+    let ds = Dataset::open(t.path()).unwrap();
+    let err = extract(
+        &ds,
+        &Backbone::open(&tiny_model()).unwrap(),
+        &t.path().join("f"),
+        &options(EngineKind::Tract),
+        &mut |_| {},
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("train") && err.contains("x.jpg"), "{err}");
+    assert!(!t.path().join("f/gap_TinyConvNet.h5").exists());
+}
