@@ -43,7 +43,7 @@ fn parse_engine(s: &str) -> Result<EngineKind, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut dataset = Dataset::open(&args.data).with_context(|| format!("--data {}", args.data.display()))?;
+    let mut dataset = Dataset::open(&args.data).context("--data")?;
     if !args.splits.is_empty() {
         for s in &args.splits {
             if !SPLIT_NAMES.contains(&s.as_str()) {

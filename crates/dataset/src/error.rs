@@ -3,8 +3,8 @@ use std::path::PathBuf;
 /// Everything that can go wrong reading a dataset; each message names the path at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
-    #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: cannot read: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{0}: no `train`, `validation` or `test` folder with images; expected <data>/train/<class>/*.jpg")]
     NoSplits(PathBuf),
     #[error("{0}: split has no images (expected <split>/<class>/*.jpg, or flat *.jpg for test)")]
@@ -24,6 +24,6 @@ pub enum DatasetError {
 impl DatasetError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| DatasetError::Io { path, source }
+        move |error| DatasetError::Io { path, error }
     }
 }

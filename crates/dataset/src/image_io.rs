@@ -107,23 +107,16 @@ impl Resize {
         }
     }
 
-    /// Resizes `image` (loaded from `path`, named in errors) to the target size.
+    /// Resizes `image` (loaded from `path`, named in errors) to the target size. The crop is
+    /// a true crop, as Pillow's `crop().resize()`: the filter never reads outside the box.
     pub fn apply(&self, image: &RgbImage, path: &Path) -> Result<RgbImage, DatasetError> {
         let (w, h) = image.dimensions();
+        let fail = |reason: String| DatasetError::Resize { path: path.to_path_buf(), width: w, height: h, reason };
         let (left, top, bw, bh) = self.source_box(w, h);
+        let source = CroppedImage::new(image, left, top, bw, bh).map_err(|e| fail(e.to_string()))?;
         let mut dst = RgbImage::new(self.width, self.height);
-        let options = ResizeOptions::new().resize_alg(self.filter.algorithm()).crop(
-            left.into(),
-            top.into(),
-            bw.into(),
-            bh.into(),
-        );
-        Resizer::new().resize(image, &mut dst, &options).map_err(|e| DatasetError::Resize {
-            path: path.to_path_buf(),
-            width: w,
-            height: h,
-            reason: e.to_string(),
-        })?;
+        let options = ResizeOptions::new().resize_alg(self.filter.algorithm());
+        Resizer::new().resize(&source, &mut dst, &options).map_err(|e| fail(e.to_string()))?;
         Ok(dst)
     }
 

@@ -16,8 +16,8 @@ pub enum FeatureError {
     Engine { model: PathBuf, engine: &'static str, reason: String },
     #[error("{path}: {reason}")]
     FeatureFile { path: PathBuf, reason: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("split `{split}`: none of its {total} images could be read (first: {first})")]
     NoImages { split: String, total: usize, first: String },
     #[error("extraction stopped by the user")]
@@ -29,7 +29,7 @@ pub enum FeatureError {
 impl FeatureError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| FeatureError::Io { path, source }
+        move |error| FeatureError::Io { path, error }
     }
 
     pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(hdf5::Error) -> Self {

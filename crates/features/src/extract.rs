@@ -24,8 +24,8 @@ pub struct Backbone {
 impl Backbone {
     /// Reads the spec beside `model` and hashes the model file.
     pub fn open(model: &Path) -> Result<Backbone, FeatureError> {
-        let spec = ModelSpec::for_model(model)?;
-        Ok(Backbone { model: model.to_path_buf(), sha256: sha256_file(model)?, spec })
+        let sha256 = sha256_file(model)?;
+        Ok(Backbone { model: model.to_path_buf(), spec: ModelSpec::for_model(model)?, sha256 })
     }
 
     /// Loads this backbone's feature output on an engine.

@@ -122,8 +122,8 @@ const PHOTOS: [&str; 6] = [
 /// Our preprocessing is the spec's, proven against an independent Pillow + numpy +
 /// onnxruntime pipeline (tools/reference_features.py), one stage at a time:
 /// 1. crop and filter: from identical decoded pixels, our resized image equals Pillow's up to
-///    fixed-point rounding (fast_image_resize and Pillow 13 round differently: mean 0.06-0.21
-///    grey levels here, a few values off by up to 8), far below what a crop box one pixel off gives (mean 1.5-6.8);
+///    fixed-point rounding (fast_image_resize and Pillow 13 round differently: mean 0.06-0.20
+///    grey levels here, max 2), far below what a crop box one pixel off gives (mean 1.5-6.8);
 /// 2. colour order, scaling, layout and pooling: the reference fed *our* resized pixels gives
 ///    our features to 1e-4 and the same top-1 ImageNet class;
 /// 3. end to end from the JPEGs: the same top-1 class wherever the reference is clear about it.
@@ -170,9 +170,9 @@ fn preprocessing_matches_an_independent_python_reference() {
         let diffs: Vec<i32> =
             ours.as_raw().iter().zip(pillow.as_raw()).map(|(a, b)| (*a as i32 - *b as i32).abs()).collect();
         let mean = diffs.iter().sum::<i32>() as f64 / diffs.len() as f64;
-        let far = diffs.iter().filter(|&&d| d > 2).count() as f64 / diffs.len() as f64;
-        eprintln!("{}: resized pixels vs Pillow: mean |diff| {mean:.3}, share off by > 2: {far:.5}", PHOTOS[i]);
-        assert!(mean < 0.3 && far < 0.005, "{}: resize differs from Pillow (mean {mean}, share > 2: {far})", PHOTOS[i]);
+        let max = *diffs.iter().max().unwrap();
+        eprintln!("{}: resized pixels vs Pillow: mean |diff| {mean:.3}, max {max}", PHOTOS[i]);
+        assert!(mean < 0.3 && max <= 2, "{}: resize differs from Pillow (mean {mean}, max {max})", PHOTOS[i]);
     }
 
     // 2. colour order, scaling, layout, pooling: exact up to engine arithmetic

@@ -1,0 +1,128 @@
+//! `imgclf extract` as a user runs it: the real binary on the fixture dataset.
+
+#[path = "../../features/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+fn imgclf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().expect("imgclf runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+}
+
+/// The tiny model beside a copy of its spec, in a scratch folder.
+fn scratch() -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    for f in ["tiny_convnet.onnx", "tiny_convnet.json"] {
+        std::fs::copy(fixtures().join(f), t.path().join(f)).unwrap();
+    }
+    let model = t.path().join("tiny_convnet.onnx");
+    (t, model)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn extract_writes_the_file_reports_skips_and_reuses_it_next_time() {
+    let (t, model) = scratch();
+    let data = fixtures().join("tiny_data");
+    let out = t.path().join("features");
+    let args =
+        ["extract", "--data", s(&data), "--model", s(&model), "--out", s(&out), "--engine", "tract", "--batch", "4"];
+    let first = imgclf(&args);
+    let (stdout, stderr) = text(&first);
+    assert!(first.status.success(), "{stderr}");
+    assert!(stdout.contains("TinyConvNet: train 12, validation 2, test 3 rows x 8 features with tract"), "{stdout}");
+    assert!(stderr.contains("skipped train/cats/broken.jpg: ") && stderr.contains("cannot decode"), "{stderr}");
+    assert!(stderr.contains("1 unreadable image(s) were skipped"), "{stderr}");
+    assert!(out.join("gap_TinyConvNet.h5").is_file());
+
+    let second = imgclf(&args);
+    let (stdout, _) = text(&second);
+    assert!(second.status.success());
+    assert!(stdout.contains("reused") && stdout.contains("--force recomputes"), "{stdout}");
+
+    let forced = imgclf(&[&args[..], &["--force"]].concat());
+    assert!(!text(&forced).0.contains("reused"));
+
+    if let Some(python) = python_with(&["h5py"]) {
+        let script = "import h5py, sys; h = h5py.File(sys.argv[1]); print(h['train'].shape, h['label'][:5].tolist(), h['test_paths'][2].decode())";
+        let got = run_python(&python, &["-c", script, s(&out.join("gap_TinyConvNet.h5"))]);
+        assert_eq!(got.trim(), "(12, 8) [0, 0, 0, 0, 0] test/10.jpg");
+    }
+}
+
+#[test]
+fn several_models_write_one_file_each_and_splits_can_be_chosen() {
+    let (t, model) = scratch();
+    // a second backbone: the same graph under another name
+    let other = t.path().join("other.onnx");
+    std::fs::copy(&model, &other).unwrap();
+    let spec = std::fs::read_to_string(t.path().join("tiny_convnet.json")).unwrap().replace("TinyConvNet", "Other");
+    std::fs::write(t.path().join("other.json"), spec).unwrap();
+    let out = t.path().join("f");
+    let data = fixtures().join("tiny_data");
+    let o = imgclf(&[
+        "extract",
+        "--data",
+        s(&data),
+        "--model",
+        s(&model),
+        "--model",
+        s(&other),
+        "--out",
+        s(&out),
+        "--engine",
+        "tract",
+        "--splits",
+        "train,test",
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(out.join("gap_TinyConvNet.h5").is_file() && out.join("gap_Other.h5").is_file());
+    assert!(stdout.contains("train 12, test 3 rows"), "{stdout}");
+    assert!(!stdout.contains("validation"), "{stdout}");
+}
+
+#[test]
+fn bad_arguments_get_one_line_errors_naming_the_culprit() {
+    let (t, model) = scratch();
+    let data = fixtures().join("tiny_data");
+    let no_spec = t.path().join("nospec.onnx");
+    std::fs::copy(&model, &no_spec).unwrap();
+    let a_file = t.path().join("file.txt");
+    std::fs::write(&a_file, "x").unwrap();
+    let missing = t.path().join("missing");
+    let no_model = t.path().join("none.onnx");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--data", s(&missing), "--model", s(&model)], "--data"),
+        (vec!["--data", s(&data), "--model", s(&no_spec)], "nospec.json"),
+        (vec!["--data", s(&data), "--model", s(&model), "--splits", "holdout"], "unknown split `holdout`"),
+        (vec!["--data", s(&data), "--model", s(&model), "--out", s(&a_file)], "not a folder"),
+        (vec!["--data", s(&data), "--model", s(&model), "--engine", "gpu"], "expected auto, ort or tract"),
+        (vec!["--data", s(&data), "--model", s(&no_model)], "none.onnx: No such file"),
+    ];
+    for (args, expect) in cases {
+        let o = imgclf(&[&["extract"][..], &args].concat());
+        let (_, stderr) = text(&o);
+        assert!(!o.status.success(), "{args:?} should fail");
+        assert!(stderr.contains(expect), "{args:?}: expected `{expect}` in:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let (stdout, _) = text(&imgclf(&["extract", "--help"]));
+    for flag in ["--data", "--model", "--out", "--engine", "--batch", "--threads", "--splits", "--force"] {
+        assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
+    }
+}
