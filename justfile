@@ -1,0 +1,82 @@
+# imgclf: each stage is a recipe; `./just --list` shows them. `./just` provisions `just`.
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := justfile_directory() / ".venv"
+python := venv / "bin/python"
+shared := justfile_directory() / "../shared"
+# where `extract` writes its files (OUT=dir ./just extract ...)
+out := env("OUT", "features")
+
+# the Python the tests use for h5py and the reference pipeline
+export IMGCLF_PYTHON := python
+
+# Extract features: every split of DATA through each ONNX backbone, into OUT/gap_<Backbone>.h5
+extract DATA=(shared / "data/cats_dogs") +MODELS=(shared / "models/efficientnet_lite0.onnx"): setup build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export ORT_DYLIB_PATH="$({{just_executable()}} --justfile {{justfile()}} ort-lib)"
+    args=()
+    for m in {{MODELS}}; do args+=(--model "$m"); done
+    target/debug/imgclf extract --data {{DATA}} "${args[@]}" --out {{out}}
+
+# Build the imgclf binary (dependencies optimised, see Cargo.toml)
+build: system-deps
+    cargo build -p imgclf
+
+# The project virtualenv: ONNX Runtime for the ort engine, h5py/numpy/Pillow for tests
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -x "{{python}}" ] || python3 -m venv "{{venv}}"
+    stamp="{{venv}}/.requirements"
+    if ! cmp -s tools/requirements.txt "$stamp"; then
+        "{{python}}" -m pip install -q --disable-pip-version-check -r tools/requirements.txt
+        cp tools/requirements.txt "$stamp"
+    fi
+
+# Path of libonnxruntime in the project virtualenv
+ort-lib:
+    @ls {{venv}}/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1
+
+# System libraries the build links: libhdf5 (installed with apt when missing and allowed)
+system-deps:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if pkg-config --exists hdf5 2>/dev/null || [ -e /usr/lib/x86_64-linux-gnu/hdf5/serial/libhdf5.so ]; then exit 0; fi
+    sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    echo "installing libhdf5-dev with apt" >&2
+    $sudo apt-get update -q && $sudo apt-get install -y -q libhdf5-dev pkg-config
+
+# Every test (tests needing ../shared skip with a message when it is absent)
+test: setup system-deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    export ORT_DYLIB_PATH="$({{just_executable()}} --justfile {{justfile()}} ort-lib)"
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --no-fail-fast
+    else
+        cargo test --workspace --no-fail-fast
+    fi
+
+# Formatting, lints with warnings as errors, then every test (what .ci/run calls)
+ci: system-deps
+    cargo fmt --all -- --check
+    cargo clippy --all-targets -- -D warnings
+    {{just_executable()}} --justfile {{justfile()}} test
+
+# The tutorial's Keras backbones (ResNet50, InceptionV3, Xception; random weights) as ONNX in backbones/
+keras-backbones:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -x .venv-keras/bin/python ] || python3.11 -m venv .venv-keras
+    .venv-keras/bin/python -m pip install -q --disable-pip-version-check -r {{shared}}/tools/requirements-backbones.txt
+    .venv-keras/bin/python {{shared}}/tools/make_keras_backbones.py --out-dir backbones
+
+# Graph compatibility: each Keras backbone through both engines on a few photos, with images/s
+compat: build keras-backbones
+    tools/compat.sh backbones {{shared}}/data/cats_dogs
+
+# Regenerate fixtures/ (needs onnx; see tools/requirements-fixtures.txt)
+fixtures: setup
+    {{python}} -m pip install -q -r tools/requirements-fixtures.txt
+    {{python}} fixtures/make_fixtures.py
