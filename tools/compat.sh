@@ -4,15 +4,17 @@
 # largest relative difference between the two engines' feature vectors.
 #   tools/compat.sh backbones ../shared/data/cats_dogs
 set -euo pipefail
-models=${1:?models folder}; data=${2:?data root}
+models=${1:?models folder}; data=$(cd "${2:?data root}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 imgclf="$root/target/debug/imgclf"
 python="$root/.venv/bin/python"
 export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(ls "$root"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1)}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 for class in "$data"/train/*/; do
-    mkdir -p "$work/data/train/$(basename "$class")"
-    ls "$class" | head -8 | while read -r f; do ln -s "$class$f" "$work/data/train/$(basename "$class")/$f"; done
+    dest="$work/data/train/$(basename "$class")"
+    mkdir -p "$dest"
+    photos=("$class"*)
+    for f in "${photos[@]:0:8}"; do ln -s "$f" "$dest/"; done
 done
 printf '%-14s %-8s %-12s %s\n' model engine images/s result
 for model in "$models"/*.onnx; do
