@@ -88,15 +88,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 bar.set_prefix(format!("{backbone} ({engine})"));
             }
             Progress::Advance(n) => bar.inc(n as u64),
+            Progress::Skipped(s) => bar.suspend(|| eprintln!("warning: skipped {}", s.reason)),
         })
         .with_context(|| format!("--model {}", backbone.model.display()))?;
         bar.finish_and_clear();
         print_report(&report);
         reports.push(report);
     }
-    let skipped: usize = reports.iter().map(|r| r.skipped.len()).sum();
-    if skipped > 0 {
-        eprintln!("{skipped} unreadable image(s) were skipped; they have no row in the feature files");
+    let mut skipped: Vec<&str> = reports.iter().flat_map(|r| r.skipped.iter().map(|s| s.path.as_str())).collect();
+    skipped.sort();
+    skipped.dedup();
+    if !skipped.is_empty() {
+        eprintln!("{} unreadable image(s) skipped, with no row in the feature files:", skipped.len());
+        skipped.iter().for_each(|p| eprintln!("  {p}"));
     }
     Ok(())
 }
@@ -129,9 +133,6 @@ fn print_report(r: &ExtractReport) {
         images as f64 / r.seconds.max(1e-9),
         r.output.display(),
     );
-    for s in &r.skipped {
-        eprintln!("  skipped {}: {}", s.path, s.reason);
-    }
 }
 
 fn file_size_mb(path: &Path) -> f64 {

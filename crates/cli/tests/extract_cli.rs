@@ -41,8 +41,14 @@ fn extract_writes_the_file_reports_skips_and_reuses_it_next_time() {
     let (stdout, stderr) = text(&first);
     assert!(first.status.success(), "{stderr}");
     assert!(stdout.contains("TinyConvNet: train 12, validation 2, test 3 rows x 8 features with tract"), "{stdout}");
-    assert!(stderr.contains("skipped train/cats/broken.jpg: ") && stderr.contains("cannot decode"), "{stderr}");
-    assert!(stderr.contains("1 unreadable image(s) were skipped"), "{stderr}");
+    assert!(
+        stderr.contains("warning: skipped ") && stderr.contains("train/cats/broken.jpg: cannot decode"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 unreadable image(s) skipped, with no row in the feature files:\n  train/cats/broken.jpg"),
+        "{stderr}"
+    );
     assert!(out.join("gap_TinyConvNet.h5").is_file());
 
     let second = imgclf(&args);

@@ -53,6 +53,8 @@ pub enum Progress<'a> {
     Start { backbone: &'a str, engine: &'a str, images: usize },
     /// This many more images were handled (read or skipped).
     Advance(usize),
+    /// An image could not be read and gets no row.
+    Skipped(&'a Skipped),
 }
 
 /// An image that could not be used, and why.
@@ -121,7 +123,9 @@ pub fn extract(
         let mut blocks = Vec::new();
         let mut kept: Vec<&Sample> = Vec::new();
         for chunk in split.samples.chunks(options.batch.max(1)) {
+            let before = skipped.len();
             let (good, images) = decode_batch(spec, chunk, &mut skipped);
+            skipped[before..].iter().for_each(|s| progress(Progress::Skipped(s)));
             if !images.is_empty() {
                 let input = preprocess_batch(spec, &images);
                 let outputs = engine.run(input.view())?;
