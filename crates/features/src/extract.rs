@@ -142,7 +142,10 @@ pub fn extract(
             });
         }
         let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-        let features = ndarray::concatenate(Axis(0), &views).expect("blocks share the feature width");
+        let features = ndarray::concatenate(Axis(0), &views).map_err(|e| FeatureError::SpecMismatch {
+            model: backbone.model.clone(),
+            reason: format!("output `{}` changed width between batches ({e})", spec.feature_output()),
+        })?;
         splits.push(SplitFeatures {
             name: split.name.clone(),
             features,
