@@ -9,12 +9,13 @@ out := env("OUT", "features")
 
 # the Python the tests use for h5py and the reference pipeline
 export IMGCLF_PYTHON := python
+# imgclf finds ONNX Runtime's library in the active virtualenv: make that the project's
+export VIRTUAL_ENV := venv
 
 # Extract features: every split of DATA through each ONNX backbone, into OUT/gap_<Backbone>.h5
 extract DATA=(shared / "data/cats_dogs") +MODELS=(shared / "models/efficientnet_lite0.onnx"): setup build
     #!/usr/bin/env bash
     set -euo pipefail
-    export ORT_DYLIB_PATH="$({{just_executable()}} --justfile {{justfile()}} ort-lib)"
     args=()
     for m in {{MODELS}}; do args+=(--model "$m"); done
     target/debug/imgclf extract --data {{DATA}} "${args[@]}" --out {{out}}
@@ -34,10 +35,6 @@ setup:
         cp tools/requirements.txt "$stamp"
     fi
 
-# Path of libonnxruntime in the project virtualenv
-ort-lib:
-    @ls {{venv}}/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1
-
 # System libraries the build links: libhdf5 (installed with apt when missing and allowed)
 system-deps:
     #!/usr/bin/env bash
@@ -51,7 +48,6 @@ system-deps:
 test: setup system-deps
     #!/usr/bin/env bash
     set -euo pipefail
-    export ORT_DYLIB_PATH="$({{just_executable()}} --justfile {{justfile()}} ort-lib)"
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
     else

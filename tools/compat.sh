@@ -8,7 +8,7 @@ models=${1:?models folder}; data=$(cd "${2:?data root}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 imgclf="$root/target/debug/imgclf"
 python="$root/.venv/bin/python"
-export ORT_DYLIB_PATH=${ORT_DYLIB_PATH:-$(ls "$root"/.venv/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.* | head -1)}
+export VIRTUAL_ENV=${VIRTUAL_ENV:-$root/.venv}   # where imgclf finds ONNX Runtime
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 for class in "$data"/train/*/; do
     dest="$work/data/train/$(basename "$class")"

@@ -20,8 +20,6 @@ pub enum FeatureError {
     Io { path: PathBuf, error: std::io::Error },
     #[error("split `{split}`: none of its {total} images could be read (first: {first})")]
     NoImages { split: String, total: usize, first: String },
-    #[error("extraction stopped by the user")]
-    Interrupted,
     #[error(transparent)]
     Dataset(#[from] DatasetError),
 }

@@ -97,15 +97,14 @@ pub fn extract(
     let output = out_dir.join(FeatureSet::file_name(&spec.name));
     let fingerprint = fingerprint(dataset, backbone)?;
     if !options.force
-        && let Ok(cached) = FeatureSet::read_fingerprint(&output)
-        && cached == fingerprint
+        && let Ok(cached) = FeatureSet::read_header(&output)
+        && cached.fingerprint == fingerprint
     {
-        let set = FeatureSet::read(&output)?;
         return Ok(ExtractReport {
             backbone: spec.name.clone(),
-            rows: set.splits.iter().map(|s| (s.name.clone(), s.features.nrows())).collect(),
-            dim: set.dim(),
-            engine: set.engine,
+            rows: cached.rows,
+            dim: cached.dim,
+            engine: cached.engine,
             output,
             reused: true,
             fallback_reason: None,

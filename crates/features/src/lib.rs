@@ -16,7 +16,7 @@ pub use extract::{
 };
 pub use pool::global_average_pool;
 pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};
-pub use store::{FORMAT, FeatureSet, SplitFeatures};
+pub use store::{FORMAT, FeatureHeader, FeatureSet, SplitFeatures};
 
 /// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs.
 pub mod prelude {

@@ -142,14 +142,14 @@ impl ModelSpec {
             ColorOrder::Bgr => [2, 1, 0],
         };
         let Normalize { mean, std } = self.normalize;
-        let plane = (w * h) as usize;
+        // where pixel i, channel c lands: planes (NCHW) or interleaved (NHWC)
+        let (pixel_stride, channel_stride) = match self.layout {
+            Layout::Nchw => (1, (w * h) as usize),
+            Layout::Nhwc => (3, 1),
+        };
         for (i, px) in image.pixels().enumerate() {
             for (c, &src) in order.iter().enumerate() {
-                let v = (f32::from(px[src]) - mean[c]) / std[c];
-                match self.layout {
-                    Layout::Nchw => slot[c * plane + i] = v,
-                    Layout::Nhwc => slot[i * 3 + c] = v,
-                }
+                slot[i * pixel_stride + c * channel_stride] = (f32::from(px[src]) - mean[c]) / std[c];
             }
         }
     }

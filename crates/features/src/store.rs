@@ -23,6 +23,17 @@ pub struct SplitFeatures {
     pub paths: Vec<String>,
 }
 
+/// The part of a feature file that says whether it is still valid, and what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeatureHeader {
+    pub fingerprint: String,
+    pub engine: String,
+    /// Rows per split, in file order.
+    pub rows: Vec<(String, usize)>,
+    /// Feature width `D`.
+    pub dim: usize,
+}
+
 /// Everything in one feature file: the rows of each split and what produced them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSet {
@@ -160,9 +171,24 @@ impl FeatureSet {
         })
     }
 
-    /// The fingerprint stored in a feature file, read without loading its rows.
-    pub fn read_fingerprint(path: &Path) -> Result<String, FeatureError> {
-        text_attr(&open(path)?, "fingerprint", path)
+    /// What a cache check needs (fingerprint, engine, rows per split, width), read from the
+    /// attributes and dataset shapes without loading any rows.
+    pub fn read_header(path: &Path) -> Result<FeatureHeader, FeatureError> {
+        let file = open(path)?;
+        let members = file.member_names().map_err(FeatureError::file(path))?;
+        let mut rows = Vec::new();
+        let mut dim = 0;
+        for name in imgclf_dataset::SPLIT_NAMES.into_iter().filter(|n| members.iter().any(|m| m == n)) {
+            let shape = file.dataset(name).map_err(FeatureError::file(path))?.shape();
+            rows.push((name.to_string(), shape.first().copied().unwrap_or(0)));
+            dim = shape.get(1).copied().unwrap_or(0);
+        }
+        Ok(FeatureHeader {
+            fingerprint: text_attr(&file, "fingerprint", path)?,
+            engine: text_attr(&file, "engine", path)?,
+            rows,
+            dim,
+        })
     }
 }
 
@@ -259,7 +285,9 @@ mod tests {
         let set = sample_set();
         set.write(&p).unwrap();
         assert_eq!(FeatureSet::read(&p).unwrap(), set);
-        assert_eq!(FeatureSet::read_fingerprint(&p).unwrap(), "f00d");
+        let header = FeatureSet::read_header(&p).unwrap();
+        assert_eq!(header.fingerprint, "f00d");
+        assert_eq!((header.rows, header.dim), (vec![("train".into(), 3), ("test".into(), 1)], 4));
         // nothing but the final file is left in the folder
         let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["gap_Net.h5"]);
@@ -289,7 +317,7 @@ mod tests {
 
         let other = t.path().join("other.h5");
         hdf5::File::create(&other).unwrap();
-        let e = FeatureSet::read_fingerprint(&other).unwrap_err().to_string();
+        let e = FeatureSet::read_header(&other).unwrap_err().to_string();
         assert!(e.contains("not an imgclf feature file"), "{e}");
     }
 }

@@ -17,11 +17,11 @@ const PER_CLASS: usize = 6;
 fn subset(shared: &Path) -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let root = t.path().join("cats_dogs");
+    let src = Dataset::open(shared.join("data/cats_dogs")).unwrap();
     for (split, n) in [("train", PER_CLASS), ("validation", PER_CLASS / 2)] {
         for class in ["cats", "dogs"] {
             let dir = root.join(split).join(class);
             std::fs::create_dir_all(&dir).unwrap();
-            let src = Dataset::open(shared.join("data/cats_dogs")).unwrap();
             let photos = src.split(split).unwrap().samples.iter().filter(|s| s.rel.contains(class)).take(n);
             for s in photos {
                 std::os::unix::fs::symlink(&s.path, dir.join(s.path.file_name().unwrap())).unwrap();
