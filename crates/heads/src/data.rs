@@ -1,0 +1,154 @@
+//! Feature files joined column-wise into one matrix per split, rows aligned by image path.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use imgclf_features::{FeatureSet, SplitFeatures};
+use ndarray::{Array2, Axis, s};
+use serde::{Deserialize, Serialize};
+
+use crate::HeadError;
+
+/// One backbone's block of columns in the joined matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub file: PathBuf,
+    pub backbone: String,
+    pub model_sha256: String,
+    pub dim: usize,
+}
+
+/// One split's rows: every source's features side by side, with labels and image paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SplitData {
+    pub name: String,
+    /// `(rows, Σ dims)`.
+    pub x: Array2<f32>,
+    /// Class id per row, for labelled splits.
+    pub labels: Option<Vec<usize>>,
+    /// Image path relative to the data root, per row.
+    pub paths: Vec<String>,
+}
+
+/// The input of a head: one or more feature files of the same dataset, concatenated the way
+/// the tutorial does with `np.concatenate(..., axis=1)`, but aligned by path, not position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadInputs {
+    pub classes: Vec<String>,
+    pub sources: Vec<Source>,
+    pub splits: Vec<SplitData>,
+}
+
+impl HeadInputs {
+    /// Reads and joins feature files; the first file's row order is kept.
+    pub fn load(files: &[PathBuf]) -> Result<HeadInputs, HeadError> {
+        let sets =
+            files.iter().map(|f| Ok((f.clone(), FeatureSet::read(f)?))).collect::<Result<Vec<_>, HeadError>>()?;
+        HeadInputs::join(sets)
+    }
+
+    /// Joins feature sets (each with the file it came from, for messages). Sets from other
+    /// datasets, class lists or splits are refused naming both files.
+    pub fn join(sets: Vec<(PathBuf, FeatureSet)>) -> Result<HeadInputs, HeadError> {
+        let Some((first_file, first)) = sets.first() else {
+            return Err(HeadError::Config("no feature files given".into()));
+        };
+        let mismatch = |other: &Path, reason: String| HeadError::Mismatch {
+            a: first_file.clone(),
+            b: other.to_path_buf(),
+            reason,
+        };
+        let mut sources = Vec::new();
+        for (file, set) in &sets {
+            if set.classes != first.classes {
+                return Err(mismatch(file, format!("class lists differ ({:?} vs {:?})", first.classes, set.classes)));
+            }
+            let names = |s: &FeatureSet| s.splits.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
+            if names(set) != names(first) {
+                return Err(mismatch(file, format!("splits differ ({:?} vs {:?})", names(first), names(set))));
+            }
+            if let Some(dup) = sources.iter().find(|s: &&Source| s.model_sha256 == set.model_sha256) {
+                return Err(HeadError::Mismatch {
+                    a: dup.file.clone(),
+                    b: file.clone(),
+                    reason: format!("both hold features of the same model ({})", set.backbone),
+                });
+            }
+            sources.push(Source {
+                file: file.clone(),
+                backbone: set.backbone.clone(),
+                model_sha256: set.model_sha256.clone(),
+                dim: set.dim(),
+            });
+        }
+        let width: usize = sources.iter().map(|s| s.dim).sum();
+        let mut splits = Vec::new();
+        for reference in &first.splits {
+            let labels =
+                reference.labels.as_ref().map(|l| class_ids(l, first.classes.len(), first_file, &reference.name));
+            let labels = labels.transpose()?;
+            let mut x = Array2::<f32>::zeros((reference.paths.len(), width));
+            let mut col = 0;
+            for (file, set) in &sets {
+                let split = set.split(&reference.name).expect("split names checked above");
+                let order = align(reference, split).map_err(|reason| mismatch(file, reason))?;
+                let block = split.features.select(Axis(0), &order);
+                x.slice_mut(s![.., col..col + block.ncols()]).assign(&block);
+                col += block.ncols();
+                if let (Some(a), Some(b)) = (&reference.labels, &split.labels)
+                    && order.iter().enumerate().any(|(i, &j)| a[i] != b[j])
+                {
+                    return Err(mismatch(
+                        file,
+                        format!("labels of split `{}` differ for the same images", reference.name),
+                    ));
+                }
+            }
+            splits.push(SplitData { name: reference.name.clone(), x, labels, paths: reference.paths.clone() });
+        }
+        Ok(HeadInputs { classes: first.classes.clone(), sources, splits })
+    }
+
+    pub fn split(&self, name: &str) -> Option<&SplitData> {
+        self.splits.iter().find(|s| s.name == name)
+    }
+
+    /// Width of the joined feature vector.
+    pub fn dim(&self) -> usize {
+        self.sources.iter().map(|s| s.dim).sum()
+    }
+}
+
+/// For each row of `reference`, the row of `other` with the same image path.
+fn align(reference: &SplitFeatures, other: &SplitFeatures) -> Result<Vec<usize>, String> {
+    let split = &reference.name;
+    if reference.paths.len() != other.paths.len() {
+        return Err(format!(
+            "split `{split}` has {} rows in the first and {} in the second (different datasets?)",
+            reference.paths.len(),
+            other.paths.len()
+        ));
+    }
+    let index: HashMap<&str, usize> = other.paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
+    reference
+        .paths
+        .iter()
+        .map(|p| {
+            index.get(p.as_str()).copied().ok_or_else(|| {
+                format!("image `{p}` of split `{split}` is in the first file only (different datasets?)")
+            })
+        })
+        .collect()
+}
+
+fn class_ids(labels: &[i64], classes: usize, file: &Path, split: &str) -> Result<Vec<usize>, HeadError> {
+    labels
+        .iter()
+        .map(|&l| {
+            usize::try_from(l).ok().filter(|&c| c < classes).ok_or_else(|| HeadError::Input {
+                path: file.to_path_buf(),
+                reason: format!("split `{split}` has label {l}, outside the {classes} classes"),
+            })
+        })
+        .collect()
+}

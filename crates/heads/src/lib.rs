@@ -1,0 +1,40 @@
+//! Dense classifier heads on cached backbone features: the second half of the tutorial's
+//! recipe. Join `gap_<Backbone>.h5` files by image path ([`HeadInputs`]), train a
+//! [`Head`] with Keras' optimizers ([`train`]), score it ([`evaluate`]), write Kaggle CSVs
+//! ([`prediction_csv`]) and keep everything in a run folder others can read ([`Run`]).
+
+mod data;
+mod error;
+#[cfg(test)]
+mod gradcheck;
+mod head;
+mod layers;
+mod loss;
+mod metrics;
+mod optim;
+mod plot;
+mod rng;
+mod run;
+mod submission;
+mod train;
+
+pub use data::{HeadInputs, Source, SplitData};
+pub use error::HeadError;
+pub use head::{Architecture, BatchGrads, Head, HeadConfig, Standardizer};
+pub use layers::{Dense, Dropout, relu, relu_backward};
+pub use loss::Loss;
+pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
+pub use optim::{Optimizer, OptimizerConfig, Rule};
+pub use plot::{confusion_png, curves_png};
+pub use rng::Rng;
+pub use run::{RUN_FORMAT, Run, RunInfo};
+pub use submission::{CsvStyle, prediction_csv};
+pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Validation, argmax, train};
+
+/// `use imgclf_heads::prelude::*` brings what a training script needs.
+pub mod prelude {
+    pub use crate::{
+        Architecture, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, OptimizerConfig, Run,
+        TrainConfig, TrainEvent, evaluate, prediction_csv, train,
+    };
+}

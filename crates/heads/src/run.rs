@@ -1,0 +1,246 @@
+//! The run folder `train-head` writes and `evaluate` / `predict` read:
+//! `weights.safetensors`, `run.json`, `history.csv`, `curves.png`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use ndarray::{Array1, Array2};
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::HeadError;
+use crate::data::{HeadInputs, Source};
+use crate::head::{Head, Standardizer};
+use crate::layers::Dense;
+use crate::loss::Loss;
+use crate::plot::curves_png;
+use crate::train::{EpochStats, TrainConfig, Trained, Validation};
+
+/// Format tag of `run.json`; a reader refuses other ones.
+pub const RUN_FORMAT: &str = "imgclf-run/1";
+
+/// `run.json`: what was trained on what, and how it went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub format: String,
+    pub created_by: String,
+    pub config: TrainConfig,
+    pub classes: Vec<String>,
+    /// The feature files, in column order, with the model each came from.
+    pub sources: Vec<Source>,
+    pub loss: Loss,
+    pub validation: Validation,
+    /// The epoch whose weights were kept (1-based) and its numbers.
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub metrics: EpochStats,
+}
+
+/// A saved head with its description.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub dir: PathBuf,
+    pub info: RunInfo,
+    pub head: Head,
+}
+
+impl Run {
+    /// Describes a finished training.
+    pub fn new(dir: &Path, inputs: &HeadInputs, config: &TrainConfig, trained: Trained) -> Run {
+        let metrics = trained.history[trained.best_epoch - 1].clone();
+        let info = RunInfo {
+            format: RUN_FORMAT.into(),
+            created_by: format!("imgclf-heads {}", env!("CARGO_PKG_VERSION")),
+            config: config.clone(),
+            classes: inputs.classes.clone(),
+            sources: inputs.sources.clone(),
+            loss: trained.head.loss,
+            validation: trained.validation,
+            best_epoch: trained.best_epoch,
+            epochs_run: trained.history.len(),
+            metrics,
+        };
+        Run { dir: dir.to_path_buf(), info, head: trained.head }
+    }
+
+    /// Writes the folder: everything goes to a hidden sibling first and is renamed into place,
+    /// so an interrupted run never leaves a half-written folder. An existing folder is
+    /// replaced only with `overwrite`.
+    pub fn save(&self, history: &[EpochStats], overwrite: bool) -> Result<(), HeadError> {
+        let dir = &self.dir;
+        if dir.exists() && !overwrite {
+            return Err(HeadError::run(dir, "already exists; choose another --out or pass --force to replace it"));
+        }
+        let name = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+        let staging = dir.with_file_name(format!(".{name}.partial-{}", std::process::id()));
+        if let Some(parent) = staging.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(HeadError::io(parent))?;
+        }
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir(&staging).map_err(HeadError::io(&staging))?;
+        let written = self.write_files(&staging, history);
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(HeadError::io(dir))?;
+        }
+        std::fs::rename(&staging, dir).map_err(HeadError::io(dir))
+    }
+
+    fn write_files(&self, dir: &Path, history: &[EpochStats]) -> Result<(), HeadError> {
+        let json = serde_json::to_string_pretty(&self.info).expect("run info serialises");
+        write(&dir.join("run.json"), json.as_bytes())?;
+        write(&dir.join("weights.safetensors"), &weights_bytes(&self.head, &self.info))?;
+        write(&dir.join("history.csv"), history_csv(history).as_bytes())?;
+        curves_png(history, &dir.join("curves.png"))
+    }
+
+    /// Reads a run folder written by [`Run::save`].
+    pub fn load(dir: &Path) -> Result<Run, HeadError> {
+        let json_path = dir.join("run.json");
+        let text = std::fs::read_to_string(&json_path).map_err(|e| {
+            HeadError::run(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf train-head`?"))
+        })?;
+        let info: RunInfo = serde_json::from_str(&text).map_err(|e| HeadError::run(&json_path, e))?;
+        if info.format != RUN_FORMAT {
+            return Err(HeadError::run(
+                &json_path,
+                format!("format `{}`, this imgclf reads `{RUN_FORMAT}`", info.format),
+            ));
+        }
+        let weights_path = dir.join("weights.safetensors");
+        let bytes = std::fs::read(&weights_path).map_err(HeadError::io(&weights_path))?;
+        let head = head_from_bytes(&bytes, &info).map_err(|reason| HeadError::run(&weights_path, reason))?;
+        Ok(Run { dir: dir.to_path_buf(), info, head })
+    }
+
+    /// Refuses features other than the ones the head was trained on (other classes, models
+    /// or widths), naming the file.
+    pub fn check_inputs(&self, inputs: &HeadInputs) -> Result<(), HeadError> {
+        let file = |i: usize| inputs.sources.get(i).map_or_else(PathBuf::new, |s| s.file.clone());
+        if inputs.classes != self.info.classes {
+            return Err(HeadError::Input {
+                path: file(0),
+                reason: format!(
+                    "classes {:?}, but run {} was trained on {:?}",
+                    inputs.classes,
+                    self.dir.display(),
+                    self.info.classes
+                ),
+            });
+        }
+        let describe =
+            |s: &[Source]| s.iter().map(|s| format!("{} ({} wide)", s.backbone, s.dim)).collect::<Vec<_>>().join(" + ");
+        let same = inputs.sources.len() == self.info.sources.len()
+            && inputs
+                .sources
+                .iter()
+                .zip(&self.info.sources)
+                .all(|(a, b)| a.model_sha256 == b.model_sha256 && a.dim == b.dim);
+        if !same {
+            return Err(HeadError::Input {
+                path: file(0),
+                reason: format!(
+                    "features of {}, but run {} was trained on {} (same files, same order)",
+                    describe(&inputs.sources),
+                    self.dir.display(),
+                    describe(&self.info.sources)
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), HeadError> {
+    std::fs::write(path, bytes).map_err(HeadError::io(path))
+}
+
+/// `epoch,loss,acc,val_loss,val_acc,seconds`; validation cells are empty without validation.
+pub(crate) fn history_csv(history: &[EpochStats]) -> String {
+    let mut out = String::from("epoch,loss,acc,val_loss,val_acc,seconds\n");
+    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
+    for h in history {
+        out += &format!(
+            "{},{:.6},{:.6},{},{},{:.3}\n",
+            h.epoch,
+            h.loss,
+            h.acc,
+            opt(h.val_loss),
+            opt(h.val_acc),
+            h.seconds
+        );
+    }
+    out
+}
+
+/// The head's tensors (names such as `output.kernel`, kernels `(inputs, outputs)` as in
+/// Keras), with the format and loss in the safetensors metadata.
+fn weights_bytes(head: &Head, info: &RunInfo) -> Vec<u8> {
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut add = |name: &str, shape: Vec<usize>, values: &[f32]| {
+        tensors.push((name.into(), shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
+    };
+    for (name, dense) in [("hidden", head.hidden.as_ref()), ("output", Some(&head.output))] {
+        if let Some(d) = dense {
+            add(&format!("{name}.kernel"), d.kernel.shape().to_vec(), &d.kernel.iter().copied().collect::<Vec<_>>());
+            add(&format!("{name}.bias"), vec![d.bias.len()], &d.bias.to_vec());
+        }
+    }
+    if let Some(s) = &head.standardizer {
+        add("standardizer.mean", vec![s.mean.len()], &s.mean.to_vec());
+        add("standardizer.scale", vec![s.scale.len()], &s.scale.to_vec());
+    }
+    let views = tensors.iter().map(|(n, shape, data)| {
+        (n.clone(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
+    });
+    let meta = HashMap::from([
+        ("format".to_string(), RUN_FORMAT.to_string()),
+        ("classes".to_string(), serde_json::to_string(&info.classes).expect("strings serialise")),
+    ]);
+    safetensors::serialize(views, Some(meta)).expect("tensors serialise")
+}
+
+fn head_from_bytes(bytes: &[u8], info: &RunInfo) -> Result<Head, String> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+    let get = |name: &str| -> Result<(Vec<usize>, Vec<f32>), String> {
+        let t = st.tensor(name).map_err(|_| format!("tensor `{name}` is missing"))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(format!("tensor `{name}` is {:?}, expected F32", t.dtype()));
+        }
+        let values = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        Ok((t.shape().to_vec(), values))
+    };
+    let dense = |name: &str| -> Result<Dense, String> {
+        let (shape, k) = get(&format!("{name}.kernel"))?;
+        let (_, b) = get(&format!("{name}.bias"))?;
+        let [rows, cols] = shape[..] else { return Err(format!("`{name}.kernel` is not 2-D")) };
+        if b.len() != cols {
+            return Err(format!("`{name}.bias` has {} values for {cols} outputs", b.len()));
+        }
+        Ok(Dense { kernel: Array2::from_shape_vec((rows, cols), k).expect("shape checked"), bias: Array1::from(b) })
+    };
+    let hidden = match info.config.head.architecture {
+        crate::Architecture::Mlp { .. } => Some(dense("hidden")?),
+        crate::Architecture::Logistic => None,
+    };
+    let output = dense("output")?;
+    let standardizer = if info.config.standardize {
+        let (_, mean) = get("standardizer.mean")?;
+        let (_, scale) = get("standardizer.scale")?;
+        Some(Standardizer { mean: Array1::from(mean), scale: Array1::from(scale) })
+    } else {
+        None
+    };
+    let head = Head { config: info.config.head, loss: info.loss, standardizer, hidden, output };
+    let width: usize = info.sources.iter().map(|s| s.dim).sum();
+    if head.inputs() != width || head.output.bias.len() != info.loss.outputs(info.classes.len()) {
+        return Err(format!("tensor shapes do not fit run.json ({width} inputs, {} classes)", info.classes.len()));
+    }
+    if head.standardizer.as_ref().is_some_and(|s| s.mean.len() != width || s.scale.len() != width) {
+        return Err(format!("standardizer tensors are not {width} wide"));
+    }
+    Ok(head)
+}

@@ -1,0 +1,266 @@
+//! Heads on real HDF5 feature files written to a scratch folder: alignment and refusals,
+//! learning, determinism, early stopping, class weights and run folders.
+
+use std::path::{Path, PathBuf};
+
+use imgclf_features::{FeatureSet, SplitFeatures};
+use imgclf_heads::prelude::*;
+use imgclf_heads::{Rng, Validation};
+use ndarray::Array2;
+
+/// Two Gaussian blobs per class centre, `dim` wide; column 0 carries a tag of the image path
+/// so that tests can see which image a row came from.
+fn feature_set(backbone: &str, classes: &[&str], dim: usize, splits: &[(&str, usize)], order_seed: u64) -> FeatureSet {
+    let mut rng = Rng::new(order_seed ^ 77);
+    let splits = splits
+        .iter()
+        .map(|&(name, rows)| {
+            let mut items: Vec<(String, usize)> = (0..rows)
+                .map(|i| (format!("{name}/{}/img{i}.jpg", classes[i % classes.len()]), i % classes.len()))
+                .collect();
+            Rng::new(order_seed).shuffle(&mut items);
+            let features = Array2::from_shape_fn((rows, dim), |(r, c)| {
+                let (path, label) = &items[r];
+                if c == 0 {
+                    tag(path)
+                } else {
+                    let centre = if c % classes.len() == *label { 1.5 } else { 0.0 };
+                    centre + (rng.next_f32() - 0.5) * 2.0
+                }
+            });
+            SplitFeatures {
+                name: name.into(),
+                features,
+                labels: Some(items.iter().map(|(_, l)| *l as i64).collect()),
+                paths: items.into_iter().map(|(p, _)| p).collect(),
+            }
+        })
+        .collect();
+    FeatureSet {
+        backbone: backbone.into(),
+        classes: classes.iter().map(|c| c.to_string()).collect(),
+        splits,
+        model_sha256: format!("sha-of-{backbone}"),
+        input_size: [8, 8],
+        engine: "test".into(),
+        fingerprint: "fp".into(),
+        spec: "{}".into(),
+    }
+}
+
+fn tag(path: &str) -> f32 {
+    path.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32)) as f32 / u32::MAX as f32
+}
+
+fn write(dir: &Path, set: &FeatureSet) -> PathBuf {
+    let path = dir.join(FeatureSet::file_name(&set.backbone));
+    set.write(&path).unwrap();
+    path
+}
+
+fn config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        head: HeadConfig { architecture: Architecture::Logistic, dropout: 0.2, l2: 0.0 },
+        optimizer: OptimizerConfig { learning_rate: 0.01, ..OptimizerConfig::keras_default("adam").unwrap() },
+        epochs,
+        batch_size: 16,
+        seed: 3,
+        standardize: false,
+        val_split: None,
+        patience: None,
+        class_weight: ClassWeight::None,
+    }
+}
+
+const SPLITS: &[(&str, usize)] = &[("train", 120), ("validation", 40)];
+
+#[test]
+fn files_are_joined_by_image_path_not_by_row_position() {
+    let t = tempfile::tempdir().unwrap();
+    let a = write(t.path(), &feature_set("A", &["cat", "dog"], 3, SPLITS, 1));
+    let b = write(t.path(), &feature_set("B", &["cat", "dog"], 5, SPLITS, 2)); // other row order
+    let inputs = HeadInputs::load(&[a.clone(), b]).unwrap();
+    assert_eq!(inputs.dim(), 8);
+    assert_eq!(inputs.sources.iter().map(|s| s.backbone.as_str()).collect::<Vec<_>>(), ["A", "B"]);
+    for split in &inputs.splits {
+        let original = FeatureSet::read(&a).unwrap();
+        assert_eq!(split.paths, original.split(&split.name).unwrap().paths, "the first file's order is kept");
+        for (r, path) in split.paths.iter().enumerate() {
+            assert_eq!(split.x[[r, 0]], tag(path), "A's columns belong to {path}");
+            assert_eq!(split.x[[r, 3]], tag(path), "B's columns were moved to {path}'s row");
+            assert_eq!(split.labels.as_ref().unwrap()[r], usize::from(path.contains("/dog/")));
+        }
+    }
+}
+
+#[test]
+fn files_of_other_datasets_classes_splits_or_the_same_model_are_refused_naming_both() {
+    let t = tempfile::tempdir().unwrap();
+    let a = write(t.path(), &feature_set("A", &["cat", "dog"], 3, SPLITS, 1));
+    let cases = [
+        (feature_set("B", &["cat", "fox"], 3, SPLITS, 1), "class lists differ"),
+        (feature_set("B", &["cat", "dog"], 3, &[("train", 120)], 1), "splits differ"),
+        (feature_set("B", &["cat", "dog"], 3, &[("train", 120), ("validation", 38)], 1), "different datasets"),
+        (feature_set("A", &["cat", "dog"], 3, SPLITS, 2), "same model"),
+    ];
+    for (i, (mut set, expected)) in cases.into_iter().enumerate() {
+        if expected == "different datasets" && i == 2 {
+            // Same row count, one path renamed: still another dataset.
+            set = feature_set("B", &["cat", "dog"], 3, SPLITS, 1);
+            set.splits[1].paths[0] = "validation/cat/elsewhere.jpg".into();
+        }
+        let sub = t.path().join(format!("case{i}"));
+        std::fs::create_dir(&sub).unwrap();
+        let b = write(&sub, &set);
+        let err = HeadInputs::load(&[a.clone(), b.clone()]).unwrap_err().to_string();
+        assert!(err.contains(expected), "case {i}: {err}");
+        assert!(err.contains(&*a.to_string_lossy()) && err.contains(&*b.to_string_lossy()), "names both files: {err}");
+    }
+}
+
+#[test]
+fn learns_separable_classes_and_the_same_seed_gives_the_same_weights() {
+    let t = tempfile::tempdir().unwrap();
+    let file = write(t.path(), &feature_set("A", &["a", "b", "c"], 12, SPLITS, 1));
+    let inputs = HeadInputs::load(&[file]).unwrap();
+    for architecture in [Architecture::Logistic, Architecture::Mlp { hidden: 16 }] {
+        let mut cfg = config(30);
+        cfg.head.architecture = architecture;
+        let first = train(&inputs, &cfg, &mut |_| {}).unwrap();
+        let last = first.history.last().unwrap();
+        assert!(last.val_acc.unwrap() > 0.9, "{architecture:?}: {last:?}");
+        assert!(last.loss < first.history[0].loss / 2.0, "the loss falls: {:?}", first.history);
+        let again = train(&inputs, &cfg, &mut |_| {}).unwrap();
+        assert_eq!(first.head, again.head, "same seed, same weights");
+        assert_eq!(
+            first.history.iter().map(|h| (h.loss, h.val_loss)).collect::<Vec<_>>(),
+            again.history.iter().map(|h| (h.loss, h.val_loss)).collect::<Vec<_>>()
+        );
+        let other = train(&inputs, &TrainConfig { seed: 4, ..cfg.clone() }, &mut |_| {}).unwrap();
+        assert_ne!(first.head, other.head, "another seed, other weights");
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_epoch_with_the_lowest_validation_loss() {
+    let t = tempfile::tempdir().unwrap();
+    // Few, noisy rows and a large learning rate: validation loss turns up early.
+    let file = write(t.path(), &feature_set("A", &["a", "b"], 40, &[("train", 24), ("validation", 60)], 5));
+    let inputs = HeadInputs::load(&[file]).unwrap();
+    let mut cfg = config(200);
+    cfg.head = HeadConfig { architecture: Architecture::Mlp { hidden: 64 }, dropout: 0.0, l2: 0.0 };
+    cfg.optimizer.learning_rate = 0.05;
+    cfg.patience = Some(3);
+    let mut stopped = None;
+    let trained = train(&inputs, &cfg, &mut |e| {
+        if let TrainEvent::Stopped { epoch, best_epoch } = e {
+            stopped = Some((epoch, best_epoch));
+        }
+    })
+    .unwrap();
+    let (epoch, best) = stopped.expect("stops before 200 epochs");
+    assert_eq!(epoch, best + 3);
+    assert_eq!(trained.history.len(), epoch);
+    assert_eq!(trained.best_epoch, best);
+    let losses: Vec<f64> = trained.history.iter().map(|h| h.val_loss.unwrap()).collect();
+    let min = losses.iter().cloned().fold(f64::MAX, f64::min);
+    assert_eq!(losses[best - 1], min);
+    // The kept weights are those of the best epoch: scoring them again gives its val_loss.
+    let val = inputs.split("validation").unwrap();
+    let probs = trained.head.predict(val.x.view());
+    let e = evaluate(&inputs.classes, probs.view(), val.labels.as_ref().unwrap(), &val.paths, 0);
+    assert!((e.log_loss - min).abs() < 1e-4, "{} vs {min}", e.log_loss);
+}
+
+#[test]
+fn val_split_holds_out_a_stratified_share_and_conflicts_with_a_validation_split() {
+    let t = tempfile::tempdir().unwrap();
+    let only_train = write(t.path(), &feature_set("A", &["a", "b"], 6, &[("train", 100)], 1));
+    let inputs = HeadInputs::load(&[only_train]).unwrap();
+    let cfg = TrainConfig { val_split: Some(0.2), ..config(2) };
+    let trained = train(&inputs, &cfg, &mut |_| {}).unwrap();
+    assert_eq!(trained.validation, Validation::Holdout { fraction: 0.2, rows: 20 });
+    assert!(trained.history.iter().all(|h| h.val_loss.is_some()));
+
+    let sub = t.path().join("with_validation");
+    std::fs::create_dir(&sub).unwrap();
+    let both = HeadInputs::load(&[write(&sub, &feature_set("A", &["a", "b"], 6, SPLITS, 1))]).unwrap();
+    let err = train(&both, &cfg, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("--val-split") && err.contains("validation"), "{err}");
+    let err = train(&inputs, &TrainConfig { patience: Some(2), ..config(2) }, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("early stopping"), "{err}");
+}
+
+#[test]
+fn balanced_class_weights_raise_the_recall_of_a_rare_class() {
+    let t = tempfile::tempdir().unwrap();
+    // 1 row in 10 of class `rare`, weak signal: unweighted, the head mostly says `common`.
+    let mut set = feature_set("A", &["common", "rare"], 4, &[("train", 400), ("validation", 400)], 9);
+    let mut rng = Rng::new(10);
+    for split in &mut set.splits {
+        let labels: Vec<i64> = (0..split.paths.len()).map(|i| i64::from(i % 10 == 0)).collect();
+        split.features.mapv_inplace(|_| 2.0 * rng.next_f32() - 1.0);
+        for (r, &l) in labels.iter().enumerate() {
+            split.features.row_mut(r).mapv_inplace(|v| v + 0.5 * l as f32);
+        }
+        split.labels = Some(labels);
+    }
+    let inputs = HeadInputs::load(&[write(t.path(), &set)]).unwrap();
+    let recall = |weights: ClassWeight| {
+        let trained = train(&inputs, &TrainConfig { class_weight: weights, ..config(20) }, &mut |_| {}).unwrap();
+        let val = inputs.split("validation").unwrap();
+        let probs = trained.head.predict(val.x.view());
+        evaluate(&inputs.classes, probs.view(), val.labels.as_ref().unwrap(), &val.paths, 0).classes[1].recall
+    };
+    let (plain, balanced) = (recall(ClassWeight::None), recall(ClassWeight::Balanced));
+    assert!(balanced > plain + 0.2, "rare-class recall {plain} unweighted, {balanced} balanced");
+}
+
+#[test]
+fn a_saved_run_loads_and_predicts_exactly_the_same() {
+    let t = tempfile::tempdir().unwrap();
+    let file = write(t.path(), &feature_set("A", &["a", "b", "c"], 10, SPLITS, 1));
+    let inputs = HeadInputs::load(&[file]).unwrap();
+    let cfg = TrainConfig {
+        head: HeadConfig { architecture: Architecture::Mlp { hidden: 8 }, dropout: 0.3, l2: 1e-3 },
+        standardize: true,
+        ..config(3)
+    };
+    let trained = train(&inputs, &cfg, &mut |_| {}).unwrap();
+    let history = trained.history.clone();
+    let dir = t.path().join("runs/exp1");
+    let run = Run::new(&dir, &inputs, &cfg, trained);
+    run.save(&history, false).unwrap();
+    for f in ["weights.safetensors", "run.json", "history.csv", "curves.png"] {
+        assert!(dir.join(f).is_file(), "{f}");
+    }
+    let csv = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+    assert_eq!(csv.lines().next(), Some("epoch,loss,acc,val_loss,val_acc,seconds"));
+    assert_eq!(csv.lines().count(), 4);
+    let curves = image::open(dir.join("curves.png")).unwrap();
+    assert!(curves.width() >= 800 && curves.height() >= 400);
+
+    let loaded = Run::load(&dir).unwrap();
+    assert_eq!(loaded.info, run.info);
+    assert_eq!(loaded.head, run.head);
+    loaded.check_inputs(&inputs).unwrap();
+    let x = inputs.split("validation").unwrap().x.view();
+    assert_eq!(loaded.head.predict(x), run.head.predict(x));
+
+    let err = run.save(&history, false).unwrap_err().to_string();
+    assert!(err.contains("already exists"), "{err}");
+    run.save(&history, true).unwrap();
+    assert!(
+        !std::fs::read_dir(dir.parent().unwrap()).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .contains("partial"))
+    );
+
+    let sub = t.path().join("other");
+    std::fs::create_dir(&sub).unwrap();
+    let other = HeadInputs::load(&[write(&sub, &feature_set("B", &["a", "b", "c"], 10, SPLITS, 1))]).unwrap();
+    let err = loaded.check_inputs(&other).unwrap_err().to_string();
+    assert!(err.contains("trained on A (10 wide)") && err.contains("features of B"), "{err}");
+}
