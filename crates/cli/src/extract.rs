@@ -112,7 +112,7 @@ fn print_report(r: &ExtractReport) {
     let rows: Vec<String> = r.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
     let size = file_size_mb(&r.output);
     if r.reused {
-        println!(
+        say!(
             "{}: reused {} ({}; {} features, made with {}): images and model unchanged; --force recomputes",
             r.backbone,
             r.output.display(),
@@ -123,7 +123,7 @@ fn print_report(r: &ExtractReport) {
         return;
     }
     let images: usize = r.rows.iter().map(|(_, n)| n).sum::<usize>() + r.skipped.len();
-    println!(
+    say!(
         "{}: {} rows x {} features with {} in {:.1} s ({:.1} images/s) -> {} ({size:.1} MB)",
         r.backbone,
         rows.join(", "),

@@ -1,7 +1,17 @@
 //! `imgclf`: one subcommand per stage. This binary parses arguments, reports progress and
 //! calls the libraries; everything testable lives in the `imgclf-*` crates.
 
+/// `println!` that keeps going when stdout is closed (`imgclf evaluate ... | head`): a run
+/// must not die, or panic, because its reader went away.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod extract;
+mod heads;
 
 use clap::{Parser, Subcommand};
 
@@ -20,12 +30,21 @@ struct Cli {
 enum Command {
     /// Run pretrained ONNX backbones over every split and write one gap_<Backbone>.h5 per backbone.
     Extract(extract::Args),
+    /// Train a dense head (logistic or mlp) on one or more feature files; writes a run folder.
+    TrainHead(heads::TrainArgs),
+    /// Score a run on a labelled split: accuracy, log loss, per-class scores, confusion matrix, top losses.
+    Evaluate(heads::EvaluateArgs),
+    /// Predict a split into a Kaggle-style CSV.
+    Predict(heads::PredictArgs),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Extract(args) => extract::run(args),
+        Command::TrainHead(args) => heads::train_head(args),
+        Command::Evaluate(args) => heads::evaluate_run(args),
+        Command::Predict(args) => heads::predict(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

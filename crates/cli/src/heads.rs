@@ -1,0 +1,310 @@
+//! `train-head`, `evaluate` and `predict`: dense heads on cached feature files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use imgclf_heads::prelude::*;
+use imgclf_heads::{EpochStats, Rule, Validation, confusion_png};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Clone, Copy, ValueEnum)]
+enum HeadKind {
+    /// Dropout → Dense(classes): sigmoid for two classes, softmax for more.
+    Logistic,
+    /// Dense(--hidden, relu) → Dropout → Dense(classes).
+    Mlp,
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example (the tutorial's recipe):\n  imgclf train-head --features features/gap_ResNet50.h5 features/gap_Xception.h5 \\\n      \
+--out runs/exp1 --head logistic --optimizer adadelta --epochs 8 --batch 128 --seed 7\n\n\
+Feature files are joined column-wise, rows matched by image path. Validation uses the features'\n\
+`validation` split, or --val-split of train. The run folder gets weights.safetensors, run.json,\n\
+history.csv and curves.png."
+)]
+pub struct TrainArgs {
+    /// gap_<Backbone>.h5 files of one dataset, joined in this order.
+    #[arg(long, value_name = "FILE.h5", num_args = 1.., required = true)]
+    features: Vec<PathBuf>,
+    /// Run folder to write (refused if it exists, unless --force).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Head architecture.
+    #[arg(long, value_enum, default_value = "logistic")]
+    head: HeadKind,
+    /// Units of the mlp head's hidden ReLU layer.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    hidden: u32,
+    /// Dropout rate (before the output layer).
+    #[arg(long, default_value_t = 0.5)]
+    dropout: f32,
+    /// L2 weight decay on the kernels: adds l2·Σw² to the loss, as Keras' l2(l2).
+    #[arg(long, default_value_t = 0.0)]
+    l2: f32,
+    /// sgd, rmsprop, adam or adadelta, with Keras' defaults (adadelta's learning rate is 1.0, as
+    /// in the Keras of the tutorial; TF-Keras 2.x uses 0.001).
+    #[arg(long, default_value = "adadelta", value_parser = parse_optimizer)]
+    optimizer: OptimizerConfig,
+    /// Learning rate (default: the optimizer's Keras default).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Inverse-time learning-rate decay, lr / (1 + decay · step), as Keras' `decay`.
+    #[arg(long, default_value_t = 0.0)]
+    decay: f32,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.0)]
+    momentum: f32,
+    /// Nesterov momentum (SGD).
+    #[arg(long)]
+    nesterov: bool,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: u32,
+    /// Rows per gradient step.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// Seed of initialisation, shuffling, dropout and --val-split: same seed, same run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Standardise each feature with train's mean and standard deviation.
+    #[arg(long)]
+    standardize: bool,
+    /// Hold out this share of train (stratified, seeded) for validation when there is no validation split.
+    #[arg(long, value_name = "FRACTION")]
+    val_split: Option<f32>,
+    /// Stop after N epochs without a lower val_loss and keep the best epoch's weights.
+    #[arg(long, value_name = "N")]
+    patience: Option<usize>,
+    /// Loss weight per class: `balanced` (rows / (classes · class rows)) or one number per class, comma-separated.
+    #[arg(long, value_name = "balanced|W,W,...", value_parser = parse_class_weight)]
+    class_weight: Option<ClassWeight>,
+    /// Replace --out if it exists.
+    #[arg(long)]
+    force: bool,
+}
+
+fn parse_optimizer(s: &str) -> Result<OptimizerConfig, String> {
+    OptimizerConfig::keras_default(s).ok_or_else(|| format!("`{s}`: expected {}", OptimizerConfig::NAMES.join(", ")))
+}
+
+fn parse_class_weight(s: &str) -> Result<ClassWeight, String> {
+    if s == "balanced" {
+        return Ok(ClassWeight::Balanced);
+    }
+    s.split(',')
+        .map(|w| w.trim().parse::<f32>().map_err(|_| format!("`{w}` is not a number (expected `balanced` or W,W,...)")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(ClassWeight::Manual)
+}
+
+pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
+    if args.out.exists() && !args.force {
+        bail!("--out {}: already exists; choose another folder or pass --force to replace it", args.out.display());
+    }
+    let mut optimizer = args.optimizer;
+    if let Some(lr) = args.lr {
+        optimizer.learning_rate = lr;
+    }
+    optimizer.decay = args.decay;
+    match &mut optimizer.rule {
+        Rule::Sgd { momentum, nesterov } => (*momentum, *nesterov) = (args.momentum, args.nesterov),
+        _ if args.momentum != 0.0 || args.nesterov => bail!("--momentum and --nesterov apply to --optimizer sgd only"),
+        _ => {}
+    }
+    let architecture = match args.head {
+        HeadKind::Logistic => Architecture::Logistic,
+        HeadKind::Mlp => Architecture::Mlp { hidden: args.hidden as usize },
+    };
+    let config = TrainConfig {
+        head: HeadConfig { architecture, dropout: args.dropout, l2: args.l2 },
+        optimizer,
+        epochs: args.epochs as usize,
+        batch_size: args.batch as usize,
+        seed: args.seed,
+        standardize: args.standardize,
+        val_split: args.val_split,
+        patience: args.patience,
+        class_weight: args.class_weight.unwrap_or(ClassWeight::None),
+    };
+    let inputs = load_features(&args.features)?;
+    let train_rows = inputs.split("train").map_or(0, |s| s.paths.len());
+    eprintln!(
+        "{} classes, {} features ({}); train {train_rows} rows",
+        inputs.classes.len(),
+        inputs.dim(),
+        inputs.sources.iter().map(|s| format!("{} {}", s.backbone, s.dim)).collect::<Vec<_>>().join(" + ")
+    );
+
+    let bar = ProgressBar::hidden();
+    let trained = train(&inputs, &config, &mut |event| match event {
+        TrainEvent::EpochStart { epoch, epochs, batches } => {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.reset();
+            bar.set_length(batches as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {elapsed}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("Epoch {epoch}/{epochs}"));
+        }
+        TrainEvent::Batch => bar.inc(1),
+        TrainEvent::EpochEnd(stats) => {
+            bar.finish_and_clear();
+            say!("{}", epoch_line(stats, config.epochs));
+        }
+        TrainEvent::Stopped { epoch, best_epoch } => {
+            say!("Early stop after epoch {epoch}: no lower val_loss since epoch {best_epoch}; keeping its weights");
+        }
+    })
+    .context("train-head")?;
+    match &trained.validation {
+        Validation::Holdout { fraction, rows } => {
+            eprintln!("validated on {rows} rows held out of train (--val-split {fraction})")
+        }
+        Validation::Split(name) => eprintln!("validated on the `{name}` split"),
+        Validation::None => eprintln!("no validation (the features have no validation split; see --val-split)"),
+    }
+    let history = trained.history.clone();
+    let run = Run::new(&args.out, &inputs, &config, trained);
+    run.save(&history, args.force).with_context(|| format!("--out {}", args.out.display()))?;
+    say!("saved {} (weights of epoch {}: {})", args.out.display(), run.info.best_epoch, metrics(&run.info.metrics));
+    Ok(())
+}
+
+/// `Epoch 3/8 - 0.4s - loss: 0.0231 - acc: 0.9929 - val_loss: 0.0166 - val_acc: 0.9946`, as Keras prints.
+fn epoch_line(stats: &EpochStats, epochs: usize) -> String {
+    format!("Epoch {}/{epochs} - {:.1}s - {}", stats.epoch, stats.seconds, metrics(stats))
+}
+
+fn metrics(stats: &EpochStats) -> String {
+    let mut s = format!("loss: {:.4} - acc: {:.4}", stats.loss, stats.acc);
+    if let (Some(l), Some(a)) = (stats.val_loss, stats.val_acc) {
+        s += &format!(" - val_loss: {l:.4} - val_acc: {a:.4}");
+    }
+    s
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  imgclf evaluate --run runs/exp1 --split validation\n\n\
+Prints accuracy, log loss, per-class precision/recall/F1, the confusion matrix (also written as\n\
+RUN/confusion.png) and the most confidently wrong images.")]
+pub struct EvaluateArgs {
+    /// Run folder written by train-head.
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Labelled split to score.
+    #[arg(long, default_value = "validation")]
+    split: String,
+    /// Feature files to use instead of the ones named in run.json (same backbones, same order).
+    #[arg(long, value_name = "FILE.h5", num_args = 1..)]
+    features: Vec<PathBuf>,
+    /// How many of the most confidently wrong images to list.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+}
+
+pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
+    let (run, inputs) = open_run(&args.run, &args.features)?;
+    let Some(split) = inputs.split(&args.split) else {
+        bail!("--split {}: not in the feature files (they have {})", args.split, split_names(&inputs));
+    };
+    let Some(labels) = &split.labels else {
+        bail!("--split {}: unlabelled, nothing to score (use `imgclf predict` for it)", args.split);
+    };
+    let probs = run.head.predict(split.x.view());
+    let evaluation = evaluate(&inputs.classes, probs.view(), labels, &split.paths, args.top);
+    say!("{} on `{}`", args.run.display(), args.split);
+    say!("{evaluation}");
+    let png = args.run.join("confusion.png");
+    confusion_png(&evaluation, &png).with_context(|| format!("writing {}", png.display()))?;
+    say!("\nconfusion matrix drawn in {}", png.display());
+    Ok(())
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example (Kaggle Dogs vs. Cats submission):\n  imgclf predict --run runs/exp1 --split test --csv submission.csv\n\n\
+Rows are `id,label` in natural id order, the id being the image's file stem. With two classes the\n\
+label is the probability of the second class, clipped to [--clip, 1 - --clip]; with more, the class name."
+)]
+pub struct PredictArgs {
+    /// Run folder written by train-head.
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Split to predict.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// CSV file to write.
+    #[arg(long, value_name = "FILE")]
+    csv: PathBuf,
+    /// Two classes: clip probabilities to [clip, 1 - clip], bounding the log loss of a confident mistake.
+    #[arg(long, default_value_t = 0.005)]
+    clip: f32,
+    /// One probability column per class instead of a label column.
+    #[arg(long)]
+    proba: bool,
+    /// Feature files to use instead of the ones named in run.json (same backbones, same order).
+    #[arg(long, value_name = "FILE.h5", num_args = 1..)]
+    features: Vec<PathBuf>,
+}
+
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    if !(0.0..0.5).contains(&args.clip) {
+        bail!("--clip must be in [0, 0.5), got {}", args.clip);
+    }
+    let (run, inputs) = open_run(&args.run, &args.features)?;
+    let Some(split) = inputs.split(&args.split) else {
+        bail!("--split {}: not in the feature files (they have {})", args.split, split_names(&inputs));
+    };
+    let probs = run.head.predict(split.x.view());
+    let style = match (args.proba, inputs.classes.len()) {
+        (true, _) => CsvStyle::Proba,
+        (false, 2) => CsvStyle::Probability { clip: args.clip },
+        (false, _) => CsvStyle::Label,
+    };
+    let csv = prediction_csv(&inputs.classes, &split.paths, probs.view(), style);
+    write_atomic(&args.csv, csv.as_bytes()).with_context(|| format!("--csv {}", args.csv.display()))?;
+    say!("{} rows of `{}` -> {}", split.paths.len(), args.split, args.csv.display());
+    Ok(())
+}
+
+/// Loads a run and its features (from run.json, or `overrides`), checking they belong together.
+fn open_run(dir: &Path, overrides: &[PathBuf]) -> anyhow::Result<(Run, HeadInputs)> {
+    let run = Run::load(dir).with_context(|| format!("--run {}", dir.display()))?;
+    let files: Vec<PathBuf> = if overrides.is_empty() {
+        run.info.sources.iter().map(|s| s.file.clone()).collect()
+    } else {
+        overrides.to_vec()
+    };
+    let inputs = load_features(&files).context(if overrides.is_empty() {
+        "the feature files named in run.json (pass --features to use others)"
+    } else {
+        "--features"
+    })?;
+    run.check_inputs(&inputs)?;
+    Ok((run, inputs))
+}
+
+/// Reads and joins feature files, recording absolute paths so the run works from any folder.
+fn load_features(files: &[PathBuf]) -> anyhow::Result<HeadInputs> {
+    let files = files
+        .iter()
+        .map(|f| std::path::absolute(f).with_context(|| format!("--features {}", f.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(HeadInputs::load(&files)?)
+}
+
+fn split_names(inputs: &HeadInputs) -> String {
+    inputs.splits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes to a temporary sibling and renames it into place: no half-written file on interruption.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().context("not a file path")?.to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
