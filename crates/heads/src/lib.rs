@@ -10,6 +10,7 @@ mod gradcheck;
 mod head;
 mod layers;
 mod loss;
+mod matmul;
 mod metrics;
 mod optim;
 mod plot;

@@ -36,26 +36,37 @@ impl Loss {
     ) -> (Vec<f32>, Array2<f32>) {
         let rows = logits.nrows();
         let mut grad = Array2::zeros(logits.raw_dim());
-        let mut losses = Vec::with_capacity(rows);
-        for (i, (z, mut g)) in logits.outer_iter().zip(grad.outer_iter_mut()).enumerate() {
-            let w = weights.map_or(1.0, |w| w[i]) / rows as f32;
-            match self {
-                Loss::BinaryCrossentropy => {
-                    let (z, y) = (z[0], (labels[i] == 1) as u8 as f32);
-                    losses.push(z.max(0.0) - z * y + (-z.abs()).exp().ln_1p());
-                    g[0] = w * (sigmoid(z) - y);
+        let losses = logits
+            .outer_iter()
+            .zip(grad.outer_iter_mut())
+            .enumerate()
+            .map(|(i, (z, mut g))| {
+                let scale = weights.map_or(1.0, |w| w[i]) / rows as f32;
+                let z = z.to_vec();
+                self.row(&z, labels[i], scale, g.as_slice_mut().expect("fresh rows are contiguous"))
+            })
+            .collect();
+        (losses, grad)
+    }
+
+    /// The loss of one row of logits `z` with true class `label`; writes `scale · dloss/dz`
+    /// into `grad`.
+    pub fn row(self, z: &[f32], label: usize, scale: f32, grad: &mut [f32]) -> f32 {
+        match self {
+            Loss::BinaryCrossentropy => {
+                let (z, y) = (z[0], (label == 1) as u8 as f32);
+                grad[0] = scale * (sigmoid(z) - y);
+                z.max(0.0) - z * y + (-z.abs()).exp().ln_1p()
+            }
+            Loss::CategoricalCrossentropy => {
+                let max = z.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let sum: f32 = z.iter().map(|&v| (v - max).exp()).sum();
+                for (k, (g, &zk)) in grad.iter_mut().zip(z).enumerate() {
+                    *g = scale * ((zk - max).exp() / sum - (k == label) as u8 as f32);
                 }
-                Loss::CategoricalCrossentropy => {
-                    let max = z.fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-                    let sum: f32 = z.iter().map(|&v| (v - max).exp()).sum();
-                    losses.push(max + sum.ln() - z[labels[i]]);
-                    for (k, (gk, &zk)) in g.iter_mut().zip(z).enumerate() {
-                        *gk = w * ((zk - max).exp() / sum - (k == labels[i]) as u8 as f32);
-                    }
-                }
+                max + sum.ln() - z[label]
             }
         }
-        (losses, grad)
     }
 
     /// Class probabilities `(rows, classes)`: `[1 - p, p]` for the binary case.

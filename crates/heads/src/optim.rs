@@ -1,6 +1,7 @@
 //! Keras' optimizers, with its update rules and defaults (TF-Keras 2.15; see `--help` for the
 //! one deliberate difference: Adadelta's learning rate is 1.0 as in the Keras the tutorial used).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// An update rule and its hyper-parameters.
@@ -56,47 +57,52 @@ impl Optimizer {
         Optimizer { config, iterations: 0, slots }
     }
 
-    /// One update of every parameter tensor from its gradient.
+    /// One update of every parameter tensor from its gradient. Elementwise, so large tensors
+    /// are updated in parallel chunks with the same result on any number of threads.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
         let lr = self.config.learning_rate / (1.0 + self.config.decay * self.iterations as f32);
         self.iterations += 1;
         let t = self.iterations as i32;
+        let rule = self.config.rule;
         for ((p, g), [a, b]) in params.iter_mut().zip(grads).zip(&mut self.slots) {
-            debug_assert!(p.len() == g.len() && g.len() == a.len());
-            match self.config.rule {
-                Rule::Sgd { momentum, nesterov } => {
-                    for i in 0..p.len() {
-                        if momentum == 0.0 {
-                            p[i] -= lr * g[i];
-                            continue;
-                        }
-                        a[i] = momentum * a[i] - lr * g[i];
-                        p[i] += if nesterov { momentum * a[i] - lr * g[i] } else { a[i] };
-                    }
-                }
-                Rule::Rmsprop { rho, epsilon } => {
-                    for i in 0..p.len() {
-                        a[i] = rho * a[i] + (1.0 - rho) * g[i] * g[i];
-                        p[i] -= lr * g[i] / (a[i] + epsilon).sqrt();
-                    }
-                }
-                Rule::Adam { beta_1, beta_2, epsilon } => {
-                    let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
-                    for i in 0..p.len() {
-                        a[i] += (g[i] - a[i]) * (1.0 - beta_1);
-                        b[i] += (g[i] * g[i] - b[i]) * (1.0 - beta_2);
-                        p[i] -= alpha * a[i] / (b[i].sqrt() + epsilon);
-                    }
-                }
-                Rule::Adadelta { rho, epsilon } => {
-                    for i in 0..p.len() {
-                        a[i] = rho * a[i] + (1.0 - rho) * g[i] * g[i];
-                        let delta = (b[i] + epsilon).sqrt() / (a[i] + epsilon).sqrt() * g[i];
-                        b[i] = rho * b[i] + (1.0 - rho) * delta * delta;
-                        p[i] -= lr * delta;
-                    }
-                }
-            }
+            assert!(p.len() == g.len() && g.len() == a.len(), "parameter and gradient sizes differ");
+            const CHUNK: usize = 1 << 14;
+            p.par_chunks_mut(CHUNK)
+                .zip(g.par_chunks(CHUNK))
+                .zip(a.par_chunks_mut(CHUNK).zip(b.par_chunks_mut(CHUNK)))
+                .for_each(|((p, g), (a, b))| update(rule, lr, t, p, g, a, b));
         }
+    }
+}
+
+/// The update rule on one chunk of a tensor, its gradient and its two accumulators.
+fn update(rule: Rule, lr: f32, t: i32, p: &mut [f32], g: &[f32], a: &mut [f32], b: &mut [f32]) {
+    let each = p.iter_mut().zip(g).zip(a.iter_mut().zip(b.iter_mut()));
+    match rule {
+        Rule::Sgd { momentum, nesterov } if momentum == 0.0 && !nesterov => {
+            each.for_each(|((p, g), _)| *p -= lr * g);
+        }
+        Rule::Sgd { momentum, nesterov } => each.for_each(|((p, g), (v, _))| {
+            *v = momentum * *v - lr * g;
+            *p += if nesterov { momentum * *v - lr * g } else { *v };
+        }),
+        Rule::Rmsprop { rho, epsilon } => each.for_each(|((p, g), (v, _))| {
+            *v = rho * *v + (1.0 - rho) * g * g;
+            *p -= lr * g / (*v + epsilon).sqrt();
+        }),
+        Rule::Adam { beta_1, beta_2, epsilon } => {
+            let alpha = lr * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
+            each.for_each(|((p, g), (m, v))| {
+                *m += (g - *m) * (1.0 - beta_1);
+                *v += (g * g - *v) * (1.0 - beta_2);
+                *p -= alpha * *m / (v.sqrt() + epsilon);
+            });
+        }
+        Rule::Adadelta { rho, epsilon } => each.for_each(|((p, g), (acc_g, acc_d))| {
+            *acc_g = rho * *acc_g + (1.0 - rho) * g * g;
+            let delta = (*acc_d + epsilon).sqrt() / (*acc_g + epsilon).sqrt() * g;
+            *acc_d = rho * *acc_d + (1.0 - rho) * delta * delta;
+            *p -= lr * delta;
+        }),
     }
 }

@@ -153,14 +153,10 @@ pub fn train(
         Rng::stream(config.seed, SHUFFLE, epoch as u64).shuffle(&mut order);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
         for (b, rows) in order.chunks(config.batch_size).enumerate() {
-            let mut x = train.x.select(Axis(0), rows);
-            if let Some(s) = &head.standardizer {
-                s.apply(&mut x);
-            }
             let labels: Vec<usize> = rows.iter().map(|&r| train.labels[r]).collect();
             let w: Option<Vec<f32>> = weights.as_ref().map(|w| labels.iter().map(|&l| w[l]).collect());
-            let mut dropout = Rng::stream(config.seed, DROPOUT, ((epoch as u64) << 32) | b as u64);
-            let out = head.batch_grads(x.view(), &labels, w.as_deref(), &mut dropout);
+            let dropout = Rng::stream(config.seed, DROPOUT, ((epoch as u64) << 32) | b as u64).next_u64();
+            let out = head.batch_grads(train.x, rows, &labels, w.as_deref(), dropout);
             let weighted: f64 =
                 out.losses.iter().enumerate().map(|(i, &l)| (l * w.as_ref().map_or(1.0, |w| w[i])) as f64).sum();
             loss_sum += weighted + head.penalty() as f64 * rows.len() as f64;

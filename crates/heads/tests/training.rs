@@ -264,3 +264,23 @@ fn a_saved_run_loads_and_predicts_exactly_the_same() {
     let err = loaded.check_inputs(&other).unwrap_err().to_string();
     assert!(err.contains("trained on A (10 wide)") && err.contains("features of B"), "{err}");
 }
+
+#[test]
+fn thread_count_does_not_change_the_weights() {
+    let t = tempfile::tempdir().unwrap();
+    let file = write(t.path(), &feature_set("A", &["a", "b", "c"], 40, &[("train", 300), ("validation", 30)], 1));
+    let inputs = HeadInputs::load(&[file]).unwrap();
+    for architecture in [Architecture::Logistic, Architecture::Mlp { hidden: 96 }] {
+        let cfg = TrainConfig {
+            head: HeadConfig { architecture, dropout: 0.5, l2: 1e-4 },
+            standardize: true,
+            batch_size: 128,
+            ..config(2)
+        };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| train(&inputs, &cfg, &mut |_| {}).unwrap().head)
+        };
+        assert_eq!(run(1), run(3), "{architecture:?}");
+    }
+}
