@@ -6,6 +6,8 @@ python := venv / "bin/python"
 shared := justfile_directory() / "../shared"
 # where `extract` writes its files (OUT=dir ./just extract ...)
 out := env("OUT", "features")
+# the run folder `train-head` writes (RUN=runs/exp2 ./just train-head ...)
+run := env("RUN", "runs/head")
 
 # the Python the tests use for h5py and the reference pipeline
 export IMGCLF_PYTHON := python
@@ -19,6 +21,28 @@ extract DATA=(shared / "data/cats_dogs") +MODELS=(shared / "models/efficientnet_
     args=()
     for m in {{MODELS}}; do args+=(--model "$m"); done
     target/debug/imgclf extract --data {{DATA}} "${args[@]}" --out {{out}}
+
+# Train a head on feature files into RUN (default runs/head); flags may follow: `--head mlp --force`
+train-head +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): build
+    target/debug/imgclf train-head --out {{run}} --features {{FEATURES}}
+
+# Score a run on its validation split (flags may follow: `--split test --top 20`)
+evaluate RUN=run *FLAGS: build
+    target/debug/imgclf evaluate --run {{RUN}} {{FLAGS}}
+
+# Predict a split into a Kaggle CSV (flags may follow: `--split validation --proba`)
+predict RUN=run CSV="submission.csv" *FLAGS: build
+    target/debug/imgclf predict --run {{RUN}} --csv {{CSV}} {{FLAGS}}
+
+# scikit-learn's standardised LogisticRegression on the same features: the number a head must reach
+reference-heads +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): setup
+    {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt
+    {{python}} tools/reference_heads.py {{FEATURES}}
+
+# Heads benchmark: seconds per epoch on 20,000 x 6,144 features, then Keras on the same (needs .venv-keras)
+bench: system-deps
+    cargo bench -p imgclf-heads --bench heads
+    if [ -x .venv-keras/bin/python ]; then .venv-keras/bin/python tools/bench_keras_heads.py 2>/dev/null; else echo "Keras side skipped: run ./just keras-backbones to make .venv-keras"; fi
 
 # Build the imgclf binary (dependencies optimised, see Cargo.toml)
 build: system-deps

@@ -272,7 +272,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
 
 /// Loads a run and its features (from run.json, or `overrides`), checking they belong together.
 fn open_run(dir: &Path, overrides: &[PathBuf]) -> anyhow::Result<(Run, HeadInputs)> {
-    let run = Run::load(dir).with_context(|| format!("--run {}", dir.display()))?;
+    let run = Run::load(dir).context("--run")?;
     let files: Vec<PathBuf> = if overrides.is_empty() {
         run.info.sources.iter().map(|s| s.file.clone()).collect()
     } else {

@@ -42,8 +42,16 @@ pub struct HeadInputs {
 impl HeadInputs {
     /// Reads and joins feature files; the first file's row order is kept.
     pub fn load(files: &[PathBuf]) -> Result<HeadInputs, HeadError> {
-        let sets =
-            files.iter().map(|f| Ok((f.clone(), FeatureSet::read(f)?))).collect::<Result<Vec<_>, HeadError>>()?;
+        let sets = files
+            .iter()
+            .map(|f| {
+                if !f.is_file() {
+                    let reason = "no such feature file (`imgclf extract` writes them)".into();
+                    return Err(HeadError::Input { path: f.clone(), reason });
+                }
+                Ok((f.clone(), FeatureSet::read(f)?))
+            })
+            .collect::<Result<Vec<_>, HeadError>>()?;
         HeadInputs::join(sets)
     }
 

@@ -92,7 +92,7 @@ impl Run {
     fn write_files(&self, dir: &Path, history: &[EpochStats]) -> Result<(), HeadError> {
         let json = serde_json::to_string_pretty(&self.info).expect("run info serialises");
         write(&dir.join("run.json"), json.as_bytes())?;
-        write(&dir.join("weights.safetensors"), &weights_bytes(&self.head, &self.info))?;
+        write(&dir.join("weights.safetensors"), &weights_bytes(&self.head))?;
         write(&dir.join("history.csv"), history_csv(history).as_bytes())?;
         curves_png(history, &dir.join("curves.png"))
     }
@@ -177,8 +177,8 @@ pub(crate) fn history_csv(history: &[EpochStats]) -> String {
 }
 
 /// The head's tensors (names such as `output.kernel`, kernels `(inputs, outputs)` as in
-/// Keras), with the format and loss in the safetensors metadata.
-fn weights_bytes(head: &Head, info: &RunInfo) -> Vec<u8> {
+/// Keras), with the format tag in the safetensors metadata.
+fn weights_bytes(head: &Head) -> Vec<u8> {
     let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     let mut add = |name: &str, shape: Vec<usize>, values: &[f32]| {
         tensors.push((name.into(), shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
@@ -196,10 +196,9 @@ fn weights_bytes(head: &Head, info: &RunInfo) -> Vec<u8> {
     let views = tensors.iter().map(|(n, shape, data)| {
         (n.clone(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
     });
-    let meta = HashMap::from([
-        ("format".to_string(), RUN_FORMAT.to_string()),
-        ("classes".to_string(), serde_json::to_string(&info.classes).expect("strings serialise")),
-    ]);
+    // One metadata entry: safetensors writes a map's entries in hash order, and the same run
+    // must give the same bytes. Class names and the rest live in run.json.
+    let meta = HashMap::from([("format".to_string(), RUN_FORMAT.to_string())]);
     safetensors::serialize(views, Some(meta)).expect("tensors serialise")
 }
 

@@ -1,0 +1,253 @@
+//! `imgclf train-head`, `evaluate` and `predict` as a user runs them: the real binary on
+//! feature files that `imgclf extract` wrote, on the fixtures and on the shared photos.
+
+#[path = "../../features/tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+fn imgclf(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().expect("imgclf runs")
+}
+
+/// Runs imgclf, failing the test with its stderr when it fails; returns stdout.
+fn ok(args: &[&str]) -> String {
+    let out = imgclf(args);
+    assert!(out.status.success(), "imgclf {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs imgclf expecting failure; returns stderr.
+fn fails(args: &[&str]) -> String {
+    let out = imgclf(args);
+    assert!(!out.status.success(), "imgclf {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Features of the fixture dataset through the tiny model (train 12, validation 2, test 3 rows).
+fn fixture_features(dir: &Path) -> PathBuf {
+    for f in ["tiny_convnet.onnx", "tiny_convnet.json"] {
+        std::fs::copy(fixtures().join(f), dir.join(f)).unwrap();
+    }
+    let data = fixtures().join("tiny_data");
+    let out = dir.join("features");
+    let model = dir.join("tiny_convnet.onnx");
+    ok(&["extract", "--data", s(&data), "--model", s(&model), "--out", s(&out), "--engine", "tract"]);
+    out.join("gap_TinyConvNet.h5")
+}
+
+#[test]
+fn train_evaluate_predict_write_what_they_promise_and_repeat_exactly() {
+    let t = tempfile::tempdir().unwrap();
+    let features = fixture_features(t.path());
+    let run = t.path().join("runs/exp1");
+    let train = |out: &Path| {
+        ok(&["train-head", "--features", s(&features), "--out", s(out), "--optimizer", "adam", "--lr", "0.05"]
+            .into_iter()
+            .chain(["--epochs", "3", "--batch", "4", "--seed", "7", "--standardize"])
+            .collect::<Vec<_>>())
+    };
+    let stdout = train(&run);
+    let epoch_lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("Epoch ")).collect();
+    assert_eq!(epoch_lines.len(), 3, "{stdout}");
+    for (i, line) in epoch_lines.iter().enumerate() {
+        let prefix = format!("Epoch {}/3 - ", i + 1);
+        assert!(line.starts_with(&prefix) && line.contains("s - loss: ") && line.contains(" - acc: "), "{line}");
+        assert!(line.contains(" - val_loss: ") && line.contains(" - val_acc: "), "{line}");
+    }
+    for f in ["weights.safetensors", "run.json", "history.csv", "curves.png"] {
+        assert!(run.join(f).is_file(), "{f} missing");
+    }
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["classes"], serde_json::json!(["cats", "dogs"]));
+    assert_eq!(info["config"]["seed"], 7);
+    assert_eq!(info["sources"][0]["backbone"], "TinyConvNet");
+    assert_eq!(info["sources"][0]["dim"], 8);
+    assert_eq!(info["sources"][0]["model_sha256"].as_str().unwrap().len(), 64);
+
+    // Same seed, same weights and numbers (the seconds column aside).
+    let again = t.path().join("runs/exp2");
+    train(&again);
+    let read = |p: PathBuf| std::fs::read(p).unwrap();
+    assert_eq!(read(run.join("weights.safetensors")), read(again.join("weights.safetensors")));
+    let history = |dir: &Path| -> Vec<String> {
+        let text = std::fs::read_to_string(dir.join("history.csv")).unwrap();
+        text.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+    };
+    assert_eq!(history(&run), history(&again));
+
+    let report = ok(&["evaluate", "--run", s(&run), "--split", "train", "--top", "3"]);
+    assert!(report.contains("accuracy ") && report.contains("log loss "), "{report}");
+    assert!(report.contains("precision  recall      f1  support") && report.contains("confusion matrix"), "{report}");
+    assert!(run.join("confusion.png").is_file());
+
+    let csv = t.path().join("submission.csv");
+    ok(&["predict", "--run", s(&run), "--split", "test", "--csv", s(&csv)]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows[0], "id,label");
+    let ids: Vec<&str> = rows[1..].iter().map(|r| r.split(',').next().unwrap()).collect();
+    assert_eq!(ids, ["1", "2", "10"], "natural order of the test files 1.jpg, 2.jpg, 10.jpg");
+    for r in &rows[1..] {
+        let p: f32 = r.split(',').nth(1).unwrap().parse().unwrap();
+        assert!((0.005..=0.995).contains(&p), "{r}");
+    }
+    ok(&["predict", "--run", s(&run), "--split", "test", "--csv", s(&csv), "--proba"]);
+    assert!(std::fs::read_to_string(&csv).unwrap().starts_with("id,cats,dogs\n1,"));
+}
+
+#[test]
+fn another_tool_reads_the_weights_and_gets_the_same_probabilities() {
+    let Some(python) = python_with(&["h5py", "numpy", "safetensors"]) else { return };
+    let t = tempfile::tempdir().unwrap();
+    let features = fixture_features(t.path());
+    let run = t.path().join("run");
+    ok(&["train-head", "--features", s(&features), "--out", s(&run), "--epochs", "2", "--batch", "4", "--standardize"]);
+    let csv = t.path().join("p.csv");
+    ok(&["predict", "--run", s(&run), "--split", "validation", "--csv", s(&csv), "--clip", "0"]);
+    // numpy on the safetensors file and the HDF5 rows: sigmoid(((x - mean) / scale) · K + b).
+    let script = r#"
+import sys, h5py, numpy as np
+from safetensors.numpy import load_file
+w = load_file(sys.argv[1])
+with h5py.File(sys.argv[2], "r") as h:
+    x, paths = h["validation"][()], [p.decode() for p in h["validation_paths"][()]]
+z = ((x - w["standardizer.mean"]) / w["standardizer.scale"]) @ w["output.kernel"] + w["output.bias"]
+for path, p in zip(paths, 1 / (1 + np.exp(-z[:, 0]))):
+    print(path.rsplit("/", 1)[1].rsplit(".", 1)[0], p)
+"#;
+    let weights = run.join("weights.safetensors");
+    let out = run_python(&python, &["-c", script, s(&weights), s(&features)]);
+    let ours: Vec<(String, f32)> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let (id, p) = l.split_once(',').unwrap();
+            (id.to_string(), p.parse().unwrap())
+        })
+        .collect();
+    let mut theirs: Vec<(String, f32)> = out
+        .lines()
+        .map(|l| {
+            let (id, p) = l.split_once(' ').unwrap();
+            (id.to_string(), p.parse().unwrap())
+        })
+        .collect();
+    theirs.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(ours.len(), 2);
+    for ((id, p), (their_id, q)) in ours.iter().zip(&theirs) {
+        assert_eq!(id, their_id);
+        assert!((p - q).abs() < 1e-5, "{id}: {p} vs numpy {q}");
+    }
+}
+
+#[test]
+fn misuse_gets_one_line_errors_naming_the_culprit_and_writes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let features = fixture_features(t.path());
+    let f = s(&features);
+    let run = t.path().join("run");
+    ok(&["train-head", "--features", f, "--out", s(&run), "--epochs", "1"]);
+
+    let missing = t.path().join("nope/gap_X.h5");
+    let other = t.path().join("other");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["train-head", "--features", f, "--out", s(&run)], "already exists"),
+        (vec!["train-head", "--features", s(&missing), "--out", s(&other)], "nope/gap_X.h5: no such feature file"),
+        (vec!["train-head", "--features", f, f, "--out", s(&other)], "same model"),
+        (vec!["train-head", "--features", f, "--out", s(&other), "--class-weight", "1,2,3"], "2 positive weights"),
+        (vec!["train-head", "--features", f, "--out", s(&other), "--dropout", "1.5"], "--dropout"),
+        (vec!["train-head", "--features", f, "--out", s(&other), "--val-split", "0.2"], "validation"),
+        (
+            vec!["train-head", "--features", f, "--out", s(&other), "--optimizer", "lbfgs"],
+            "sgd, rmsprop, adam, adadelta",
+        ),
+        (vec!["train-head", "--features", f, "--out", s(&other), "--momentum", "0.9"], "--optimizer sgd"),
+        (vec!["evaluate", "--run", s(&run), "--split", "test"], "unlabelled"),
+        (vec!["evaluate", "--run", s(&run), "--split", "holdout"], "not in the feature files"),
+        (vec!["evaluate", "--run", s(&other)], "run.json"),
+        (vec!["predict", "--run", s(&run), "--csv", "x.csv", "--clip", "0.7"], "--clip"),
+    ];
+    for (args, expected) in cases {
+        let err = fails(&args);
+        let line = err.lines().find(|l| l.starts_with("error: ")).unwrap_or_default();
+        assert!(line.contains(expected), "{args:?}: expected `{expected}` in:\n{err}");
+        assert_eq!(err.matches("error: ").count(), 1, "{args:?}: one error line:\n{err}");
+    }
+    assert!(!other.exists(), "a refused run writes nothing");
+}
+
+#[test]
+fn help_explains_every_flag() {
+    let cases = [
+        (
+            "train-head",
+            &[
+                "--features",
+                "--out",
+                "--head",
+                "--hidden",
+                "--dropout",
+                "--l2",
+                "--optimizer",
+                "--lr",
+                "--decay",
+                "--momentum",
+                "--nesterov",
+                "--epochs",
+                "--batch",
+                "--seed",
+                "--standardize",
+                "--val-split",
+                "--patience",
+                "--class-weight",
+                "--force",
+            ][..],
+        ),
+        ("evaluate", &["--run", "--split", "--features", "--top"][..]),
+        ("predict", &["--run", "--split", "--csv", "--clip", "--proba", "--features"][..]),
+    ];
+    for (command, flags) in cases {
+        let help = ok(&[command, "--help"]);
+        for flag in flags {
+            assert!(help.contains(flag), "{command} --help lacks {flag}:\n{help}");
+        }
+    }
+}
+
+/// The tutorial's recipe on the real photos: EfficientNet-Lite0 features of cats_dogs (cached
+/// under target/ between runs), a logistic head with Adadelta, 8 epochs, batch 128.
+#[test]
+fn shared_cats_dogs_reaches_the_reference_accuracy() {
+    let Some(shared) = shared() else { return };
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cats_dogs_lite0");
+    let model = shared.join("models/efficientnet_lite0.onnx");
+    ok(&["extract", "--data", s(&shared.join("data/cats_dogs")), "--model", s(&model), "--out", s(&cache)]);
+    let features = cache.join("gap_EfficientNet-Lite0.h5");
+    let t = tempfile::tempdir().unwrap();
+    let run = t.path().join("run");
+    ok(&["train-head", "--features", s(&features), "--out", s(&run), "--optimizer", "adadelta", "--epochs", "8"]
+        .into_iter()
+        .chain(["--batch", "128", "--seed", "7"])
+        .collect::<Vec<_>>());
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    let val_acc = info["metrics"]["val_acc"].as_f64().unwrap();
+    // scikit-learn's standardised LogisticRegression reaches 0.9938 on these features
+    // (tools/reference_heads.py); the issue asks for at least 0.985.
+    assert!(val_acc >= 0.985, "validation accuracy {val_acc}");
+    let report = ok(&["evaluate", "--run", s(&run)]);
+    assert!(report.contains("(800 images)"), "{report}");
+    let csv = t.path().join("validation.csv");
+    ok(&["predict", "--run", s(&run), "--split", "validation", "--csv", s(&csv)]);
+    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 801);
+}
