@@ -194,9 +194,9 @@ pub struct EvaluateArgs {
     /// Run folder written by train-head.
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
-    /// Labelled split to score.
-    #[arg(long, default_value = "validation")]
-    split: String,
+    /// Labelled split to score (default: validation, else a labelled test split).
+    #[arg(long)]
+    split: Option<String>,
     /// Feature files to use instead of the ones named in run.json (same backbones, same order).
     #[arg(long, value_name = "FILE.h5", num_args = 1..)]
     features: Vec<PathBuf>,
@@ -207,18 +207,26 @@ pub struct EvaluateArgs {
 
 pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
     let (run, inputs) = open_run(&args.run, &args.features)?;
-    let Some(split) = inputs.split(&args.split) else {
-        bail!("--split {}: not in the feature files (they have {})", args.split, split_names(&inputs));
+    let labelled = |name: &str| inputs.split(name).is_some_and(|s| s.labels.is_some());
+    let name = match args.split {
+        Some(name) => name,
+        None if labelled("validation") => "validation".into(),
+        None if labelled("test") => "test".into(),
+        None => bail!("no labelled validation or test split to score; name one with --split"),
+    };
+    let Some(split) = inputs.split(&name) else {
+        bail!("--split {name}: not in the feature files (they have {})", split_names(&inputs));
     };
     let Some(labels) = &split.labels else {
-        bail!("--split {}: unlabelled, nothing to score (use `imgclf predict` for it)", args.split);
+        bail!("--split {name}: unlabelled, nothing to score (use `imgclf predict` for it)");
     };
     let probs = run.head.predict(split.x.view());
     let evaluation = evaluate(&inputs.classes, probs.view(), labels, &split.paths, args.top);
-    say!("{} on `{}`", args.run.display(), args.split);
+    say!("{} on `{name}`", args.run.display());
     say!("{evaluation}");
     let png = args.run.join("confusion.png");
-    confusion_png(&evaluation, &png).with_context(|| format!("writing {}", png.display()))?;
+    confusion_png(&evaluation, &format!("confusion matrix, `{name}` split"), &png)
+        .with_context(|| format!("writing {}", png.display()))?;
     say!("\nconfusion matrix drawn in {}", png.display());
     Ok(())
 }

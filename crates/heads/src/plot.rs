@@ -70,7 +70,7 @@ pub fn curves_png(history: &[EpochStats], path: &Path) -> Result<(), HeadError> 
 
 /// The confusion matrix as a heat map (rows: true class, columns: predicted), shaded by the
 /// share of each true class, with counts in the cells when they fit.
-pub fn confusion_png(evaluation: &Evaluation, path: &Path) -> Result<(), HeadError> {
+pub fn confusion_png(evaluation: &Evaluation, title: &str, path: &Path) -> Result<(), HeadError> {
     let k = evaluation.classes.len() as i32;
     let cell = if k <= 10 { 64 } else { (900 / k as u32).max(14) };
     let font = if k <= 10 { 16 } else { 11 };
@@ -81,7 +81,7 @@ pub fn confusion_png(evaluation: &Evaluation, path: &Path) -> Result<(), HeadErr
     let size = (side + labels + 2 * margin, side + labels + caption + 2 * margin);
     render(path, size, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("confusion matrix", ("sans-serif", 24))
+            .caption(title, ("sans-serif", 24))
             .margin(margin)
             .x_label_area_size(labels)
             .y_label_area_size(labels)
