@@ -1,5 +1,5 @@
 //! A small seeded generator (xoshiro256**), so that a seed means the same numbers on every
-//! platform and crate version.
+//! platform and crate version. Every stage that draws at random (heads, augmentation) uses it.
 
 /// xoshiro256** seeded through SplitMix64.
 #[derive(Debug, Clone)]
@@ -41,6 +41,11 @@ impl Rng {
     /// Uniform in `[0, 1)`.
     pub fn next_f32(&mut self) -> f32 {
         (self.next_u64() >> 40) as f32 * (1.0 / (1u64 << 24) as f32)
+    }
+
+    /// Uniform in `[lo, hi)`, with 53 random bits.
+    pub fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64))
     }
 
     /// Uniform in `0..n` (`n > 0`).

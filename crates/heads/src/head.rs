@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::layers::{Dense, Dropout, dot, relu, relu_backward};
 use crate::loss::Loss;
-use crate::rng::Rng;
+use imgclf_dataset::Rng;
 
 /// The shape of a head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

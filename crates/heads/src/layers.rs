@@ -3,7 +3,7 @@
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
 use crate::matmul::matmul;
-use crate::rng::Rng;
+use imgclf_dataset::Rng;
 
 /// A fully connected layer `y = x·kernel + bias`; the kernel is `(inputs, outputs)` as in Keras.
 #[derive(Debug, Clone, PartialEq)]

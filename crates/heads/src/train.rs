@@ -10,7 +10,7 @@ use crate::HeadError;
 use crate::data::HeadInputs;
 use crate::head::{Head, HeadConfig, Standardizer};
 use crate::optim::{Optimizer, OptimizerConfig};
-use crate::rng::Rng;
+use imgclf_dataset::Rng;
 
 /// Everything that decides a training run; stored in `run.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
