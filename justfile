@@ -39,10 +39,15 @@ reference-heads +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): setup
     {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt
     {{python}} tools/reference_heads.py {{FEATURES}}
 
-# Heads benchmark: seconds per epoch on 20,000 x 6,144 features, then Keras on the same (needs .venv-keras)
+# Augmented variants of one image and a contact sheet into preview/ (flags: `--rotation 40 --zoom 0.2 ...`)
+augment-preview IMAGE *FLAGS: build
+    target/debug/imgclf augment preview --image {{IMAGE}} --out preview {{FLAGS}}
+
+# Benchmarks next to Keras on this machine: heads (s/epoch, 20,000 x 6,144) and augmentation (150x150 images/s)
 bench: system-deps
     cargo bench -p imgclf-heads --bench heads
-    if [ -x .venv-keras/bin/python ]; then .venv-keras/bin/python tools/bench_keras_heads.py 2>/dev/null; else echo "Keras side skipped: run ./just keras-backbones to make .venv-keras"; fi
+    cargo bench -p imgclf-augment --bench augment
+    if [ -x .venv-keras/bin/python ]; then .venv-keras/bin/python tools/bench_keras_heads.py 2>/dev/null; .venv-keras/bin/python tools/bench_keras_augment.py 2>/dev/null; else echo "Keras side skipped: run ./just keras-backbones to make .venv-keras"; fi
 
 # Build the imgclf binary (dependencies optimised, see Cargo.toml)
 build: system-deps
@@ -95,6 +100,12 @@ keras-backbones:
 # Graph compatibility: each Keras backbone through both engines on a few photos, with images/s
 compat: build keras-backbones
     tools/compat.sh backbones {{shared}}/data/cats_dogs
+
+# Regenerate the goldens Keras itself makes (optimizer steps, augmentation) with .venv-keras
+keras-goldens:
+    @[ -x .venv-keras/bin/python ] || { echo "run ./just keras-backbones first: it makes .venv-keras with TensorFlow" >&2; exit 1; }
+    .venv-keras/bin/python fixtures/make_optimizer_reference.py
+    .venv-keras/bin/python fixtures/make_augment_goldens.py
 
 # Regenerate fixtures/ (needs onnx; see tools/requirements-fixtures.txt)
 fixtures: setup

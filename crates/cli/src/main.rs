@@ -10,6 +10,7 @@ macro_rules! say {
     }};
 }
 
+mod augment;
 mod extract;
 mod heads;
 
@@ -28,6 +29,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Preview data augmentation with Keras ImageDataGenerator's parameters.
+    Augment(augment::Args),
     /// Run pretrained ONNX backbones over every split and write one gap_<Backbone>.h5 per backbone.
     Extract(extract::Args),
     /// Train a dense head (logistic or mlp) on one or more feature files; writes a run folder.
@@ -41,6 +44,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Augment(args) => augment::run(args),
         Command::Extract(args) => extract::run(args),
         Command::TrainHead(args) => heads::train_head(args),
         Command::Evaluate(args) => heads::evaluate_run(args),

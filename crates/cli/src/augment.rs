@@ -1,0 +1,156 @@
+//! `imgclf augment preview`: see what an augmentation setting does before training with it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use imgclf_augment::prelude::*;
+use imgclf_augment::{contact_sheet, variants};
+use imgclf_dataset::load_rgb;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Write N augmented variants of one image (<prefix>_<i>.jpg, like Keras' save_to_dir) and a contact sheet.
+    Preview(PreviewArgs),
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example (the tutorial's generator):\n  imgclf augment preview --image data/train/cats/cat.0.jpg --n 20 --out preview/ \\\n      \
+--rotation 40 --width-shift 0.2 --height-shift 0.2 --shear 0.2 --zoom 0.2 --horizontal-flip --fill-mode nearest --seed 1\n\n\
+Writes preview/aug_0.jpg ... aug_19.jpg and preview/aug_sheet.png (the original first, then the variants)."
+)]
+pub struct PreviewArgs {
+    /// The image to augment.
+    #[arg(long, value_name = "FILE")]
+    image: PathBuf,
+    /// How many variants.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    n: u32,
+    /// Folder for the variants and the sheet (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// File name prefix.
+    #[arg(long, default_value = "aug")]
+    prefix: String,
+    /// Seed of the draws: variant i depends on the seed and i only.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Images per row of the contact sheet.
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
+    columns: u32,
+    #[command(flatten)]
+    params: ParamArgs,
+}
+
+/// `ImageDataGenerator`'s arguments as flags, with Keras' meaning.
+#[derive(clap::Args)]
+pub struct ParamArgs {
+    /// rotation_range: degrees, a rotation uniform in [-R, R].
+    #[arg(long, value_name = "DEGREES", default_value_t = 0.0)]
+    rotation: f64,
+    /// width_shift_range: a sideways shift uniform in [-R, R], a share of the width below 1, pixels from 1.
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    width_shift: f64,
+    /// height_shift_range: the same vertically, with the height.
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    height_shift: f64,
+    /// shear_range: degrees (as Keras 2), a shear angle uniform in [-R, R].
+    #[arg(long, value_name = "DEGREES", default_value_t = 0.0)]
+    shear: f64,
+    /// zoom_range: Z for [1-Z, 1+Z], or LO,HI; factors above 1 zoom out.
+    #[arg(long, value_name = "Z|LO,HI", value_parser = parse_range, default_value = "0")]
+    zoom: Range,
+    /// horizontal_flip: mirror half of the images left-right.
+    #[arg(long)]
+    horizontal_flip: bool,
+    /// vertical_flip: mirror half of the images upside down.
+    #[arg(long)]
+    vertical_flip: bool,
+    /// fill_mode for points outside the image: nearest, constant (with --cval), reflect or wrap.
+    #[arg(long, default_value = "nearest", value_parser = parse_fill)]
+    fill_mode: FillMode,
+    /// cval: the value of fill_mode constant.
+    #[arg(long, default_value_t = 0.0)]
+    cval: f32,
+    /// brightness_range: LO,HI brightness factors (1 leaves the image as it is).
+    #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
+    brightness: Option<Range>,
+    /// channel_shift_range: a value uniform in [-R, R] added to all channels.
+    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    channel_shift: f64,
+}
+
+/// A `Z` (meaning `[1 - Z, 1 + Z]`) or an explicit `LO,HI`.
+#[derive(Clone, Copy)]
+struct Range([f64; 2], bool);
+
+fn parse_range(s: &str) -> Result<Range, String> {
+    let numbers: Vec<f64> = s
+        .split(',')
+        .map(|v| v.trim().parse::<f64>().map_err(|_| format!("`{v}` is not a number")))
+        .collect::<Result<_, _>>()?;
+    match numbers[..] {
+        [z] => Ok(Range([1.0 - z, 1.0 + z], false)),
+        [lo, hi] => Ok(Range([lo, hi], true)),
+        _ => Err(format!("`{s}`: expected one number or LO,HI")),
+    }
+}
+
+fn parse_fill(s: &str) -> Result<FillMode, String> {
+    FillMode::parse(s).ok_or_else(|| format!("`{s}`: expected nearest, constant, reflect or wrap"))
+}
+
+impl ParamArgs {
+    pub fn params(&self) -> anyhow::Result<AugmentParams> {
+        let brightness_range = match self.brightness {
+            Some(Range(r, true)) => Some(r),
+            Some(Range(..)) => bail!("--brightness: give LO,HI (e.g. 0.5,1.5)"),
+            None => None,
+        };
+        Ok(AugmentParams {
+            rotation_range: self.rotation,
+            width_shift_range: self.width_shift,
+            height_shift_range: self.height_shift,
+            shear_range: self.shear,
+            zoom_range: self.zoom.0,
+            horizontal_flip: self.horizontal_flip,
+            vertical_flip: self.vertical_flip,
+            fill_mode: self.fill_mode,
+            cval: self.cval,
+            brightness_range,
+            channel_shift_range: self.channel_shift,
+            rescale: None,
+        })
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let Command::Preview(args) = args.command;
+    let augmenter = Augmenter::new(args.params.params()?)?;
+    let image = load_rgb(&args.image).context("--image")?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+    let images = variants(&augmenter, &image, args.n as usize, args.seed);
+    for (i, img) in images.iter().enumerate() {
+        let path = args.out.join(format!("{}_{i}.jpg", args.prefix));
+        img.save(&path).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let sheet_path = args.out.join(format!("{}_sheet.png", args.prefix));
+    let all: Vec<_> = std::iter::once(image).chain(images).collect();
+    contact_sheet(&all, args.columns as usize)
+        .save(&sheet_path)
+        .with_context(|| format!("writing {}", sheet_path.display()))?;
+    say!(
+        "{} variants of {} in {}; contact sheet {}",
+        args.n,
+        args.image.display(),
+        args.out.display(),
+        sheet_path.display()
+    );
+    Ok(())
+}
