@@ -5,14 +5,16 @@
 //! the number of threads.
 
 mod augmenter;
+mod loader;
 mod preview;
 mod warp;
 
 pub use augmenter::{AugmentError, AugmentParams, Augmenter, Transform};
+pub use loader::{Batch, BatchLoader, LoaderOptions};
 pub use preview::{contact_sheet, to_rgb8, variants};
 pub use warp::{Affine, FillMode, warp};
 
 /// `use imgclf_augment::prelude::*` brings what a training loop needs.
 pub mod prelude {
-    pub use crate::{AugmentParams, Augmenter, FillMode, Transform};
+    pub use crate::{AugmentParams, Augmenter, BatchLoader, FillMode, LoaderOptions, Transform};
 }
