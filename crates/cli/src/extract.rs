@@ -38,7 +38,7 @@ pub struct Args {
     force: bool,
 }
 
-fn parse_engine(s: &str) -> Result<EngineKind, String> {
+pub(crate) fn parse_engine(s: &str) -> Result<EngineKind, String> {
     EngineKind::parse(s).ok_or_else(|| format!("`{s}`: expected auto, ort or tract"))
 }
 

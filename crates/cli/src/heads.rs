@@ -233,20 +233,41 @@ pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
 
 #[derive(clap::Args)]
 #[command(
-    after_help = "Example (Kaggle Dogs vs. Cats submission):\n  imgclf predict --run runs/exp1 --split test --csv submission.csv\n\n\
-Rows are `id,label` in natural id order, the id being the image's file stem. With two classes the\n\
-label is the probability of the second class, clipped to [--clip, 1 - --clip]; with more, the class name."
+    after_help = "Examples:\n  imgclf predict --run runs/exp1 photo.jpg more/ --annotate out/     # image files: one line each\n  \
+imgclf predict --run runs/exp1 --split test --csv submission.csv   # a cached split: a Kaggle CSV\n\n\
+Image files go through every backbone of the run (model files checked against run.json's sha256),\n\
+then the head. CSV rows are `id,label` in natural id order, the id being the file stem; with two\n\
+classes the label is the probability of the second class, clipped to [--clip, 1 - --clip]; with\n\
+more, the class name."
 )]
 pub struct PredictArgs {
     /// Run folder written by train-head.
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
-    /// Split to predict.
+    /// Image files or folders of images to predict (instead of a cached split).
+    #[arg(value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+    /// Images: print the K most likely classes of each.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
+    /// Images: one JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Images: write a 400-px-wide copy of each, labelled, into DIR (same file names).
+    #[arg(long, value_name = "DIR")]
+    annotate: Option<PathBuf>,
+    /// Images: inference engine, auto (ONNX Runtime when found, else tract), ort or tract.
+    #[arg(long, default_value = "auto", value_parser = crate::extract::parse_engine)]
+    engine: imgclf_features::EngineKind,
+    /// Images: images per inference call.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: u32,
+    /// Split to predict into --csv.
     #[arg(long, default_value = "test")]
     split: String,
-    /// CSV file to write.
+    /// CSV file to write from the cached split.
     #[arg(long, value_name = "FILE")]
-    csv: PathBuf,
+    csv: Option<PathBuf>,
     /// Two classes: clip probabilities to [clip, 1 - clip], bounding the log loss of a confident mistake.
     #[arg(long, default_value_t = 0.005)]
     clip: f32,
@@ -259,6 +280,15 @@ pub struct PredictArgs {
 }
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    if !args.images.is_empty() {
+        if args.csv.is_some() {
+            bail!("--csv writes a cached split; image files are answered on stdout (drop one of them)");
+        }
+        return predict_images(&args);
+    }
+    let Some(csv_path) = &args.csv else {
+        bail!("give image files to predict, or --csv FILE to predict the cached --split");
+    };
     if !(0.0..0.5).contains(&args.clip) {
         bail!("--clip must be in [0, 0.5), got {}", args.clip);
     }
@@ -273,8 +303,59 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         (false, _) => CsvStyle::Label,
     };
     let csv = prediction_csv(&inputs.classes, &split.paths, probs.view(), style);
-    write_atomic(&args.csv, csv.as_bytes()).with_context(|| format!("--csv {}", args.csv.display()))?;
-    say!("{} rows of `{}` -> {}", split.paths.len(), args.split, args.csv.display());
+    write_atomic(csv_path, csv.as_bytes()).with_context(|| format!("--csv {}", csv_path.display()))?;
+    say!("{} rows of `{}` -> {}", split.paths.len(), args.split, csv_path.display());
+    Ok(())
+}
+
+/// Share of probability from which a label is drawn in green.
+const CONFIDENT: f32 = 0.9;
+
+fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
+    let run = Run::load(&args.run).context("--run")?;
+    let files = imgclf_heads::image_files(&args.images)?;
+    if files.is_empty() {
+        bail!(
+            "no image files in {}",
+            args.images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(dir) = &args.annotate {
+        std::fs::create_dir_all(dir).with_context(|| format!("--annotate {}", dir.display()))?;
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut predictor = imgclf_heads::Predictor::load(run, args.engine, threads, false).context("--run")?;
+    let predictions = predictor.predict(&files, args.batch as usize)?;
+    if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
+        bail!("none of the {} images could be read; the first: {first}", files.len());
+    }
+    for e in &predictions.skipped {
+        eprintln!("warning: skipped {e}");
+    }
+    let classes = &predictor.run.info.classes;
+    for (path, p) in predictions.paths.iter().zip(predictions.probs.outer_iter()) {
+        let mut ranked: Vec<usize> = (0..p.len()).collect();
+        ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        ranked.truncate(args.top as usize);
+        if args.json {
+            let top: Vec<_> =
+                ranked.iter().map(|&c| serde_json::json!({"class": classes[c], "probability": p[c]})).collect();
+            say!("{}", serde_json::json!({"image": path.display().to_string(), "top": top}));
+        } else {
+            let cells: Vec<String> = ranked.iter().map(|&c| format!("{}  {:.2}%", classes[c], 100.0 * p[c])).collect();
+            say!("{}  {}", path.display(), cells.join("  |  "));
+        }
+        if let Some(dir) = &args.annotate {
+            let best = ranked[0];
+            let colour = if p[best] >= CONFIDENT { imgclf_cam::CONFIDENT } else { imgclf_cam::UNSURE };
+            let photo = imgclf_dataset::load_rgb(path)?;
+            let label = format!("{} {:.2}%", classes[best], 100.0 * p[best]);
+            let out = dir.join(path.file_name().context("an image file has a name")?);
+            imgclf_cam::label_photo(&photo, &label, colour, 400)
+                .save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+    }
     Ok(())
 }
 

@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod augment;
+mod cam;
 mod extract;
 mod heads;
 
@@ -31,6 +32,8 @@ struct Cli {
 enum Command {
     /// Preview data augmentation with Keras ImageDataGenerator's parameters.
     Augment(augment::Args),
+    /// Class activation maps: where in each photo the head's evidence lies, as heat over the photo.
+    Cam(cam::Args),
     /// Run pretrained ONNX backbones over every split and write one gap_<Backbone>.h5 per backbone.
     Extract(extract::Args),
     /// Train a dense head (logistic or mlp) on one or more feature files; writes a run folder.
@@ -45,6 +48,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Augment(args) => augment::run(args),
+        Command::Cam(args) => cam::run(args),
         Command::Extract(args) => extract::run(args),
         Command::TrainHead(args) => heads::train_head(args),
         Command::Evaluate(args) => heads::evaluate_run(args),

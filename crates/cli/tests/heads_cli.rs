@@ -176,6 +176,9 @@ fn misuse_gets_one_line_errors_naming_the_culprit_and_writes_nothing() {
         (vec!["evaluate", "--run", s(&run), "--split", "holdout"], "not in the feature files"),
         (vec!["evaluate", "--run", s(&other)], "run.json"),
         (vec!["predict", "--run", s(&run), "--csv", "x.csv", "--clip", "0.7"], "--clip"),
+        (vec!["predict", "--run", s(&run)], "give image files to predict, or --csv"),
+        (vec!["predict", "--run", s(&run), f, "--csv", "x.csv"], "drop one of them"),
+        (vec!["predict", "--run", s(&run), s(&missing)], "nope/gap_X.h5"),
     ];
     for (args, expected) in cases {
         let err = fails(&args);
@@ -214,7 +217,27 @@ fn help_explains_every_flag() {
             ][..],
         ),
         ("evaluate", &["--run", "--split", "--features", "--top"][..]),
-        ("predict", &["--run", "--split", "--csv", "--clip", "--proba", "--features"][..]),
+        (
+            "predict",
+            &[
+                "--run",
+                "IMAGE",
+                "--top",
+                "--json",
+                "--annotate",
+                "--engine",
+                "--batch",
+                "--split",
+                "--csv",
+                "--clip",
+                "--proba",
+                "--features",
+            ][..],
+        ),
+        (
+            "cam",
+            &["--run", "--images", "--sample", "--seed", "--grid", "--out", "--backbone", "--width", "--engine"][..],
+        ),
     ];
     for (command, flags) in cases {
         let help = ok(&[command, "--help"]);
@@ -248,6 +271,158 @@ fn shared_cats_dogs_reaches_the_reference_accuracy() {
     let report = ok(&["evaluate", "--run", s(&run)]);
     assert!(report.contains("(800 images)"), "{report}");
     let csv = t.path().join("validation.csv");
-    ok(&["predict", "--run", s(&run), "--split", "validation", "--csv", s(&csv)]);
-    assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 801);
+    ok(&["predict", "--run", s(&run), "--split", "validation", "--csv", s(&csv), "--clip", "0"]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(text.lines().count(), 801);
+
+    // Image files through the model again give the cached features' probabilities.
+    let photos: Vec<PathBuf> = ["cats/cat.1000.jpg", "cats/cat.1361.jpg", "dogs/dog.1001.jpg", "dogs/dog.1274.jpg"]
+        .iter()
+        .map(|p| shared.join("data/cats_dogs/validation").join(p))
+        .collect();
+    let args: Vec<&str> =
+        ["predict", "--run", s(&run), "--json"].into_iter().chain(photos.iter().map(|p| s(p))).collect();
+    for line in ok(&args).lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let stem = Path::new(row["image"].as_str().unwrap()).file_stem().unwrap().to_str().unwrap().to_string();
+        let top = &row["top"][0];
+        let p = top["probability"].as_f64().unwrap();
+        let p_dogs = if top["class"] == "dogs" { p } else { 1.0 - p };
+        let cached: f64 = text.lines().find_map(|l| l.strip_prefix(&format!("{stem},"))).unwrap().parse().unwrap();
+        assert!((p_dogs - cached).abs() < 1e-5, "{stem}: {p_dogs} from the photo, {cached} from the features");
+    }
+
+    // The class activation map against numpy + onnxruntime on the same resized input.
+    let Some(python) = python_with(&["onnxruntime", "numpy", "safetensors", "PIL"]) else { return };
+    let run = imgclf_heads::Run::load(&run).unwrap();
+    let mut predictor = imgclf_heads::Predictor::load(run, imgclf_features::EngineKind::Auto, 2, true).unwrap();
+    let resize = predictor.resize(0);
+    for photo in &photos {
+        let resized = t.path().join("resized.png");
+        resize.load(photo).unwrap().save(&resized).unwrap();
+        let ours = predictor.predict(std::slice::from_ref(photo), 1).unwrap(); // resized as `resized`
+        let class = imgclf_heads::argmax(ours.probs.row(0));
+        let weights = imgclf_cam::class_weights(&predictor.run.head, &[1280], 0, class).unwrap();
+        let map = ours.maps[0].index_axis(ndarray::Axis(0), 0);
+        let cam = imgclf_cam::normalize(&imgclf_cam::class_activation_map(map, weights.view()));
+        let script = support::workspace_root().join("tools/reference_cam.py");
+        let weights_file = predictor.run.dir.join("weights.safetensors");
+        let out = run_python(
+            &python,
+            &[s(&script), s(&model), s(&weights_file), s(&resized), "--mean", "127", "--std", "128"],
+        );
+        let reference: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(reference["class"].as_u64().unwrap() as usize, class, "{}", photo.display());
+        let theirs: Vec<f32> = reference["cam"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32))
+            .collect();
+        let ours: Vec<f32> = cam.iter().copied().collect();
+        assert_eq!(ours.len(), 49, "a 7x7 map");
+        let diff = rel_diff(&ours, &theirs);
+        println!("{}: CAM relative difference to numpy {diff:.2e}", photo.display());
+        assert!(diff < 1e-4, "{}: CAM differs from numpy by {diff}", photo.display());
+    }
+}
+
+/// A logistic run on the fixture features, in `dir/run`.
+fn fixture_run(dir: &Path) -> (PathBuf, PathBuf) {
+    let features = fixture_features(dir);
+    let run = dir.join("run");
+    ok(&["train-head", "--features", s(&features), "--out", s(&run), "--epochs", "3", "--batch", "4", "--standardize"]);
+    (features, run)
+}
+
+#[test]
+fn predict_on_image_files_agrees_with_the_cached_features_and_annotates() {
+    let t = tempfile::tempdir().unwrap();
+    let (_, run) = fixture_run(t.path());
+    let validation = fixtures().join("tiny_data/validation");
+    let csv = t.path().join("cached.csv");
+    ok(&["predict", "--run", s(&run), "--split", "validation", "--csv", s(&csv), "--clip", "0"]);
+    let cached: Vec<(String, f32)> = std::fs::read_to_string(&csv)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_once(',').map(|(id, p)| (id.to_string(), p.parse().unwrap())).unwrap())
+        .collect();
+
+    let (cats, dogs) = (validation.join("cats"), validation.join("dogs"));
+    let annotated = t.path().join("annotated");
+    let json = ok(&[
+        "predict",
+        "--run",
+        s(&run),
+        s(&cats),
+        s(&dogs),
+        "--engine",
+        "tract",
+        "--json",
+        "--annotate",
+        s(&annotated),
+    ]);
+    let rows: Vec<serde_json::Value> = json.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        let image = row["image"].as_str().unwrap();
+        let stem = Path::new(image).file_stem().unwrap().to_str().unwrap();
+        let p_dogs = match row["top"][0]["class"].as_str().unwrap() {
+            "dogs" => row["top"][0]["probability"].as_f64().unwrap(),
+            _ => 1.0 - row["top"][0]["probability"].as_f64().unwrap(),
+        } as f32;
+        let (_, expected) = cached.iter().find(|(id, _)| id == stem).unwrap();
+        assert!((p_dogs - expected).abs() < 1e-5, "{image}: {p_dogs} from the image, {expected} from cached features");
+
+        // The labelled copy: 400 px wide, same name, and the label band differs from the photo.
+        let name = Path::new(image).file_name().unwrap();
+        let out = image::open(annotated.join(name)).unwrap().to_rgb8();
+        let source = image::open(image).unwrap().to_rgb8();
+        assert_eq!(out.width(), 400);
+        assert_eq!(out.height(), (source.height() as f64 * 400.0 / source.width() as f64).round() as u32);
+        let plain = image::imageops::resize(&source, out.width(), out.height(), image::imageops::FilterType::Triangle);
+        let differs = (0..out.width()).filter(|&x| out.get_pixel(x, 12) != plain.get_pixel(x, 12)).count();
+        assert!(differs > 300, "the label band was drawn ({differs} pixels differ on its row)");
+    }
+    let text = ok(&["predict", "--run", s(&run), s(&cats), "--engine", "tract", "--top", "2"]);
+    let line = text.lines().next().unwrap();
+    assert!(line.contains("cat.0.jpg  ") && line.contains("%  |  ") && line.ends_with('%'), "{line}");
+}
+
+#[test]
+fn cam_draws_a_grid_or_one_picture_per_image_and_refuses_an_mlp_head() {
+    let t = tempfile::tempdir().unwrap();
+    let (features, run) = fixture_run(t.path());
+    let images = fixtures().join("tiny_data/validation");
+    let (cats, dogs) = (images.join("cats"), images.join("dogs"));
+    let grid = t.path().join("cam.png");
+    ok(&["cam", "--run", s(&run), "--images", s(&cats), s(&dogs), "--grid", "2x1", "--out", s(&grid), "--width", "64"]
+        .into_iter()
+        .chain(["--engine", "tract"])
+        .collect::<Vec<_>>());
+    let picture = image::open(&grid).unwrap();
+    assert_eq!(picture.width(), 8 + 2 * (64 + 8));
+    let each = t.path().join("maps");
+    ok(&["cam", "--run", s(&run), "--images", s(&cats), "--out", s(&each), "--engine", "tract"]);
+    assert!(each.join("cat.0.png").is_file());
+
+    let mlp = t.path().join("mlp");
+    ok(&[
+        "train-head",
+        "--features",
+        s(&features),
+        "--out",
+        s(&mlp),
+        "--head",
+        "mlp",
+        "--hidden",
+        "4",
+        "--epochs",
+        "1",
+    ]);
+    let err = fails(&["cam", "--run", s(&mlp), "--images", s(&cats), "--out", s(&each)]);
+    assert!(err.contains("linear head"), "{err}");
+    let err = fails(&["cam", "--run", s(&run), "--images", s(&cats), "--out", s(&grid), "--grid", "4"]);
+    assert!(err.contains("COLUMNSxROWS"), "{err}");
 }

@@ -32,6 +32,56 @@ impl Backbone {
     pub fn engine(&self, kind: EngineKind, threads: usize) -> Result<Engine, FeatureError> {
         Engine::load(&self.model, &self.spec, &[self.spec.feature_output()], kind, threads)
     }
+
+    /// Loads the feature output and the feature map (what class activation maps weigh) on
+    /// an engine; refused when the spec names no map.
+    pub fn engine_with_map(&self, kind: EngineKind, threads: usize) -> Result<Engine, FeatureError> {
+        let Some((map, _)) = &self.spec.feature_map else {
+            return Err(FeatureError::Spec {
+                path: self.model.with_extension("json"),
+                reason: "names no `features` output: class activation maps need the last convolutional feature map \
+                         (N×C×H×W or N×H×W×C) as an output of the model, named in the spec beside the pooled one"
+                    .into(),
+            });
+        };
+        let mut outputs = vec![self.spec.feature_output()];
+        if map != self.spec.feature_output() {
+            outputs.push(map);
+        }
+        Engine::load(&self.model, &self.spec, &outputs, kind, threads)
+    }
+
+    /// Pooled features `(n, D)` of decoded images (at the spec's input size), and with
+    /// `with_map` the feature maps as `(n, C, H, W)`, from an engine made by
+    /// [`Backbone::engine_with_map`].
+    pub fn embed(&self, engine: &mut Engine, images: &[RgbImage], with_map: bool) -> Result<Embedding, FeatureError> {
+        let outputs = engine.run(preprocess_batch(&self.spec, images).view())?;
+        let pooled = pool_output(self, &outputs[0], images.len())?;
+        let maps = match (&self.spec.feature_map, with_map) {
+            (Some((name, layout)), true) => {
+                let map = outputs.last().expect("one output at least").view();
+                let map = map.into_dimensionality::<ndarray::Ix4>().map_err(|_| FeatureError::SpecMismatch {
+                    model: self.model.clone(),
+                    reason: format!(
+                        "output `{name}` is not 4-D (shape {:?})",
+                        outputs.last().map(|o| o.shape().to_vec())
+                    ),
+                })?;
+                let map = if *layout == crate::Layout::Nhwc { map.permuted_axes([0, 3, 1, 2]) } else { map };
+                Some(map.as_standard_layout().into_owned())
+            }
+            _ => None,
+        };
+        Ok(Embedding { pooled, maps })
+    }
+}
+
+/// What [`Backbone::embed`] returns.
+#[derive(Debug, Clone)]
+pub struct Embedding {
+    pub pooled: Array2<f32>,
+    /// `(n, C, H, W)` feature maps, when asked for.
+    pub maps: Option<Array4<f32>>,
 }
 
 /// How to run an extraction.
@@ -158,6 +208,10 @@ pub fn extract(
         classes: dataset.classes.names().to_vec(),
         splits,
         model_sha256: backbone.sha256.clone(),
+        model: std::path::absolute(&backbone.model)
+            .unwrap_or_else(|_| backbone.model.clone())
+            .to_string_lossy()
+            .into_owned(),
         input_size: [spec.resize.height, spec.resize.width],
         engine: engine.name().to_string(),
         fingerprint,

@@ -12,7 +12,8 @@ mod store;
 pub use engine::{Engine, EngineKind, find_ort_library, ort_environment};
 pub use error::FeatureError;
 pub use extract::{
-    Backbone, ExtractOptions, ExtractReport, Progress, Skipped, extract, fingerprint, preprocess_batch, sha256_file,
+    Backbone, Embedding, ExtractOptions, ExtractReport, Progress, Skipped, extract, fingerprint, preprocess_batch,
+    sha256_file,
 };
 pub use pool::global_average_pool;
 pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};

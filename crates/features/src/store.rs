@@ -8,8 +8,9 @@ use ndarray::{Array1, Array2};
 
 use crate::FeatureError;
 
-/// Format tag stored in every file; a reader refuses files with another one.
-pub const FORMAT: &str = "imgclf-features/1";
+/// Format tag stored in every file; a reader refuses files with another one. Version 2 added
+/// the `model` attribute (the model file, for predicting new images).
+pub const FORMAT: &str = "imgclf-features/2";
 
 /// The feature rows of one split, with the image path of each row.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +42,9 @@ pub struct FeatureSet {
     pub classes: Vec<String>,
     pub splits: Vec<SplitFeatures>,
     pub model_sha256: String,
+    /// The model file the rows came from, as an absolute path when known (empty otherwise):
+    /// what later stages run on new images.
+    pub model: String,
     /// Input `[height, width]`.
     pub input_size: [u32; 2],
     pub engine: String,
@@ -96,6 +100,7 @@ impl FeatureSet {
             ("format", FORMAT),
             ("backbone", &self.backbone),
             ("model_sha256", &self.model_sha256),
+            ("model", &self.model),
             ("engine", &self.engine),
             ("fingerprint", &self.fingerprint),
             ("spec", &self.spec),
@@ -161,6 +166,8 @@ impl FeatureSet {
                 .collect(),
             splits,
             model_sha256: text_attr(&file, "model_sha256", path)?,
+            // Files from before this attribute existed name no model.
+            model: if file.attr("model").is_ok() { text_attr(&file, "model", path)? } else { String::new() },
             input_size: input_size.try_into().map_err(|_| FeatureError::FeatureFile {
                 path: path.to_path_buf(),
                 reason: "attribute input_size is not [height, width]".into(),
@@ -271,6 +278,7 @@ mod tests {
                 },
             ],
             model_sha256: "ab".repeat(32),
+            model: "/models/net.onnx".into(),
             input_size: [224, 224],
             engine: "tract".into(),
             fingerprint: "f00d".into(),

@@ -21,7 +21,13 @@ fn main() {
     });
     let inputs = HeadInputs {
         classes: vec!["a".into(), "b".into()],
-        sources: vec![Source { file: "random".into(), backbone: "random".into(), model_sha256: String::new(), dim }],
+        sources: vec![Source {
+            file: "random".into(),
+            backbone: "random".into(),
+            model_sha256: String::new(),
+            model: "".into(),
+            dim,
+        }],
         splits: vec![SplitData {
             name: "train".into(),
             x,

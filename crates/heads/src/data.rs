@@ -15,6 +15,9 @@ pub struct Source {
     pub file: PathBuf,
     pub backbone: String,
     pub model_sha256: String,
+    /// The ONNX model the features came from (empty for files that do not name it).
+    #[serde(default)]
+    pub model: PathBuf,
     pub dim: usize,
 }
 
@@ -86,6 +89,7 @@ impl HeadInputs {
                 file: file.clone(),
                 backbone: set.backbone.clone(),
                 model_sha256: set.model_sha256.clone(),
+                model: PathBuf::from(&set.model),
                 dim: set.dim(),
             });
         }

@@ -11,8 +11,9 @@ use crate::HeadError;
 use crate::metrics::Evaluation;
 use crate::train::EpochStats;
 
-/// DejaVu Sans (Bitstream Vera licence, see assets/), so the labels render on any machine.
-static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+/// DejaVu Sans (Bitstream Vera licence, see assets/), so labels render on any machine; also
+/// what other stages draw their text with.
+pub static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 

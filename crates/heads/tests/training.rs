@@ -41,6 +41,7 @@ fn feature_set(backbone: &str, classes: &[&str], dim: usize, splits: &[(&str, us
         classes: classes.iter().map(|c| c.to_string()).collect(),
         splits,
         model_sha256: format!("sha-of-{backbone}"),
+        model: format!("/models/{backbone}.onnx"),
         input_size: [8, 8],
         engine: "test".into(),
         fingerprint: "fp".into(),

@@ -1,0 +1,122 @@
+//! `imgclf cam`: class activation maps of a run's predictions, one picture per image or a grid.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use imgclf_cam::{class_activation_map, class_weights, label_photo, normalize, overlay, resize_width, titled_grid};
+use imgclf_dataset::{Rng, load_rgb};
+use imgclf_heads::{Predictor, Run, argmax, image_files};
+use ndarray::Axis;
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Example (the tutorial's 4x4 picture):\n  imgclf cam --run runs/exp1 --images data/test --sample 16 --seed 3 --grid 4x4 --out cam.png\n\n\
+Each map is the backbone's last feature map weighted by the head's weights toward the predicted\n\
+class (Zhou et al. 2016), normalised, upsampled, JET-coloured and blended over the photo. It needs\n\
+a logistic head (a single Dense layer) and a backbone spec that names its `features` map."
+)]
+pub struct Args {
+    /// Run folder written by train-head (with a logistic head).
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Image files or folders of images.
+    #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
+    images: Vec<PathBuf>,
+    /// Draw maps for N images picked at random (seeded) instead of all.
+    #[arg(long, value_name = "N")]
+    sample: Option<usize>,
+    /// Seed of --sample.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One picture in a COLUMNSxROWS grid (e.g. 4x4) at --out, instead of one file per image in the --out folder.
+    #[arg(long, value_name = "CxR", value_parser = parse_grid)]
+    grid: Option<(usize, usize)>,
+    /// The grid's PNG file, or the folder for one PNG per image.
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Which backbone's map, by name (default: the first of the run).
+    #[arg(long, value_name = "NAME")]
+    backbone: Option<String>,
+    /// Width in pixels of each drawn photo.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=2048))]
+    width: u32,
+    /// Inference engine: auto (ONNX Runtime when found, else tract), ort or tract.
+    #[arg(long, default_value = "auto", value_parser = crate::extract::parse_engine)]
+    engine: imgclf_features::EngineKind,
+}
+
+fn parse_grid(s: &str) -> Result<(usize, usize), String> {
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    match s.split_once(['x', 'X']).map(|(c, r)| (parse(c), parse(r))) {
+        Some((Some(c), Some(r))) => Ok((c, r)),
+        _ => Err(format!("`{s}`: expected COLUMNSxROWS, e.g. 4x4")),
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let run = Run::load(&args.run).context("--run")?;
+    if run.head.hidden.is_some() {
+        bail!("--run {}: {}", args.run.display(), imgclf_cam::CamError::NotLinear);
+    }
+    let index = match &args.backbone {
+        None => 0,
+        Some(name) => run.info.sources.iter().position(|s| &s.backbone == name).with_context(|| {
+            let names: Vec<_> = run.info.sources.iter().map(|s| s.backbone.as_str()).collect();
+            format!("--backbone {name}: the run's backbones are {}", names.join(", "))
+        })?,
+    };
+    let mut files = image_files(&args.images)?;
+    if files.is_empty() {
+        bail!("--images: no image files there");
+    }
+    if let Some(n) = args.sample.or(args.grid.map(|(c, r)| c * r))
+        && n < files.len()
+    {
+        Rng::new(args.seed).shuffle(&mut files);
+        files.truncate(n);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut predictor = Predictor::load(run, args.engine, threads, true).context("--run")?;
+    let predictions = predictor.predict(&files, 16)?;
+    if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
+        bail!("none of the {} images could be read; the first: {first}", files.len());
+    }
+    for e in &predictions.skipped {
+        eprintln!("warning: skipped {e}");
+    }
+    let widths: Vec<usize> = predictor.backbones().iter().map(|b| b.1).collect();
+    let (head, classes) = (&predictor.run.head, &predictor.run.info.classes);
+    let mut cells = Vec::new();
+    for (i, path) in predictions.paths.iter().enumerate() {
+        let p = predictions.probs.row(i);
+        let class = argmax(p);
+        let weights = class_weights(head, &widths, index, class)?;
+        let map = predictions.maps[index].index_axis(Axis(0), i);
+        let cam = normalize(&class_activation_map(map, weights.view()));
+        // The map covers what the backbone saw: its crop of the photo.
+        let photo = load_rgb(path)?;
+        let (left, top, w, h) = predictor.resize(index).source_box(photo.width(), photo.height());
+        let photo = resize_width(&image::imageops::crop_imm(&photo, left, top, w, h).to_image(), args.width);
+        cells.push((overlay(&photo, &cam), format!("{} {:.1}%", classes[class], 100.0 * p[class]), path));
+    }
+    match args.grid {
+        Some((columns, _)) => {
+            let titled: Vec<_> = cells.into_iter().map(|(img, title, _)| (img, title)).collect();
+            let grid = titled_grid(&titled, columns);
+            grid.save(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+            say!("{} maps in a grid -> {}", titled.len(), args.out.display());
+        }
+        None => {
+            std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+            for (img, title, path) in &cells {
+                let name = path.file_stem().context("an image file has a name")?.to_string_lossy();
+                let out = args.out.join(format!("{name}.png"));
+                label_photo(img, title, imgclf_cam::CONFIDENT, img.width())
+                    .save(&out)
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            say!("{} maps -> {}", cells.len(), args.out.display());
+        }
+    }
+    Ok(())
+}

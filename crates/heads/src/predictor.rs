@@ -1,0 +1,152 @@
+//! A run applied to new image files: every backbone it was trained on (each model checked
+//! against the sha256 in `run.json`), then the head.
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+use imgclf_dataset::DatasetError;
+use imgclf_features::{Backbone, Engine, EngineKind};
+use ndarray::{Array2, Array4, Axis, concatenate};
+use rayon::prelude::*;
+
+use crate::{HeadError, Run};
+
+/// A loaded run with one engine per backbone.
+pub struct Predictor {
+    pub run: Run,
+    backbones: Vec<(Backbone, Engine)>,
+    with_maps: bool,
+}
+
+/// Predictions for the images that could be read, in the order given.
+#[derive(Debug)]
+pub struct Predictions {
+    pub paths: Vec<PathBuf>,
+    /// `(images, classes)`.
+    pub probs: Array2<f32>,
+    /// Per backbone, `(images, C, H, W)` feature maps, when the predictor keeps them.
+    pub maps: Vec<Array4<f32>>,
+    /// Files that could not be read, with why.
+    pub skipped: Vec<DatasetError>,
+}
+
+impl Predictor {
+    /// Opens each backbone of the run on an engine. `with_maps` also loads the feature maps
+    /// (for class activation maps).
+    pub fn load(run: Run, kind: EngineKind, threads: usize, with_maps: bool) -> Result<Predictor, HeadError> {
+        let mut backbones = Vec::new();
+        for source in &run.info.sources {
+            let fail = |reason: String| HeadError::Run { path: run.dir.join("run.json"), reason };
+            if source.model.as_os_str().is_empty() {
+                return Err(fail(format!(
+                    "names no model file for {} (its features predate that record): extract again with `imgclf extract` and retrain",
+                    source.backbone
+                )));
+            }
+            if !source.model.is_file() {
+                return Err(fail(format!("the model of {} is missing: {}", source.backbone, source.model.display())));
+            }
+            let backbone = Backbone::open(&source.model)?;
+            if backbone.sha256 != source.model_sha256 {
+                return Err(fail(format!(
+                    "{} has changed since the head was trained (sha256 {}, trained on {})",
+                    source.model.display(),
+                    backbone.sha256,
+                    source.model_sha256
+                )));
+            }
+            let engine =
+                if with_maps { backbone.engine_with_map(kind, threads)? } else { backbone.engine(kind, threads)? };
+            backbones.push((backbone, engine));
+        }
+        Ok(Predictor { run, backbones, with_maps })
+    }
+
+    /// Class probabilities for image files, `batch` images per inference call; decoding and
+    /// resizing run in parallel. Unreadable files are skipped and reported.
+    pub fn predict(&mut self, files: &[PathBuf], batch: usize) -> Result<Predictions, HeadError> {
+        let mut out = Predictions {
+            paths: Vec::new(),
+            probs: Array2::zeros((0, self.run.head.classes())),
+            maps: Vec::new(),
+            skipped: Vec::new(),
+        };
+        let mut maps: Vec<Vec<Array4<f32>>> = vec![Vec::new(); self.backbones.len()];
+        let mut probs = Vec::new();
+        for chunk in files.chunks(batch.max(1)) {
+            // Each backbone resizes to its own input; an image unreadable for one is skipped for all.
+            let decoded: Vec<Result<Vec<RgbImage>, DatasetError>> = chunk
+                .par_iter()
+                .map(|path| self.backbones.iter().map(|(b, _)| b.spec.resize.load(path)).collect())
+                .collect();
+            let mut kept = Vec::new();
+            let mut per_backbone: Vec<Vec<RgbImage>> = vec![Vec::new(); self.backbones.len()];
+            for (path, result) in chunk.iter().zip(decoded) {
+                match result {
+                    Ok(images) => {
+                        kept.push(path.clone());
+                        images.into_iter().zip(&mut per_backbone).for_each(|(img, list)| list.push(img));
+                    }
+                    Err(e) => out.skipped.push(e),
+                }
+            }
+            if kept.is_empty() {
+                continue;
+            }
+            let mut columns = Vec::new();
+            for (k, ((backbone, engine), images)) in self.backbones.iter_mut().zip(&per_backbone).enumerate() {
+                let embedding = backbone.embed(engine, images, self.with_maps)?;
+                columns.push(embedding.pooled);
+                maps[k].extend(embedding.maps);
+            }
+            let views: Vec<_> = columns.iter().map(|c| c.view()).collect();
+            let x = concatenate(Axis(1), &views).expect("one row per kept image in every block");
+            probs.push(self.run.head.predict(x.view()));
+            out.paths.extend(kept);
+        }
+        if !probs.is_empty() {
+            let views: Vec<_> = probs.iter().map(|p| p.view()).collect();
+            out.probs = concatenate(Axis(0), &views).expect("same number of classes");
+        }
+        if self.with_maps {
+            out.maps = maps
+                .into_iter()
+                .map(|blocks| {
+                    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+                    concatenate(Axis(0), &views).expect("same map shape per backbone")
+                })
+                .collect();
+        }
+        Ok(out)
+    }
+
+    /// How backbone `index` resizes images: what part of a photo its feature map covers.
+    pub fn resize(&self, index: usize) -> imgclf_dataset::Resize {
+        self.backbones[index].0.spec.resize
+    }
+
+    /// The backbones' names and feature widths, in column order.
+    pub fn backbones(&self) -> Vec<(&str, usize)> {
+        self.run.info.sources.iter().map(|s| (s.backbone.as_str(), s.dim)).collect()
+    }
+}
+
+/// Image files: the paths given, with folders replaced by the images inside them (sorted
+/// naturally, not recursing).
+pub fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, HeadError> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(HeadError::io(p))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && imgclf_dataset::is_image_file(f))
+                .collect();
+            inside.sort_by(|a, b| imgclf_dataset::natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+            files.extend(inside);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
