@@ -231,3 +231,26 @@ fn a_split_without_any_readable_image_is_an_error() {
     assert!(err.contains("train") && err.contains("x.jpg"), "{err}");
     assert!(!t.path().join("f/gap_TinyConvNet.h5").exists());
 }
+
+#[test]
+fn embed_gives_the_extracted_rows_and_maps_and_a_pooled_only_spec_says_what_cam_needs() {
+    let backbone = Backbone::open(&tiny_model()).unwrap();
+    let mut engine = backbone.engine_with_map(EngineKind::Tract, 2).unwrap();
+    let images = some_images(3);
+    let e = backbone.embed(&mut engine, &images, true).unwrap();
+    let maps = e.maps.unwrap();
+    assert_eq!((e.pooled.dim(), maps.dim()), ((3, 8), (3, 8, 16, 16)));
+    // The pooled rows are the maps' means, as extract computes them.
+    let means = maps.mean_axis(ndarray::Axis(3)).unwrap().mean_axis(ndarray::Axis(2)).unwrap();
+    assert!(rel_diff(e.pooled.as_slice().unwrap(), means.as_slice().unwrap()) < 1e-6);
+
+    let (t, _, model) = scratch();
+    let spec = t.path().join("tiny_convnet.json");
+    let mut json: serde_json::Value = serde_json::from_str(&fs::read_to_string(&spec).unwrap()).unwrap();
+    json["outputs"] = serde_json::json!({"features": null, "pooled": {"name": "pooled"}});
+    fs::write(&spec, json.to_string()).unwrap();
+    let pooled_only = Backbone::open(&model).unwrap();
+    let Err(err) = pooled_only.engine_with_map(EngineKind::Tract, 1) else { panic!("a pooled-only spec has no map") };
+    let err = err.to_string();
+    assert!(err.contains("tiny_convnet.json") && err.contains("feature map"), "{err}");
+}
