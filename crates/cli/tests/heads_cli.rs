@@ -388,6 +388,17 @@ fn predict_on_image_files_agrees_with_the_cached_features_and_annotates() {
     let text = ok(&["predict", "--run", s(&run), s(&cats), "--engine", "tract", "--top", "2"]);
     let line = text.lines().next().unwrap();
     assert!(line.contains("cat.0.jpg  ") && line.contains("%  |  ") && line.ends_with('%'), "{line}");
+
+    // The model the head was trained on must be the one found: changed or gone, it is named.
+    let model = t.path().join("tiny_convnet.onnx");
+    let mut bytes = std::fs::read(&model).unwrap();
+    bytes.push(0);
+    std::fs::write(&model, &bytes).unwrap();
+    let err = fails(&["predict", "--run", s(&run), s(&cats)]);
+    assert!(err.contains("tiny_convnet.onnx has changed since the head was trained"), "{err}");
+    std::fs::remove_file(&model).unwrap();
+    let err = fails(&["predict", "--run", s(&run), s(&cats)]);
+    assert!(err.contains("the model of TinyConvNet is missing"), "{err}");
 }
 
 #[test]
