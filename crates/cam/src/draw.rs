@@ -6,6 +6,13 @@ use image::{Rgb, RgbImage, imageops};
 /// Green for a confident prediction, amber otherwise.
 pub const CONFIDENT: Rgb<u8> = Rgb([40, 220, 60]);
 pub const UNSURE: Rgb<u8> = Rgb([255, 170, 0]);
+/// The probability from which a label counts as confident.
+pub const CONFIDENT_FROM: f32 = 0.9;
+
+/// The colour of a label for a top-class probability `p`.
+pub fn label_colour(p: f32) -> Rgb<u8> {
+    if p >= CONFIDENT_FROM { CONFIDENT } else { UNSURE }
+}
 
 /// Draws `text` with its top-left corner at `(x, y)`, `size` pixels high, anti-aliased.
 pub fn draw_text(image: &mut RgbImage, text: &str, (x, y): (i32, i32), size: f32, colour: Rgb<u8>) {
@@ -96,6 +103,7 @@ mod tests {
         let green = out.pixels().filter(|p| p[1] > 150 && p[0] < 120).count();
         assert!(green > 100, "the text is drawn in green: {green} pixels");
         assert_eq!(out.get_pixel(200, 250), &Rgb([200, 200, 200]), "below the band the photo is untouched");
+        assert_eq!((label_colour(0.95), label_colour(0.6)), (CONFIDENT, UNSURE));
     }
 
     #[test]

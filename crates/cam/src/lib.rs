@@ -6,7 +6,9 @@
 
 mod draw;
 
-pub use draw::{CONFIDENT, UNSURE, draw_text, label_photo, resize_width, text_width, titled_grid};
+pub use draw::{
+    CONFIDENT, CONFIDENT_FROM, UNSURE, draw_text, label_colour, label_photo, resize_width, text_width, titled_grid,
+};
 
 use image::{Rgb, RgbImage};
 use imgclf_heads::Head;

@@ -97,21 +97,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let photo = load_rgb(path)?;
         let (left, top, w, h) = predictor.resize(index).source_box(photo.width(), photo.height());
         let photo = resize_width(&image::imageops::crop_imm(&photo, left, top, w, h).to_image(), args.width);
-        cells.push((overlay(&photo, &cam), format!("{} {:.1}%", classes[class], 100.0 * p[class]), path));
+        cells.push((overlay(&photo, &cam), format!("{} {:.1}%", classes[class], 100.0 * p[class]), path, p[class]));
     }
     match args.grid {
         Some((columns, _)) => {
-            let titled: Vec<_> = cells.into_iter().map(|(img, title, _)| (img, title)).collect();
+            let titled: Vec<_> = cells.into_iter().map(|(img, title, _, _)| (img, title)).collect();
             let grid = titled_grid(&titled, columns);
             grid.save(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
             say!("{} maps in a grid -> {}", titled.len(), args.out.display());
         }
         None => {
             std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
-            for (img, title, path) in &cells {
+            for (img, title, path, p) in &cells {
                 let name = path.file_stem().context("an image file has a name")?.to_string_lossy();
                 let out = args.out.join(format!("{name}.png"));
-                label_photo(img, title, imgclf_cam::CONFIDENT, img.width())
+                label_photo(img, title, imgclf_cam::label_colour(*p), img.width())
                     .save(&out)
                     .with_context(|| format!("writing {}", out.display()))?;
             }

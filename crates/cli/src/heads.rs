@@ -308,9 +308,6 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Share of probability from which a label is drawn in green.
-const CONFIDENT: f32 = 0.9;
-
 fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
     let run = Run::load(&args.run).context("--run")?;
     let files = imgclf_heads::image_files(&args.images)?;
@@ -347,7 +344,7 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
         }
         if let Some(dir) = &args.annotate {
             let best = ranked[0];
-            let colour = if p[best] >= CONFIDENT { imgclf_cam::CONFIDENT } else { imgclf_cam::UNSURE };
+            let colour = imgclf_cam::label_colour(p[best]);
             let photo = imgclf_dataset::load_rgb(path)?;
             let label = format!("{} {:.2}%", classes[best], 100.0 * p[best]);
             let out = dir.join(path.file_name().context("an image file has a name")?);
