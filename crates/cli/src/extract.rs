@@ -15,7 +15,7 @@ pub struct Args {
     /// Data root holding train/<class>/*, validation/<class>/* and optionally test/ (flat or per class).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
-    /// ONNX backbone with its JSON spec beside it; repeat for several backbones (one file each).
+    /// ONNX backbone with its JSON spec beside it, or the name of a registered one (`imgclf models list`); repeat for several.
     #[arg(long = "model", value_name = "MODEL.onnx", required = true)]
     models: Vec<PathBuf>,
     /// Folder for the gap_<Backbone>.h5 files (created if missing).
@@ -62,7 +62,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let backbones = args
         .models
         .iter()
-        .map(|m| Backbone::open(m).with_context(|| format!("--model {}", m.display())))
+        .map(|m| {
+            let path = crate::models::resolve(m).with_context(|| format!("--model {}", m.display()))?;
+            Backbone::open(&path).with_context(|| format!("--model {}", m.display()))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let options = ExtractOptions {
         engine: args.engine,

@@ -14,6 +14,7 @@ mod augment;
 mod cam;
 mod extract;
 mod heads;
+mod models;
 
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,8 @@ enum Command {
     Cam(cam::Args),
     /// Run pretrained ONNX backbones over every split and write one gap_<Backbone>.h5 per backbone.
     Extract(extract::Args),
+    /// The model cache: list, show and add ONNX backbones, then name them in --model.
+    Models(models::Args),
     /// Train a dense head (logistic or mlp) on one or more feature files; writes a run folder.
     TrainHead(heads::TrainArgs),
     /// Score a run on a labelled split: accuracy, log loss, per-class scores, confusion matrix, top losses.
@@ -50,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Augment(args) => augment::run(args),
         Command::Cam(args) => cam::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::Models(args) => models::run(args),
         Command::TrainHead(args) => heads::train_head(args),
         Command::Evaluate(args) => heads::evaluate_run(args),
         Command::Predict(args) => heads::predict(args),

@@ -5,6 +5,7 @@
 mod engine;
 mod error;
 mod extract;
+mod models;
 mod pool;
 mod spec;
 mod store;
@@ -15,6 +16,7 @@ pub use extract::{
     Backbone, Embedding, ExtractOptions, ExtractReport, Progress, Skipped, extract, fingerprint, preprocess_batch,
     sha256_file,
 };
+pub use models::{CachedModel, ModelCache};
 pub use pool::global_average_pool;
 pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};
 pub use store::{FORMAT, FeatureHeader, FeatureSet, SplitFeatures};

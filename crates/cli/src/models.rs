@@ -1,0 +1,96 @@
+//! `imgclf models`: the backbones registered in the model cache (`$IMGCLF_HOME/models`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use imgclf_features::{CachedModel, ModelCache};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// The registered backbones: input, preprocessing, feature width, file.
+    List,
+    /// One backbone's spec, file, sha256 (checked against the file) and feature width.
+    Show {
+        /// A registered name (see `imgclf models list`).
+        name: String,
+    },
+    /// Register an ONNX backbone with its spec, after loading it to check the spec's input and outputs.
+    Add {
+        /// The ONNX model.
+        model: PathBuf,
+        /// Its JSON spec (default: the .json beside the model).
+        #[arg(long, value_name = "SPEC.json")]
+        spec: Option<PathBuf>,
+        /// The name to register it under (default: the spec's name in lower case).
+        #[arg(long)]
+        name: Option<String>,
+        /// Replace a model already registered under that name.
+        #[arg(long)]
+        replace: bool,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cache = ModelCache::new(ModelCache::default_dir());
+    match args.command {
+        Command::List => {
+            let models = cache.list()?;
+            if models.is_empty() {
+                say!(
+                    "no models in {} yet: `imgclf models add MODEL.onnx --spec SPEC.json` registers one",
+                    cache.dir.display()
+                );
+            }
+            for m in &models {
+                say!("{}", summary(m));
+            }
+        }
+        Command::Show { name } => {
+            let m = cache.get(&name)?;
+            let actual = imgclf_features::sha256_file(&m.model)?;
+            say!("{}", summary(&m));
+            say!("file     {}", m.model.display());
+            say!(
+                "sha256   {}{}",
+                m.sha256,
+                if actual == m.sha256 { " (checked)" } else { "  CHANGED since it was added" }
+            );
+            say!("spec     {}", imgclf_features::ModelSpec::path_for(&m.model).display());
+        }
+        Command::Add { model, spec, name, replace } => {
+            let spec = spec.unwrap_or_else(|| imgclf_features::ModelSpec::path_for(&model));
+            let m = cache
+                .add(&model, &spec, name.as_deref(), replace)
+                .with_context(|| format!("adding {}", model.display()))?;
+            say!("registered {} -> {}", m.name, m.model.display());
+        }
+    }
+    Ok(())
+}
+
+/// `name  224x224 NCHW RGB  (x - mean) / std  1280 features  (spec name)`.
+fn summary(m: &CachedModel) -> String {
+    let s = &m.spec;
+    let n = &s.normalize;
+    let width = m.feature_width().map_or("? features".to_string(), |w| format!("{w} features"));
+    format!(
+        "{:<20} {}x{} {:?} {:?}  (x - {:?}) / {:?}  {width}  [{}]",
+        m.name, s.resize.width, s.resize.height, s.layout, s.color, n.mean, n.std, s.name
+    )
+}
+
+/// `--model` as given: a file path, or the name of a registered model.
+pub fn resolve(arg: &Path) -> anyhow::Result<PathBuf> {
+    let plain_name = arg.components().count() == 1 && arg.extension().is_none();
+    if arg.exists() || !plain_name {
+        return Ok(arg.to_path_buf());
+    }
+    let cache = ModelCache::new(ModelCache::default_dir());
+    Ok(cache.get(&arg.to_string_lossy())?.model)
+}

@@ -1,0 +1,173 @@
+//! The model cache: backbones a user has registered once and names afterwards, each as
+//! `NAME.onnx` beside its spec `NAME.json` and its `NAME.sha256`, under `$IMGCLF_HOME/models`.
+
+use std::path::{Path, PathBuf};
+
+use crate::{Engine, EngineKind, FeatureError, ModelSpec, sha256_file};
+
+/// A folder of registered backbones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelCache {
+    pub dir: PathBuf,
+}
+
+/// One registered backbone.
+#[derive(Debug, Clone)]
+pub struct CachedModel {
+    pub name: String,
+    pub model: PathBuf,
+    pub spec: ModelSpec,
+    /// As recorded when the model was added.
+    pub sha256: String,
+}
+
+impl CachedModel {
+    /// The feature width the spec declares for its feature output, when it gives a shape.
+    pub fn feature_width(&self) -> Option<u64> {
+        let json: serde_json::Value = serde_json::from_str(&self.spec.source_json).ok()?;
+        let outputs = &json["outputs"];
+        if let Some(shape) = outputs["pooled"]["shape"].as_array() {
+            return shape.get(1)?.as_u64();
+        }
+        let shape = outputs["features"]["shape"].as_array()?;
+        match outputs["features"]["layout"].as_str() {
+            Some("NHWC") => shape.last()?.as_u64(),
+            _ => shape.get(1)?.as_u64(),
+        }
+    }
+}
+
+impl ModelCache {
+    /// `$IMGCLF_HOME/models`, else `$XDG_CACHE_HOME/imgclf/models`, else `~/.cache/imgclf/models`.
+    pub fn default_dir() -> PathBuf {
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let home = env("IMGCLF_HOME")
+            .or_else(|| env("XDG_CACHE_HOME").map(|c| c.join("imgclf")))
+            .or_else(|| env("HOME").map(|h| h.join(".cache/imgclf")))
+            .unwrap_or_else(|| PathBuf::from(".imgclf"));
+        home.join("models")
+    }
+
+    pub fn new(dir: impl Into<PathBuf>) -> ModelCache {
+        ModelCache { dir: dir.into() }
+    }
+
+    /// Every registered model, by name; an empty list when the folder does not exist yet.
+    pub fn list(&self) -> Result<Vec<CachedModel>, FeatureError> {
+        self.known_names().iter().map(|n| self.get(n)).collect()
+    }
+
+    /// A registered model by name; the error lists the names there are.
+    pub fn get(&self, name: &str) -> Result<CachedModel, FeatureError> {
+        let model = self.dir.join(format!("{name}.onnx"));
+        if !model.is_file() {
+            let known = self.known_names();
+            return Err(FeatureError::Spec {
+                path: model,
+                reason: format!(
+                    "no model `{name}` in the cache ({}); `imgclf models add` registers one",
+                    if known.is_empty() { "it is empty".into() } else { format!("it has {}", known.join(", ")) }
+                ),
+            });
+        }
+        let sha_path = model.with_extension("sha256");
+        let sha256 = std::fs::read_to_string(&sha_path).map_err(FeatureError::io(&sha_path))?.trim().to_string();
+        Ok(CachedModel { name: name.into(), spec: ModelSpec::for_model(&model)?, model, sha256 })
+    }
+
+    /// The registered names, sorted: the stems of the `.onnx` files.
+    fn known_names(&self) -> Vec<String> {
+        std::fs::read_dir(&self.dir)
+            .map(|d| {
+                let mut v: Vec<String> = d
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+                    .filter_map(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+                    .collect();
+                v.sort();
+                v
+            })
+            .unwrap_or_default()
+    }
+
+    /// Registers `model` with the spec at `spec` under `name` (default: the spec's name in
+    /// lower case, `EfficientNet-Lite0` → `efficientnet-lite0`). The model is loaded first
+    /// (tract) to check its input and outputs against the spec; nothing is written if that
+    /// fails. An existing name is replaced only with `replace`.
+    pub fn add(
+        &self,
+        model: &Path,
+        spec: &Path,
+        name: Option<&str>,
+        replace: bool,
+    ) -> Result<CachedModel, FeatureError> {
+        let text = std::fs::read_to_string(spec).map_err(FeatureError::io(spec))?;
+        let parsed =
+            ModelSpec::parse(&text).map_err(|reason| FeatureError::Spec { path: spec.to_path_buf(), reason })?;
+        let name = name.map_or_else(|| default_name(&parsed.name), str::to_string);
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(FeatureError::Spec {
+                path: spec.to_path_buf(),
+                reason: format!("`{name}` is not a usable model name (letters, digits, - _ . only)"),
+            });
+        }
+        let mut outputs = vec![parsed.feature_output()];
+        if let Some((map, _)) = &parsed.feature_map
+            && map != parsed.feature_output()
+        {
+            outputs.push(map);
+        }
+        Engine::load(model, &parsed, &outputs, EngineKind::Tract, 1)?;
+        let target = self.dir.join(format!("{name}.onnx"));
+        if target.exists() && !replace {
+            return Err(FeatureError::Spec {
+                path: target,
+                reason: format!("a model `{name}` is already registered; pass --replace, or --name another"),
+            });
+        }
+        std::fs::create_dir_all(&self.dir).map_err(FeatureError::io(&self.dir))?;
+        let sha256 = sha256_file(model)?;
+        let staged = self.dir.join(format!(".{name}.onnx.partial"));
+        std::fs::copy(model, &staged).map_err(FeatureError::io(&staged))?;
+        let spec_path = ModelSpec::path_for(&target);
+        std::fs::write(&spec_path, &text).map_err(FeatureError::io(&spec_path))?;
+        let sha_path = target.with_extension("sha256");
+        std::fs::write(&sha_path, format!("{sha256}\n")).map_err(FeatureError::io(&sha_path))?;
+        std::fs::rename(&staged, &target).map_err(FeatureError::io(&target))?;
+        self.get(&name)
+    }
+}
+
+fn default_name(spec_name: &str) -> String {
+    spec_name.to_ascii_lowercase().chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_outputs(outputs: &str) -> CachedModel {
+        let text = format!(
+            r#"{{"name": "Net", "input": {{"name": "input", "layout": "NHWC", "size": [8, 8], "color": "RGB", "scale": "tf"}}, "outputs": {outputs}}}"#
+        );
+        let spec = ModelSpec::parse(&text).unwrap();
+        CachedModel { name: "net".into(), model: "net.onnx".into(), spec, sha256: String::new() }
+    }
+
+    #[test]
+    fn the_feature_width_comes_from_the_declared_shapes() {
+        let nhwc = with_outputs(r#"{"features": {"name": "f", "layout": "NHWC", "shape": ["batch", 7, 7, 2048]}}"#);
+        assert_eq!(nhwc.feature_width(), Some(2048));
+        let nchw = with_outputs(r#"{"features": {"name": "f", "layout": "NCHW", "shape": ["batch", 1280, 7, 7]}}"#);
+        assert_eq!(nchw.feature_width(), Some(1280));
+        let pooled = with_outputs(r#"{"features": null, "pooled": {"name": "p", "shape": ["batch", 512]}}"#);
+        assert_eq!(pooled.feature_width(), Some(512));
+        assert_eq!(with_outputs(r#"{"features": {"name": "f", "layout": "NCHW"}}"#).feature_width(), None);
+    }
+
+    #[test]
+    fn default_names_are_the_spec_name_in_lower_case() {
+        assert_eq!(default_name("EfficientNet-Lite0"), "efficientnet-lite0");
+        assert_eq!(default_name("ResNet50 v2"), "resnet50-v2");
+    }
+}
