@@ -39,6 +39,19 @@ reference-heads +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): setup
     {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt
     {{python}} tools/reference_heads.py {{FEATURES}}
 
+# The tutorial's best recipe on real photos: extract, train-head, evaluate, predict (annotated), CAM grid
+demo: extract
+    #!/usr/bin/env bash
+    set -euo pipefail
+    bin=target/debug/imgclf
+    photos={{shared}}/data/cats_dogs/validation
+    $bin train-head --features {{out}}/gap_EfficientNet-Lite0.h5 --out runs/demo --seed 7 --force
+    $bin evaluate --run runs/demo --top 5
+    cats=("$photos"/cats/*.jpg); dogs=("$photos"/dogs/*.jpg); picks=("${cats[@]:0:3}" "${dogs[@]:0:3}")
+    $bin predict --run runs/demo "${picks[@]}" --annotate demo/annotated
+    $bin cam --run runs/demo --images "$photos"/cats "$photos"/dogs --sample 16 --seed 3 --grid 4x4 --width 200 --out demo/cam.png
+    echo "run: runs/demo (curves.png, confusion.png); labelled photos: demo/annotated/; class activation maps: demo/cam.png"
+
 # The README's picture: class activation maps of 16 cats_dogs validation photos in a 4x4 grid
 cam-example: extract
     target/debug/imgclf train-head --features {{out}}/gap_EfficientNet-Lite0.h5 --out runs/cam-example --seed 7 --force
