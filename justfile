@@ -115,6 +115,14 @@ keras-backbones:
     .venv-keras/bin/python -m pip install -q --disable-pip-version-check -r {{shared}}/tools/requirements-backbones.txt
     .venv-keras/bin/python {{shared}}/tools/make_keras_backbones.py --out-dir backbones
 
+# The tutorial's Keras backbones with ImageNet weights (needs the internet) as ONNX, registered in the model cache
+models-keras WEIGHTS="imagenet": build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    [ -x .venv-keras/bin/python ] || python3.11 -m venv .venv-keras
+    .venv-keras/bin/python -m pip install -q --disable-pip-version-check -r {{shared}}/tools/requirements-backbones.txt
+    .venv-keras/bin/python tools/export_keras_backbones.py --weights {{WEIGHTS}} --out-dir backbones
+
 # Graph compatibility: each Keras backbone through both engines on a few photos, with images/s
 compat: build keras-backbones
     tools/compat.sh backbones {{shared}}/data/cats_dogs
