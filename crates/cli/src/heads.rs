@@ -136,18 +136,16 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         inputs.sources.iter().map(|s| format!("{} {}", s.backbone, s.dim)).collect::<Vec<_>>().join(" + ")
     );
 
-    let bar = ProgressBar::hidden();
+    // A bar per epoch; indicatif draws it only when stderr is a terminal.
+    let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {elapsed}")
+        .expect("the template is valid")
+        .progress_chars("=> ");
+    let mut bar = ProgressBar::hidden();
     let trained = train(&inputs, &config, &mut |event| match event {
         TrainEvent::EpochStart { epoch, epochs, batches } => {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-            bar.reset();
-            bar.set_length(batches as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {elapsed}")
-                    .unwrap()
-                    .progress_chars("=> "),
-            );
-            bar.set_prefix(format!("Epoch {epoch}/{epochs}"));
+            bar = ProgressBar::new(batches as u64)
+                .with_style(style.clone())
+                .with_prefix(format!("Epoch {epoch}/{epochs}"));
         }
         TrainEvent::Batch => bar.inc(1),
         TrainEvent::EpochEnd(stats) => {

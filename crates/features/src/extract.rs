@@ -36,19 +36,15 @@ impl Backbone {
     /// Loads the feature output and the feature map (what class activation maps weigh) on
     /// an engine; refused when the spec names no map.
     pub fn engine_with_map(&self, kind: EngineKind, threads: usize) -> Result<Engine, FeatureError> {
-        let Some((map, _)) = &self.spec.feature_map else {
+        if self.spec.feature_map.is_none() {
             return Err(FeatureError::Spec {
                 path: self.model.with_extension("json"),
                 reason: "names no `features` output: class activation maps need the last convolutional feature map \
                          (N×C×H×W or N×H×W×C) as an output of the model, named in the spec beside the pooled one"
                     .into(),
             });
-        };
-        let mut outputs = vec![self.spec.feature_output()];
-        if map != self.spec.feature_output() {
-            outputs.push(map);
         }
-        Engine::load(&self.model, &self.spec, &outputs, kind, threads)
+        Engine::load(&self.model, &self.spec, &self.spec.outputs(), kind, threads)
     }
 
     /// Pooled features `(n, D)` of decoded images (at the spec's input size), and with
@@ -176,9 +172,7 @@ pub fn extract(
             let (good, images) = decode_batch(spec, chunk, &mut skipped);
             skipped[before..].iter().for_each(|s| progress(Progress::Skipped(s)));
             if !images.is_empty() {
-                let input = preprocess_batch(spec, &images);
-                let outputs = engine.run(input.view())?;
-                blocks.push(pool_output(backbone, &outputs[0], images.len())?);
+                blocks.push(backbone.embed(&mut engine, &images, false)?.pooled);
                 kept.extend(good);
             }
             progress(Progress::Advance(chunk.len()));

@@ -111,13 +111,7 @@ impl ModelCache {
                 reason: format!("`{name}` is not a usable model name (letters, digits, - _ . only)"),
             });
         }
-        let mut outputs = vec![parsed.feature_output()];
-        if let Some((map, _)) = &parsed.feature_map
-            && map != parsed.feature_output()
-        {
-            outputs.push(map);
-        }
-        Engine::load(model, &parsed, &outputs, EngineKind::Tract, 1)?;
+        Engine::load(model, &parsed, &parsed.outputs(), EngineKind::Tract, 1)?;
         let target = self.dir.join(format!("{name}.onnx"));
         if target.exists() && !replace {
             return Err(FeatureError::Spec {

@@ -113,6 +113,17 @@ impl ModelSpec {
         })
     }
 
+    /// Every output the spec names: the feature output, then the map when it is another one.
+    pub fn outputs(&self) -> Vec<&str> {
+        let mut outputs = vec![self.feature_output()];
+        if let Some((map, _)) = &self.feature_map
+            && map != self.feature_output()
+        {
+            outputs.push(map);
+        }
+        outputs
+    }
+
     /// The output that gives the feature vector: the pooled one, else the map to pool.
     pub fn feature_output(&self) -> &str {
         match (&self.pooled, &self.feature_map) {

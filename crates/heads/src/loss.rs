@@ -42,8 +42,11 @@ impl Loss {
             .enumerate()
             .map(|(i, (z, mut g))| {
                 let scale = weights.map_or(1.0, |w| w[i]) / rows as f32;
-                let z = z.to_vec();
-                self.row(&z, labels[i], scale, g.as_slice_mut().expect("fresh rows are contiguous"))
+                let g = g.as_slice_mut().expect("fresh rows are contiguous");
+                match z.as_slice() {
+                    Some(z) => self.row(z, labels[i], scale, g),
+                    None => self.row(&z.to_vec(), labels[i], scale, g),
+                }
             })
             .collect();
         (losses, grad)

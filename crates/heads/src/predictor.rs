@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use image::RgbImage;
-use imgclf_dataset::DatasetError;
+use imgclf_dataset::{DatasetError, load_rgb};
 use imgclf_features::{Backbone, Engine, EngineKind};
 use ndarray::{Array2, Array4, Axis, concatenate};
 use rayon::prelude::*;
@@ -74,10 +74,14 @@ impl Predictor {
         let mut maps: Vec<Vec<Array4<f32>>> = vec![Vec::new(); self.backbones.len()];
         let mut probs = Vec::new();
         for chunk in files.chunks(batch.max(1)) {
-            // Each backbone resizes to its own input; an image unreadable for one is skipped for all.
+            // Each file is decoded once, then resized to every backbone's input; an image that
+            // fails for one backbone is skipped for all.
             let decoded: Vec<Result<Vec<RgbImage>, DatasetError>> = chunk
                 .par_iter()
-                .map(|path| self.backbones.iter().map(|(b, _)| b.spec.resize.load(path)).collect())
+                .map(|path| {
+                    let photo = load_rgb(path)?;
+                    self.backbones.iter().map(|(b, _)| b.spec.resize.apply(&photo, path)).collect()
+                })
                 .collect();
             let mut kept = Vec::new();
             let mut per_backbone: Vec<Vec<RgbImage>> = vec![Vec::new(); self.backbones.len()];
