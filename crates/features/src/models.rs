@@ -22,6 +22,12 @@ pub struct CachedModel {
 }
 
 impl CachedModel {
+    /// Where the model came from, as its spec says (`source`, else `made_with`).
+    pub fn source(&self) -> Option<String> {
+        let json: serde_json::Value = serde_json::from_str(&self.spec.source_json).ok()?;
+        ["source", "made_with"].iter().find_map(|k| json[k].as_str().map(str::to_string))
+    }
+
     /// The feature width the spec declares for its feature output, when it gives a shape.
     pub fn feature_width(&self) -> Option<u64> {
         let json: serde_json::Value = serde_json::from_str(&self.spec.source_json).ok()?;
@@ -102,8 +108,20 @@ impl ModelCache {
         replace: bool,
     ) -> Result<CachedModel, FeatureError> {
         let text = std::fs::read_to_string(spec).map_err(FeatureError::io(spec))?;
+        self.add_with_spec(model, &text, spec, name, replace)
+    }
+
+    /// [`add`](Self::add) with the spec given as text; `spec` only names it in errors.
+    pub fn add_with_spec(
+        &self,
+        model: &Path,
+        text: &str,
+        spec: &Path,
+        name: Option<&str>,
+        replace: bool,
+    ) -> Result<CachedModel, FeatureError> {
         let parsed =
-            ModelSpec::parse(&text).map_err(|reason| FeatureError::Spec { path: spec.to_path_buf(), reason })?;
+            ModelSpec::parse(text).map_err(|reason| FeatureError::Spec { path: spec.to_path_buf(), reason })?;
         let name = name.map_or_else(|| default_name(&parsed.name), str::to_string);
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(FeatureError::Spec {
@@ -124,7 +142,7 @@ impl ModelCache {
         let staged = self.dir.join(format!(".{name}.onnx.partial"));
         std::fs::copy(model, &staged).map_err(FeatureError::io(&staged))?;
         let spec_path = ModelSpec::path_for(&target);
-        std::fs::write(&spec_path, &text).map_err(FeatureError::io(&spec_path))?;
+        std::fs::write(&spec_path, text).map_err(FeatureError::io(&spec_path))?;
         let sha_path = target.with_extension("sha256");
         std::fs::write(&sha_path, format!("{sha256}\n")).map_err(FeatureError::io(&sha_path))?;
         std::fs::rename(&staged, &target).map_err(FeatureError::io(&target))?;
