@@ -1,8 +1,9 @@
+use std::io::Cursor;
 use std::path::Path;
 
 use fast_image_resize::images::CroppedImage;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
-use image::{ImageReader, Limits, RgbImage};
+use image::{ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::DatasetError;
 
@@ -16,13 +17,32 @@ const MAX_ALLOC: u64 = 1 << 30;
 /// alpha, 16-bit, palette and CMYK images are converted (alpha is dropped, like PIL's
 /// `convert("RGB")`).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DatasetError> {
+    let bytes = std::fs::read(path).map_err(DatasetError::io(path))?;
+    decode_rgb(&bytes, path)
+}
+
+/// [`load_rgb`] on bytes already read; `path` only names them in errors.
+pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, DatasetError> {
     let decode_err = |reason: String| DatasetError::Decode { path: path.to_path_buf(), reason };
-    let mut reader = ImageReader::open(path)
-        .map_err(DatasetError::io(path))?
-        .with_guessed_format()
-        .map_err(DatasetError::io(path))?;
-    if reader.format().is_none() {
-        return Err(decode_err("not an image format we read (jpeg, png, gif, bmp, pnm, webp)".into()));
+    if bytes.is_empty() {
+        return Err(decode_err("empty file (0 bytes)".into()));
+    }
+    let open = || ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(DatasetError::io(path));
+    let mut reader = open()?;
+    match reader.format() {
+        None => return Err(decode_err("not an image format we read (jpeg, png, gif, bmp, pnm, webp)".into())),
+        // the JPEG decoder fills a cut-off image with grey instead of failing: refuse it, as
+        // Pillow does ("image file is truncated"), rather than learn from half a photo
+        Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
+            return Err(decode_err("truncated JPEG (no end-of-image marker after its last scan)".into()));
+        }
+        Some(_) => {}
+    }
+    // the header alone: a decompression bomb is named before any pixel memory is allocated
+    if let Ok((w, h)) = open()?.into_dimensions()
+        && (w > MAX_SIDE || h > MAX_SIDE)
+    {
+        return Err(decode_err(format!("declares {w}x{h} pixels, over the {MAX_SIDE}-pixel limit per side")));
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -31,6 +51,14 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, DatasetError> {
     reader.limits(limits);
     let image = reader.decode().map_err(|e| decode_err(e.to_string()))?;
     Ok(image.to_rgb8())
+}
+
+/// Whether a JPEG's last scan is followed by its end-of-image marker. Inside entropy-coded
+/// data 0xFF is always followed by 0x00 or a restart marker, so `FF D9` after the last
+/// start-of-scan (`FF DA`) can only be the real end; trailing bytes after it are allowed.
+fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// How the image is fitted to the model's input before resizing.

@@ -10,12 +10,14 @@ mod folder;
 mod image_io;
 mod natural;
 mod rng;
+mod verify;
 
 pub use error::DatasetError;
 pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Sample, Split, is_image_file};
-pub use image_io::{Filter, Fit, Resize, load_rgb};
+pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb};
 pub use natural::natural_cmp;
 pub use rng::Rng;
+pub use verify::{Unreadable, quarantine, verify};
 
 /// `use imgclf_dataset::prelude::*` brings the types every stage uses.
 pub mod prelude {
