@@ -151,3 +151,16 @@ keras-goldens:
 fixtures: setup
     {{python}} -m pip install -q -r tools/requirements-fixtures.txt
     {{python}} fixtures/make_fixtures.py
+
+# Fuzz decode -> resize -> preprocess for SECONDS (nightly + cargo-fuzz, installed when missing);
+# seeds are the fixture images behind a 4-byte spec header, the corpus stays in fuzz/corpus (ignored)
+fuzz SECONDS="600":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo +nightly fuzz --version >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+    mkdir -p fuzz/corpus/decode_resize_preprocess
+    for f in fixtures/bad/* fixtures/tiny_data/*/*/* fixtures/tiny_data/test/*; do
+        [ -f "$f" ] && { printf '\x20\x18\x00\x00'; cat "$f"; } > "fuzz/corpus/decode_resize_preprocess/seed-$(basename "$f")"
+    done
+    cd fuzz && cargo +nightly fuzz run decode_resize_preprocess corpus/decode_resize_preprocess -- \
+        -max_total_time={{SECONDS}} -rss_limit_mb=2048 -max_len=262144 -print_final_stats=1

@@ -1,4 +1,6 @@
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
 use imgclf_dataset::{Dataset, SPLIT_NAMES};
@@ -72,6 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         batch: args.batch as usize,
         threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         force: args.force,
+        stop: Some(stop_on_signals()?),
     };
     let counts: Vec<String> = dataset.splits.iter().map(|s| format!("{} {}", s.name, s.samples.len())).collect();
     eprintln!("{}: {} classes; {}", args.data.display(), dataset.classes.len(), counts.join(", "));
@@ -108,9 +111,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A flag that SIGINT and SIGTERM set, so that extraction stops between batches and says how
+/// far it got; a second signal while it stops exits at once.
+fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    Ok(stop)
+}
+
 fn print_report(r: &ExtractReport) {
     if let Some(reason) = &r.fallback_reason {
         eprintln!("note: using tract because {reason}");
+    }
+    if let Some(why) = &r.replaced {
+        eprintln!("warning: recomputed {}: the file there was damaged ({why})", r.output.display());
     }
     let rows: Vec<String> = r.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
     let size = file_size_mb(&r.output);

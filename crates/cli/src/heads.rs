@@ -99,9 +99,7 @@ fn parse_class_weight(s: &str) -> Result<ClassWeight, String> {
 }
 
 pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
-    if args.out.exists() && !args.force {
-        bail!("--out {}: already exists; choose another folder or pass --force to replace it", args.out.display());
-    }
+    Run::check_out(&args.out, args.force).context("--out")?;
     let mut optimizer = args.optimizer;
     if let Some(lr) = args.lr {
         optimizer.learning_rate = lr;

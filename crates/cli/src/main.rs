@@ -15,6 +15,7 @@ mod cam;
 mod extract;
 mod heads;
 mod models;
+mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -45,6 +46,8 @@ enum Command {
     Evaluate(heads::EvaluateArgs),
     /// Predict a split into a Kaggle-style CSV.
     Predict(heads::PredictArgs),
+    /// Decode every image of a dataset (in parallel) and list the unreadable ones; --quarantine moves them aside.
+    Verify(verify::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::TrainHead(args) => heads::train_head(args),
         Command::Evaluate(args) => heads::evaluate_run(args),
         Command::Predict(args) => heads::predict(args),
+        Command::Verify(args) => verify::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -20,6 +20,10 @@ pub enum FeatureError {
     Io { path: PathBuf, error: std::io::Error },
     #[error("split `{split}`: none of its {total} images could be read (first: {first})")]
     NoImages { split: String, total: usize, first: String },
+    #[error(
+        "interrupted after {done} of {total} images of {backbone}; nothing was written, and a cached file from an earlier run is untouched"
+    )]
+    Interrupted { backbone: String, done: usize, total: usize },
     #[error(transparent)]
     Dataset(#[from] DatasetError),
 }
@@ -32,6 +36,11 @@ impl FeatureError {
 
     pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(hdf5::Error) -> Self {
         let path = path.into();
-        move |e| FeatureError::FeatureFile { path, reason: format!("HDF5: {e}") }
+        // HDF5's messages span lines: keep them to one
+        move |e| FeatureError::FeatureFile { path, reason: format!("HDF5: {}", one_line(&e.to_string())) }
     }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -3,6 +3,8 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Instant, UNIX_EPOCH};
 
 use image::RgbImage;
@@ -90,6 +92,8 @@ pub struct ExtractOptions {
     pub threads: usize,
     /// Recompute even when a valid cached file exists.
     pub force: bool,
+    /// Set (by a signal handler) to stop between batches with [`FeatureError::Interrupted`].
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// What the caller hears while an extraction runs (to drive a progress bar).
@@ -117,6 +121,8 @@ pub struct ExtractReport {
     pub output: PathBuf,
     /// The cached file was still valid and was kept.
     pub reused: bool,
+    /// Why a file already at `output` was damaged and so recomputed (without `--force`).
+    pub replaced: Option<String>,
     /// The engine that computed the features (for a reused file: the one that made it).
     pub engine: String,
     /// Why `--engine auto` used tract, when it did.
@@ -141,22 +147,31 @@ pub fn extract(
     let started = Instant::now();
     let spec = &backbone.spec;
     let output = out_dir.join(FeatureSet::file_name(&spec.name));
-    let fingerprint = fingerprint(dataset, backbone)?;
-    if !options.force
-        && let Ok(cached) = FeatureSet::read_header(&output)
-        && cached.fingerprint == fingerprint
-    {
-        return Ok(ExtractReport {
-            backbone: spec.name.clone(),
-            rows: cached.rows,
-            dim: cached.dim,
-            engine: cached.engine,
-            output,
-            reused: true,
-            fallback_reason: None,
-            skipped: Vec::new(),
-            seconds: started.elapsed().as_secs_f64(),
-        });
+    let fingerprint = fingerprint(dataset, backbone);
+    let mut replaced = None;
+    if !options.force && output.exists() {
+        match FeatureSet::read_header(&output) {
+            // the same inputs: reuse the file, once every row passes its checksum
+            Ok(cached) if cached.fingerprint == fingerprint => match FeatureSet::read(&output) {
+                Ok(_) => {
+                    return Ok(ExtractReport {
+                        backbone: spec.name.clone(),
+                        rows: cached.rows,
+                        dim: cached.dim,
+                        engine: cached.engine,
+                        output,
+                        reused: true,
+                        replaced: None,
+                        fallback_reason: None,
+                        skipped: Vec::new(),
+                        seconds: started.elapsed().as_secs_f64(),
+                    });
+                }
+                Err(e) => replaced = Some(e.to_string()),
+            },
+            Ok(_) => {}
+            Err(e) => replaced = Some(e.to_string()),
+        }
     }
 
     let mut engine = backbone.engine(options.engine, options.threads)?;
@@ -164,10 +179,14 @@ pub fn extract(
     progress(Progress::Start { backbone: &spec.name, engine: engine.name(), images });
     let mut skipped = Vec::new();
     let mut splits = Vec::new();
+    let mut done = 0;
     for split in &dataset.splits {
         let mut blocks = Vec::new();
         let mut kept: Vec<&Sample> = Vec::new();
         for chunk in split.samples.chunks(options.batch.max(1)) {
+            if options.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+                return Err(FeatureError::Interrupted { backbone: spec.name.clone(), done, total: images });
+            }
             let before = skipped.len();
             let (good, images) = decode_batch(spec, chunk, &mut skipped);
             skipped[before..].iter().for_each(|s| progress(Progress::Skipped(s)));
@@ -176,6 +195,7 @@ pub fn extract(
                 kept.extend(good);
             }
             progress(Progress::Advance(chunk.len()));
+            done += chunk.len();
         }
         if kept.is_empty() {
             return Err(FeatureError::NoImages {
@@ -217,6 +237,7 @@ pub fn extract(
         backbone: spec.name.clone(),
         output,
         reused: false,
+        replaced,
         engine: set.engine.clone(),
         fallback_reason: engine.fallback_reason.take(),
         rows: set.splits.iter().map(|s| (s.name.clone(), s.features.nrows())).collect(),
@@ -279,7 +300,7 @@ fn pool_output(backbone: &Backbone, output: &ndarray::ArrayD<f32>, n: usize) -> 
 /// A hash of everything that decides a feature file's content: the file format, the model
 /// bytes, the spec, the classes, and per image its relative path, label, size and
 /// modification time. Any change gives a new fingerprint, and the cache is recomputed.
-pub fn fingerprint(dataset: &Dataset, backbone: &Backbone) -> Result<String, FeatureError> {
+pub fn fingerprint(dataset: &Dataset, backbone: &Backbone) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -293,16 +314,22 @@ pub fn fingerprint(dataset: &Dataset, backbone: &Backbone) -> Result<String, Fea
     for split in &dataset.splits {
         field(split.name.as_bytes());
         for s in &split.samples {
-            let meta = std::fs::metadata(&s.path).map_err(FeatureError::io(&s.path))?;
-            let mtime =
-                meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            // a file whose metadata cannot be read (a symlink loop) is fingerprinted as such:
+            // decoding skips and reports it, so it must not stop the run here
+            let (len, mtime) = match std::fs::metadata(&s.path) {
+                Ok(meta) => (
+                    meta.len(),
+                    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos()),
+                ),
+                Err(_) => (u64::MAX, 0),
+            };
             field(s.rel.as_bytes());
             field(&s.label.map_or(-1, |l| l as i64).to_le_bytes());
-            field(&meta.len().to_le_bytes());
+            field(&len.to_le_bytes());
             field(&mtime.to_le_bytes());
         }
     }
-    Ok(hex(&h.finalize()))
+    hex(&h.finalize())
 }
 
 /// sha256 of a file, as lowercase hex.

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use crate::FeatureError;
 
+/// Largest model input side a spec may declare (the largest ImageNet backbones take ~600).
+pub const MAX_INPUT_SIDE: u32 = 4096;
+
 /// Tensor layout of the model input or of a feature map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
@@ -80,8 +83,8 @@ impl ModelSpec {
             other => return Err(format!("input.color `{other}`: expected RGB or BGR")),
         };
         let [height, width] = input.size;
-        if height == 0 || width == 0 {
-            return Err("input.size must be two positive numbers [height, width]".into());
+        if !(1..=MAX_INPUT_SIDE).contains(&height) || !(1..=MAX_INPUT_SIDE).contains(&width) {
+            return Err(format!("input.size {:?}: expected [height, width], each in 1..={MAX_INPUT_SIDE}", input.size));
         }
         let normalize = normalize(&input)?;
         let (fit, filter) = resize_policy(input.resize.as_ref())?;
@@ -235,6 +238,9 @@ fn normalize(input: &RawInput) -> Result<Normalize, String> {
     let n = Normalize { mean: input.mean.map(scale).unwrap_or(mean), std: input.std.map(scale).unwrap_or(std) };
     if n.std.iter().any(|&s| s <= 0.0 || !s.is_finite()) {
         return Err(format!("input.std {:?}: every value must be positive", n.std));
+    }
+    if n.mean.iter().any(|m| !m.is_finite()) {
+        return Err(format!("input.mean {:?}: every value must be a finite number", n.mean));
     }
     Ok(n)
 }

@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use hdf5::types::VarLenUnicode;
 use ndarray::{Array1, Array2};
+use sha2::{Digest, Sha256};
 
 use crate::FeatureError;
 
 /// Format tag stored in every file; a reader refuses files with another one. Version 2 added
-/// the `model` attribute (the model file, for predicting new images).
-pub const FORMAT: &str = "imgclf-features/2";
+/// the `model` attribute (the model file, for predicting new images); version 3 the
+/// `checksum` attribute, so a file damaged after it was written is never silently used.
+pub const FORMAT: &str = "imgclf-features/3";
 
 /// The feature rows of one split, with the image path of each row.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,11 +71,36 @@ impl FeatureSet {
         format!("gap_{backbone}.h5")
     }
 
+    /// sha256 over the classes and every split's name, rows, labels and paths: stored as the
+    /// `checksum` attribute and checked by [`read`](Self::read).
+    pub fn checksum(&self) -> String {
+        let mut h = Sha256::new();
+        let text = |h: &mut Sha256, t: &str| {
+            h.update((t.len() as u64).to_le_bytes());
+            h.update(t.as_bytes());
+        };
+        self.classes.iter().for_each(|c| text(&mut h, c));
+        for split in &self.splits {
+            text(&mut h, &split.name);
+            split.paths.iter().for_each(|p| text(&mut h, p));
+            let (rows, cols) = split.features.dim();
+            h.update([rows as u64, cols as u64].map(u64::to_le_bytes).concat());
+            split.features.iter().for_each(|v| h.update(v.to_le_bytes()));
+            split.labels.iter().flatten().for_each(|l| h.update(l.to_le_bytes()));
+        }
+        format!("{:x}", h.finalize())
+    }
+
     /// Writes the file under a temporary name in the same folder and renames it into place,
     /// so `path` holds either the previous complete file or the new complete file.
     pub fn write(&self, path: &Path) -> Result<(), FeatureError> {
         let tmp = TempFile::beside(path);
-        self.write_to(&tmp.0)?;
+        // a full disk or a file size limit: the system's reason, against the final name
+        // (the temporary file is removed when `tmp` drops)
+        self.write_to(&tmp.0).map_err(|e| match os_error(&e.to_string()) {
+            Some(error) => FeatureError::Io { path: path.to_path_buf(), error },
+            None => e,
+        })?;
         std::fs::rename(&tmp.0, path).map_err(FeatureError::io(path))?;
         std::mem::forget(tmp);
         Ok(())
@@ -96,8 +123,10 @@ impl FeatureSet {
                 .create(format!("{}_paths", split.name).as_str())
                 .map_err(err(path))?;
         }
+        let checksum = self.checksum();
         let text_attrs = [
             ("format", FORMAT),
+            ("checksum", &checksum),
             ("backbone", &self.backbone),
             ("model_sha256", &self.model_sha256),
             ("model", &self.model),
@@ -155,7 +184,7 @@ impl FeatureSet {
             splits.push(SplitFeatures { name: name.to_string(), features, labels, paths });
         }
         let input_size = file.attr("input_size").and_then(|a| a.read_raw::<u32>()).map_err(err(path))?;
-        Ok(FeatureSet {
+        let set = FeatureSet {
             backbone: text_attr(&file, "backbone", path)?,
             classes: file
                 .attr("classes")
@@ -166,8 +195,7 @@ impl FeatureSet {
                 .collect(),
             splits,
             model_sha256: text_attr(&file, "model_sha256", path)?,
-            // Files from before this attribute existed name no model.
-            model: if file.attr("model").is_ok() { text_attr(&file, "model", path)? } else { String::new() },
+            model: text_attr(&file, "model", path)?,
             input_size: input_size.try_into().map_err(|_| FeatureError::FeatureFile {
                 path: path.to_path_buf(),
                 reason: "attribute input_size is not [height, width]".into(),
@@ -175,7 +203,15 @@ impl FeatureSet {
             engine: text_attr(&file, "engine", path)?,
             fingerprint: text_attr(&file, "fingerprint", path)?,
             spec: text_attr(&file, "spec", path)?,
-        })
+        };
+        let stored = text_attr(&file, "checksum", path)?;
+        if set.checksum() != stored {
+            return Err(FeatureError::FeatureFile {
+                path: path.to_path_buf(),
+                reason: "damaged: its rows no longer match the checksum written with them; extract again".into(),
+            });
+        }
+        Ok(set)
     }
 
     /// What a cache check needs (fingerprint, engine, rows per split, width), read from the
@@ -218,6 +254,13 @@ fn open(path: &Path) -> Result<hdf5::File, FeatureError> {
     }
 }
 
+/// The operating-system error inside an HDF5 message (`errno = 28`), when there is one.
+fn os_error(message: &str) -> Option<std::io::Error> {
+    let after = message.split("errno = ").nth(1)?;
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok().map(std::io::Error::from_raw_os_error)
+}
+
 /// `label` for train (the tutorial's name), `<split>_label` for the others.
 fn label_key(split: &str) -> String {
     if split == "train" { "label".into() } else { format!("{split}_label") }
@@ -243,9 +286,20 @@ fn strings(items: &[String], path: &Path) -> Result<Array1<VarLenUnicode>, Featu
 struct TempFile(PathBuf);
 
 impl TempFile {
+    /// `.<name>.tmp-<pid>` beside `target`. Temporary files that a killed run (SIGKILL, power
+    /// loss) left for the same target are removed first: their process no longer exists.
     fn beside(target: &Path) -> TempFile {
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        TempFile(target.with_file_name(format!(".{name}.tmp-{}", std::process::id())))
+        let prefix = format!(".{name}.tmp-");
+        let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let pid = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        TempFile(target.with_file_name(format!("{prefix}{}", std::process::id())))
     }
 }
 

@@ -40,7 +40,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn options(engine: EngineKind) -> ExtractOptions {
-    ExtractOptions { engine, batch: 4, threads: 2, force: false }
+    ExtractOptions { engine, batch: 4, threads: 2, force: false, stop: None }
 }
 
 fn run(data: &Path, model: &Path, out: &Path, opts: &ExtractOptions) -> ExtractReport {
@@ -210,7 +210,29 @@ fn a_damaged_cache_file_is_recomputed_not_used() {
     fs::write(&report.output, &bytes[..len as usize / 2]).unwrap();
     let again = run(&data, &model, &out, &options(EngineKind::Tract));
     assert!(!again.reused);
+    assert!(again.replaced.as_deref().is_some_and(|r| r.contains("HDF5")), "{:?}", again.replaced);
     assert_eq!(FeatureSet::read(&again.output).unwrap().split("train").unwrap().features.nrows(), 12);
+}
+
+/// One flipped bit in a feature value: HDF5 still opens the file, and only the checksum
+/// notices. Reading refuses it; extract recomputes it instead of reusing it.
+#[test]
+fn a_bit_flip_in_the_rows_is_caught_by_the_checksum() {
+    let (t, data, model) = scratch();
+    let out = t.path().join("features");
+    let report = run(&data, &model, &out, &options(EngineKind::Tract));
+    let set = FeatureSet::read(&report.output).unwrap();
+    let first_row: Vec<u8> = set.split("train").unwrap().features.row(0).iter().flat_map(|v| v.to_le_bytes()).collect();
+    let mut bytes = fs::read(&report.output).unwrap();
+    let at = bytes.windows(first_row.len()).position(|w| w == first_row.as_slice()).expect("the rows are stored raw");
+    bytes[at + 2] ^= 0x04;
+    fs::write(&report.output, &bytes).unwrap();
+
+    let err = FeatureSet::read(&report.output).unwrap_err().to_string();
+    assert!(err.contains("damaged") && err.contains("gap_TinyConvNet.h5"), "{err}");
+    let again = run(&data, &model, &out, &options(EngineKind::Tract));
+    assert!(!again.reused && again.replaced.as_deref().is_some_and(|r| r.contains("checksum")));
+    assert_eq!(FeatureSet::read(&again.output).unwrap(), set);
 }
 
 #[test]

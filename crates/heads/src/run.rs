@@ -63,14 +63,34 @@ impl Run {
         Run { dir: dir.to_path_buf(), info, head: trained.head }
     }
 
+    /// Whether a run may be written to `dir`: a new name, or (with `overwrite`) an empty folder
+    /// or an earlier run's. A file, or a folder holding something else, is never replaced.
+    pub fn check_out(dir: &Path, overwrite: bool) -> Result<(), HeadError> {
+        if dir.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        if !dir.is_dir() {
+            return Err(HeadError::run(dir, "is a file, not a run folder; choose another --out"));
+        }
+        if !overwrite {
+            return Err(HeadError::run(dir, "already exists; choose another --out or pass --force to replace it"));
+        }
+        let empty = std::fs::read_dir(dir).map_err(HeadError::io(dir))?.next().is_none();
+        if !empty && !dir.join("run.json").is_file() {
+            return Err(HeadError::run(
+                dir,
+                "holds something other than a run (no run.json): not replaced, even with --force",
+            ));
+        }
+        Ok(())
+    }
+
     /// Writes the folder: everything goes to a hidden sibling first and is renamed into place,
     /// so an interrupted run never leaves a half-written folder. An existing folder is
     /// replaced only with `overwrite`.
     pub fn save(&self, history: &[EpochStats], overwrite: bool) -> Result<(), HeadError> {
         let dir = &self.dir;
-        if dir.exists() && !overwrite {
-            return Err(HeadError::run(dir, "already exists; choose another --out or pass --force to replace it"));
-        }
+        Self::check_out(dir, overwrite)?;
         let name = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
         let staging = dir.with_file_name(format!(".{name}.partial-{}", std::process::id()));
         if let Some(parent) = staging.parent().filter(|p| !p.as_os_str().is_empty()) {
