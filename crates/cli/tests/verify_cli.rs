@@ -28,7 +28,7 @@ fn dirty_dataset(root: &Path) {
     }
 }
 
-const UNREADABLE: [&str; 6] = ["bad_crc.png", "bomb.png", "empty.jpg", "loop.jpg", "text.jpg", "truncated.jpg"];
+const UNREADABLE: [&str; 7] = ["bad_crc.png", "bad_palette.png", "bomb.png", "empty.jpg", "loop.jpg", "text.jpg", "truncated.jpg"];
 
 #[test]
 fn verify_names_the_bad_files_and_quarantine_moves_exactly_those() {
@@ -40,9 +40,9 @@ fn verify_names_the_bad_files_and_quarantine_moves_exactly_those() {
     let o = imgclf(&["verify", "--data", d]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(!o.status.success(), "unreadable files make verify fail");
-    assert!(stdout.contains("16 images decoded") && stdout.contains("6 unreadable"), "{stdout}");
+    assert!(stdout.contains("17 images decoded") && stdout.contains("7 unreadable"), "{stdout}");
     for (name, why) in
-        UNREADABLE.iter().zip(["CRC", "60000x60000", "empty file", "symbolic links", "not an image", "truncated JPEG"])
+        UNREADABLE.iter().zip(["CRC", "palette chunk", "60000x60000", "empty file", "symbolic links", "not an image", "truncated JPEG"])
     {
         let line = stdout
             .lines()
@@ -67,7 +67,7 @@ fn verify_names_the_bad_files_and_quarantine_moves_exactly_those() {
     ]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{stderr}");
-    assert!(stderr.contains("6 unreadable image(s) skipped"), "{stderr}");
+    assert!(stderr.contains("7 unreadable image(s) skipped"), "{stderr}");
     UNREADABLE.iter().for_each(|n| assert!(stderr.contains(&format!("  train/a/{n}")), "{n}: {stderr}"));
 
     let q = t.path().join("quarantine");

@@ -36,6 +36,7 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, DatasetError> {
         Some(ImageFormat::Jpeg) if !jpeg_is_complete(bytes) => {
             return Err(decode_err("truncated JPEG (no end-of-image marker after its last scan)".into()));
         }
+        Some(ImageFormat::Png) => png_palette_check(bytes).map_err(decode_err)?,
         Some(_) => {}
     }
     // the header alone: a decompression bomb is named before any pixel memory is allocated
@@ -49,7 +50,15 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, DatasetError> {
     limits.max_image_height = Some(MAX_SIDE);
     limits.max_alloc = Some(MAX_ALLOC);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| decode_err(e.to_string()))?;
+    // a decoder bug must cost one skipped file, not the run: a panic becomes this file's error
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()));
+    let image = match decoded {
+        Ok(result) => result.map_err(|e| decode_err(e.to_string()))?,
+        Err(panic) => {
+            let what = panic.downcast_ref::<String>().map(String::as_str).or(panic.downcast_ref::<&str>().copied());
+            return Err(decode_err(format!("the decoder crashed on this file ({})", what.unwrap_or("no message"))));
+        }
+    };
     Ok(image.to_rgb8())
 }
 
@@ -59,6 +68,23 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, DatasetError> {
 fn jpeg_is_complete(bytes: &[u8]) -> bool {
     let last_scan = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
     last_scan.is_some_and(|at| bytes[at..].windows(2).any(|w| w == [0xFF, 0xD9]))
+}
+
+/// Refuses a PNG whose palette chunk is not a whole number of RGB entries: the `png` crate
+/// (0.18.1) panics on those (image-rs/image-png#694). Walks the chunk headers only.
+fn png_palette_check(bytes: &[u8]) -> Result<(), String> {
+    let mut at = 8; // the signature
+    while let Some(header) = bytes.get(at..at + 8) {
+        let len = u32::from_be_bytes(header[..4].try_into().unwrap()) as usize;
+        match &header[4..8] {
+            b"PLTE" if len % 3 != 0 => {
+                return Err(format!("damaged PNG: its palette chunk has {len} bytes, not a whole number of colours"));
+            }
+            b"PLTE" | b"IDAT" | b"IEND" => return Ok(()),
+            _ => at = at.saturating_add(len).saturating_add(12),
+        }
+    }
+    Ok(())
 }
 
 /// How the image is fitted to the model's input before resizing.

@@ -29,6 +29,7 @@ const CORPUS: &[(&str, Outcome)] = &[
     ("palette.png", Ok((64, 48))),
     ("one_pixel.png", Ok((1, 1))),
     ("bomb.png", Err("declares 60000x60000 pixels")),
+    ("bad_palette.png", Err("palette chunk has 4 bytes")),
 ];
 
 #[test]
