@@ -59,6 +59,9 @@ pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, DatasetError> {
             return Err(decode_err(format!("the decoder crashed on this file ({})", what.unwrap_or("no message"))));
         }
     };
+    if image.width() == 0 || image.height() == 0 {
+        return Err(decode_err(format!("an image of {}x{} pixels: nothing to see", image.width(), image.height())));
+    }
     Ok(image.to_rgb8())
 }
 
@@ -154,7 +157,8 @@ impl Resize {
         match self.fit {
             Fit::Stretch => (0, 0, w, h),
             Fit::CenterCrop { fraction } => {
-                let side = ((fraction * f64::from(w.min(h))).floor() as u32).max(1);
+                // at least one pixel, never more than the image has (an empty image keeps none)
+                let side = ((fraction * f64::from(w.min(h))).floor() as u32).max(1).min(w.min(h));
                 // offsets as in the reference: ((h - c + 1) // 2, (w - c + 1) // 2)
                 ((w - side).div_ceil(2), (h - side).div_ceil(2), side, side)
             }
@@ -184,6 +188,17 @@ impl Resize {
 mod tests {
     use super::*;
     use image::{DynamicImage, ImageBuffer, Luma, LumaA, Rgb, Rgba};
+
+    /// Found by `just fuzz`: a decoder may return an image with no pixels, and the centre
+    /// crop of one used to underflow.
+    #[test]
+    fn an_image_without_pixels_is_refused_and_never_cropped() {
+        let err = decode_rgb(b"P5\n0 5\n255\n", Path::new("empty.pgm")).unwrap_err().to_string();
+        assert!(err.contains("empty.pgm") && err.contains("0x5 pixels"), "{err}");
+        let crop = Resize { width: 4, height: 4, fit: Fit::CenterCrop { fraction: 0.875 }, filter: Filter::Bilinear };
+        assert_eq!(crop.source_box(0, 5), (0, 3, 0, 0));
+        assert_eq!(crop.source_box(1, 9), (0, 4, 1, 1));
+    }
 
     fn save(dir: &Path, name: &str, img: DynamicImage) -> std::path::PathBuf {
         let p = dir.join(name);
