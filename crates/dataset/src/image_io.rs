@@ -80,7 +80,7 @@ fn png_palette_check(bytes: &[u8]) -> Result<(), String> {
     while let Some(header) = bytes.get(at..at + 8) {
         let len = u32::from_be_bytes(header[..4].try_into().unwrap()) as usize;
         match &header[4..8] {
-            b"PLTE" if len % 3 != 0 => {
+            b"PLTE" if !len.is_multiple_of(3) => {
                 return Err(format!("damaged PNG: its palette chunk has {len} bytes, not a whole number of colours"));
             }
             b"PLTE" | b"IDAT" | b"IEND" => return Ok(()),
