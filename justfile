@@ -72,8 +72,10 @@ cam-example: extract
 augment-preview IMAGE *FLAGS: build
     target/debug/imgclf augment preview --image {{IMAGE}} --out preview {{FLAGS}}
 
-# Benchmarks next to Keras on this machine: heads (s/epoch, 20,000 x 6,144) and augmentation (150x150 images/s)
-bench: system-deps
+# Benchmarks next to Python and Keras on this machine: extraction (images/s, peak RSS; needs ../shared and
+# `just keras-backbones`), heads (s/epoch, 20,000 x 6,144) and augmentation (150x150 images/s)
+bench: setup system-deps
+    cargo bench -p imgclf --bench extract
     cargo bench -p imgclf-heads --bench heads
     cargo bench -p imgclf-augment --bench augment
     if [ -x .venv-keras/bin/python ]; then .venv-keras/bin/python tools/bench_keras_heads.py 2>/dev/null; .venv-keras/bin/python tools/bench_keras_augment.py 2>/dev/null; else echo "Keras side skipped: run ./just keras-backbones to make .venv-keras"; fi

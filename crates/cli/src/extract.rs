@@ -4,6 +4,7 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
 use imgclf_dataset::{Dataset, SPLIT_NAMES};
+use imgclf_features::extract_all;
 use imgclf_features::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -29,9 +30,13 @@ pub struct Args {
     /// Images per inference call.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch: u32,
-    /// Engine threads (default: all cores).
+    /// Engine threads: ONNX Runtime's intra-op threads, or tract's parallel images (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Threads that decode, resize and preprocess the next batches while the engine runs
+    /// (default: half the cores, at least one).
+    #[arg(long, value_name = "N")]
+    decode_threads: Option<usize>,
     /// Comma-separated splits to extract (default: every split present).
     #[arg(long, value_delimiter = ',', value_name = "SPLITS")]
     splits: Vec<String>,
@@ -69,38 +74,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Backbone::open(&path).with_context(|| format!("--model {}", m.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let options = ExtractOptions {
         engine: args.engine,
         batch: args.batch as usize,
-        threads: args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        threads: args.threads.unwrap_or(cores),
+        decode_threads: args.decode_threads.unwrap_or((cores / 2).max(1)),
         force: args.force,
         stop: Some(stop_on_signals()?),
     };
     let counts: Vec<String> = dataset.splits.iter().map(|s| format!("{} {}", s.name, s.samples.len())).collect();
     eprintln!("{}: {} classes; {}", args.data.display(), dataset.classes.len(), counts.join(", "));
 
-    let mut reports = Vec::new();
-    for backbone in &backbones {
-        let bar = ProgressBar::hidden();
-        let report = extract(&dataset, backbone, &args.out, &options, &mut |p| match p {
-            Progress::Start { backbone, engine, images } => {
-                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-                bar.set_length(images as u64);
-                bar.set_style(
-                    ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} images, {per_sec:.0}, eta {eta}")
-                        .expect("valid template")
-                        .progress_chars("=> "),
-                );
-                bar.set_prefix(format!("{backbone} ({engine})"));
-            }
-            Progress::Advance(n) => bar.inc(n as u64),
-            Progress::Skipped(s) => bar.suspend(|| eprintln!("warning: skipped {}", s.reason)),
-        })
-        .with_context(|| format!("--model {}", backbone.model.display()))?;
-        bar.finish_and_clear();
-        print_report(&report);
-        reports.push(report);
-    }
+    let bar = ProgressBar::hidden();
+    let reports = extract_all(&dataset, &backbones, &args.out, &options, &mut |p| match p {
+        Progress::Start { backbone, engine, images } => {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+            bar.set_length(images as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} images, {per_sec:.0}, eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(format!("{backbone} ({engine})"));
+        }
+        Progress::Advance(n) => bar.inc(n as u64),
+        Progress::Skipped(s) => bar.suspend(|| eprintln!("warning: skipped {}", s.reason)),
+    })
+    .with_context(|| format!("extracting {}", args.data.display()))?;
+    bar.finish_and_clear();
+    reports.iter().for_each(print_report);
     let mut skipped: Vec<&str> = reports.iter().flat_map(|r| r.skipped.iter().map(|s| s.path.as_str())).collect();
     skipped.sort();
     skipped.dedup();

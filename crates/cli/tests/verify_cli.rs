@@ -28,7 +28,8 @@ fn dirty_dataset(root: &Path) {
     }
 }
 
-const UNREADABLE: [&str; 7] = ["bad_crc.png", "bad_palette.png", "bomb.png", "empty.jpg", "loop.jpg", "text.jpg", "truncated.jpg"];
+const UNREADABLE: [&str; 7] =
+    ["bad_crc.png", "bad_palette.png", "bomb.png", "empty.jpg", "loop.jpg", "text.jpg", "truncated.jpg"];
 
 #[test]
 fn verify_names_the_bad_files_and_quarantine_moves_exactly_those() {
@@ -41,9 +42,15 @@ fn verify_names_the_bad_files_and_quarantine_moves_exactly_those() {
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(!o.status.success(), "unreadable files make verify fail");
     assert!(stdout.contains("17 images decoded") && stdout.contains("7 unreadable"), "{stdout}");
-    for (name, why) in
-        UNREADABLE.iter().zip(["CRC", "palette chunk", "60000x60000", "empty file", "symbolic links", "not an image", "truncated JPEG"])
-    {
+    for (name, why) in UNREADABLE.iter().zip([
+        "CRC",
+        "palette chunk",
+        "60000x60000",
+        "empty file",
+        "symbolic links",
+        "not an image",
+        "truncated JPEG",
+    ]) {
         let line = stdout
             .lines()
             .find(|l| l.contains(&format!("train/a/{name}:")))

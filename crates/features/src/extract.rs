@@ -4,16 +4,19 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Instant, UNIX_EPOCH};
 
 use image::RgbImage;
-use imgclf_dataset::{Dataset, Sample};
-use ndarray::{Array2, Array4, Axis};
+use imgclf_dataset::Dataset;
+use ndarray::{Array2, Array4};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::{Engine, EngineKind, FORMAT, FeatureError, FeatureSet, ModelSpec, SplitFeatures, global_average_pool};
+use crate::pipeline::Job;
+use crate::{
+    Engine, EngineKind, FORMAT, FeatureError, FeatureSet, FeatureWriter, ModelSpec, Origin, global_average_pool,
+};
 
 /// An ONNX backbone with its spec and the sha256 of the model file.
 #[derive(Debug, Clone)]
@@ -90,6 +93,8 @@ pub struct ExtractOptions {
     pub batch: usize,
     /// Engine threads (ort intra-op threads, or tract's parallel images).
     pub threads: usize,
+    /// Threads that decode, resize and preprocess the next batches while the engine runs.
+    pub decode_threads: usize,
     /// Recompute even when a valid cached file exists.
     pub force: bool,
     /// Set (by a signal handler) to stop between batches with [`FeatureError::Interrupted`].
@@ -144,18 +149,104 @@ pub fn extract(
     options: &ExtractOptions,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<ExtractReport, FeatureError> {
+    let mut reports = extract_all(dataset, std::slice::from_ref(backbone), out_dir, options, progress)?;
+    Ok(reports.remove(0))
+}
+
+/// [`extract`] for several backbones in one pass over the images: each image is decoded
+/// once, resized once per distinct input size and fed to every backbone whose file needs
+/// computing. Reports come back in `backbones` order.
+pub fn extract_all(
+    dataset: &Dataset,
+    backbones: &[Backbone],
+    out_dir: &Path,
+    options: &ExtractOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Vec<ExtractReport>, FeatureError> {
     let started = Instant::now();
-    let spec = &backbone.spec;
-    let output = out_dir.join(FeatureSet::file_name(&spec.name));
+    let mut reports: Vec<Option<ExtractReport>> = vec![None; backbones.len()];
+    let mut todo = Vec::new();
+    for (i, backbone) in backbones.iter().enumerate() {
+        match cached(dataset, backbone, out_dir, options) {
+            Cached::Reuse(mut report) => {
+                report.seconds = started.elapsed().as_secs_f64();
+                reports[i] = Some(report);
+            }
+            Cached::Compute { fingerprint, replaced } => todo.push((i, backbone, fingerprint, replaced)),
+        }
+    }
+    if todo.is_empty() {
+        return Ok(reports.into_iter().flatten().collect());
+    }
+    std::fs::create_dir_all(out_dir).map_err(FeatureError::io(out_dir))?;
+    let mut jobs = todo
+        .iter()
+        .map(|(_, backbone, ..)| {
+            Ok(Job {
+                backbone,
+                engine: backbone.engine(options.engine, options.threads)?,
+                writer: FeatureWriter::create(&output_path(out_dir, backbone), dataset.classes.names())?,
+                rows: Vec::new(),
+                dim: 0,
+            })
+        })
+        .collect::<Result<Vec<_>, FeatureError>>()?;
+    let names = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
+    let images = dataset.splits.iter().map(|s| s.samples.len()).sum();
+    progress(Progress::Start { backbone: &names, engine: jobs[0].engine.name(), images });
+    let skipped = crate::pipeline::run(dataset, &mut jobs, options, progress)?;
+    for (job, (i, backbone, fingerprint, replaced)) in jobs.into_iter().zip(todo) {
+        let spec = &backbone.spec;
+        let output = output_path(out_dir, backbone);
+        let model = std::path::absolute(&backbone.model).unwrap_or_else(|_| backbone.model.clone());
+        job.writer.finish(&Origin {
+            backbone: &spec.name,
+            model_sha256: &backbone.sha256,
+            model: &model.to_string_lossy(),
+            input_size: [spec.resize.height, spec.resize.width],
+            engine: job.engine.name(),
+            fingerprint: &fingerprint,
+            spec: &spec.source_json,
+        })?;
+        let mut engine = job.engine;
+        reports[i] = Some(ExtractReport {
+            backbone: spec.name.clone(),
+            output,
+            reused: false,
+            replaced,
+            engine: engine.name().to_string(),
+            fallback_reason: engine.fallback_reason.take(),
+            rows: job.rows,
+            skipped: skipped.clone(),
+            dim: job.dim,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    Ok(reports.into_iter().flatten().collect())
+}
+
+fn output_path(out_dir: &Path, backbone: &Backbone) -> PathBuf {
+    out_dir.join(FeatureSet::file_name(&backbone.spec.name))
+}
+
+/// Whether a backbone's file can be reused, and if not why.
+enum Cached {
+    Reuse(ExtractReport),
+    Compute { fingerprint: String, replaced: Option<String> },
+}
+
+/// The cache rule: the same fingerprint and every row passing its checksum means reuse;
+/// a file that is there but damaged is recomputed, and the report says why.
+fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &ExtractOptions) -> Cached {
+    let output = output_path(out_dir, backbone);
     let fingerprint = fingerprint(dataset, backbone);
     let mut replaced = None;
     if !options.force && output.exists() {
         match FeatureSet::read_header(&output) {
-            // the same inputs: reuse the file, once every row passes its checksum
             Ok(cached) if cached.fingerprint == fingerprint => match FeatureSet::read(&output) {
                 Ok(_) => {
-                    return Ok(ExtractReport {
-                        backbone: spec.name.clone(),
+                    return Cached::Reuse(ExtractReport {
+                        backbone: backbone.spec.name.clone(),
                         rows: cached.rows,
                         dim: cached.dim,
                         engine: cached.engine,
@@ -164,7 +255,7 @@ pub fn extract(
                         replaced: None,
                         fallback_reason: None,
                         skipped: Vec::new(),
-                        seconds: started.elapsed().as_secs_f64(),
+                        seconds: 0.0,
                     });
                 }
                 Err(e) => replaced = Some(e.to_string()),
@@ -173,99 +264,7 @@ pub fn extract(
             Err(e) => replaced = Some(e.to_string()),
         }
     }
-
-    let mut engine = backbone.engine(options.engine, options.threads)?;
-    let images = dataset.splits.iter().map(|s| s.samples.len()).sum();
-    progress(Progress::Start { backbone: &spec.name, engine: engine.name(), images });
-    let mut skipped = Vec::new();
-    let mut splits = Vec::new();
-    let mut done = 0;
-    for split in &dataset.splits {
-        let mut blocks = Vec::new();
-        let mut kept: Vec<&Sample> = Vec::new();
-        for chunk in split.samples.chunks(options.batch.max(1)) {
-            if options.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
-                return Err(FeatureError::Interrupted { backbone: spec.name.clone(), done, total: images });
-            }
-            let before = skipped.len();
-            let (good, images) = decode_batch(spec, chunk, &mut skipped);
-            skipped[before..].iter().for_each(|s| progress(Progress::Skipped(s)));
-            if !images.is_empty() {
-                blocks.push(backbone.embed(&mut engine, &images, false)?.pooled);
-                kept.extend(good);
-            }
-            progress(Progress::Advance(chunk.len()));
-            done += chunk.len();
-        }
-        if kept.is_empty() {
-            return Err(FeatureError::NoImages {
-                split: split.name.clone(),
-                total: split.samples.len(),
-                first: skipped.last().map(|s: &Skipped| format!("{}: {}", s.path, s.reason)).unwrap_or_default(),
-            });
-        }
-        let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-        let features = ndarray::concatenate(Axis(0), &views).map_err(|e| FeatureError::SpecMismatch {
-            model: backbone.model.clone(),
-            reason: format!("output `{}` changed width between batches ({e})", spec.feature_output()),
-        })?;
-        splits.push(SplitFeatures {
-            name: split.name.clone(),
-            features,
-            labels: split.is_labelled().then(|| kept.iter().map(|s| s.label.unwrap_or(0) as i64).collect()),
-            paths: kept.iter().map(|s| s.rel.clone()).collect(),
-        });
-    }
-
-    let set = FeatureSet {
-        backbone: spec.name.clone(),
-        classes: dataset.classes.names().to_vec(),
-        splits,
-        model_sha256: backbone.sha256.clone(),
-        model: std::path::absolute(&backbone.model)
-            .unwrap_or_else(|_| backbone.model.clone())
-            .to_string_lossy()
-            .into_owned(),
-        input_size: [spec.resize.height, spec.resize.width],
-        engine: engine.name().to_string(),
-        fingerprint,
-        spec: spec.source_json.clone(),
-    };
-    std::fs::create_dir_all(out_dir).map_err(FeatureError::io(out_dir))?;
-    set.write(&output)?;
-    Ok(ExtractReport {
-        backbone: spec.name.clone(),
-        output,
-        reused: false,
-        replaced,
-        engine: set.engine.clone(),
-        fallback_reason: engine.fallback_reason.take(),
-        rows: set.splits.iter().map(|s| (s.name.clone(), s.features.nrows())).collect(),
-        skipped,
-        dim: set.dim(),
-        seconds: started.elapsed().as_secs_f64(),
-    })
-}
-
-/// Decodes and resizes a chunk in parallel; failures go to `skipped`, in order.
-fn decode_batch<'a>(
-    spec: &ModelSpec,
-    chunk: &'a [Sample],
-    skipped: &mut Vec<Skipped>,
-) -> (Vec<&'a Sample>, Vec<RgbImage>) {
-    let decoded: Vec<_> = chunk.par_iter().map(|s| spec.resize.load(&s.path)).collect();
-    let mut good = Vec::with_capacity(chunk.len());
-    let mut images = Vec::with_capacity(chunk.len());
-    for (sample, result) in chunk.iter().zip(decoded) {
-        match result {
-            Ok(image) => {
-                good.push(sample);
-                images.push(image);
-            }
-            Err(e) => skipped.push(Skipped { path: sample.rel.clone(), reason: e.to_string() }),
-        }
-    }
-    (good, images)
+    Cached::Compute { fingerprint, replaced }
 }
 
 /// The input tensor for resized images, laid out and normalised as `spec` says.
@@ -282,7 +281,11 @@ pub fn preprocess_batch(spec: &ModelSpec, images: &[RgbImage]) -> Array4<f32> {
 }
 
 /// The `(n, D)` feature rows of one engine output: pooled as given, or a map to pool.
-fn pool_output(backbone: &Backbone, output: &ndarray::ArrayD<f32>, n: usize) -> Result<Array2<f32>, FeatureError> {
+pub(crate) fn pool_output(
+    backbone: &Backbone,
+    output: &ndarray::ArrayD<f32>,
+    n: usize,
+) -> Result<Array2<f32>, FeatureError> {
     let layout = backbone.spec.feature_map.as_ref().map_or(backbone.spec.layout, |(_, l)| *l);
     let mismatch = |reason: String| FeatureError::SpecMismatch { model: backbone.model.clone(), reason };
     let pooled = global_average_pool(output.view(), layout)

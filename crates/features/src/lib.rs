@@ -6,6 +6,7 @@ mod engine;
 mod error;
 mod extract;
 mod models;
+mod pipeline;
 mod pool;
 mod spec;
 mod store;
@@ -13,18 +14,18 @@ mod store;
 pub use engine::{Engine, EngineKind, find_ort_library, ort_environment};
 pub use error::FeatureError;
 pub use extract::{
-    Backbone, Embedding, ExtractOptions, ExtractReport, Progress, Skipped, extract, fingerprint, preprocess_batch,
-    sha256_file,
+    Backbone, Embedding, ExtractOptions, ExtractReport, Progress, Skipped, extract, extract_all, fingerprint,
+    preprocess_batch, sha256_file,
 };
 pub use models::{CachedModel, ModelCache};
 pub use pool::global_average_pool;
 pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};
-pub use store::{FORMAT, FeatureHeader, FeatureSet, SplitFeatures};
+pub use store::{FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, SplitFeatures};
 
 /// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs.
 pub mod prelude {
     pub use crate::{
         Backbone, Engine, EngineKind, ExtractOptions, ExtractReport, FeatureError, FeatureSet, ModelSpec, Progress,
-        SplitFeatures, extract,
+        SplitFeatures, extract, extract_all,
     };
 }

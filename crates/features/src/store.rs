@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use hdf5::types::VarLenUnicode;
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use sha2::{Digest, Sha256};
 
 use crate::FeatureError;
@@ -71,84 +71,36 @@ impl FeatureSet {
         format!("gap_{backbone}.h5")
     }
 
-    /// sha256 over the classes and every split's name, rows, labels and paths: stored as the
-    /// `checksum` attribute and checked by [`read`](Self::read).
+    /// sha256 over the classes and every split's name, then each row's path, values and
+    /// label: stored as the `checksum` attribute and checked by [`read`](Self::read).
     pub fn checksum(&self) -> String {
-        let mut h = Sha256::new();
-        let text = |h: &mut Sha256, t: &str| {
-            h.update((t.len() as u64).to_le_bytes());
-            h.update(t.as_bytes());
-        };
-        self.classes.iter().for_each(|c| text(&mut h, c));
+        let mut sum = Checksum::new(&self.classes);
         for split in &self.splits {
-            text(&mut h, &split.name);
-            split.paths.iter().for_each(|p| text(&mut h, p));
-            let (rows, cols) = split.features.dim();
-            h.update([rows as u64, cols as u64].map(u64::to_le_bytes).concat());
-            split.features.iter().for_each(|v| h.update(v.to_le_bytes()));
-            split.labels.iter().flatten().for_each(|l| h.update(l.to_le_bytes()));
+            sum.split(&split.name);
+            for (i, row) in split.features.rows().into_iter().enumerate() {
+                let label = split.labels.as_ref().map(|l| l[i]);
+                sum.row(&split.paths[i], &row.to_vec(), label);
+            }
         }
-        format!("{:x}", h.finalize())
+        sum.hex()
     }
 
     /// Writes the file under a temporary name in the same folder and renames it into place,
     /// so `path` holds either the previous complete file or the new complete file.
     pub fn write(&self, path: &Path) -> Result<(), FeatureError> {
-        let tmp = TempFile::beside(path);
-        // a full disk or a file size limit: the system's reason, against the final name
-        // (the temporary file is removed when `tmp` drops)
-        self.write_to(&tmp.0).map_err(|e| match os_error(&e.to_string()) {
-            Some(error) => FeatureError::Io { path: path.to_path_buf(), error },
-            None => e,
-        })?;
-        std::fs::rename(&tmp.0, path).map_err(FeatureError::io(path))?;
-        std::mem::forget(tmp);
-        Ok(())
-    }
-
-    fn write_to(&self, path: &Path) -> Result<(), FeatureError> {
-        let err = FeatureError::file;
-        let file = hdf5::File::create(path).map_err(err(path))?;
+        let mut writer = FeatureWriter::create(path, &self.classes)?;
         for split in &self.splits {
-            file.new_dataset_builder().with_data(&split.features).create(split.name.as_str()).map_err(err(path))?;
-            if let Some(labels) = &split.labels {
-                file.new_dataset_builder()
-                    .with_data(&Array1::from(labels.clone()))
-                    .create(label_key(&split.name).as_str())
-                    .map_err(err(path))?;
-            }
-            let paths = strings(&split.paths, path)?;
-            file.new_dataset_builder()
-                .with_data(&paths)
-                .create(format!("{}_paths", split.name).as_str())
-                .map_err(err(path))?;
+            writer.append(&split.name, split.features.view(), split.labels.as_deref(), &split.paths)?;
         }
-        let checksum = self.checksum();
-        let text_attrs = [
-            ("format", FORMAT),
-            ("checksum", &checksum),
-            ("backbone", &self.backbone),
-            ("model_sha256", &self.model_sha256),
-            ("model", &self.model),
-            ("engine", &self.engine),
-            ("fingerprint", &self.fingerprint),
-            ("spec", &self.spec),
-            ("created_by", concat!("imgclf ", env!("CARGO_PKG_VERSION"))),
-        ];
-        for (name, value) in text_attrs {
-            let value = to_vlen(value, path)?;
-            file.new_attr::<VarLenUnicode>()
-                .shape(())
-                .create(name)
-                .and_then(|a| a.write_scalar(&value))
-                .map_err(err(path))?;
-        }
-        file.new_attr_builder().with_data(&strings(&self.classes, path)?).create("classes").map_err(err(path))?;
-        file.new_attr_builder()
-            .with_data(&Array1::from(self.input_size.to_vec()))
-            .create("input_size")
-            .map_err(err(path))?;
-        file.close().map_err(err(path))
+        writer.finish(&Origin {
+            backbone: &self.backbone,
+            model_sha256: &self.model_sha256,
+            model: &self.model,
+            input_size: self.input_size,
+            engine: &self.engine,
+            fingerprint: &self.fingerprint,
+            spec: &self.spec,
+        })
     }
 
     /// Reads a whole feature file written by `write`.
@@ -232,6 +184,182 @@ impl FeatureSet {
             rows,
             dim,
         })
+    }
+}
+
+/// Where a feature file's rows came from: its attributes besides `classes`.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub backbone: &'a str,
+    pub model_sha256: &'a str,
+    pub model: &'a str,
+    pub input_size: [u32; 2],
+    pub engine: &'a str,
+    pub fingerprint: &'a str,
+    pub spec: &'a str,
+}
+
+/// Writes a feature file block by block as batches finish, so memory stays flat whatever
+/// the dataset's size: each split's datasets are chunked and grow with every `append`.
+/// Everything goes to a temporary file beside the target; `finish` adds the attributes (the
+/// checksum included) and renames it into place. Dropped unfinished (an error, Ctrl-C), it
+/// removes the temporary file, so the target keeps its previous complete content.
+pub struct FeatureWriter {
+    target: PathBuf,
+    tmp: TempFile,
+    file: hdf5::File,
+    checksum: Checksum,
+    split: Option<OpenSplit>,
+}
+
+/// The datasets of the split being appended to.
+struct OpenSplit {
+    name: String,
+    features: hdf5::Dataset,
+    labels: Option<hdf5::Dataset>,
+    paths: hdf5::Dataset,
+    rows: usize,
+}
+
+/// Rows per HDF5 chunk: small enough to append batch by batch, large enough to read fast.
+const CHUNK_ROWS: usize = 64;
+
+impl FeatureWriter {
+    pub fn create(target: &Path, classes: &[String]) -> Result<FeatureWriter, FeatureError> {
+        let tmp = TempFile::beside(target);
+        let file = hdf5::File::create(&tmp.0).map_err(|e| write_error(target, e))?;
+        let writer =
+            FeatureWriter { target: target.to_path_buf(), checksum: Checksum::new(classes), tmp, file, split: None };
+        let classes = strings(classes, target)?;
+        writer.check(writer.file.new_attr_builder().with_data(&classes).create("classes"))?;
+        Ok(writer)
+    }
+
+    /// Appends rows to split `split`. Splits are written one after another: a new name starts
+    /// the next split. A labelled split gives `labels` with every block.
+    pub fn append(
+        &mut self,
+        split: &str,
+        features: ArrayView2<'_, f32>,
+        labels: Option<&[i64]>,
+        paths: &[String],
+    ) -> Result<(), FeatureError> {
+        let n = features.nrows();
+        assert_eq!(paths.len(), n, "one path per row");
+        if self.split.as_ref().is_none_or(|s| s.name != split) {
+            let opened = open_split(&self.file, split, features.ncols(), labels.is_some());
+            self.split = Some(self.check(opened)?);
+            self.checksum.split(split);
+        }
+        let rows = features.as_standard_layout();
+        for (i, row) in rows.rows().into_iter().enumerate() {
+            self.checksum.row(&paths[i], row.as_slice().expect("standard layout"), labels.map(|l| l[i]));
+        }
+        let texts = strings(paths, &self.target)?;
+        let open = self.split.as_mut().expect("opened above");
+        let (start, end) = (open.rows, open.rows + n);
+        open.rows = end;
+        let written = (|| -> hdf5::Result<()> {
+            open.features.resize((end, rows.ncols()))?;
+            open.features.write_slice(&rows, ndarray::s![start..end, ..])?;
+            if let (Some(ds), Some(labels)) = (&open.labels, labels) {
+                ds.resize(end)?;
+                ds.write_slice(labels, ndarray::s![start..end])?;
+            }
+            open.paths.resize(end)?;
+            open.paths.write_slice(&texts, ndarray::s![start..end])
+        })();
+        self.check(written)
+    }
+
+    /// Writes the attributes and renames the file into place.
+    pub fn finish(self, origin: &Origin<'_>) -> Result<(), FeatureError> {
+        let checksum = self.checksum.clone().hex();
+        let text_attrs = [
+            ("format", FORMAT),
+            ("checksum", &checksum),
+            ("backbone", origin.backbone),
+            ("model_sha256", origin.model_sha256),
+            ("model", origin.model),
+            ("engine", origin.engine),
+            ("fingerprint", origin.fingerprint),
+            ("spec", origin.spec),
+            ("created_by", concat!("imgclf ", env!("CARGO_PKG_VERSION"))),
+        ];
+        for (name, value) in text_attrs {
+            let value = to_vlen(value, &self.target)?;
+            self.check(
+                self.file.new_attr::<VarLenUnicode>().shape(()).create(name).and_then(|a| a.write_scalar(&value)),
+            )?;
+        }
+        let size = Array1::from(origin.input_size.to_vec());
+        self.check(self.file.new_attr_builder().with_data(&size).create("input_size"))?;
+        let FeatureWriter { target, tmp, file, split, .. } = self;
+        drop(split);
+        file.close().map_err(|e| write_error(&target, e))?;
+        std::fs::rename(&tmp.0, &target).map_err(FeatureError::io(&target))?;
+        std::mem::forget(tmp);
+        Ok(())
+    }
+
+    fn check<T>(&self, result: hdf5::Result<T>) -> Result<T, FeatureError> {
+        result.map_err(|e| write_error(&self.target, e))
+    }
+}
+
+/// A split's three growable datasets: rows, labels (when labelled) and paths.
+fn open_split(file: &hdf5::File, name: &str, dim: usize, labelled: bool) -> hdf5::Result<OpenSplit> {
+    let features = file.new_dataset::<f32>().chunk((CHUNK_ROWS, dim.max(1))).shape((0.., dim)).create(name)?;
+    let labels = match labelled {
+        true => Some(file.new_dataset::<i64>().chunk(CHUNK_ROWS).shape(0..).create(label_key(name).as_str())?),
+        false => None,
+    };
+    let paths =
+        file.new_dataset::<VarLenUnicode>().chunk(CHUNK_ROWS).shape(0..).create(format!("{name}_paths").as_str())?;
+    Ok(OpenSplit { name: name.to_string(), features, labels, paths, rows: 0 })
+}
+
+/// A failed write against the final name: the system's reason when there is one (a full
+/// disk, a file size limit), else HDF5's.
+fn write_error(target: &Path, e: hdf5::Error) -> FeatureError {
+    match os_error(&e.to_string()) {
+        Some(error) => FeatureError::Io { path: target.to_path_buf(), error },
+        None => FeatureError::file(target)(e),
+    }
+}
+
+/// The running sha256 behind the `checksum` attribute; lengths go before contents so that
+/// different contents never hash the same stream.
+#[derive(Clone)]
+struct Checksum(Sha256);
+
+impl Checksum {
+    fn new(classes: &[String]) -> Checksum {
+        let mut sum = Checksum(Sha256::new());
+        classes.iter().for_each(|c| sum.text(c));
+        sum
+    }
+
+    fn text(&mut self, t: &str) {
+        self.0.update((t.len() as u64).to_le_bytes());
+        self.0.update(t.as_bytes());
+    }
+
+    fn split(&mut self, name: &str) {
+        self.text(name);
+    }
+
+    fn row(&mut self, path: &str, values: &[f32], label: Option<i64>) {
+        self.text(path);
+        self.0.update((values.len() as u64).to_le_bytes());
+        values.iter().for_each(|v| self.0.update(v.to_le_bytes()));
+        if let Some(l) = label {
+            self.0.update(l.to_le_bytes());
+        }
+    }
+
+    fn hex(self) -> String {
+        format!("{:x}", self.0.finalize())
     }
 }
 

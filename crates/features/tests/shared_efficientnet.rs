@@ -37,7 +37,7 @@ fn model(shared: &Path) -> PathBuf {
 
 fn extract_with(engine: EngineKind, data: &Path, out: &Path, model: &Path) -> ExtractReport {
     let ds = Dataset::open(data).unwrap();
-    let opts = ExtractOptions { engine, batch: 5, threads: 2, force: false, stop: None };
+    let opts = ExtractOptions { engine, batch: 5, threads: 2, force: false, stop: None, decode_threads: 1 };
     extract(&ds, &Backbone::open(model).unwrap(), out, &opts, &mut |_| {}).unwrap()
 }
 

@@ -40,7 +40,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn options(engine: EngineKind) -> ExtractOptions {
-    ExtractOptions { engine, batch: 4, threads: 2, force: false, stop: None }
+    ExtractOptions { engine, batch: 4, threads: 2, force: false, stop: None, decode_threads: 1 }
 }
 
 fn run(data: &Path, model: &Path, out: &Path, opts: &ExtractOptions) -> ExtractReport {
@@ -165,6 +165,47 @@ fn batch_size_and_threads_do_not_change_the_features() {
         run(&data, &model, &t.path().join("b"), &ExtractOptions { batch: 7, threads: 2, ..options(EngineKind::Tract) });
     let (a, b) = (FeatureSet::read(&a.output).unwrap(), FeatureSet::read(&b.output).unwrap());
     assert_eq!(a.splits, b.splits);
+}
+
+/// A copy of the tiny model under another name with its spec changed by `edit`.
+fn variant(dir: &Path, name: &str, edit: impl Fn(&mut serde_json::Value)) -> Backbone {
+    let model = dir.join(format!("{name}.onnx"));
+    fs::copy(tiny_model(), &model).unwrap();
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(fixtures().join("tiny_convnet.json")).unwrap()).unwrap();
+    spec["name"] = name.into();
+    edit(&mut spec);
+    fs::write(model.with_extension("json"), spec.to_string()).unwrap();
+    Backbone::open(&model).unwrap()
+}
+
+/// One pass for several backbones (two sharing a resize, one with its own) writes exactly
+/// the files that one pass per backbone writes, whatever the decode threads.
+#[test]
+fn one_pass_for_several_backbones_gives_each_ones_own_features() {
+    let (t, data, _) = scratch();
+    let backbones = [
+        variant(t.path(), "A", |_| {}),
+        variant(t.path(), "B", |s| s["input"]["scale"] = "unit".into()),
+        variant(t.path(), "C", |s| {
+            s["input"]["resize"]["interpolation"] = "nearest".into();
+            s["input"]["color"] = "BGR".into();
+        }),
+    ];
+    let ds = Dataset::open(&data).unwrap();
+    let opts = ExtractOptions { decode_threads: 2, ..options(EngineKind::Tract) };
+    let together =
+        imgclf_features::extract_all(&ds, &backbones, &t.path().join("together"), &opts, &mut |_| {}).unwrap();
+    assert_eq!(together.len(), 3);
+    assert_eq!(together[0].skipped.len(), 1, "the broken image is reported once");
+    for (b, report) in backbones.iter().zip(&together) {
+        let alone = extract(&ds, b, &t.path().join("alone"), &options(EngineKind::Tract), &mut |_| {}).unwrap();
+        let (x, y) = (FeatureSet::read(&report.output).unwrap(), FeatureSet::read(&alone.output).unwrap());
+        assert_eq!(x, y, "{}", b.spec.name);
+    }
+    let a = FeatureSet::read(&together[0].output).unwrap();
+    let b = FeatureSet::read(&together[1].output).unwrap();
+    assert_ne!(a.splits[0].features, b.splits[0].features, "each backbone got its own preprocessing");
 }
 
 #[test]

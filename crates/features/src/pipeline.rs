@@ -1,0 +1,208 @@
+//! The extraction pipeline: a decode stage (its own rayon pool: decode each image once,
+//! resize it once per distinct input size, write it into the batch tensor of each backbone)
+//! feeds the engines through a bounded queue, so decoding the next batches overlaps
+//! inference on this one. Batch tensors are recycled between the stages, rows go to the
+//! feature files as each batch finishes, and memory stays flat.
+
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+
+use image::RgbImage;
+use imgclf_dataset::{Dataset, Resize, Sample};
+use ndarray::ArrayView4;
+use rayon::prelude::*;
+
+use crate::extract::{Backbone, ExtractOptions, Progress, Skipped, pool_output};
+use crate::{Engine, FeatureError, FeatureWriter};
+
+/// Decoded batches waiting for the engines: enough to hide a slow image, small enough to
+/// keep memory flat.
+const QUEUE: usize = 2;
+
+/// One backbone's part of a pass: its engine and the file its rows go to.
+pub(crate) struct Job<'a> {
+    pub backbone: &'a Backbone,
+    pub engine: Engine,
+    pub writer: FeatureWriter,
+    /// Rows written per split, and the feature width.
+    pub rows: Vec<(String, usize)>,
+    pub dim: usize,
+}
+
+/// A batch ready for the engines: the samples that decoded, one input tensor per job.
+struct Ready<'a> {
+    split: usize,
+    kept: Vec<&'a Sample>,
+    skipped: Vec<Skipped>,
+    tensors: Vec<Vec<f32>>,
+    size: usize,
+}
+
+/// Runs every image of `dataset` through every job; returns the images skipped as unreadable.
+pub(crate) fn run(
+    dataset: &Dataset,
+    jobs: &mut [Job<'_>],
+    options: &ExtractOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<Vec<Skipped>, FeatureError> {
+    // each distinct input size (size, fit, filter) is made once per image
+    let mut sizes: Vec<Resize> = Vec::new();
+    let size_of: Vec<usize> = jobs
+        .iter()
+        .map(|j| {
+            let r = j.backbone.spec.resize;
+            sizes.iter().position(|s| *s == r).unwrap_or_else(|| {
+                sizes.push(r);
+                sizes.len() - 1
+            })
+        })
+        .collect();
+    let specs: Vec<_> = jobs.iter().map(|j| &j.backbone.spec).collect();
+    let batches: Vec<(usize, &[Sample])> = dataset
+        .splits
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| s.samples.chunks(options.batch.max(1)).map(move |c| (i, c)))
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.decode_threads.max(1))
+        .thread_name(|i| format!("imgclf-decode-{i}"))
+        .build()
+        .map_err(|e| FeatureError::Io { path: dataset.root.clone(), error: std::io::Error::other(e) })?;
+
+    std::thread::scope(|scope| {
+        let (ready_tx, ready_rx) = sync_channel::<Ready>(QUEUE);
+        let (spare_tx, spare_rx) = channel::<Vec<Vec<f32>>>();
+        for _ in 0..=QUEUE {
+            spare_tx.send(vec![Vec::new(); jobs.len()]).expect("the receiver is alive");
+        }
+        let stop = options.stop.clone();
+        scope.spawn(move || {
+            decode_stage(&batches, &sizes, &size_of, &specs, &pool, &spare_rx, &ready_tx, || {
+                stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+            })
+        });
+        engine_stage(dataset, jobs, options, progress, ready_rx, spare_tx)
+    })
+}
+
+/// Decodes batch after batch into recycled tensors until the batches run out, the engine
+/// stage hangs up (an error, or it stopped), or `stopped()`.
+#[allow(clippy::too_many_arguments)]
+fn decode_stage<'a>(
+    batches: &[(usize, &'a [Sample])],
+    sizes: &[Resize],
+    size_of: &[usize],
+    specs: &[&crate::ModelSpec],
+    pool: &rayon::ThreadPool,
+    spare: &Receiver<Vec<Vec<f32>>>,
+    ready: &SyncSender<Ready<'a>>,
+    stopped: impl Fn() -> bool,
+) {
+    for &(split, chunk) in batches {
+        let Ok(mut tensors) = spare.recv() else { return };
+        if stopped() {
+            return;
+        }
+        let batch = pool.install(|| decode(chunk, sizes, size_of, specs, &mut tensors));
+        let (kept, skipped) = batch;
+        if ready.send(Ready { split, kept, skipped, tensors, size: chunk.len() }).is_err() {
+            return;
+        }
+    }
+}
+
+/// One batch on the decode pool: each image decoded once and resized once per size, then
+/// written into each job's tensor (resized in place, so its allocation is reused).
+fn decode<'a>(
+    chunk: &'a [Sample],
+    sizes: &[Resize],
+    size_of: &[usize],
+    specs: &[&crate::ModelSpec],
+    tensors: &mut [Vec<f32>],
+) -> (Vec<&'a Sample>, Vec<Skipped>) {
+    let images: Vec<Result<Vec<RgbImage>, String>> = chunk
+        .par_iter()
+        .map(|s| {
+            let image = imgclf_dataset::load_rgb(&s.path).map_err(|e| e.to_string())?;
+            sizes.iter().map(|r| r.apply(&image, &s.path).map_err(|e| e.to_string())).collect()
+        })
+        .collect();
+    let mut kept = Vec::with_capacity(chunk.len());
+    let mut skipped = Vec::new();
+    let mut good = Vec::with_capacity(chunk.len());
+    for (sample, result) in chunk.iter().zip(images) {
+        match result {
+            Ok(resized) => {
+                kept.push(sample);
+                good.push(resized);
+            }
+            Err(reason) => skipped.push(Skipped { path: sample.rel.clone(), reason }),
+        }
+    }
+    for ((tensor, spec), &size) in tensors.iter_mut().zip(specs).zip(size_of) {
+        let slot = spec.input_shape(1).iter().product::<usize>();
+        tensor.resize(slot * good.len(), 0.0);
+        tensor.par_chunks_mut(slot).zip(&good).for_each(|(slot, images)| spec.fill_input(&images[size], slot));
+    }
+    (kept, skipped)
+}
+
+/// Runs each ready batch through every engine and appends the rows to each job's file.
+fn engine_stage(
+    dataset: &Dataset,
+    jobs: &mut [Job<'_>],
+    options: &ExtractOptions,
+    progress: &mut dyn FnMut(Progress<'_>),
+    ready: Receiver<Ready<'_>>,
+    spare: Sender<Vec<Vec<f32>>>,
+) -> Result<Vec<Skipped>, FeatureError> {
+    let total: usize = dataset.splits.iter().map(|s| s.samples.len()).sum();
+    let mut kept_per_split = vec![0usize; dataset.splits.len()];
+    let mut skipped = Vec::new();
+    let mut done = 0;
+    for batch in ready {
+        if options.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
+            let backbone = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
+            return Err(FeatureError::Interrupted { backbone, done, total });
+        }
+        batch.skipped.iter().for_each(|s| progress(Progress::Skipped(s)));
+        let split = &dataset.splits[batch.split];
+        let n = batch.kept.len();
+        if n > 0 {
+            let labels: Option<Vec<i64>> =
+                split.is_labelled().then(|| batch.kept.iter().map(|s| s.label.unwrap_or(0) as i64).collect());
+            let paths: Vec<String> = batch.kept.iter().map(|s| s.rel.clone()).collect();
+            for (job, tensor) in jobs.iter_mut().zip(&batch.tensors) {
+                let spec = &job.backbone.spec;
+                let input = ArrayView4::from_shape(spec.input_shape(n), tensor).expect("tensor sized for the batch");
+                let outputs = job.engine.run(input)?;
+                let rows = pool_output(job.backbone, &outputs[0], n)?;
+                job.writer.append(&split.name, rows.view(), labels.as_deref(), &paths)?;
+                job.dim = rows.ncols();
+                match job.rows.last_mut() {
+                    Some((name, count)) if *name == split.name => *count += n,
+                    _ => job.rows.push((split.name.clone(), n)),
+                }
+            }
+        }
+        kept_per_split[batch.split] += n;
+        done += batch.size;
+        progress(Progress::Advance(batch.size));
+        skipped.extend(batch.skipped);
+        let _ = spare.send(batch.tensors);
+    }
+    if done < total {
+        // the decode stage saw the stop flag first
+        let backbone = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
+        return Err(FeatureError::Interrupted { backbone, done, total });
+    }
+    if let Some((split, _)) = dataset.splits.iter().zip(&kept_per_split).find(|(_, kept)| **kept == 0) {
+        return Err(FeatureError::NoImages {
+            split: split.name.clone(),
+            total: split.samples.len(),
+            first: skipped.last().map(|s: &Skipped| format!("{}: {}", s.path, s.reason)).unwrap_or_default(),
+        });
+    }
+    Ok(skipped)
+}
