@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long)]
     threads: Option<usize>,
     /// Threads that decode, resize and preprocess the next batches while the engine runs
-    /// (default: half the cores, at least one).
+    /// (default: all cores; they fill the gaps the engine's threads leave).
     #[arg(long, value_name = "N")]
     decode_threads: Option<usize>,
     /// Comma-separated splits to extract (default: every split present).
@@ -79,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         engine: args.engine,
         batch: args.batch as usize,
         threads: args.threads.unwrap_or(cores),
-        decode_threads: args.decode_threads.unwrap_or((cores / 2).max(1)),
+        decode_threads: args.decode_threads.unwrap_or(cores),
         force: args.force,
         stop: Some(stop_on_signals()?),
     };

@@ -160,6 +160,8 @@ fn load_ort(model: &Path, spec: &ModelSpec, outputs: &[&str], threads: usize) ->
         Session::builder(env)?
             .with_intra_threads(threads)
             .map_err(|e| -> ort::Error { e.into() })?
+            .with_intra_op_spinning(false)
+            .map_err(|e| -> ort::Error { e.into() })?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| -> ort::Error { e.into() })?
             .commit_from_file(model)
