@@ -5,7 +5,7 @@
 //! RSS is the child process's. Needs `../shared` (photos, EfficientNet-Lite0), `backbones/`
 //! (`just keras-backbones`: ResNet50, InceptionV3, Xception), `.venv` and `.venv-keras`.
 //!
-//!     cargo bench -p imgclf --bench extract -- [--images N] [--runs R] [--threads T]
+//!     cargo bench -p imgclf --bench extract -- [--images N] [--runs R] [--threads T] [--only rows,three,memory,cache]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,24 +22,29 @@ struct Config {
     root: PathBuf,
 }
 
-/// Wall seconds and peak RSS (MB) of a child process, from `wait4`'s resource usage.
-#[allow(clippy::zombie_processes)] // waited for with wait4, which also reports its peak RSS
+/// Wall seconds and peak RSS (MB) of a child process. The peak is the child's own `VmHWM`,
+/// sampled every 20 ms until it exits: `wait4`'s `ru_maxrss` would include this bench
+/// process's memory, which a spawned child inherits as its starting high-water mark.
 fn measure(cmd: &mut Command) -> (f64, f64) {
     let log = tempfile::NamedTempFile::new().unwrap();
     let start = Instant::now();
-    let child = cmd.stdout(std::process::Stdio::null()).stderr(log.reopen().unwrap()).spawn().expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; `pid` is our child, not yet waited for,
-    // and `status` and `usage` are valid out-pointers.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let mut child = cmd.stdout(std::process::Stdio::null()).stderr(log.reopen().unwrap()).spawn().expect("spawn");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Some(kb) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        }) {
+            peak_kb = peak_kb.max(kb);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     let seconds = start.elapsed().as_secs_f64();
-    assert_eq!(waited, pid, "wait4 failed");
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        panic!("{cmd:?} failed:\n{}", std::fs::read_to_string(log.path()).unwrap_or_default());
-    }
-    (seconds, usage.ru_maxrss as f64 / 1024.0)
+    assert!(status.success(), "{cmd:?} failed:\n{}", std::fs::read_to_string(log.path()).unwrap_or_default());
+    (seconds, peak_kb as f64 / 1024.0)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -151,11 +156,15 @@ fn main() {
         root: Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).unwrap().to_path_buf(),
     };
     let args: Vec<String> = std::env::args().collect();
-    let flag =
-        |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok());
-    cfg.images = flag("--images").unwrap_or(cfg.images);
-    cfg.runs = flag("--runs").unwrap_or(cfg.runs);
-    cfg.threads = flag("--threads").unwrap_or(cfg.threads);
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let number = |name: &str| flag(name).and_then(|v| v.parse().ok());
+    cfg.images = number("--images").unwrap_or(cfg.images);
+    cfg.runs = number("--runs").unwrap_or(cfg.runs);
+    cfg.threads = number("--threads").unwrap_or(cfg.threads);
+    // sections to run: rows (per-backbone table), three (three backbones in one call),
+    // memory (1,000 vs 4,000 images), cache (a cache hit)
+    let only: Option<String> = flag("--only");
+    let run = |section: &str| only.as_deref().is_none_or(|o| o.split(',').any(|s| s == section));
     let shared = cfg.root.join("../shared");
     let lite0 = shared.join("models/efficientnet_lite0.onnx");
     let backbones = cfg.root.join("backbones");
@@ -172,7 +181,8 @@ fn main() {
 
     println!("| backbone | pipeline | images/s | vs raw ort | vs Python | vs Keras | peak RSS |");
     println!("|---|---|---|---|---|---|---|");
-    for (name, model) in [("EfficientNet-Lite0", &lite0), ("ResNet50", &resnet)] {
+    let rows = if run("rows") { vec![("EfficientNet-Lite0", &lite0), ("ResNet50", &resnet)] } else { Vec::new() };
+    for (name, model) in rows {
         let raw_ort = raw(model, EngineKind::Ort, &cfg);
         let raw_tract = raw(model, EngineKind::Tract, &cfg);
         let (py, py_rss) = python(model, &data, &cfg);
@@ -194,7 +204,7 @@ fn main() {
         }
     }
 
-    if inception.exists() && xception.exists() {
+    if run("three") && inception.exists() && xception.exists() {
         let three = [resnet.as_path(), inception.as_path(), xception.as_path()];
         let (ours_ips, rss) = ours(&data, &three, "ort", &cfg, &out);
         let python_seconds: f64 = three.iter().map(|m| count_images(&data) as f64 / python(m, &data, &cfg).0).sum();
@@ -207,20 +217,23 @@ fn main() {
 
     // memory: 1,000 vs 4,000 images, same model and batch
     let mut peaks = Vec::new();
-    for n in [1000, 4000] {
+    for n in if run("memory") { vec![1000, 4000] } else { Vec::new() } {
         let data = subset(&shared, &scratch.path().join(format!("data{n}")), n);
         let (_, rss) = ours(&data, &[&lite0], "ort", &Config { runs: 1, ..cfg.clone() }, &out);
         peaks.push(rss);
     }
-    println!(
-        "\npeak RSS, EfficientNet-Lite0 (ort): 1,000 images {:.0} MB, 4,000 images {:.0} MB (ratio {:.3})",
-        peaks[0],
-        peaks[1],
-        peaks[1] / peaks[0]
-    );
+    if let [small, large] = peaks[..] {
+        println!(
+            "\npeak RSS, EfficientNet-Lite0 (ort): 1,000 images {small:.0} MB, 4,000 images {large:.0} MB (ratio {:.3})",
+            large / small
+        );
+    }
 
     // cache hit: the same extract again, without --force
-    let run = || {
+    if !run("cache") {
+        return;
+    }
+    let extract = || {
         measure(
             Command::new(env!("CARGO_BIN_EXE_imgclf"))
                 .args(["extract", "--engine", "ort", "--data"])
@@ -231,7 +244,7 @@ fn main() {
                 .arg(&out),
         )
     };
-    run();
-    let (hit, _) = run();
+    extract();
+    let (hit, _) = extract();
     println!("cache hit (second identical extract, {} images): {hit:.2} s", cfg.images);
 }
