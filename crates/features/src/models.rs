@@ -81,6 +81,19 @@ impl ModelCache {
         Ok(CachedModel { name: name.into(), spec: ModelSpec::for_model(&model)?, model, sha256 })
     }
 
+    /// Refuses a name already registered unless `replace`: checked by `add`, and early by
+    /// callers with slow work to do before adding (a download, a conversion).
+    pub fn ensure_free(&self, name: &str, replace: bool) -> Result<(), FeatureError> {
+        let target = self.dir.join(format!("{name}.onnx"));
+        if target.exists() && !replace {
+            return Err(FeatureError::Spec {
+                path: target,
+                reason: format!("a model `{name}` is already registered; pass --replace to replace it"),
+            });
+        }
+        Ok(())
+    }
+
     /// The registered names, sorted: the stems of the `.onnx` files.
     fn known_names(&self) -> Vec<String> {
         std::fs::read_dir(&self.dir)
@@ -130,13 +143,8 @@ impl ModelCache {
             });
         }
         Engine::load(model, &parsed, &parsed.outputs(), EngineKind::Tract, 1)?;
+        self.ensure_free(&name, replace)?;
         let target = self.dir.join(format!("{name}.onnx"));
-        if target.exists() && !replace {
-            return Err(FeatureError::Spec {
-                path: target,
-                reason: format!("a model `{name}` is already registered; pass --replace, or --name another"),
-            });
-        }
         std::fs::create_dir_all(&self.dir).map_err(FeatureError::io(&self.dir))?;
         let sha256 = sha256_file(model)?;
         let staged = self.dir.join(format!(".{name}.onnx.partial"));

@@ -12,7 +12,7 @@ use imgclf_dataset::{Dataset, Resize, Sample};
 use ndarray::ArrayView4;
 use rayon::prelude::*;
 
-use crate::extract::{Backbone, ExtractOptions, Progress, Skipped, pool_output};
+use crate::extract::{Backbone, ExtractOptions, Progress, Skipped, fill_batch, pool_output};
 use crate::{Engine, FeatureError, FeatureWriter};
 
 /// Decoded batches waiting for the engines: enough to hide a slow image, small enough to
@@ -113,7 +113,7 @@ fn decode_stage<'a>(
 }
 
 /// One batch on the decode pool: each image decoded once and resized once per size, then
-/// written into each job's tensor (resized in place, so its allocation is reused).
+/// written into each job's tensor.
 fn decode<'a>(
     chunk: &'a [Sample],
     sizes: &[Resize],
@@ -141,9 +141,9 @@ fn decode<'a>(
         }
     }
     for ((tensor, spec), &size) in tensors.iter_mut().zip(specs).zip(size_of) {
-        let slot = spec.input_shape(1).iter().product::<usize>();
-        tensor.resize(slot * good.len(), 0.0);
-        tensor.par_chunks_mut(slot).zip(&good).for_each(|(slot, images)| spec.fill_input(&images[size], slot));
+        // resized in place: the recycled allocation is reused
+        tensor.resize(spec.input_shape(good.len()).iter().product(), 0.0);
+        fill_batch(spec, good.par_iter().map(|images| &images[size]), tensor);
     }
     (kept, skipped)
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use hdf5::types::VarLenUnicode;
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use sha2::{Digest, Sha256};
 
 use crate::FeatureError;
@@ -78,8 +78,7 @@ impl FeatureSet {
         for split in &self.splits {
             sum.split(&split.name);
             for (i, row) in split.features.rows().into_iter().enumerate() {
-                let label = split.labels.as_ref().map(|l| l[i]);
-                sum.row(&split.paths[i], &row.to_vec(), label);
+                sum.row(&split.paths[i], row, split.labels.as_ref().map(|l| l[i]));
             }
         }
         sum.hex()
@@ -253,7 +252,7 @@ impl FeatureWriter {
         }
         let rows = features.as_standard_layout();
         for (i, row) in rows.rows().into_iter().enumerate() {
-            self.checksum.row(&paths[i], row.as_slice().expect("standard layout"), labels.map(|l| l[i]));
+            self.checksum.row(&paths[i], row, labels.map(|l| l[i]));
         }
         let texts = strings(paths, &self.target)?;
         let open = self.split.as_mut().expect("opened above");
@@ -349,7 +348,7 @@ impl Checksum {
         self.text(name);
     }
 
-    fn row(&mut self, path: &str, values: &[f32], label: Option<i64>) {
+    fn row(&mut self, path: &str, values: ArrayView1<'_, f32>, label: Option<i64>) {
         self.text(path);
         self.0.update((values.len() as u64).to_le_bytes());
         values.iter().for_each(|v| self.0.update(v.to_le_bytes()));

