@@ -17,7 +17,7 @@ pub enum AugmentError {
 }
 
 /// `ImageDataGenerator`'s augmentation arguments, with Keras' names and meaning.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AugmentParams {
     /// Degrees: a rotation uniform in `[-r, r]`.
     pub rotation_range: f64,

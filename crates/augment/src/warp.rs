@@ -5,7 +5,8 @@ use image::RgbImage;
 use ndarray::Array3;
 
 /// How points that map outside the source image are filled (Keras' `fill_mode`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FillMode {
     /// `aaaa|abcd|dddd`: the edge pixel.
     Nearest,

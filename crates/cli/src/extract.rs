@@ -116,7 +116,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// A flag that SIGINT and SIGTERM set, so that extraction stops between batches and says how
 /// far it got; a second signal while it stops exits at once.
-fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
+pub(crate) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))?;

@@ -170,7 +170,7 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// `Epoch 3/8 - 0.4s - loss: 0.0231 - acc: 0.9929 - val_loss: 0.0166 - val_acc: 0.9946`, as Keras prints.
-fn epoch_line(stats: &EpochStats, epochs: usize) -> String {
+pub(crate) fn epoch_line(stats: &EpochStats, epochs: usize) -> String {
     format!("Epoch {}/{epochs} - {:.1}s - {}", stats.epoch, stats.seconds, metrics(stats))
 }
 
@@ -187,7 +187,7 @@ fn metrics(stats: &EpochStats) -> String {
 Prints accuracy, log loss, per-class precision/recall/F1, the confusion matrix (also written as\n\
 RUN/confusion.png) and the most confidently wrong images.")]
 pub struct EvaluateArgs {
-    /// Run folder written by train-head.
+    /// Run folder written by train-head or train-cnn.
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
     /// Labelled split to score (default: validation, else a labelled test split).
@@ -196,12 +196,29 @@ pub struct EvaluateArgs {
     /// Feature files to use instead of the ones named in run.json (same backbones, same order).
     #[arg(long, value_name = "FILE.h5", num_args = 1..)]
     features: Vec<PathBuf>,
+    /// CNN runs (train-cnn): the data root to score (default: the one trained on).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
     /// How many of the most confidently wrong images to list.
     #[arg(long, default_value_t = 10)]
     top: usize,
 }
 
 pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
+    if imgclf_nets::is_cnn_run(&args.run) {
+        if !args.features.is_empty() {
+            bail!("--features: {} is a CNN run, which reads images (use --data)", args.run.display());
+        }
+        let scored = crate::nets::score_split(&args.run, args.data.as_deref(), args.split.as_deref())?;
+        let Some(labels) = &scored.labels else {
+            bail!("--split {}: unlabelled, nothing to score (use `imgclf predict` for it)", scored.split);
+        };
+        let evaluation = evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, args.top);
+        return report(&args.run, &scored.split, &evaluation);
+    }
+    if args.data.is_some() {
+        bail!("--data applies to CNN runs (train-cnn); {} reads feature files (use --features)", args.run.display());
+    }
     let (run, inputs) = open_run(&args.run, &args.features)?;
     let labelled = |name: &str| inputs.split(name).is_some_and(|s| s.labels.is_some());
     let name = match args.split {
@@ -218,10 +235,15 @@ pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
     };
     let probs = run.head.predict(split.x.view());
     let evaluation = evaluate(&inputs.classes, probs.view(), labels, &split.paths, args.top);
-    say!("{} on `{name}`", args.run.display());
+    report(&args.run, &name, &evaluation)
+}
+
+/// Prints an evaluation and draws its confusion matrix into the run folder.
+fn report(run: &Path, split: &str, evaluation: &imgclf_heads::Evaluation) -> anyhow::Result<()> {
+    say!("{} on `{split}`", run.display());
     say!("{evaluation}");
-    let png = args.run.join("confusion.png");
-    confusion_png(&evaluation, &format!("confusion matrix, `{name}` split"), &png)
+    let png = run.join("confusion.png");
+    confusion_png(evaluation, &format!("confusion matrix, `{split}` split"), &png)
         .with_context(|| format!("writing {}", png.display()))?;
     say!("\nconfusion matrix drawn in {}", png.display());
     Ok(())
@@ -237,7 +259,7 @@ classes the label is the probability of the second class, clipped to [--clip, 1 
 more, the class name."
 )]
 pub struct PredictArgs {
-    /// Run folder written by train-head.
+    /// Run folder written by train-head or train-cnn.
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
     /// Image files or folders of images to predict (instead of a cached split).
@@ -273,6 +295,9 @@ pub struct PredictArgs {
     /// Feature files to use instead of the ones named in run.json (same backbones, same order).
     #[arg(long, value_name = "FILE.h5", num_args = 1..)]
     features: Vec<PathBuf>,
+    /// CNN runs (train-cnn): the data root whose --split goes into --csv (default: the one trained on).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
 }
 
 pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
@@ -288,24 +313,28 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     if !(0.0..0.5).contains(&args.clip) {
         bail!("--clip must be in [0, 0.5), got {}", args.clip);
     }
-    let (run, inputs) = open_run(&args.run, &args.features)?;
-    let Some(split) = inputs.split(&args.split) else {
-        bail!("--split {}: not in the feature files (they have {})", args.split, split_names(&inputs));
+    let (classes, paths, probs) = if imgclf_nets::is_cnn_run(&args.run) {
+        let scored = crate::nets::score_split(&args.run, args.data.as_deref(), Some(&args.split))?;
+        (scored.classes, scored.paths, scored.probs)
+    } else {
+        let (run, inputs) = open_run(&args.run, &args.features)?;
+        let Some(split) = inputs.split(&args.split) else {
+            bail!("--split {}: not in the feature files (they have {})", args.split, split_names(&inputs));
+        };
+        (inputs.classes.clone(), split.paths.clone(), run.head.predict(split.x.view()))
     };
-    let probs = run.head.predict(split.x.view());
-    let style = match (args.proba, inputs.classes.len()) {
+    let style = match (args.proba, classes.len()) {
         (true, _) => CsvStyle::Proba,
         (false, 2) => CsvStyle::Probability { clip: args.clip },
         (false, _) => CsvStyle::Label,
     };
-    let csv = prediction_csv(&inputs.classes, &split.paths, probs.view(), style);
+    let csv = prediction_csv(&classes, &paths, probs.view(), style);
     write_atomic(csv_path, csv.as_bytes()).with_context(|| format!("--csv {}", csv_path.display()))?;
-    say!("{} rows of `{}` -> {}", split.paths.len(), args.split, csv_path.display());
+    say!("{} rows of `{}` -> {}", paths.len(), args.split, csv_path.display());
     Ok(())
 }
 
 fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
-    let run = Run::load(&args.run).context("--run")?;
     let files = imgclf_heads::image_files(&args.images)?;
     if files.is_empty() {
         bail!(
@@ -316,16 +345,22 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("--annotate {}", dir.display()))?;
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut predictor = imgclf_heads::Predictor::load(run, args.engine, threads, false).context("--run")?;
-    let predictions = predictor.predict(&files, args.batch as usize)?;
+    let (classes, predictions) = if imgclf_nets::is_cnn_run(&args.run) {
+        crate::nets::predict_files(&args.run, &files)?
+    } else {
+        let run = Run::load(&args.run).context("--run")?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut predictor = imgclf_heads::Predictor::load(run, args.engine, threads, false).context("--run")?;
+        let predictions = predictor.predict(&files, args.batch as usize)?;
+        (predictor.run.info.classes, predictions)
+    };
     if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
         bail!("none of the {} images could be read; the first: {first}", files.len());
     }
     for e in &predictions.skipped {
         eprintln!("warning: skipped {e}");
     }
-    let classes = &predictor.run.info.classes;
+    let classes = &classes;
     for (path, p) in predictions.paths.iter().zip(predictions.probs.outer_iter()) {
         let mut ranked: Vec<usize> = (0..p.len()).collect();
         ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));

@@ -15,6 +15,7 @@ mod cam;
 mod extract;
 mod heads;
 mod models;
+mod nets;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -42,6 +43,8 @@ enum Command {
     Models(models::Args),
     /// Train a dense head (logistic or mlp) on one or more feature files; writes a run folder.
     TrainHead(heads::TrainArgs),
+    /// Train the tutorial's small CNN or LeNet from pixels, with augmentation and checkpoints; writes a run folder.
+    TrainCnn(nets::TrainArgs),
     /// Score a run on a labelled split: accuracy, log loss, per-class scores, confusion matrix, top losses.
     Evaluate(heads::EvaluateArgs),
     /// Predict a split into a Kaggle-style CSV.
@@ -58,6 +61,7 @@ fn main() -> std::process::ExitCode {
         Command::Extract(args) => extract::run(args),
         Command::Models(args) => models::run(args),
         Command::TrainHead(args) => heads::train_head(args),
+        Command::TrainCnn(args) => nets::train_cnn(args),
         Command::Evaluate(args) => heads::evaluate_run(args),
         Command::Predict(args) => heads::predict(args),
         Command::Verify(args) => verify::run(args),

@@ -25,11 +25,12 @@ pub use head::{Architecture, BatchGrads, Head, HeadConfig, Standardizer};
 pub use imgclf_dataset::Rng;
 pub use layers::{Dense, Dropout, relu, relu_backward};
 pub use loss::Loss;
+pub use matmul::matmul;
 pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule};
 pub use plot::{FONT, confusion_png, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
-pub use run::{RUN_FORMAT, Run, RunInfo};
+pub use run::{NamedTensor, RUN_FORMAT, Run, RunInfo, f32_safetensors, f32_tensor, history_csv};
 pub use submission::{CsvStyle, prediction_csv};
 pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Validation, argmax, train};
 

@@ -57,6 +57,16 @@ impl Optimizer {
         Optimizer { config, iterations: 0, slots }
     }
 
+    /// The accumulators, per parameter tensor: what a checkpoint saves.
+    pub fn slots(&self) -> &[[Vec<f32>; 2]] {
+        &self.slots
+    }
+
+    /// An optimizer continued from a checkpoint: `iterations` steps taken, accumulators `slots`.
+    pub fn resume(config: OptimizerConfig, iterations: u64, slots: Vec<[Vec<f32>; 2]>) -> Optimizer {
+        Optimizer { config, iterations, slots }
+    }
+
     /// One update of every parameter tensor from its gradient. Elementwise, so large tensors
     /// are updated in parallel chunks with the same result on any number of threads.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {

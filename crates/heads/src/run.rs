@@ -179,7 +179,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), HeadError> {
 }
 
 /// `epoch,loss,acc,val_loss,val_acc,seconds`; validation cells are empty without validation.
-pub(crate) fn history_csv(history: &[EpochStats]) -> String {
+pub fn history_csv(history: &[EpochStats]) -> String {
     let mut out = String::from("epoch,loss,acc,val_loss,val_acc,seconds\n");
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
     for h in history {
@@ -199,39 +199,49 @@ pub(crate) fn history_csv(history: &[EpochStats]) -> String {
 /// The head's tensors (names such as `output.kernel`, kernels `(inputs, outputs)` as in
 /// Keras), with the format tag in the safetensors metadata.
 fn weights_bytes(head: &Head) -> Vec<u8> {
-    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    let mut add = |name: &str, shape: Vec<usize>, values: &[f32]| {
-        tensors.push((name.into(), shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()));
-    };
+    let mut tensors: Vec<NamedTensor> = Vec::new();
     for (name, dense) in [("hidden", head.hidden.as_ref()), ("output", Some(&head.output))] {
         if let Some(d) = dense {
-            add(&format!("{name}.kernel"), d.kernel.shape().to_vec(), &d.kernel.iter().copied().collect::<Vec<_>>());
-            add(&format!("{name}.bias"), vec![d.bias.len()], &d.bias.to_vec());
+            tensors.push((format!("{name}.kernel"), d.kernel.shape().to_vec(), d.kernel.iter().copied().collect()));
+            tensors.push((format!("{name}.bias"), vec![d.bias.len()], d.bias.to_vec()));
         }
     }
     if let Some(s) = &head.standardizer {
-        add("standardizer.mean", vec![s.mean.len()], &s.mean.to_vec());
-        add("standardizer.scale", vec![s.scale.len()], &s.scale.to_vec());
+        tensors.push(("standardizer.mean".into(), vec![s.mean.len()], s.mean.to_vec()));
+        tensors.push(("standardizer.scale".into(), vec![s.scale.len()], s.scale.to_vec()));
     }
-    let views = tensors.iter().map(|(n, shape, data)| {
-        (n.clone(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
+    f32_safetensors(&tensors, RUN_FORMAT)
+}
+
+/// An f32 tensor as a checkpoint stores it: `(name, shape, values)`.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
+
+/// Named f32 tensors `(name, shape, values)` as safetensors bytes. The metadata holds one
+/// entry, `format`: safetensors writes a map's entries in hash order, and the same tensors
+/// must give the same bytes.
+pub fn f32_safetensors(tensors: &[NamedTensor], format: &str) -> Vec<u8> {
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors.iter().zip(&bytes).map(|((name, shape, _), data)| {
+        (name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
     });
-    // One metadata entry: safetensors writes a map's entries in hash order, and the same run
-    // must give the same bytes. Class names and the rest live in run.json.
-    let meta = HashMap::from([("format".to_string(), RUN_FORMAT.to_string())]);
+    let meta = HashMap::from([("format".to_string(), format.to_string())]);
     safetensors::serialize(views, Some(meta)).expect("tensors serialise")
+}
+
+/// The shape and values of f32 tensor `name`, or why it cannot be read.
+pub fn f32_tensor(st: &SafeTensors, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let t = st.tensor(name).map_err(|_| format!("tensor `{name}` is missing"))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(format!("tensor `{name}` is {:?}, expected F32", t.dtype()));
+    }
+    let values = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    Ok((t.shape().to_vec(), values))
 }
 
 fn head_from_bytes(bytes: &[u8], info: &RunInfo) -> Result<Head, String> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
-    let get = |name: &str| -> Result<(Vec<usize>, Vec<f32>), String> {
-        let t = st.tensor(name).map_err(|_| format!("tensor `{name}` is missing"))?;
-        if t.dtype() != Dtype::F32 {
-            return Err(format!("tensor `{name}` is {:?}, expected F32", t.dtype()));
-        }
-        let values = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        Ok((t.shape().to_vec(), values))
-    };
+    let get = |name: &str| f32_tensor(&st, name);
     let dense = |name: &str| -> Result<Dense, String> {
         let (shape, k) = get(&format!("{name}.kernel"))?;
         let (_, b) = get(&format!("{name}.bias"))?;

@@ -1,0 +1,308 @@
+//! `train-cnn`: the tutorial's small CNN and LeNet trained from pixels, with checkpoints.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::ValueEnum;
+use imgclf_augment::{AugmentParams, FillMode};
+use imgclf_dataset::Dataset;
+use imgclf_heads::{OptimizerConfig, Rule};
+use imgclf_nets::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::heads::epoch_line;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ArchArg {
+    /// 3 × (Conv 3×3 → ReLU → MaxPool) → Dense(64) → Dropout(0.5) → output; 150 px, RMSprop.
+    Small,
+    /// Conv 5×5 20 → Conv 5×5 50 → Dense(500) → softmax; 32 px, Adam with decay.
+    Lenet,
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Examples (the tutorial's recipes):\n  \
+imgclf train-cnn --arch small --data ../shared/data/cats_dogs --out runs/cnn --epochs 30\n  \
+imgclf train-cnn --arch lenet --data ../shared/data/traffic_signs --out runs/lenet --epochs 35\n  \
+imgclf train-cnn --out runs/lenet --resume                # continue after an interruption\n\n\
+Images are decoded and resized once, kept in memory, and augmented afresh every epoch. After each\n\
+epoch the run folder gets weights.safetensors, checkpoint.safetensors (weights and optimizer\n\
+state), run.json, history.csv and curves.png; Ctrl-C stops between batches, and --resume\n\
+continues from the last whole epoch with the same result as an uninterrupted run.\n\n\
+--augment takes `default` (small: shear 0.2, zoom 0.2, horizontal flip; lenet: rotation 30,\n\
+shifts 0.1, shear 0.2, zoom 0.2), `none`, or a list such as\n\
+`rotation=30,shift=0.1,shear=0.2,zoom=0.2,hflip,brightness=0.7:1.3,fill=nearest`\n\
+(also wshift=, hshift=, vflip; shear in degrees as Keras 2).")]
+pub struct TrainArgs {
+    /// Network to train.
+    #[arg(long, value_enum, required_unless_present = "resume")]
+    arch: Option<ArchArg>,
+    /// Data root with train/<class>/ folders (and validation/ or a labelled test/).
+    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    data: Option<PathBuf>,
+    /// Run folder to write (refused if it exists, unless --force or --resume).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint (its settings come from its run.json;
+    /// --epochs may raise the total).
+    #[arg(long, conflicts_with_all = ["arch", "data", "size", "batch", "optimizer", "lr", "decay", "momentum", "augment", "input", "schedule", "label_smoothing", "seed", "validation", "force"])]
+    resume: bool,
+    /// Input size, `N` or `HxW` (default: 150 for small, 32 for lenet).
+    #[arg(long, value_parser = parse_size)]
+    size: Option<[usize; 2]>,
+    /// Epochs in all (default: 30 for small, 35 for lenet).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: Option<u32>,
+    /// Images per gradient step.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// sgd, rmsprop, adam or adadelta with Keras' defaults (default: rmsprop for small, adam for lenet).
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Learning rate (default: the optimizer's Keras default, 0.001 for rmsprop and adam).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// Inverse-time decay per step, lr / (1 + decay · step) (default: lr / epochs for lenet, as
+    /// the tutorial; 0 for small).
+    #[arg(long)]
+    decay: Option<f32>,
+    /// SGD momentum.
+    #[arg(long)]
+    momentum: Option<f32>,
+    /// Augmentation of training images: default, none, or key=value,... (see below).
+    #[arg(long, default_value = "default")]
+    augment: String,
+    /// Pixel scaling: unit (x / 255, the tutorial's) or standardize (each image to zero mean, unit variance).
+    #[arg(long, default_value = "unit", value_parser = parse_input)]
+    input: Input,
+    /// Learning rate across epochs: constant or cosine (to 0 at the last epoch).
+    #[arg(long, default_value = "constant", value_parser = parse_schedule)]
+    schedule: Schedule,
+    /// Label smoothing of the targets (0 = none).
+    #[arg(long, default_value_t = 0.0)]
+    label_smoothing: f32,
+    /// Seed of initialisation, shuffling, augmentation and dropout: same seed, same run.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Labelled split scored after each epoch (default: validation, else test).
+    #[arg(long, value_name = "SPLIT")]
+    validation: Option<String>,
+    /// Replace --out if it holds an earlier run.
+    #[arg(long)]
+    force: bool,
+}
+
+fn parse_size(s: &str) -> Result<[usize; 2], String> {
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| (8..=1024).contains(&n));
+    let size = match s.split_once(['x', 'X']) {
+        Some((h, w)) => parse(h).zip(parse(w)).map(|(h, w)| [h, w]),
+        None => parse(s).map(|n| [n, n]),
+    };
+    size.ok_or_else(|| format!("`{s}`: expected N or HxW, each from 8 to 1024"))
+}
+
+fn parse_input(s: &str) -> Result<Input, String> {
+    Input::parse(s).ok_or_else(|| format!("`{s}`: expected {}", Input::NAMES.join(" or ")))
+}
+
+fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    Schedule::parse(s).ok_or_else(|| format!("`{s}`: expected {}", Schedule::NAMES.join(" or ")))
+}
+
+/// `--augment`: `default` (the arch's tutorial setting), `none`, or `key=value,...`.
+fn parse_augment(s: &str, arch: Arch) -> anyhow::Result<Option<AugmentParams>> {
+    let mut p = AugmentParams::default();
+    match s {
+        "none" => return Ok(None),
+        "default" if arch == Arch::Small => {
+            (p.shear_range, p.zoom_range, p.horizontal_flip) = (0.2, AugmentParams::zoom(0.2), true);
+            return Ok(Some(p));
+        }
+        "default" => {
+            (p.rotation_range, p.width_shift_range, p.height_shift_range) = (30.0, 0.1, 0.1);
+            (p.shear_range, p.zoom_range) = (0.2, AugmentParams::zoom(0.2));
+            return Ok(Some(p));
+        }
+        _ => {}
+    }
+    for item in s.split(',').map(str::trim) {
+        let (key, value) = item.split_once('=').unwrap_or((item, ""));
+        let number = || value.parse::<f64>().with_context(|| format!("--augment {item}: `{value}` is not a number"));
+        match key {
+            "rotation" => p.rotation_range = number()?,
+            "shift" => (p.width_shift_range, p.height_shift_range) = (number()?, number()?),
+            "wshift" => p.width_shift_range = number()?,
+            "hshift" => p.height_shift_range = number()?,
+            "shear" => p.shear_range = number()?,
+            "zoom" => p.zoom_range = AugmentParams::zoom(number()?),
+            "hflip" => p.horizontal_flip = true,
+            "vflip" => p.vertical_flip = true,
+            "brightness" => {
+                let (lo, hi) = value.split_once(':').context("--augment brightness=LO:HI, e.g. brightness=0.7:1.3")?;
+                let range = [lo.parse::<f64>(), hi.parse::<f64>()];
+                let [Ok(lo), Ok(hi)] = range else { bail!("--augment {item}: expected brightness=LO:HI") };
+                p.brightness_range = Some([lo, hi]);
+            }
+            "fill" => {
+                p.fill_mode = match value {
+                    "nearest" => FillMode::Nearest,
+                    "constant" => FillMode::Constant,
+                    "reflect" => FillMode::Reflect,
+                    "wrap" => FillMode::Wrap,
+                    _ => bail!("--augment {item}: fill is nearest, constant, reflect or wrap"),
+                }
+            }
+            _ => bail!(
+                "--augment: unknown `{key}`; expected default, none, or rotation=, shift=, wshift=, hshift=, shear=, zoom=, hflip, vflip, brightness=LO:HI, fill="
+            ),
+        }
+    }
+    Ok(Some(p))
+}
+
+/// The settings from the flags, with each architecture's tutorial defaults.
+fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
+    let epochs = args.epochs.map_or(if arch == Arch::Small { 30 } else { 35 }, |e| e as usize);
+    let name = args.optimizer.as_deref().unwrap_or(if arch == Arch::Small { "rmsprop" } else { "adam" });
+    let mut optimizer = OptimizerConfig::keras_default(name)
+        .with_context(|| format!("--optimizer {name}: expected {}", OptimizerConfig::NAMES.join(", ")))?;
+    if let Some(lr) = args.lr {
+        optimizer.learning_rate = lr;
+    }
+    let tutorial_decay = if arch == Arch::Lenet { optimizer.learning_rate / epochs as f32 } else { 0.0 };
+    optimizer.decay = args.decay.unwrap_or(tutorial_decay);
+    match (&mut optimizer.rule, args.momentum) {
+        (Rule::Sgd { momentum, .. }, Some(m)) => *momentum = m,
+        (_, Some(_)) => bail!("--momentum applies to --optimizer sgd only"),
+        _ => {}
+    }
+    if !(0.0..1.0).contains(&args.label_smoothing) {
+        bail!("--label-smoothing must be in [0, 1), got {}", args.label_smoothing);
+    }
+    Ok(CnnConfig {
+        arch,
+        size: args.size.unwrap_or(if arch == Arch::Small { [150, 150] } else { [32, 32] }),
+        epochs,
+        batch_size: args.batch as usize,
+        optimizer,
+        schedule: args.schedule,
+        augment: parse_augment(&args.augment, arch)?,
+        input: args.input,
+        label_smoothing: args.label_smoothing,
+        seed: args.seed,
+    })
+}
+
+pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
+    let out = &args.out;
+    let (mut info, net, progress) = if args.resume {
+        let (mut info, net, progress) = CnnRun::resume(out).context("--resume")?;
+        if let Some(epochs) = args.epochs {
+            if (epochs as usize) < progress.epochs_done() {
+                bail!("--epochs {epochs}: the run already has {} epochs", progress.epochs_done());
+            }
+            info.config.epochs = epochs as usize;
+        }
+        if progress.epochs_done() >= info.config.epochs {
+            bail!("{} is complete ({} epochs); pass a larger --epochs to train on", out.display(), info.config.epochs);
+        }
+        eprintln!("resuming {} after epoch {} of {}", out.display(), progress.epochs_done(), info.config.epochs);
+        (info, net, progress)
+    } else {
+        let arch = match args.arch.expect("clap requires --arch without --resume") {
+            ArchArg::Small => Arch::Small,
+            ArchArg::Lenet => Arch::Lenet,
+        };
+        let config = config(&args, arch)?;
+        let data = args.data.as_ref().expect("clap requires --data without --resume");
+        let dataset = Dataset::open(data).with_context(|| format!("--data {}", data.display()))?;
+        let validation = imgclf_nets::validation_split(&dataset, args.validation.as_deref()).context("--validation")?;
+        let optimizer = config.optimizer;
+        let (info, net) = CnnRun::create(out, config, dataset.classes.names().to_vec(), data, validation, args.force)
+            .context("--out")?;
+        let progress = Progress::start(&net, optimizer);
+        (info, net, progress)
+    };
+    let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
+    let load = |name: &str| -> anyhow::Result<ImageSet> {
+        let split = dataset.split(name).with_context(|| format!("{}: no `{name}` split", info.data.display()))?;
+        let bar = bar(split.samples.len() as u64, &format!("loading {name}"), "images");
+        let (set, skipped) = ImageSet::load(&split.samples, info.config.size, || bar.inc(1));
+        bar.finish_and_clear();
+        for e in &skipped {
+            eprintln!("warning: skipped {e}");
+        }
+        Ok(set)
+    };
+    let train_set = load("train")?;
+    let validation = info.validation.clone().map(|name| load(&name)).transpose()?;
+    eprintln!(
+        "{:?}, {} parameters, {}x{} px; train {} images{}",
+        info.config.arch,
+        info.parameters,
+        info.config.size[0],
+        info.config.size[1],
+        train_set.len(),
+        match (&info.validation, &validation) {
+            (Some(name), Some(v)) => format!(", validation `{name}` {} images", v.len()),
+            _ => ", no validation split".into(),
+        }
+    );
+    let stop = crate::extract::stop_on_signals()?;
+    let epochs = info.config.epochs;
+    let mut epoch_bar = ProgressBar::hidden();
+    let config = info.config.clone();
+    let result = train(&net, progress, &config, &train_set, validation.as_ref(), Some(&stop), |event| {
+        match event {
+            TrainEvent::Batch { epoch, done, total } => {
+                if done <= config.batch_size {
+                    epoch_bar = bar(total as u64, &format!("Epoch {epoch}/{epochs}"), "images");
+                }
+                epoch_bar.set_position(done as u64);
+            }
+            TrainEvent::Epoch { stats, net, progress } => {
+                epoch_bar.finish_and_clear();
+                say!("{}", epoch_line(stats, epochs));
+                CnnRun::save_epoch(out, &mut info, net, progress)?;
+            }
+        }
+        Ok(())
+    });
+    match result {
+        Ok(_) => {
+            say!("saved {}", out.display());
+            Ok(())
+        }
+        Err(e @ imgclf_nets::NetError::Interrupted { .. }) => bail!("{e}: {}", out.display()),
+        Err(e) => Err(e).with_context(|| format!("training {}", out.display())),
+    }
+}
+
+/// A progress bar on a terminal (hidden otherwise, as indicatif does).
+fn bar(len: u64, prefix: &str, unit: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template(&format!("{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}}"))
+        .expect("the template is valid")
+        .progress_chars("=> ");
+    ProgressBar::new(len).with_style(style).with_prefix(prefix.to_string())
+}
+
+/// A split of a CNN run's data through its network, for `evaluate` and `predict --csv`.
+pub fn score_split(run: &Path, data: Option<&Path>, split: Option<&str>) -> anyhow::Result<imgclf_nets::Scored> {
+    let run = CnnRun::load(run).context("--run")?;
+    let scored = run.score_split(data, split).context(if data.is_some() {
+        "--data"
+    } else {
+        "the data named in run.json (pass --data to use another)"
+    })?;
+    for e in &scored.skipped {
+        eprintln!("warning: skipped {e}");
+    }
+    Ok(scored)
+}
+
+/// Image files through a CNN run's network: its classes and the predictions.
+pub fn predict_files(run: &Path, files: &[PathBuf]) -> anyhow::Result<(Vec<String>, imgclf_heads::Predictions)> {
+    let run = CnnRun::load(run).context("--run")?;
+    let predictions = run.predict_files(files)?;
+    Ok((run.info.classes, predictions))
+}

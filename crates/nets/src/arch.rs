@@ -1,0 +1,350 @@
+//! The tutorial's networks as plain layers over candle tensors (NCHW inside, Keras' shapes,
+//! initialisation and parameter counts outside).
+
+use candle_core::{D, DType, Device, Tensor, Var};
+use imgclf_dataset::Rng;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::NetError;
+
+/// A network trained from pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    /// 3 × (Conv 3×3 32/32/64 → ReLU → MaxPool 2×2) → Dense(64, relu) → Dropout(0.5) → output:
+    /// the cats-vs-dogs net of the tutorial ("very little data").
+    Small,
+    /// Conv 5×5 20 same → ReLU → MaxPool → Conv 5×5 50 same → ReLU → MaxPool → Dense(500, relu)
+    /// → Dense(classes, softmax): the tutorial's traffic-sign LeNet.
+    Lenet,
+}
+
+impl Arch {
+    pub const NAMES: [&str; 2] = ["small", "lenet"];
+
+    pub fn parse(name: &str) -> Option<Arch> {
+        match name.to_ascii_lowercase().as_str() {
+            "small" => Some(Arch::Small),
+            "lenet" => Some(Arch::Lenet),
+            _ => None,
+        }
+    }
+
+    /// The layers in Keras' order, ending with the output layer's units (its activation is
+    /// in the loss: sigmoid for one unit, softmax otherwise).
+    pub fn layers(self, classes: usize) -> Vec<LayerSpec> {
+        use LayerSpec::*;
+        match self {
+            Arch::Small => vec![
+                Conv { filters: 32, kernel: 3, same: false },
+                Relu,
+                MaxPool,
+                Conv { filters: 32, kernel: 3, same: false },
+                Relu,
+                MaxPool,
+                Conv { filters: 64, kernel: 3, same: false },
+                Relu,
+                MaxPool,
+                Flatten,
+                Dense { units: 64 },
+                Relu,
+                Dropout { rate: 0.5 },
+                Dense { units: output_units(self, classes) },
+            ],
+            Arch::Lenet => vec![
+                Conv { filters: 20, kernel: 5, same: true },
+                Relu,
+                MaxPool,
+                Conv { filters: 50, kernel: 5, same: true },
+                Relu,
+                MaxPool,
+                Flatten,
+                Dense { units: 500 },
+                Relu,
+                Dense { units: output_units(self, classes) },
+            ],
+        }
+    }
+}
+
+/// The small CNN answers two classes with one sigmoid unit, as the tutorial; everything else
+/// has one softmax unit per class.
+pub fn output_units(arch: Arch, classes: usize) -> usize {
+    if arch == Arch::Small && classes == 2 { 1 } else { classes }
+}
+
+/// One layer of an [`Arch`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LayerSpec {
+    /// Stride 1; `same` pads to keep the size (odd kernels), else Keras' "valid".
+    Conv {
+        filters: usize,
+        kernel: usize,
+        same: bool,
+    },
+    Relu,
+    /// 2×2, stride 2, rounding down.
+    MaxPool,
+    Flatten,
+    Dense {
+        units: usize,
+    },
+    Dropout {
+        rate: f32,
+    },
+}
+
+/// A convolution with its bias; the kernel is `(out, in, k, k)`.
+pub struct Conv {
+    pub kernel: Var,
+    pub bias: Var,
+    pub padding: usize,
+}
+
+impl Conv {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, NetError> {
+        Ok(crate::conv2d(x, self.kernel.as_tensor(), self.bias.as_tensor(), self.padding)?)
+    }
+}
+
+/// A fully connected layer; the kernel is `(in, out)`, as Keras stores it.
+pub struct Dense {
+    pub kernel: Var,
+    pub bias: Var,
+}
+
+impl Dense {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor, NetError> {
+        Ok(x.matmul(self.kernel.as_tensor())?.broadcast_add(self.bias.as_tensor())?)
+    }
+}
+
+enum Layer {
+    Conv(Conv),
+    Relu,
+    MaxPool,
+    Flatten,
+    Dense(Dense),
+    Dropout(f32),
+}
+
+/// One row of [`Net::summary`], as Keras' `model.summary()` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSummary {
+    pub kind: &'static str,
+    /// Channels-last, without the batch axis: `[148, 148, 32]`, `[64]`.
+    pub output_shape: Vec<usize>,
+    pub params: usize,
+}
+
+/// A network with its weights: [`Arch`] layers for a fixed input size and class count.
+pub struct Net {
+    pub arch: Arch,
+    /// `[height, width]` of the RGB input.
+    pub input: [usize; 2],
+    pub classes: usize,
+    layers: Vec<Layer>,
+    summary: Vec<LayerSummary>,
+}
+
+impl Net {
+    /// Builds the layers with Keras' initialisation (Glorot-uniform kernels, zero biases),
+    /// drawn from `rng`. Refuses an input too small for the layers.
+    pub fn new(arch: Arch, input: [usize; 2], classes: usize, rng: &mut Rng) -> Result<Net, NetError> {
+        let dev = Device::Cpu;
+        let (mut h, mut w, mut c) = (input[0], input[1], 3usize);
+        let mut flat = 0;
+        let (mut layers, mut summary) = (Vec::new(), Vec::new());
+        let too_small = || {
+            NetError::Config(format!(
+                "{}x{} px is too small for {arch:?}: a layer's output would be empty",
+                input[0], input[1]
+            ))
+        };
+        for spec in arch.layers(classes) {
+            let (layer, kind, shape, params) = match spec {
+                LayerSpec::Conv { filters, kernel, same } => {
+                    if !same {
+                        h = h.checked_sub(kernel - 1).filter(|&v| v > 0).ok_or_else(too_small)?;
+                        w = w.checked_sub(kernel - 1).filter(|&v| v > 0).ok_or_else(too_small)?;
+                    }
+                    let k = glorot(
+                        rng,
+                        (filters, c, kernel, kernel),
+                        kernel * kernel * c,
+                        kernel * kernel * filters,
+                        &dev,
+                    )?;
+                    let params = filters * c * kernel * kernel + filters;
+                    c = filters;
+                    let conv = Conv {
+                        kernel: k,
+                        bias: Var::zeros(filters, DType::F32, &dev)?,
+                        padding: if same { kernel / 2 } else { 0 },
+                    };
+                    (Layer::Conv(conv), "Conv2D", vec![h, w, c], params)
+                }
+                LayerSpec::Relu => (Layer::Relu, "Activation", same_shape(&summary, [h, w, c]), 0),
+                LayerSpec::MaxPool => {
+                    (h, w) = (h / 2, w / 2);
+                    if h == 0 || w == 0 {
+                        return Err(too_small());
+                    }
+                    (Layer::MaxPool, "MaxPooling2D", vec![h, w, c], 0)
+                }
+                LayerSpec::Flatten => {
+                    flat = h * w * c;
+                    (Layer::Flatten, "Flatten", vec![flat], 0)
+                }
+                LayerSpec::Dense { units } => {
+                    let k = glorot(rng, (flat, units), flat, units, &dev)?;
+                    let params = flat * units + units;
+                    let dense = Dense { kernel: k, bias: Var::zeros(units, DType::F32, &dev)? };
+                    flat = units;
+                    (Layer::Dense(dense), "Dense", vec![units], params)
+                }
+                LayerSpec::Dropout { rate } => (Layer::Dropout(rate), "Dropout", same_shape(&summary, [h, w, c]), 0),
+            };
+            layers.push(layer);
+            summary.push(LayerSummary { kind, output_shape: shape, params });
+        }
+        Ok(Net { arch, input, classes, layers, summary })
+    }
+
+    /// Output shapes and parameter counts per layer, comparable with Keras' summary.
+    pub fn summary(&self) -> &[LayerSummary] {
+        &self.summary
+    }
+
+    pub fn parameter_count(&self) -> usize {
+        self.summary.iter().map(|l| l.params).sum()
+    }
+
+    /// The trainable tensors with stable names (`conv1.kernel`, `dense2.bias`...), in layer order.
+    pub fn params(&self) -> Vec<(String, &Var)> {
+        let (mut convs, mut denses, mut out) = (0, 0, Vec::new());
+        for layer in &self.layers {
+            let (name, kernel, bias) = match layer {
+                Layer::Conv(l) => {
+                    convs += 1;
+                    (format!("conv{convs}"), &l.kernel, &l.bias)
+                }
+                Layer::Dense(l) => {
+                    denses += 1;
+                    (format!("dense{denses}"), &l.kernel, &l.bias)
+                }
+                _ => continue,
+            };
+            out.push((format!("{name}.kernel"), kernel));
+            out.push((format!("{name}.bias"), bias));
+        }
+        out
+    }
+
+    /// Logits `(n, units)` for `(n, 3, height, width)` inputs. With `dropout` (training), each
+    /// dropout layer draws its mask from it; without, dropout is the identity.
+    pub fn forward(&self, x: &Tensor, mut dropout: Option<&mut Rng>) -> Result<Tensor, NetError> {
+        let mut x = x.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = match layer {
+                Layer::Conv(l) => l.forward(&x)?,
+                // ReLU then max-pool is one fused op (see `pool_relu`).
+                Layer::Relu if matches!(self.layers.get(i + 1), Some(Layer::MaxPool)) => crate::pool_relu(&x)?,
+                Layer::MaxPool if matches!(self.layers.get(i.wrapping_sub(1)), Some(Layer::Relu)) => x,
+                Layer::Relu => x.relu()?,
+                Layer::MaxPool => x.max_pool2d(2)?,
+                Layer::Flatten => x.flatten_from(1)?,
+                Layer::Dense(l) => l.forward(&x)?,
+                Layer::Dropout(rate) => match dropout.as_deref_mut() {
+                    Some(rng) => {
+                        let keep = 1.0 / (1.0 - rate);
+                        let mask: Vec<f32> =
+                            (0..x.elem_count()).map(|_| if rng.next_f32() < *rate { 0.0 } else { keep }).collect();
+                        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)?
+                    }
+                    None => x,
+                },
+            };
+        }
+        Ok(x)
+    }
+
+    /// Class probabilities `(n, classes)` from logits: a sigmoid unit becomes two columns.
+    pub fn probabilities(&self, logits: &Tensor) -> Result<Array2<f32>, NetError> {
+        let n = logits.dim(0)?;
+        let probs = if logits.dim(1)? == 1 {
+            let p = candle_nn::ops::sigmoid(logits)?;
+            Tensor::cat(&[(1.0 - &p)?, p], 1)?
+        } else {
+            candle_nn::ops::softmax(logits, D::Minus1)?
+        };
+        let values = probs.flatten_all()?.to_vec1::<f32>()?;
+        Ok(Array2::from_shape_vec((n, self.classes), values).expect("one row of probabilities per input"))
+    }
+}
+
+/// Shape-keeping layers (activations, dropout) output their input's shape.
+fn same_shape(summary: &[LayerSummary], input: [usize; 3]) -> Vec<usize> {
+    summary.last().map_or(input.to_vec(), |l| l.output_shape.clone())
+}
+
+/// Keras' `glorot_uniform`: uniform in ±sqrt(6 / (fan_in + fan_out)).
+fn glorot<S: Into<candle_core::Shape>>(
+    rng: &mut Rng,
+    shape: S,
+    fan_in: usize,
+    fan_out: usize,
+    dev: &Device,
+) -> Result<Var, NetError> {
+    let shape = shape.into();
+    let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
+    let values: Vec<f32> = (0..shape.elem_count()).map(|_| rng.uniform(-limit, limit) as f32).collect();
+    Ok(Var::from_tensor(&Tensor::from_vec(values, shape, dev)?)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_too_small_for_the_layers_is_refused() {
+        let err =
+            Net::new(Arch::Small, [12, 12], 2, &mut Rng::new(1)).err().expect("12 px cannot pass 3 convs").to_string();
+        assert!(err.contains("12x12 px is too small"), "{err}");
+        assert!(Net::new(Arch::Small, [22, 22], 2, &mut Rng::new(1)).is_ok());
+    }
+
+    #[test]
+    fn forward_gives_one_logit_row_per_image_and_probabilities_sum_to_one() {
+        let net = Net::new(Arch::Lenet, [16, 16], 5, &mut Rng::new(3)).unwrap();
+        let x = Tensor::from_vec(
+            (0..2 * 3 * 16 * 16).map(|i| (i % 7) as f32 / 7.0).collect(),
+            (2, 3, 16, 16),
+            &Device::Cpu,
+        )
+        .unwrap();
+        let logits = net.forward(&x, None).unwrap();
+        assert_eq!(logits.dims(), &[2, 5]);
+        let p = net.probabilities(&logits).unwrap();
+        for row in p.outer_iter() {
+            assert!((row.sum() - 1.0).abs() < 1e-5, "{row}");
+        }
+        let small = Net::new(Arch::Small, [30, 30], 2, &mut Rng::new(3)).unwrap();
+        let x = Tensor::ones((3, 3, 30, 30), DType::F32, &Device::Cpu).unwrap();
+        let p = small.probabilities(&small.forward(&x, None).unwrap()).unwrap();
+        assert_eq!(p.dim(), (3, 2));
+        assert!((p[[0, 0]] + p[[0, 1]] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn dropout_draws_masks_only_when_training() {
+        let net = Net::new(Arch::Small, [30, 30], 2, &mut Rng::new(3)).unwrap();
+        let x = Tensor::ones((4, 3, 30, 30), DType::F32, &Device::Cpu).unwrap();
+        let eval = |net: &Net| net.forward(&x, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(eval(&net), eval(&net));
+        let a = net.forward(&x, Some(&mut Rng::new(5))).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let b = net.forward(&x, Some(&mut Rng::new(6))).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_ne!(a, b, "different masks give different logits");
+    }
+}

@@ -1,0 +1,127 @@
+//! ReLU followed by 2×2 max pooling (stride 2, sizes rounded down) as one candle custom op.
+//! Equal to `relu(max_pool2d(x, 2))` since ReLU is monotonic; one pass forward and one pass
+//! backward over the convolution's output, where candle's max-pool backward makes six.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// `max(0, max of each 2×2 window)` of `x (n, c, h, w)`: `(n, c, h / 2, w / 2)`.
+pub fn pool_relu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(PoolRelu)
+}
+
+/// `(n, c, h, w)`.
+type Dims4 = (usize, usize, usize, usize);
+
+fn input<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], Dims4)> {
+    let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("pool_relu: input must be contiguous") };
+    Ok((&s.as_slice::<f32>()?[start..end], l.shape().dims4()?))
+}
+
+/// The index in a `w`-wide plane of the first largest value of window `(oy, ox)`, and that value.
+fn window_max(plane: &[f32], w: usize, oy: usize, ox: usize) -> (usize, f32) {
+    let at = |dy: usize, dx: usize| (2 * oy + dy) * w + 2 * ox + dx;
+    [at(0, 0), at(0, 1), at(1, 0), at(1, 1)]
+        .into_iter()
+        .fold((at(0, 0), f32::NEG_INFINITY), |best, i| if plane[i] > best.1 { (i, plane[i]) } else { best })
+}
+
+struct PoolRelu;
+
+impl CustomOp1 for PoolRelu {
+    fn name(&self) -> &'static str {
+        "pool2-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, (n, c, h, w)) = input(s, l)?;
+        let (ho, wo) = (h / 2, w / 2);
+        let mut y = vec![0.0f32; n * c * ho * wo];
+        if ho * wo > 0 {
+            y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(out, plane)| {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        out[oy * wo + ox] = window_max(plane, w, oy, ox).1.max(0.0);
+                    }
+                }
+            });
+        }
+        Ok((CpuStorage::F32(y), Shape::from((n, c, ho, wo))))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(&grad.contiguous()?, &PoolReluGrad)?))
+    }
+}
+
+/// `(x, grad of the pooled output)` → the gradient of `x`: each window's gradient goes to its
+/// first largest value when that value is positive.
+struct PoolReluGrad;
+
+impl CustomOp2 for PoolReluGrad {
+    fn name(&self) -> &'static str {
+        "pool2-relu-grad"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, (n, c, h, w)) = input(xs, xl)?;
+        let (grad, _) = input(gs, gl)?;
+        let (ho, wo) = (h / 2, w / 2);
+        let mut dx = vec![0.0f32; n * c * h * w];
+        if ho * wo > 0 {
+            dx.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).zip(grad.par_chunks(ho * wo)).for_each(
+                |((out, plane), g)| {
+                    for oy in 0..ho {
+                        for ox in 0..wo {
+                            let (i, v) = window_max(plane, w, oy, ox);
+                            if v > 0.0 {
+                                out[i] = g[oy * wo + ox];
+                            }
+                        }
+                    }
+                },
+            );
+        }
+        Ok((CpuStorage::F32(dx), Shape::from((n, c, h, w))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    /// Forward against candle's `relu(max_pool2d)`; the gradient against finite differences.
+    /// (candle's own max-pool gradient is not a reference: it is a quarter of the true one,
+    /// and misplaced when a size is odd.)
+    #[test]
+    fn equals_relu_of_max_pool_and_its_gradient_matches_finite_differences() {
+        let dev = Device::Cpu;
+        // distinct values 1/7 apart; odd sizes: the last row and column are dropped
+        let values: Vec<f32> = (0..2 * 3 * 7 * 5).map(|i| ((i * 37) % 211) as f32 / 7.0 - 15.0).collect();
+        let x = Var::from_vec(values.clone(), (2, 3, 7, 5), &dev).unwrap();
+        let ours = pool_relu(&x).unwrap();
+        let theirs = x.max_pool2d(2).unwrap().relu().unwrap();
+        assert_eq!(ours.dims(), &[2, 3, 3, 2]);
+        assert_eq!(
+            ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+        );
+        let weights =
+            Tensor::from_vec((0..ours.elem_count()).map(|i| i as f32 - 20.0).collect(), ours.shape(), &dev).unwrap();
+        let objective = |v: &[f32]| -> f32 {
+            let t = Tensor::from_slice(v, (2, 3, 7, 5), &dev).unwrap();
+            pool_relu(&t).unwrap().mul(&weights).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap()
+        };
+        let grads = ours.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+        let analytic = grads.get(&x).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (base, eps) = (objective(&values), 0.01);
+        for (j, want) in analytic.iter().enumerate() {
+            let mut bumped = values.clone();
+            bumped[j] += eps;
+            let numeric = (objective(&bumped) - base) / eps;
+            assert!((numeric - want).abs() < 0.05, "element {j}: finite difference {numeric}, gradient {want}");
+        }
+        assert!(analytic.iter().filter(|g| **g != 0.0).count() > 10, "some windows pass a gradient");
+    }
+}

@@ -1,0 +1,280 @@
+//! The run folder `train-cnn` writes, the same shape as `train-head`'s: `weights.safetensors`,
+//! `run.json`, `history.csv`, `curves.png`, plus `checkpoint.safetensors` (weights, optimizer
+//! state and history after the last whole epoch) from which `--resume` continues.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
+use imgclf_heads::{
+    EpochStats, NamedTensor, Optimizer, Predictions, curves_png, f32_safetensors, f32_tensor, history_csv,
+};
+use ndarray::Array2;
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{ImageSet, validation_split};
+use crate::train::{CnnConfig, INIT, Progress, predict};
+use crate::{Net, NetError};
+
+/// Format tag of a CNN run's `run.json`.
+pub const CNN_RUN_FORMAT: &str = "imgclf-cnn-run/1";
+const CHECKPOINT_FORMAT: &str = "imgclf-cnn-checkpoint/1";
+
+/// `run.json` of a CNN run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CnnRunInfo {
+    pub format: String,
+    pub created_by: String,
+    pub config: CnnConfig,
+    pub classes: Vec<String>,
+    /// The data root trained on (absolute): `evaluate` scores its splits by default.
+    pub data: PathBuf,
+    /// The labelled split scored after each epoch, if any.
+    pub validation: Option<String>,
+    pub parameters: usize,
+    pub epochs_run: usize,
+    /// Whether all `config.epochs` ran; an interrupted run can be resumed.
+    pub complete: bool,
+    /// The last epoch's numbers (the weights are the last epoch's, as Keras keeps them).
+    pub metrics: Option<EpochStats>,
+}
+
+/// A CNN run folder and its network.
+pub struct CnnRun {
+    pub dir: PathBuf,
+    pub info: CnnRunInfo,
+    pub net: Net,
+}
+
+/// Whether `dir/run.json` is a CNN run's (rather than a dense head's).
+pub fn is_cnn_run(dir: &Path) -> bool {
+    #[derive(Deserialize)]
+    struct Tag {
+        format: String,
+    }
+    std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Tag>(&text).ok())
+        .is_some_and(|t| t.format == CNN_RUN_FORMAT)
+}
+
+/// The network `config` describes, with its initial weights.
+pub fn init_net(config: &CnnConfig, classes: usize) -> Result<Net, NetError> {
+    Net::new(config.arch, config.size, classes, &mut Rng::stream(config.seed, INIT, 0))
+}
+
+impl CnnRun {
+    /// Loads a run folder's network with its latest weights.
+    pub fn load(dir: &Path) -> Result<CnnRun, NetError> {
+        let info = read_info(dir)?;
+        let net = init_net(&info.config, info.classes.len())?;
+        let path = dir.join("weights.safetensors");
+        let bytes = std::fs::read(&path).map_err(NetError::io(&path))?;
+        let st = SafeTensors::deserialize(&bytes)
+            .map_err(|e| NetError::file(&path, format!("not a safetensors file: {e}")))?;
+        set_params(&net, &st, "", &path)?;
+        Ok(CnnRun { dir: dir.to_path_buf(), info, net })
+    }
+
+    /// Starts a run folder at `dir` (replacing an earlier run only with `overwrite`; never a
+    /// file or a folder that is not a run) and writes its `run.json`.
+    pub fn create(
+        dir: &Path,
+        config: CnnConfig,
+        classes: Vec<String>,
+        data: &Path,
+        validation: Option<String>,
+        overwrite: bool,
+    ) -> Result<(CnnRunInfo, Net), NetError> {
+        imgclf_heads::Run::check_out(dir, overwrite)?;
+        let net = init_net(&config, classes.len())?;
+        let data = std::path::absolute(data).map_err(NetError::io(data))?;
+        let info = CnnRunInfo {
+            format: CNN_RUN_FORMAT.into(),
+            created_by: format!("imgclf-nets {}", env!("CARGO_PKG_VERSION")),
+            config,
+            classes,
+            data,
+            validation,
+            parameters: net.parameter_count(),
+            epochs_run: 0,
+            complete: false,
+            metrics: None,
+        };
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(NetError::io(dir))?;
+        }
+        std::fs::create_dir_all(dir).map_err(NetError::io(dir))?;
+        write_info(dir, &info)?;
+        Ok((info, net))
+    }
+
+    /// Writes the state after an epoch: checkpoint, weights, history, curves, then `run.json`
+    /// (updated from `progress`), each to a temporary name renamed into place, so a kill at
+    /// any moment leaves a folder that loads and resumes.
+    pub fn save_epoch(dir: &Path, info: &mut CnnRunInfo, net: &Net, progress: &Progress) -> Result<(), NetError> {
+        info.epochs_run = progress.epochs_done();
+        info.complete = info.epochs_run >= info.config.epochs;
+        info.metrics = progress.history.last().cloned();
+        let params = named_values(net)?;
+        let mut tensors: Vec<NamedTensor> =
+            params.iter().map(|(n, s, v)| (format!("param.{n}"), s.clone(), v.clone())).collect();
+        for ((name, shape, _), [a, b]) in params.iter().zip(progress.optimizer.slots()) {
+            tensors.push((format!("slot0.{name}"), shape.clone(), a.clone()));
+            tensors.push((format!("slot1.{name}"), shape.clone(), b.clone()));
+        }
+        let state = CheckpointState { iterations: progress.optimizer.iterations, history: progress.history.clone() };
+        let meta = serde_json::to_string(&state).expect("checkpoint state serialises");
+        // the state rides in the format entry, so one rename publishes weights and state together
+        write_atomic(
+            &dir.join("checkpoint.safetensors"),
+            &f32_safetensors(&tensors, &format!("{CHECKPOINT_FORMAT} {meta}")),
+        )?;
+        write_atomic(&dir.join("weights.safetensors"), &f32_safetensors(&params, CNN_RUN_FORMAT))?;
+        write_atomic(&dir.join("history.csv"), history_csv(&progress.history).as_bytes())?;
+        curves_png(&progress.history, &dir.join("curves.png"))?;
+        write_info(dir, info)
+    }
+
+    /// The run's description and its network and progress at the last checkpoint.
+    pub fn resume(dir: &Path) -> Result<(CnnRunInfo, Net, Progress), NetError> {
+        let info = read_info(dir)?;
+        let path = dir.join("checkpoint.safetensors");
+        let bytes =
+            std::fs::read(&path).map_err(|e| NetError::file(&path, format!("no checkpoint to resume from ({e})")))?;
+        let (_, meta) = SafeTensors::read_metadata(&bytes)
+            .map_err(|e| NetError::file(&path, format!("not a safetensors file: {e}")))?;
+        let format = meta.metadata().as_ref().and_then(|m| m.get("format")).cloned().unwrap_or_default();
+        let state: CheckpointState = format
+            .strip_prefix(CHECKPOINT_FORMAT)
+            .and_then(|json| serde_json::from_str(json.trim()).ok())
+            .ok_or_else(|| NetError::file(&path, format!("not a {CHECKPOINT_FORMAT} checkpoint")))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| NetError::file(&path, e))?;
+        let net = init_net(&info.config, info.classes.len())?;
+        set_params(&net, &st, "param.", &path)?;
+        let mut slots = Vec::new();
+        for (name, _) in net.params() {
+            let slot = |k: usize| {
+                f32_tensor(&st, &format!("slot{k}.{name}")).map(|(_, v)| v).map_err(|r| NetError::file(&path, r))
+            };
+            slots.push([slot(0)?, slot(1)?]);
+        }
+        let optimizer = Optimizer::resume(info.config.optimizer, state.iterations, slots);
+        Ok((info, net, Progress { optimizer, history: state.history }))
+    }
+}
+
+/// A split of a dataset run through a CNN run's network.
+#[derive(Debug)]
+pub struct Scored {
+    pub split: String,
+    pub classes: Vec<String>,
+    /// Paths relative to the data root, in row order.
+    pub paths: Vec<String>,
+    /// The true classes when the split is labelled.
+    pub labels: Option<Vec<usize>>,
+    /// `(images, classes)`.
+    pub probs: Array2<f32>,
+    pub skipped: Vec<DatasetError>,
+}
+
+impl CnnRun {
+    /// Class probabilities for split `split` (default: `validation`, else `test`) of `data`
+    /// (default: the data root trained on), whose classes must be the run's.
+    pub fn score_split(&self, data: Option<&Path>, split: Option<&str>) -> Result<Scored, NetError> {
+        let root = data.unwrap_or(&self.info.data);
+        let dataset = Dataset::open(root)?;
+        if !dataset.classes.is_empty() && dataset.classes.names() != self.info.classes {
+            return Err(NetError::file(
+                root,
+                format!(
+                    "classes {:?}, but {} was trained on {:?}",
+                    dataset.classes.names(),
+                    self.dir.display(),
+                    self.info.classes
+                ),
+            ));
+        }
+        let name = match split {
+            Some(name) => name.to_string(),
+            None => validation_split(&dataset, None)?
+                .ok_or_else(|| NetError::file(root, "no labelled validation or test split; name one with --split"))?,
+        };
+        let names = || dataset.splits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+        let samples = &dataset
+            .split(&name)
+            .ok_or_else(|| NetError::file(root, format!("no `{name}` split (it has {})", names())))?
+            .samples;
+        let (set, skipped) = ImageSet::load(samples, self.info.config.size, || {});
+        let probs = predict(&self.net, &set, self.info.config.input)?;
+        let labelled = samples.first().is_some_and(|s| s.label.is_some());
+        Ok(Scored {
+            split: name,
+            classes: self.info.classes.clone(),
+            paths: set.paths,
+            labels: labelled.then_some(set.labels),
+            probs,
+            skipped,
+        })
+    }
+
+    /// Class probabilities for image files; unreadable ones are skipped and reported.
+    pub fn predict_files(&self, files: &[PathBuf]) -> Result<Predictions, NetError> {
+        let samples: Vec<Sample> =
+            files.iter().map(|f| Sample { path: f.clone(), rel: f.display().to_string(), label: None }).collect();
+        let (set, skipped) = ImageSet::load(&samples, self.info.config.size, || {});
+        let probs = predict(&self.net, &set, self.info.config.input)?;
+        Ok(Predictions { paths: set.paths.into_iter().map(PathBuf::from).collect(), probs, maps: Vec::new(), skipped })
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CheckpointState {
+    iterations: u64,
+    history: Vec<EpochStats>,
+}
+
+fn write_info(dir: &Path, info: &CnnRunInfo) -> Result<(), NetError> {
+    let json = serde_json::to_string_pretty(info).expect("run info serialises");
+    write_atomic(&dir.join("run.json"), json.as_bytes())
+}
+
+fn read_info(dir: &Path) -> Result<CnnRunInfo, NetError> {
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        NetError::file(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf train-cnn`?"))
+    })?;
+    let info: CnnRunInfo = serde_json::from_str(&text).map_err(|e| NetError::file(&path, e))?;
+    if info.format != CNN_RUN_FORMAT {
+        return Err(NetError::file(&path, format!("format `{}`, expected `{CNN_RUN_FORMAT}`", info.format)));
+    }
+    Ok(info)
+}
+
+fn named_values(net: &Net) -> Result<Vec<NamedTensor>, NetError> {
+    net.params()
+        .into_iter()
+        .map(|(name, var)| Ok((name, var.dims().to_vec(), var.flatten_all()?.to_vec1::<f32>()?)))
+        .collect()
+}
+
+/// Loads tensors `{prefix}{name}` into the net's parameters, checking every shape.
+fn set_params(net: &Net, st: &SafeTensors, prefix: &str, path: &Path) -> Result<(), NetError> {
+    for (name, var) in net.params() {
+        let (shape, values) = f32_tensor(st, &format!("{prefix}{name}")).map_err(|r| NetError::file(path, r))?;
+        if shape != var.dims() {
+            return Err(NetError::file(path, format!("`{name}` is {shape:?}, the network needs {:?}", var.dims())));
+        }
+        var.set(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+    }
+    Ok(())
+}
+
+/// Writes beside `path` and renames into place.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
+    let name = path.file_name().map_or("file".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(NetError::io(path))?;
+    std::fs::rename(&tmp, path).map_err(NetError::io(path))
+}

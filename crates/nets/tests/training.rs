@@ -1,0 +1,160 @@
+//! The networks against Keras' own summaries, learning (a tiny set to 100% training accuracy),
+//! and checkpoint/resume equality. Synthetic images: these need nothing outside the repo.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use image::RgbImage;
+use imgclf_augment::AugmentParams;
+use imgclf_dataset::Rng;
+use imgclf_heads::OptimizerConfig;
+use imgclf_nets::prelude::*;
+use serde_json::Value;
+
+/// Layer kinds, output shapes and parameter counts as Keras' `model.summary()` gives them
+/// (`tools/keras_cnn_reference.py summaries`, TensorFlow 2.15).
+#[test]
+fn layers_match_keras_summaries() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/nets/keras_summaries.json");
+    let keras: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    for (key, arch, size, classes) in
+        [("small_150", Arch::Small, 150, 2), ("lenet_32_43", Arch::Lenet, 32, 43), ("lenet_48_43", Arch::Lenet, 48, 43)]
+    {
+        let net = Net::new(arch, [size, size], classes, &mut Rng::new(0)).unwrap();
+        let layers = keras[key]["layers"].as_array().unwrap();
+        // Keras ends with the output's Activation layer; ours is in the loss.
+        let (last, layers) = layers.split_last().unwrap();
+        assert_eq!(last["kind"], "Activation");
+        assert_eq!(net.summary().len(), layers.len(), "{key}: layer count");
+        for (i, (ours, theirs)) in net.summary().iter().zip(layers).enumerate() {
+            assert_eq!(ours.kind, theirs["kind"].as_str().unwrap(), "{key} layer {i}");
+            let shape: Vec<usize> = serde_json::from_value(theirs["output_shape"].clone()).unwrap();
+            assert_eq!(ours.output_shape, shape, "{key} layer {i} ({}) shape", ours.kind);
+            assert_eq!(ours.params as u64, theirs["params"].as_u64().unwrap(), "{key} layer {i} params");
+        }
+        assert_eq!(net.parameter_count() as u64, keras[key]["total_params"].as_u64().unwrap(), "{key} total");
+    }
+}
+
+/// `per_class` images of `classes` colour-and-stripe patterns with pixel noise.
+fn patterns(classes: usize, per_class: usize, size: u32, seed: u64) -> ImageSet {
+    let mut rng = Rng::new(seed);
+    let mut set = ImageSet::default();
+    for class in 0..classes {
+        for i in 0..per_class {
+            let image = RgbImage::from_fn(size, size, |x, y| {
+                let stripe = if class % 2 == 0 { x } else { y };
+                let on = (stripe / 4 + class as u32 / 2).is_multiple_of(2);
+                let base = [(class * 60 % 256) as u8, if on { 200 } else { 40 }, (255 - class * 50 % 256) as u8];
+                image::Rgb(base.map(|v| v.saturating_add((rng.next_f32() * 30.0) as u8)))
+            });
+            set.images.push(image);
+            set.labels.push(class);
+            set.paths.push(format!("{class}/{i}.png"));
+        }
+    }
+    set
+}
+
+fn config(arch: Arch, size: usize, epochs: usize, optimizer: &str, augment: Option<AugmentParams>) -> CnnConfig {
+    CnnConfig {
+        arch,
+        size: [size, size],
+        epochs,
+        batch_size: 8,
+        optimizer: OptimizerConfig::keras_default(optimizer).unwrap(),
+        schedule: Schedule::Constant,
+        augment,
+        input: Input::Unit,
+        label_smoothing: 0.0,
+        seed: 5,
+    }
+}
+
+fn fit(config: &CnnConfig, set: &ImageSet, classes: usize) -> (Net, Progress) {
+    let net = imgclf_nets::init_net(config, classes).unwrap();
+    let progress = Progress::start(&net, config.optimizer);
+    let progress = train(&net, progress, config, set, Some(set), None, |_| Ok(())).unwrap();
+    (net, progress)
+}
+
+#[test]
+fn lenet_and_the_small_cnn_learn_a_tiny_set_perfectly() {
+    let set = patterns(4, 6, 24, 1);
+    let (net, progress) = fit(&config(Arch::Lenet, 24, 25, "adam", None), &set, 4);
+    let last = progress.history.last().unwrap();
+    assert_eq!(last.val_acc, Some(1.0), "LeNet: {last:?}");
+    assert!(last.loss < progress.history[0].loss / 5.0, "the loss fell: {:?}", progress.history);
+    assert_eq!(imgclf_nets::score(&net, &set, Input::Unit).unwrap().1, 1.0);
+
+    let set = patterns(2, 8, 30, 2);
+    let (_, progress) = fit(&config(Arch::Small, 30, 40, "rmsprop", None), &set, 2);
+    assert_eq!(progress.history.last().unwrap().val_acc, Some(1.0), "small CNN: {:?}", progress.history.last());
+}
+
+/// Trains `config` into run folder `dir`, checkpointing every epoch; stops after epoch
+/// `stop_after` when given, as Ctrl-C would.
+fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>) -> Result<(), NetError> {
+    let (mut info, net) = CnnRun::create(dir, config.clone(), vec!["a".into(), "b".into()], dir, None, false)?;
+    let stop = AtomicBool::new(false);
+    let progress = Progress::start(&net, config.optimizer);
+    train(&net, progress, config, set, Some(set), Some(&stop), |event| {
+        if let TrainEvent::Epoch { net, progress, .. } = event {
+            CnnRun::save_epoch(dir, &mut info, net, progress)?;
+            stop.store(Some(progress.epochs_done()) == stop_after, Ordering::Relaxed);
+        }
+        Ok(())
+    })
+    .map(|_| ())
+}
+
+/// An interrupted run resumed from its checkpoint ends with the same weights and numbers as
+/// an uninterrupted one: augmentation, shuffling and dropout are keyed by seed and epoch, and
+/// the checkpoint holds the optimizer's state.
+#[test]
+fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
+    let set = patterns(2, 6, 30, 3);
+    let augment = AugmentParams { rotation_range: 20.0, horizontal_flip: true, ..AugmentParams::default() };
+    let config = config(Arch::Small, 30, 3, "adam", Some(augment));
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    run(&whole, &config, &set, None).unwrap();
+    let cut = tmp.path().join("cut");
+    let err = run(&cut, &config, &set, Some(1)).expect_err("stopped after epoch 1").to_string();
+    assert!(err.contains("interrupted during epoch 2") && err.contains("epoch 1"), "{err}");
+    let info = CnnRun::load(&cut).unwrap().info;
+    assert_eq!((info.epochs_run, info.complete), (1, false));
+
+    let (mut info, net, progress) = CnnRun::resume(&cut).unwrap();
+    assert_eq!(progress.epochs_done(), 1);
+    train(&net, progress, &info.config.clone(), &set, Some(&set), None, |event| {
+        if let TrainEvent::Epoch { net, progress, .. } = event {
+            CnnRun::save_epoch(&cut, &mut info, net, progress)?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    let bytes = |dir: &Path| std::fs::read(dir.join("weights.safetensors")).unwrap();
+    assert!(bytes(&whole) == bytes(&cut), "resumed weights differ from the uninterrupted run's");
+    let (a, b) = (CnnRun::load(&whole).unwrap().info, CnnRun::load(&cut).unwrap().info);
+    assert!(a.complete && b.complete);
+    let numbers = |m: Option<imgclf_heads::EpochStats>| m.map(|m| (m.epoch, m.loss, m.acc, m.val_loss, m.val_acc));
+    assert_eq!(numbers(a.metrics), numbers(b.metrics));
+
+    // the seed matters: another seed gives other weights
+    let other = tmp.path().join("other");
+    run(&other, &CnnConfig { seed: 6, ..config.clone() }, &set, None).unwrap();
+    assert!(bytes(&other) != bytes(&whole));
+}
+
+#[test]
+fn a_run_folder_never_replaces_what_is_not_a_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir(&photos).unwrap();
+    std::fs::write(photos.join("cat.jpg"), b"x").unwrap();
+    let config = config(Arch::Lenet, 16, 1, "adam", None);
+    let err = CnnRun::create(&photos, config, vec!["a".into()], tmp.path(), None, true).err().unwrap().to_string();
+    assert!(err.contains("no run.json"), "{err}");
+    assert!(photos.join("cat.jpg").exists());
+}
