@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
+use imgclf_features::EngineKind;
 use imgclf_heads::prelude::*;
 use imgclf_heads::{EpochStats, Rule, Validation, confusion_png};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::nets::RunKind;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum HeadKind {
@@ -205,11 +208,12 @@ pub struct EvaluateArgs {
 }
 
 pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
-    if imgclf_nets::is_cnn_run(&args.run) {
+    if crate::nets::run_kind(&args.run) != RunKind::Head {
         if !args.features.is_empty() {
-            bail!("--features: {} is a CNN run, which reads images (use --data)", args.run.display());
+            bail!("--features: {} is a CNN or fine-tuning run, which reads images (use --data)", args.run.display());
         }
-        let scored = crate::nets::score_split(&args.run, args.data.as_deref(), args.split.as_deref())?;
+        let scored =
+            crate::nets::score_split(&args.run, args.data.as_deref(), args.split.as_deref(), EngineKind::Auto)?;
         let Some(labels) = &scored.labels else {
             bail!("--split {}: unlabelled, nothing to score (use `imgclf predict` for it)", scored.split);
         };
@@ -313,8 +317,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     if !(0.0..0.5).contains(&args.clip) {
         bail!("--clip must be in [0, 0.5), got {}", args.clip);
     }
-    let (classes, paths, probs) = if imgclf_nets::is_cnn_run(&args.run) {
-        let scored = crate::nets::score_split(&args.run, args.data.as_deref(), Some(&args.split))?;
+    let (classes, paths, probs) = if crate::nets::run_kind(&args.run) != RunKind::Head {
+        let scored = crate::nets::score_split(&args.run, args.data.as_deref(), Some(&args.split), args.engine)?;
         (scored.classes, scored.paths, scored.probs)
     } else {
         let (run, inputs) = open_run(&args.run, &args.features)?;
@@ -345,8 +349,8 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.annotate {
         std::fs::create_dir_all(dir).with_context(|| format!("--annotate {}", dir.display()))?;
     }
-    let (classes, predictions) = if imgclf_nets::is_cnn_run(&args.run) {
-        crate::nets::predict_files(&args.run, &files)?
+    let (classes, predictions) = if crate::nets::run_kind(&args.run) != RunKind::Head {
+        crate::nets::predict_files(&args.run, &files, args.engine)?
     } else {
         let run = Run::load(&args.run).context("--run")?;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -45,6 +45,8 @@ enum Command {
     TrainHead(heads::TrainArgs),
     /// Train the tutorial's small CNN or LeNet from pixels, with augmentation and checkpoints; writes a run folder.
     TrainCnn(nets::TrainArgs),
+    /// Fine-tune a backbone's last block together with a train-head run's head, at a low learning rate.
+    FineTune(nets::FineTuneArgs),
     /// Score a run on a labelled split: accuracy, log loss, per-class scores, confusion matrix, top losses.
     Evaluate(heads::EvaluateArgs),
     /// Predict a split into a Kaggle-style CSV.
@@ -62,6 +64,7 @@ fn main() -> std::process::ExitCode {
         Command::Models(args) => models::run(args),
         Command::TrainHead(args) => heads::train_head(args),
         Command::TrainCnn(args) => nets::train_cnn(args),
+        Command::FineTune(args) => nets::fine_tune(args),
         Command::Evaluate(args) => heads::evaluate_run(args),
         Command::Predict(args) => heads::predict(args),
         Command::Verify(args) => verify::run(args),

@@ -6,8 +6,10 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use imgclf_augment::{AugmentParams, FillMode};
 use imgclf_dataset::Dataset;
+use imgclf_features::EngineKind;
 use imgclf_heads::{OptimizerConfig, Rule};
 use imgclf_nets::prelude::*;
+use imgclf_nets::{Activations, FineTuneConfig, FineTuneRun, FitSettings, fit};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::heads::epoch_line;
@@ -250,24 +252,16 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     );
     let stop = crate::extract::stop_on_signals()?;
     let epochs = info.config.epochs;
-    let mut epoch_bar = ProgressBar::hidden();
     let config = info.config.clone();
-    let result = train(&net, progress, &config, &train_set, validation.as_ref(), Some(&stop), |event| {
-        match event {
-            TrainEvent::Batch { epoch, done, total } => {
-                if done <= config.batch_size {
-                    epoch_bar = bar(total as u64, &format!("Epoch {epoch}/{epochs}"), "images");
-                }
-                epoch_bar.set_position(done as u64);
-            }
-            TrainEvent::Epoch { stats, net, progress } => {
-                epoch_bar.finish_and_clear();
-                say!("{}", epoch_line(stats, epochs));
-                CnnRun::save_epoch(out, &mut info, net, progress)?;
-            }
-        }
-        Ok(())
-    });
+    let result = train(
+        &net,
+        progress,
+        &config,
+        &train_set,
+        validation.as_ref(),
+        Some(&stop),
+        report(epochs, config.batch_size, |progress| CnnRun::save_epoch(out, &mut info, &net, progress)),
+    );
     match result {
         Ok(_) => {
             say!("saved {}", out.display());
@@ -275,6 +269,31 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
         }
         Err(e @ imgclf_nets::NetError::Interrupted { .. }) => bail!("{e}: {}", out.display()),
         Err(e) => Err(e).with_context(|| format!("training {}", out.display())),
+    }
+}
+
+/// Training's event handler: a bar per epoch, Keras' line after it, then `save` (the checkpoint).
+fn report(
+    epochs: usize,
+    batch: usize,
+    mut save: impl FnMut(&Progress) -> Result<(), imgclf_nets::NetError>,
+) -> impl FnMut(TrainEvent) -> Result<(), imgclf_nets::NetError> {
+    let mut epoch_bar = ProgressBar::hidden();
+    move |event| {
+        match event {
+            TrainEvent::Batch { epoch, done, total } => {
+                if done <= batch {
+                    epoch_bar = bar(total as u64, &format!("Epoch {epoch}/{epochs}"), "images");
+                }
+                epoch_bar.set_position(done as u64);
+            }
+            TrainEvent::Epoch { stats, progress } => {
+                epoch_bar.finish_and_clear();
+                say!("{}", epoch_line(stats, epochs));
+                save(progress)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -286,23 +305,181 @@ fn bar(len: u64, prefix: &str, unit: &str) -> ProgressBar {
     ProgressBar::new(len).with_style(style).with_prefix(prefix.to_string())
 }
 
-/// A split of a CNN run's data through its network, for `evaluate` and `predict --csv`.
-pub fn score_split(run: &Path, data: Option<&Path>, split: Option<&str>) -> anyhow::Result<imgclf_nets::Scored> {
-    let run = CnnRun::load(run).context("--run")?;
-    let scored = run.score_split(data, split).context(if data.is_some() {
-        "--data"
+/// What a run folder holds, from its run.json's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunKind {
+    /// train-head: a dense head on cached feature files.
+    Head,
+    /// train-cnn: a network from pixels.
+    Cnn,
+    /// fine-tune: a backbone's last block and a head.
+    FineTune,
+}
+
+pub fn run_kind(dir: &Path) -> RunKind {
+    match imgclf_nets::run_format(dir).as_deref() {
+        Some(imgclf_nets::CNN_RUN_FORMAT) => RunKind::Cnn,
+        Some(imgclf_nets::FINETUNE_RUN_FORMAT) => RunKind::FineTune,
+        _ => RunKind::Head,
+    }
+}
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A split of a CNN or fine-tuning run's data through its network, for `evaluate` and
+/// `predict --csv`.
+pub fn score_split(
+    run: &Path,
+    data: Option<&Path>,
+    split: Option<&str>,
+    engine: EngineKind,
+) -> anyhow::Result<imgclf_nets::Scored> {
+    let context = if data.is_some() { "--data" } else { "the data named in run.json (pass --data to use another)" };
+    let scored = if run_kind(run) == RunKind::FineTune {
+        let run = FineTuneRun::load(run).context("--run")?;
+        run.score_split(data, split, engine, threads()).context(context)?
     } else {
-        "the data named in run.json (pass --data to use another)"
-    })?;
+        CnnRun::load(run).context("--run")?.score_split(data, split).context(context)?
+    };
     for e in &scored.skipped {
         eprintln!("warning: skipped {e}");
     }
     Ok(scored)
 }
 
-/// Image files through a CNN run's network: its classes and the predictions.
-pub fn predict_files(run: &Path, files: &[PathBuf]) -> anyhow::Result<(Vec<String>, imgclf_heads::Predictions)> {
+/// Image files through a CNN or fine-tuning run: its classes and the predictions.
+pub fn predict_files(
+    run: &Path,
+    files: &[PathBuf],
+    engine: EngineKind,
+) -> anyhow::Result<(Vec<String>, imgclf_heads::Predictions)> {
+    if run_kind(run) == RunKind::FineTune {
+        let run = FineTuneRun::load(run).context("--run")?;
+        let predictions = run.predict_files(files, engine, threads())?;
+        return Ok((run.info.classes, predictions));
+    }
     let run = CnnRun::load(run).context("--run")?;
     let predictions = run.predict_files(files)?;
     Ok((run.info.classes, predictions))
+}
+
+#[derive(clap::Args)]
+#[command(after_help = "Example (the tutorial's fine-tuning of the last conv block):\n  \
+imgclf train-head --features features/gap_EfficientNet-Lite0.h5 --out runs/exp1\n  \
+imgclf fine-tune --run runs/exp1 --data ../shared/data/cats_dogs --out runs/exp1-ft --block last --epochs 5 --lr 1e-4\n\n\
+The backbone of the head's run (one backbone) is cut at the input of its last residual block:\n\
+the start runs once over every image (frozen, its outputs kept in memory), and the last block,\n\
+rebuilt from the ONNX weights, trains together with the head with SGD (momentum 0.9). The\n\
+run folder gets frozen.onnx, weights.safetensors, run.json (with the validation numbers before\n\
+fine-tuning), history.csv and curves.png; evaluate and predict take it like any run.\n\
+Works for NCHW backbones whose last block is Conv (stride 1, full or depthwise), Clip, Relu,\n\
+Add and Pad: EfficientNet-Lite0 from `models pull` or ../shared/models, and PyTorch-style\n\
+ResNets.")]
+pub struct FineTuneArgs {
+    /// A train-head run on one backbone.
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// The data root the head's features came from.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Run folder to write (refused if it exists, unless --force).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Which blocks train: `last` (the last residual block and everything after it).
+    #[arg(long, default_value = "last", value_parser = ["last"])]
+    block: String,
+    /// Start the trained tail at this tensor of the ONNX graph instead of the last block's input.
+    #[arg(long, value_name = "TENSOR")]
+    from: Option<String>,
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    epochs: u32,
+    /// SGD learning rate.
+    #[arg(long, default_value_t = 1e-4)]
+    lr: f32,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Images per gradient step.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
+    /// Seed of shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Engine of the frozen start: auto (ONNX Runtime when found, else tract), ort or tract.
+    #[arg(long, default_value = "auto", value_parser = crate::extract::parse_engine)]
+    engine: EngineKind,
+    /// Replace --out if it holds an earlier run.
+    #[arg(long)]
+    force: bool,
+}
+
+pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
+    let base = imgclf_heads::Run::load(&args.run).context("--run")?;
+    let config = FineTuneConfig {
+        epochs: args.epochs as usize,
+        batch_size: args.batch as usize,
+        learning_rate: args.lr,
+        momentum: args.momentum,
+        seed: args.seed,
+    };
+    let run = FineTuneRun::create(&args.out, &base, args.from.as_deref(), &args.data, config.clone(), args.force)
+        .with_context(|| format!("fine-tuning {}", args.run.display()))?;
+    let FineTuneRun { dir, mut info, model } = run;
+    eprintln!(
+        "{}: training from `{}` to `{}` ({} tensors) and the head; the rest is frozen",
+        info.backbone,
+        info.from,
+        info.to,
+        model.tail.params().len()
+    );
+    let mut frozen = info.frozen(&dir, args.engine, threads())?;
+    let dataset = Dataset::open(&info.data).with_context(|| format!("--data {}", info.data.display()))?;
+    let mut cache = |name: &str| -> anyhow::Result<Activations> {
+        let split = dataset.split(name).with_context(|| format!("--data: no `{name}` split"))?;
+        let bar = bar(split.samples.len() as u64, &format!("frozen start over {name}"), "images");
+        let (activations, skipped) = frozen.run(&split.samples, 32, |n| bar.inc(n as u64))?;
+        bar.finish_and_clear();
+        for e in &skipped {
+            eprintln!("warning: skipped {e}");
+        }
+        Ok(activations)
+    };
+    let train_set = cache("train")?;
+    let validation = info.validation.clone().map(|name| cache(&name)).transpose()?;
+    if let Some(v) = &validation {
+        let (loss, acc) = imgclf_nets::score_batches(&model, v)?;
+        say!("before fine-tuning: val_loss: {loss:.4} - val_acc: {acc:.4}");
+        info.before = Some(imgclf_nets::Score { loss, acc });
+    }
+    let mut optimizer = OptimizerConfig::keras_default("sgd").expect("sgd is known");
+    optimizer.learning_rate = config.learning_rate;
+    optimizer.rule = Rule::Sgd { momentum: config.momentum, nesterov: false };
+    let settings = FitSettings {
+        epochs: config.epochs,
+        batch_size: config.batch_size,
+        schedule: Schedule::Constant,
+        label_smoothing: 0.0,
+        seed: config.seed,
+    };
+    let stop = crate::extract::stop_on_signals()?;
+    let validation = validation.as_ref().map(|v| v as &dyn imgclf_nets::Batches);
+    let save = |progress: &Progress| {
+        info.history = progress.history.clone();
+        FineTuneRun::save(&dir, &info, &model)
+    };
+    let progress = Progress::start(&model, optimizer);
+    fit(
+        &model,
+        progress,
+        &settings,
+        &train_set,
+        validation,
+        Some(&stop),
+        report(settings.epochs, settings.batch_size, save),
+    )
+    .with_context(|| format!("fine-tuning into {}", dir.display()))?;
+    say!("saved {}", dir.display());
+    Ok(())
 }

@@ -18,23 +18,28 @@ fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
-/// A small copy of the shared traffic signs: 4 classes, 12 train and 4 test images each.
-fn signs(root: &Path) -> Option<PathBuf> {
+/// A copy of `take` images per class of each split of shared dataset `name`, under `root`.
+fn subset(root: &Path, name: &str, splits: &[(&str, usize)], classes: &[&str]) -> Option<PathBuf> {
     let shared = shared()?;
-    let data = root.join("signs");
-    for (split, take) in [("train", 12), ("test", 4)] {
-        for class in ["00001", "00002", "00013", "00014"] {
-            let from = shared.join("data/traffic_signs").join(split).join(class);
+    let data = root.join(name);
+    for (split, take) in splits {
+        for class in classes {
+            let from = shared.join("data").join(name).join(split).join(class);
             let to = data.join(split).join(class);
             std::fs::create_dir_all(&to).unwrap();
             let mut files: Vec<_> = std::fs::read_dir(&from).unwrap().flatten().map(|e| e.path()).collect();
             files.sort();
-            for f in files.iter().take(take) {
+            for f in files.iter().take(*take) {
                 std::fs::copy(f, to.join(f.file_name().unwrap())).unwrap();
             }
         }
     }
     Some(data)
+}
+
+/// 4 sign classes, 12 train and 4 test images each.
+fn signs(root: &Path) -> Option<PathBuf> {
+    subset(root, "traffic_signs", &[("train", 12), ("test", 4)], &["00001", "00002", "00013", "00014"])
 }
 
 fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
@@ -84,7 +89,7 @@ fn train_cnn_writes_a_run_that_resumes_evaluates_and_predicts() {
     assert!(text(&o).contains(&format!("accuracy {val_acc:.4}")), "{} vs {val_acc}", text(&o));
     assert!(whole.join("confusion.png").is_file());
     let o = imgclf(&["evaluate", "--run", run, "--features", "x.h5"]);
-    assert!(!o.status.success() && text(&o).contains("is a CNN run"), "{}", text(&o));
+    assert!(!o.status.success() && text(&o).contains("is a CNN or fine-tuning run"), "{}", text(&o));
 
     // predict: image files, and a split into a CSV
     let photo = data.join("test/00014");
@@ -149,4 +154,57 @@ fn ctrl_c_stops_between_batches_and_resume_finishes_the_same_run() {
     assert!(o.status.success(), "{}", text(&o));
     let weights = |dir: &Path| std::fs::read(dir.join("weights.safetensors")).unwrap();
     assert!(weights(&whole) == weights(&cut), "interrupted + resumed differs from uninterrupted");
+}
+
+/// `fine-tune` on a train-head run over the real EfficientNet-Lite0: a small cats_dogs copy,
+/// features, a head, then its last block and head trained; the run records the numbers
+/// before and after, and evaluate / predict take it.
+#[test]
+fn fine_tune_trains_the_last_block_of_a_heads_backbone() {
+    let t = tempfile::tempdir().unwrap();
+    let Some(shared) = shared() else { return };
+    let data = subset(t.path(), "cats_dogs", &[("train", 12), ("validation", 6)], &["cats", "dogs"]).unwrap();
+    let model = shared.join("models/efficientnet_lite0.onnx");
+    let (features, head, tuned) = (t.path().join("f"), t.path().join("head"), t.path().join("tuned"));
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    let o =
+        imgclf(&["extract", "--engine", "tract", "--data", &s(&data), "--model", &s(&model), "--out", &s(&features)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let h5 = features.join("gap_EfficientNet-Lite0.h5");
+    let o = imgclf(&["train-head", "--features", &s(&h5), "--out", &s(&head), "--epochs", "3", "--seed", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let tune = |extra: &[&str]| {
+        let mut args = vec!["fine-tune", "--engine", "tract", "--batch", "8", "--epochs", "2"];
+        args.extend_from_slice(extra);
+        imgclf(&args)
+    };
+    let o = tune(&["--run", &s(&head), "--data", &s(&data), "--out", &s(&tuned)]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("training from `/_blocks.13/Add_output_0` to `features` (14 tensors)"), "{out}");
+    assert!(out.contains("before fine-tuning: val_loss") && out.contains("Epoch 2/2"), "{out}");
+    for file in ["frozen.onnx", "weights.safetensors", "run.json", "history.csv", "curves.png"] {
+        assert!(tuned.join(file).is_file(), "{file} missing");
+    }
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(tuned.join("run.json")).unwrap()).unwrap();
+    assert!(info["before"]["acc"].as_f64().is_some(), "{info}");
+    let val_acc = info["history"][1]["val_acc"].as_f64().unwrap();
+    // evaluate rebuilds the tail from the model file, loads the trained weights, and scores
+    // the validation split as training last did
+    let o = imgclf(&["evaluate", "--run", &s(&tuned)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains(&format!("accuracy {val_acc:.4}")), "{} vs {val_acc}", text(&o));
+    let photo = data.join("validation/dogs");
+    let o = imgclf(&["predict", "--engine", "tract", "--run", &s(&tuned), &s(&photo)]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 6);
+
+    // a head over the wrong classes' data, and a tensor that is not in the graph
+    let o =
+        tune(&["--run", &s(&head), "--data", &s(&shared.join("data/traffic_signs")), "--out", &s(&t.path().join("x"))]);
+    assert!(!o.status.success() && text(&o).contains("but the head was trained on"), "{}", text(&o));
+    let o = tune(&["--run", &s(&head), "--data", &s(&data), "--out", &s(&t.path().join("y")), "--from", "nope"]);
+    assert!(!o.status.success() && text(&o).contains("`features` is not computed from `nope`"), "{}", text(&o));
+    assert!(!t.path().join("y").exists(), "nothing written for a refused run");
 }

@@ -33,6 +33,9 @@ pub fn curves_png(history: &[EpochStats], path: &Path) -> Result<(), HeadError> 
         for (panel, (name, train, val)) in panels.iter().zip(charts) {
             let values = train.iter().chain(&val).map(|p| p.1);
             let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+            // no finite value yet (a run before its first epoch): empty axes over 0..1, where
+            // an inverted range would send plotters' tick search into an endless loop
+            let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
             let pad = ((hi - lo) * 0.08).max(1e-3);
             let mut chart = ChartBuilder::on(panel)
                 .caption(format!("{name} per epoch"), ("sans-serif", 24))
@@ -155,4 +158,22 @@ fn render(
     }
     image::save_buffer(path, &buffer, w, h, image::ExtendedColorType::Rgb8)
         .map_err(|e| HeadError::run(path, format!("cannot write PNG: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run saved before its first epoch (fine-tune writes its folder first) has no values
+    /// to scale the axes by: it used to hang plotters' tick search.
+    #[test]
+    fn curves_of_an_empty_or_one_epoch_history_are_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let png = dir.path().join("curves.png");
+        curves_png(&[], &png).unwrap();
+        assert!(image::open(&png).is_ok());
+        let one = EpochStats { epoch: 1, loss: 0.5, acc: 0.8, val_loss: None, val_acc: None, seconds: 1.0 };
+        curves_png(&[one], &png).unwrap();
+        assert_eq!(image::open(&png).unwrap().width(), 1200);
+    }
 }

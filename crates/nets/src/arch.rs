@@ -1,7 +1,7 @@
 //! The tutorial's networks as plain layers over candle tensors (NCHW inside, Keras' shapes,
 //! initialisation and parameter counts outside).
 
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use imgclf_dataset::Rng;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -272,15 +272,7 @@ impl Net {
 
     /// Class probabilities `(n, classes)` from logits: a sigmoid unit becomes two columns.
     pub fn probabilities(&self, logits: &Tensor) -> Result<Array2<f32>, NetError> {
-        let n = logits.dim(0)?;
-        let probs = if logits.dim(1)? == 1 {
-            let p = candle_nn::ops::sigmoid(logits)?;
-            Tensor::cat(&[(1.0 - &p)?, p], 1)?
-        } else {
-            candle_nn::ops::softmax(logits, D::Minus1)?
-        };
-        let values = probs.flatten_all()?.to_vec1::<f32>()?;
-        Ok(Array2::from_shape_vec((n, self.classes), values).expect("one row of probabilities per input"))
+        crate::train::probabilities(logits, self.classes)
     }
 }
 

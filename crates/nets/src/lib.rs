@@ -5,7 +5,9 @@
 mod arch;
 mod conv;
 mod data;
+mod depthwise;
 mod error;
+mod finetune;
 mod pool;
 mod run;
 mod tail;
@@ -14,11 +16,18 @@ mod train;
 pub use arch::{Arch, Conv, Dense, LayerSpec, LayerSummary, Net, output_units};
 pub use conv::conv2d;
 pub use data::{ImageSet, Input, batch_tensor, resize_to, validation_split};
+pub use depthwise::depthwise_conv2d;
 pub use error::NetError;
+pub use finetune::{
+    Activations, FINETUNE_RUN_FORMAT, FineTuneConfig, FineTuneInfo, FineTuneRun, FineTuned, Frozen, HeadLayers, Score,
+};
 pub use pool::pool_relu;
-pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net, is_cnn_run};
+pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net, run_format};
 pub use tail::{Tail, last_block_input, prefix_model};
-pub use train::{CnnConfig, Progress, Schedule, TrainEvent, loss, predict, score, train};
+pub use train::{
+    Batches, CnnConfig, FitSettings, Progress, Schedule, TrainEvent, Trainable, fit, loss, predict, predict_batches,
+    probabilities, score, score_batches, train,
+};
 
 /// `use imgclf_nets::prelude::*` brings what a training script needs.
 pub mod prelude {

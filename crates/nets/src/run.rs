@@ -47,16 +47,15 @@ pub struct CnnRun {
     pub net: Net,
 }
 
-/// Whether `dir/run.json` is a CNN run's (rather than a dense head's).
-pub fn is_cnn_run(dir: &Path) -> bool {
+/// The `format` of `dir/run.json` (`imgclf-run/1` for train-head, [`CNN_RUN_FORMAT`],
+/// `FINETUNE_RUN_FORMAT`), when it has one: which kind of run a folder holds.
+pub fn run_format(dir: &Path) -> Option<String> {
     #[derive(Deserialize)]
     struct Tag {
         format: String,
     }
-    std::fs::read_to_string(dir.join("run.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<Tag>(&text).ok())
-        .is_some_and(|t| t.format == CNN_RUN_FORMAT)
+    let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
+    serde_json::from_str::<Tag>(&text).ok().map(|t| t.format)
 }
 
 /// The network `config` describes, with its initial weights.
@@ -185,27 +184,7 @@ impl CnnRun {
     pub fn score_split(&self, data: Option<&Path>, split: Option<&str>) -> Result<Scored, NetError> {
         let root = data.unwrap_or(&self.info.data);
         let dataset = Dataset::open(root)?;
-        if !dataset.classes.is_empty() && dataset.classes.names() != self.info.classes {
-            return Err(NetError::file(
-                root,
-                format!(
-                    "classes {:?}, but {} was trained on {:?}",
-                    dataset.classes.names(),
-                    self.dir.display(),
-                    self.info.classes
-                ),
-            ));
-        }
-        let name = match split {
-            Some(name) => name.to_string(),
-            None => validation_split(&dataset, None)?
-                .ok_or_else(|| NetError::file(root, "no labelled validation or test split; name one with --split"))?,
-        };
-        let names = || dataset.splits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
-        let samples = &dataset
-            .split(&name)
-            .ok_or_else(|| NetError::file(root, format!("no `{name}` split (it has {})", names())))?
-            .samples;
+        let (name, samples) = pick_split(&dataset, &self.info.classes, split, &self.dir)?;
         let (set, skipped) = ImageSet::load(samples, self.info.config.size, || {});
         let probs = predict(&self.net, &set, self.info.config.input)?;
         let labelled = samples.first().is_some_and(|s| s.label.is_some());
@@ -227,6 +206,34 @@ impl CnnRun {
         let probs = predict(&self.net, &set, self.info.config.input)?;
         Ok(Predictions { paths: set.paths.into_iter().map(PathBuf::from).collect(), probs, maps: Vec::new(), skipped })
     }
+}
+
+/// Split `split` of `dataset` (default: validation, else a labelled test), whose classes
+/// must be `classes`, the ones run `run` was trained on.
+pub(crate) fn pick_split<'a>(
+    dataset: &'a Dataset,
+    classes: &[String],
+    split: Option<&str>,
+    run: &Path,
+) -> Result<(String, &'a [Sample]), NetError> {
+    let root = &dataset.root;
+    if !dataset.classes.is_empty() && dataset.classes.names() != classes {
+        return Err(NetError::file(
+            root,
+            format!("classes {:?}, but {} was trained on {classes:?}", dataset.classes.names(), run.display()),
+        ));
+    }
+    let name = match split {
+        Some(name) => name.to_string(),
+        None => validation_split(dataset, None)?
+            .ok_or_else(|| NetError::file(root, "no labelled validation or test split; name one with --split"))?,
+    };
+    let names = || dataset.splits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
+    let samples = &dataset
+        .split(&name)
+        .ok_or_else(|| NetError::file(root, format!("no `{name}` split (it has {})", names())))?
+        .samples;
+    Ok((name, samples))
 }
 
 #[derive(Serialize, Deserialize)]

@@ -210,11 +210,11 @@ impl Tail {
         for op in &self.ops {
             let (output, y) = match op {
                 Op::Conv { input, output, kernel, bias, group, pads } => {
-                    let x = pad(&get(&values, input)?, *pads)?;
+                    let x = get(&values, input)?;
                     let y = if *group == 1 {
-                        crate::conv2d(&x, kernel.as_tensor(), bias.as_tensor(), 0)?
+                        crate::conv2d(&pad(&x, *pads)?, kernel.as_tensor(), bias.as_tensor(), 0)?
                     } else if *group == x.dim(1)? && kernel.dim(1)? == 1 && kernel.dim(0)? == *group {
-                        depthwise(&x, kernel.as_tensor(), bias.as_tensor())?
+                        crate::depthwise_conv2d(&x, kernel.as_tensor(), bias.as_tensor(), *pads)?
                     } else {
                         return Err(fail(format!("{output}: grouped convolution with {group} groups; depthwise only")));
                     };
@@ -235,22 +235,6 @@ impl Tail {
 fn pad(x: &Tensor, [t, l, b, r]: [usize; 4]) -> Result<Tensor, NetError> {
     let x = if t + b > 0 { x.pad_with_zeros(2, t, b)? } else { x.clone() };
     Ok(if l + r > 0 { x.pad_with_zeros(3, l, r)? } else { x })
-}
-
-/// A depthwise convolution (one `k×k` filter per channel) as a sum of `k²` shifted,
-/// channel-scaled copies: a few small tensors at the 7×7 size of a backbone's last block.
-fn depthwise(x: &Tensor, kernel: &Tensor, bias: &Tensor) -> Result<Tensor, NetError> {
-    let (_, c, h, w) = x.dims4()?;
-    let k = kernel.dim(2)?;
-    let (ho, wo) = (h + 1 - k, w + 1 - k);
-    let mut sum = bias.reshape((1, c, 1, 1))?.broadcast_as((x.dim(0)?, c, ho, wo))?.contiguous()?;
-    for dy in 0..k {
-        for dx in 0..k {
-            let tap = kernel.narrow(2, dy, 1)?.narrow(3, dx, 1)?.reshape((1, c, 1, 1))?;
-            sum = sum.add(&x.narrow(2, dy, ho)?.narrow(3, dx, wo)?.broadcast_mul(&tap)?)?;
-        }
-    }
-    Ok(sum)
 }
 
 /// The input of the backbone's last residual block: the earlier-computed input of the last

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor, Var};
 use imgclf_augment::{AugmentParams, Augmenter};
 use imgclf_dataset::Rng;
 use imgclf_heads::{EpochStats, Optimizer, OptimizerConfig, argmax};
@@ -68,9 +68,9 @@ pub struct Progress {
 }
 
 impl Progress {
-    /// The start of a run: no epochs, a fresh optimizer for `net`'s parameters.
-    pub fn start(net: &Net, config: OptimizerConfig) -> Progress {
-        let sizes: Vec<usize> = net.params().iter().map(|(_, v)| v.elem_count()).collect();
+    /// The start of a run: no epochs, a fresh optimizer for the model's parameters.
+    pub fn start(model: &dyn Trainable, config: OptimizerConfig) -> Progress {
+        let sizes: Vec<usize> = model.params().iter().map(|(_, v)| v.elem_count()).collect();
         Progress { optimizer: Optimizer::new(config, &sizes), history: Vec::new() }
     }
 
@@ -79,12 +79,13 @@ impl Progress {
     }
 }
 
-/// What [`train`] reports as it goes.
+/// What [`train`] and [`fit`] report as they go.
 pub enum TrainEvent<'a> {
-    /// `done` of `total` images of the current epoch.
+    /// `done` of `total` samples of the current epoch.
     Batch { epoch: usize, done: usize, total: usize },
-    /// An epoch ended: its numbers, and the state to checkpoint.
-    Epoch { stats: &'a EpochStats, net: &'a Net, progress: &'a Progress },
+    /// An epoch ended: its numbers, and the optimizer state and history to checkpoint (the
+    /// weights are the model's, which the caller holds).
+    Epoch { stats: &'a EpochStats, progress: &'a Progress },
 }
 
 const SHUFFLE: u64 = 0x11;
@@ -92,47 +93,133 @@ const DROPOUT: u64 = 0x12;
 /// Net weights are drawn from this stream of the seed.
 pub const INIT: u64 = 0x10;
 
-/// Trains `net` from `progress` (a fresh start or a checkpoint) up to `config.epochs`.
-/// `stop`, when set, ends the run between batches with [`NetError::Interrupted`]; the last
-/// [`TrainEvent::Epoch`] is then the state to resume from.
+/// A network [`fit`] can train: named trainable tensors and logits for a batch.
+pub trait Trainable {
+    fn params(&self) -> Vec<(String, &Var)>;
+    /// Logits `(n, units)`; with `dropout` (training), dropout layers draw their masks from it.
+    fn logits(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor, NetError>;
+    fn classes(&self) -> usize;
+}
+
+impl Trainable for Net {
+    fn params(&self) -> Vec<(String, &Var)> {
+        Net::params(self)
+    }
+    fn logits(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor, NetError> {
+        self.forward(x, dropout)
+    }
+    fn classes(&self) -> usize {
+        self.classes
+    }
+}
+
+/// Labelled samples that [`fit`] draws batches from.
+pub trait Batches {
+    fn labels(&self) -> &[usize];
+    /// The inputs of samples `indices`; `epoch` is set for training batches (augmented, when
+    /// the source augments) and unset for validation.
+    fn batch(&self, indices: &[usize], epoch: Option<usize>) -> Result<Tensor, NetError>;
+}
+
+/// An [`ImageSet`] as training batches: augmented per `config`, scaled per its input.
+struct Images<'a> {
+    set: &'a ImageSet,
+    augmenter: Option<Augmenter>,
+    seed: u64,
+    input: Input,
+}
+
+impl Batches for Images<'_> {
+    fn labels(&self) -> &[usize] {
+        &self.set.labels
+    }
+    fn batch(&self, indices: &[usize], epoch: Option<usize>) -> Result<Tensor, NetError> {
+        let augment = match (&self.augmenter, epoch) {
+            (Some(a), Some(e)) => Some((a, self.seed, (e * self.set.len()) as u64)),
+            _ => None,
+        };
+        batch_tensor(self.set, indices, augment, self.input)
+    }
+}
+
+/// How [`fit`] trains, whatever the model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitSettings {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub schedule: Schedule,
+    pub label_smoothing: f32,
+    pub seed: u64,
+}
+
+/// Trains `net` from `progress` (a fresh start or a checkpoint) up to `config.epochs` on
+/// images, augmented as `config` says. See [`fit`].
 pub fn train(
     net: &Net,
-    mut progress: Progress,
+    progress: Progress,
     config: &CnnConfig,
     train: &ImageSet,
     validation: Option<&ImageSet>,
     stop: Option<&AtomicBool>,
-    mut on_event: impl FnMut(TrainEvent) -> Result<(), NetError>,
+    on_event: impl FnMut(TrainEvent) -> Result<(), NetError>,
 ) -> Result<Progress, NetError> {
-    if train.is_empty() {
-        return Err(NetError::Config("no training images could be read".into()));
-    }
     let augmenter = match &config.augment {
         Some(params) => Some(Augmenter::new(params.clone())?),
         None => None,
     };
-    let base_lr = config.optimizer.learning_rate;
-    let mut values: Vec<Vec<f32>> =
-        net.params().iter().map(|(_, v)| v.flatten_all().and_then(|t| t.to_vec1::<f32>())).collect::<Result<_, _>>()?;
-    for epoch in progress.epochs_done()..config.epochs {
+    let train = Images { set: train, augmenter, seed: config.seed, input: config.input };
+    let validation = validation.map(|set| Images { set, augmenter: None, seed: config.seed, input: config.input });
+    let settings = FitSettings {
+        epochs: config.epochs,
+        batch_size: config.batch_size,
+        schedule: config.schedule,
+        label_smoothing: config.label_smoothing,
+        seed: config.seed,
+    };
+    fit(net, progress, &settings, &train, validation.as_ref().map(|v| v as &dyn Batches), stop, on_event)
+}
+
+/// The training loop: shuffled batches, loss, gradients, one optimizer step each, validation
+/// after every epoch. Shuffling, augmentation and dropout are keyed by seed, epoch and batch,
+/// so a run resumed from a checkpoint continues exactly. `stop`, when set, ends the run
+/// between batches with [`NetError::Interrupted`]; the last [`TrainEvent::Epoch`] is then
+/// the state to resume from.
+pub fn fit(
+    model: &dyn Trainable,
+    mut progress: Progress,
+    settings: &FitSettings,
+    train: &dyn Batches,
+    validation: Option<&dyn Batches>,
+    stop: Option<&AtomicBool>,
+    mut on_event: impl FnMut(TrainEvent) -> Result<(), NetError>,
+) -> Result<Progress, NetError> {
+    let samples = train.labels().len();
+    if samples == 0 {
+        return Err(NetError::Config("no training samples could be read".into()));
+    }
+    let base_lr = progress.optimizer.config.learning_rate;
+    let mut values: Vec<Vec<f32>> = model
+        .params()
+        .iter()
+        .map(|(_, v)| v.flatten_all().and_then(|t| t.to_vec1::<f32>()))
+        .collect::<Result<_, _>>()?;
+    for epoch in progress.epochs_done()..settings.epochs {
         let started = Instant::now();
-        progress.optimizer.config.learning_rate = base_lr * config.schedule.factor(epoch, config.epochs);
-        let mut order: Vec<usize> = (0..train.len()).collect();
-        Rng::stream(config.seed, SHUFFLE, epoch as u64).shuffle(&mut order);
-        let stream_base = (epoch * train.len()) as u64;
+        progress.optimizer.config.learning_rate = base_lr * settings.schedule.factor(epoch, settings.epochs);
+        let mut order: Vec<usize> = (0..samples).collect();
+        Rng::stream(settings.seed, SHUFFLE, epoch as u64).shuffle(&mut order);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for (b, chunk) in order.chunks(config.batch_size.max(1)).enumerate() {
+        for (b, chunk) in order.chunks(settings.batch_size.max(1)).enumerate() {
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return Err(NetError::Interrupted { epoch: epoch + 1, saved: epoch });
             }
-            let x =
-                batch_tensor(train, chunk, augmenter.as_ref().map(|a| (a, config.seed, stream_base)), config.input)?;
-            let labels: Vec<usize> = chunk.iter().map(|&i| train.labels[i]).collect();
-            let mut rng = Rng::stream(config.seed, DROPOUT, ((epoch as u64) << 32) | b as u64);
-            let logits = net.forward(&x, Some(&mut rng))?;
-            let loss = loss(&logits, &labels, net.classes, config.label_smoothing)?;
+            let x = train.batch(chunk, Some(epoch))?;
+            let labels: Vec<usize> = chunk.iter().map(|&i| train.labels()[i]).collect();
+            let mut rng = Rng::stream(settings.seed, DROPOUT, ((epoch as u64) << 32) | b as u64);
+            let logits = model.logits(&x, Some(&mut rng))?;
+            let loss = loss(&logits, &labels, model.classes(), settings.label_smoothing)?;
             let grads = loss.backward()?;
-            let params = net.params();
+            let params = model.params();
             let mut gradients = Vec::with_capacity(params.len());
             for (name, var) in &params {
                 let g = grads.get(var).ok_or_else(|| NetError::Config(format!("no gradient reached {name}")))?;
@@ -145,62 +232,82 @@ pub fn train(
                 var.set(&Tensor::from_slice(v, var.shape(), &Device::Cpu)?)?;
             }
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
-            let probs = net.probabilities(&logits.detach())?;
+            let probs = probabilities(&logits.detach(), model.classes())?;
             correct += probs.outer_iter().zip(&labels).filter(|(p, l)| argmax(p.view()) == **l).count();
-            on_event(TrainEvent::Batch {
-                epoch: epoch + 1,
-                done: (b * config.batch_size + chunk.len()),
-                total: train.len(),
-            })?;
+            let done = b * settings.batch_size + chunk.len();
+            on_event(TrainEvent::Batch { epoch: epoch + 1, done, total: samples })?;
         }
         let (val_loss, val_acc) = match validation {
-            Some(v) if !v.is_empty() => {
-                let (l, a) = score(net, v, config.input)?;
+            Some(v) if !v.labels().is_empty() => {
+                let (l, a) = score_batches(model, v)?;
                 (Some(l), Some(a))
             }
             _ => (None, None),
         };
         let stats = EpochStats {
             epoch: epoch + 1,
-            loss: loss_sum / train.len() as f64,
-            acc: correct as f64 / train.len() as f64,
+            loss: loss_sum / samples as f64,
+            acc: correct as f64 / samples as f64,
             val_loss,
             val_acc,
             seconds: started.elapsed().as_secs_f64(),
         };
         progress.history.push(stats.clone());
-        on_event(TrainEvent::Epoch { stats: &stats, net, progress: &progress })?;
+        on_event(TrainEvent::Epoch { stats: &stats, progress: &progress })?;
     }
     progress.optimizer.config.learning_rate = base_lr;
     Ok(progress)
 }
 
-/// Mean loss and accuracy of `net` over `set` (no augmentation, no dropout).
-pub fn score(net: &Net, set: &ImageSet, input: Input) -> Result<(f64, f64), NetError> {
-    let probs = predict(net, set, input)?;
+/// Class probabilities `(n, classes)` from logits: a sigmoid unit becomes two columns.
+pub fn probabilities(logits: &Tensor, classes: usize) -> Result<ndarray::Array2<f32>, NetError> {
+    let n = logits.dim(0)?;
+    let probs = if logits.dim(1)? == 1 {
+        let p = candle_nn::ops::sigmoid(logits)?;
+        Tensor::cat(&[(1.0 - &p)?, p], 1)?
+    } else {
+        candle_nn::ops::softmax(logits, D::Minus1)?
+    };
+    let values = probs.flatten_all()?.to_vec1::<f32>()?;
+    Ok(ndarray::Array2::from_shape_vec((n, classes), values).expect("one row of probabilities per input"))
+}
+
+/// Class probabilities for every sample of `data`, in order (no augmentation, no dropout).
+pub fn predict_batches(model: &dyn Trainable, data: &dyn Batches) -> Result<ndarray::Array2<f32>, NetError> {
+    const BATCH: usize = 64;
+    let indices: Vec<usize> = (0..data.labels().len()).collect();
+    let mut blocks = Vec::new();
+    for chunk in indices.chunks(BATCH) {
+        blocks.push(probabilities(&model.logits(&data.batch(chunk, None)?, None)?, model.classes())?);
+    }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    Ok(if views.is_empty() {
+        ndarray::Array2::zeros((0, model.classes()))
+    } else {
+        ndarray::concatenate(ndarray::Axis(0), &views).expect("same classes in every block")
+    })
+}
+
+/// Mean loss and accuracy over every sample of `data`.
+pub fn score_batches(model: &dyn Trainable, data: &dyn Batches) -> Result<(f64, f64), NetError> {
+    let probs = predict_batches(model, data)?;
     let (mut loss, mut correct) = (0.0f64, 0usize);
-    for (p, &label) in probs.outer_iter().zip(&set.labels) {
+    for (p, &label) in probs.outer_iter().zip(data.labels()) {
         loss -= f64::from(p[label].max(1e-7)).ln();
         correct += usize::from(argmax(p) == label);
     }
-    Ok((loss / set.len() as f64, correct as f64 / set.len() as f64))
+    let n = data.labels().len().max(1) as f64;
+    Ok((loss / n, correct as f64 / n))
+}
+
+/// Mean loss and accuracy of `net` over `set` (no augmentation, no dropout).
+pub fn score(net: &Net, set: &ImageSet, input: Input) -> Result<(f64, f64), NetError> {
+    score_batches(net, &Images { set, augmenter: None, seed: 0, input })
 }
 
 /// Class probabilities `(images, classes)` for every image of `set`, in order.
 pub fn predict(net: &Net, set: &ImageSet, input: Input) -> Result<ndarray::Array2<f32>, NetError> {
-    const BATCH: usize = 64;
-    let indices: Vec<usize> = (0..set.len()).collect();
-    let mut blocks = Vec::new();
-    for chunk in indices.chunks(BATCH) {
-        let x = batch_tensor(set, chunk, None, input)?;
-        blocks.push(net.probabilities(&net.forward(&x, None)?)?);
-    }
-    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
-    Ok(if views.is_empty() {
-        ndarray::Array2::zeros((0, net.classes))
-    } else {
-        ndarray::concatenate(ndarray::Axis(0), &views).expect("same classes in every block")
-    })
+    predict_batches(net, &Images { set, augmenter: None, seed: 0, input })
 }
 
 /// Mean cross-entropy from logits: binary (one sigmoid unit) or categorical (softmax), with

@@ -5,7 +5,6 @@
 mod support;
 
 use candle_core::{Device, Tensor};
-use imgclf_dataset::load_rgb;
 use imgclf_features::{Backbone, Engine, EngineKind, preprocess_batch};
 use imgclf_nets::{Tail, last_block_input, prefix_model};
 use prost::Message;

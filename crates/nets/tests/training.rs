@@ -99,8 +99,8 @@ fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>
     let stop = AtomicBool::new(false);
     let progress = Progress::start(&net, config.optimizer);
     train(&net, progress, config, set, Some(set), Some(&stop), |event| {
-        if let TrainEvent::Epoch { net, progress, .. } = event {
-            CnnRun::save_epoch(dir, &mut info, net, progress)?;
+        if let TrainEvent::Epoch { progress, .. } = event {
+            CnnRun::save_epoch(dir, &mut info, &net, progress)?;
             stop.store(Some(progress.epochs_done()) == stop_after, Ordering::Relaxed);
         }
         Ok(())
@@ -128,8 +128,8 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     let (mut info, net, progress) = CnnRun::resume(&cut).unwrap();
     assert_eq!(progress.epochs_done(), 1);
     train(&net, progress, &info.config.clone(), &set, Some(&set), None, |event| {
-        if let TrainEvent::Epoch { net, progress, .. } = event {
-            CnnRun::save_epoch(&cut, &mut info, net, progress)?;
+        if let TrainEvent::Epoch { progress, .. } = event {
+            CnnRun::save_epoch(&cut, &mut info, &net, progress)?;
         }
         Ok(())
     })

@@ -1,0 +1,446 @@
+//! Fine-tuning a backbone's last block together with a trained dense head, as the tutorial
+//! fine-tunes VGG16's last conv block: the frozen start of the backbone runs once per image
+//! (its output cached in memory), and the last residual block ([`Tail`], weights from the ONNX
+//! initializers) plus the head train with SGD at a low learning rate.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor, Var};
+use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
+use imgclf_features::{Backbone, Engine, EngineKind, ModelSpec, preprocess_batch};
+use imgclf_heads::{EpochStats, NamedTensor, Predictions, Run, curves_png, f32_safetensors, f32_tensor, history_csv};
+use prost::Message;
+use rayon::prelude::*;
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+use tract_onnx::pb;
+
+use crate::run::{Scored, pick_split, write_atomic};
+use crate::train::{Batches, Trainable, predict_batches};
+use crate::{NetError, Tail, last_block_input, prefix_model, validation_split};
+
+/// Format tag of a fine-tuning run's `run.json`.
+pub const FINETUNE_RUN_FORMAT: &str = "imgclf-finetune-run/1";
+
+/// A dense head from `train-head` as candle layers: fixed standardisation, optional hidden
+/// ReLU layer, dropout, output.
+pub struct HeadLayers {
+    standardizer: Option<(Tensor, Tensor)>,
+    hidden: Option<(Var, Var)>,
+    output: (Var, Var),
+    pub dropout: f32,
+}
+
+fn var(values: &[f32], shape: &[usize]) -> Result<Var, NetError> {
+    Ok(Var::from_tensor(&Tensor::from_slice(values, shape, &Device::Cpu)?)?)
+}
+
+impl HeadLayers {
+    pub fn from_head(head: &imgclf_heads::Head) -> Result<HeadLayers, NetError> {
+        let dense = |d: &imgclf_heads::Dense| -> Result<(Var, Var), NetError> {
+            let kernel: Vec<f32> = d.kernel.iter().copied().collect();
+            Ok((var(&kernel, d.kernel.shape())?, var(&d.bias.to_vec(), &[d.bias.len()])?))
+        };
+        let standardizer = match &head.standardizer {
+            Some(s) => Some((
+                Tensor::from_slice(&s.mean.to_vec(), s.mean.len(), &Device::Cpu)?,
+                Tensor::from_slice(&s.scale.to_vec(), s.scale.len(), &Device::Cpu)?,
+            )),
+            None => None,
+        };
+        let hidden = head.hidden.as_ref().map(dense).transpose()?;
+        Ok(HeadLayers { standardizer, hidden, output: dense(&head.output)?, dropout: head.config.dropout })
+    }
+
+    fn forward(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor, NetError> {
+        let mut x = match &self.standardizer {
+            Some((mean, scale)) => x.broadcast_sub(mean)?.broadcast_div(scale)?,
+            None => x.clone(),
+        };
+        if let Some((k, b)) = &self.hidden {
+            x = x.matmul(k.as_tensor())?.broadcast_add(b.as_tensor())?.relu()?;
+        }
+        if let (Some(rng), true) = (dropout, self.dropout > 0.0) {
+            let keep = 1.0 / (1.0 - self.dropout);
+            let mask: Vec<f32> =
+                (0..x.elem_count()).map(|_| if rng.next_f32() < self.dropout { 0.0 } else { keep }).collect();
+            x = x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)?;
+        }
+        Ok(x.matmul(self.output.0.as_tensor())?.broadcast_add(self.output.1.as_tensor())?)
+    }
+
+    fn params(&self) -> Vec<(String, &Var)> {
+        let mut out = Vec::new();
+        if let Some((k, b)) = &self.hidden {
+            out.extend([("head.hidden.kernel".to_string(), k), ("head.hidden.bias".to_string(), b)]);
+        }
+        out.extend([
+            ("head.output.kernel".to_string(), &self.output.0),
+            ("head.output.bias".to_string(), &self.output.1),
+        ]);
+        out
+    }
+}
+
+/// The trainable part of a fine-tuned backbone: last block → global average pool → head.
+pub struct FineTuned {
+    pub tail: Tail,
+    pub head: HeadLayers,
+    pub classes: usize,
+}
+
+impl Trainable for FineTuned {
+    fn params(&self) -> Vec<(String, &Var)> {
+        let mut out = self.tail.params();
+        out.extend(self.head.params());
+        out
+    }
+
+    fn logits(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor, NetError> {
+        let pooled = self.tail.forward(x)?.flatten_from(2)?.mean(2)?;
+        self.head.forward(&pooled, dropout)
+    }
+
+    fn classes(&self) -> usize {
+        self.classes
+    }
+}
+
+/// Cached outputs of the frozen start, one `(C, H, W)` block per image, with labels and paths.
+#[derive(Debug, Default)]
+pub struct Activations {
+    pub values: Vec<f32>,
+    /// `[C, H, W]`.
+    pub shape: [usize; 3],
+    pub labels: Vec<usize>,
+    pub paths: Vec<String>,
+}
+
+impl Batches for Activations {
+    fn labels(&self) -> &[usize] {
+        &self.labels
+    }
+
+    fn batch(&self, indices: &[usize], _epoch: Option<usize>) -> Result<Tensor, NetError> {
+        let size: usize = self.shape.iter().product();
+        let mut x = Vec::with_capacity(indices.len() * size);
+        for &i in indices {
+            x.extend_from_slice(&self.values[i * size..(i + 1) * size]);
+        }
+        let [c, h, w] = self.shape;
+        Ok(Tensor::from_vec(x, (indices.len(), c, h, w), &Device::Cpu)?)
+    }
+}
+
+/// The frozen start of a backbone on an engine: photos in, the tail's input out.
+pub struct Frozen {
+    pub spec: ModelSpec,
+    pub output: String,
+    engine: Engine,
+}
+
+impl Frozen {
+    pub fn load(
+        model: &Path,
+        spec: ModelSpec,
+        output: &str,
+        kind: EngineKind,
+        threads: usize,
+    ) -> Result<Frozen, NetError> {
+        let engine = Engine::load(model, &spec, &[output], kind, threads)?;
+        Ok(Frozen { spec, output: output.into(), engine })
+    }
+
+    /// The activations of `samples` (decoded and resized as the backbone's spec says, in
+    /// parallel, `batch` per engine call); unreadable images are skipped and returned.
+    pub fn run(
+        &mut self,
+        samples: &[Sample],
+        batch: usize,
+        tick: impl Fn(usize) + Sync,
+    ) -> Result<(Activations, Vec<DatasetError>), NetError> {
+        let mut out = Activations::default();
+        let mut skipped = Vec::new();
+        for chunk in samples.chunks(batch.max(1)) {
+            let loaded: Vec<Result<image::RgbImage, DatasetError>> =
+                chunk.par_iter().map(|s| self.spec.resize.load(&s.path)).collect();
+            let mut images = Vec::new();
+            for (sample, result) in chunk.iter().zip(loaded) {
+                match result {
+                    Ok(image) => {
+                        images.push(image);
+                        out.labels.push(sample.label.unwrap_or(0));
+                        out.paths.push(sample.rel.clone());
+                    }
+                    Err(e) => skipped.push(e),
+                }
+            }
+            if !images.is_empty() {
+                let y = self.engine.run(preprocess_batch(&self.spec, &images).view())?.remove(0);
+                let &[_, c, h, w] = y.shape() else {
+                    return Err(NetError::Config(format!(
+                        "`{}` is {:?}, expected (n, C, H, W)",
+                        self.output,
+                        y.shape()
+                    )));
+                };
+                out.shape = [c, h, w];
+                out.values.extend(y.iter().copied());
+            }
+            tick(chunk.len());
+        }
+        Ok((out, skipped))
+    }
+}
+
+/// What `fine-tune` was asked to do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FineTuneConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub learning_rate: f32,
+    pub momentum: f32,
+    pub seed: u64,
+}
+
+/// Loss and accuracy on a split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub loss: f64,
+    pub acc: f64,
+}
+
+/// `run.json` of a fine-tuning run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FineTuneInfo {
+    pub format: String,
+    pub created_by: String,
+    pub config: FineTuneConfig,
+    pub classes: Vec<String>,
+    /// The train-head run it started from.
+    pub base_run: PathBuf,
+    pub backbone: String,
+    /// The backbone's ONNX file and its sha256: the tail is rebuilt from it.
+    pub model: PathBuf,
+    pub model_sha256: String,
+    /// The backbone's spec JSON (resize and normalisation of photos).
+    pub spec: String,
+    /// The tail's input (the frozen start's output, computed by `frozen.onnx`) and output.
+    pub from: String,
+    pub to: String,
+    pub data: PathBuf,
+    pub validation: Option<String>,
+    /// The head's structure (its weights are in weights.safetensors).
+    pub hidden: bool,
+    pub standardized: bool,
+    pub dropout: f32,
+    /// Validation numbers of the frozen-feature head before fine-tuning (through this same
+    /// pipeline), and after each epoch.
+    pub before: Option<Score>,
+    pub history: Vec<EpochStats>,
+}
+
+impl FineTuneInfo {
+    /// The frozen start of run folder `dir` (its `frozen.onnx`) on an engine.
+    pub fn frozen(&self, dir: &Path, kind: EngineKind, threads: usize) -> Result<Frozen, NetError> {
+        let spec = ModelSpec::parse(&self.spec).map_err(|e| NetError::file(dir.join("run.json"), e))?;
+        Frozen::load(&dir.join("frozen.onnx"), spec, &self.from, kind, threads)
+    }
+}
+
+/// A fine-tuning run folder: `frozen.onnx` (the backbone up to the tail), `weights.safetensors`
+/// (tail and head), `run.json`, `history.csv`, `curves.png`.
+pub struct FineTuneRun {
+    pub dir: PathBuf,
+    pub info: FineTuneInfo,
+    pub model: FineTuned,
+}
+
+fn read_model(path: &Path) -> Result<pb::ModelProto, NetError> {
+    let bytes = std::fs::read(path).map_err(NetError::io(path))?;
+    pb::ModelProto::decode(bytes.as_slice()).map_err(|e| NetError::file(path, format!("not an ONNX model: {e}")))
+}
+
+impl FineTuneRun {
+    /// Prepares a fine-tuning of `base` (a train-head run on one backbone): finds the tail
+    /// (from `from`, else the input of the last residual block, to the spec's feature map),
+    /// writes the frozen start into `dir` and returns the run, untrained.
+    pub fn create(
+        dir: &Path,
+        base: &Run,
+        from: Option<&str>,
+        data: &Path,
+        config: FineTuneConfig,
+        overwrite: bool,
+    ) -> Result<FineTuneRun, NetError> {
+        let [source] = &base.info.sources[..] else {
+            return Err(NetError::file(
+                &base.dir,
+                format!("a head on {} backbones; fine-tune takes a head trained on one", base.info.sources.len()),
+            ));
+        };
+        let backbone = Backbone::open(&source.model)?;
+        if backbone.sha256 != source.model_sha256 {
+            return Err(NetError::file(&source.model, "has changed since the head was trained (sha256 differs)"));
+        }
+        let to = match &backbone.spec.feature_map {
+            Some((name, imgclf_features::Layout::Nchw)) => name.clone(),
+            Some(_) => {
+                return Err(NetError::file(
+                    &source.model,
+                    "an NHWC feature map: fine-tuning rebuilds NCHW backbones only",
+                ));
+            }
+            None => return Err(NetError::file(&source.model, "its spec names no `features` map to fine-tune up to")),
+        };
+        let onnx = read_model(&source.model)?;
+        let from = match from {
+            Some(f) => f.to_string(),
+            None => last_block_input(&onnx).ok_or_else(|| {
+                NetError::file(&source.model, "no residual block found; name the tail's first tensor with --from")
+            })?,
+        };
+        let tail = Tail::from_onnx(&onnx, &from, &to).map_err(|e| NetError::file(&source.model, e))?;
+        let dataset = Dataset::open(data)?;
+        if dataset.classes.names() != base.info.classes {
+            return Err(NetError::file(
+                data,
+                format!("classes {:?}, but the head was trained on {:?}", dataset.classes.names(), base.info.classes),
+            ));
+        }
+        let head = &base.head;
+        let info = FineTuneInfo {
+            format: FINETUNE_RUN_FORMAT.into(),
+            created_by: format!("imgclf-nets {}", env!("CARGO_PKG_VERSION")),
+            config,
+            classes: base.info.classes.clone(),
+            base_run: std::path::absolute(&base.dir).map_err(NetError::io(&base.dir))?,
+            backbone: source.backbone.clone(),
+            model: std::path::absolute(&source.model).map_err(NetError::io(&source.model))?,
+            model_sha256: source.model_sha256.clone(),
+            spec: backbone.spec.source_json.clone(),
+            from: from.clone(),
+            to,
+            data: std::path::absolute(data).map_err(NetError::io(data))?,
+            validation: validation_split(&dataset, None)?,
+            hidden: head.hidden.is_some(),
+            standardized: head.standardizer.is_some(),
+            dropout: head.config.dropout,
+            before: None,
+            history: Vec::new(),
+        };
+        Run::check_out(dir, overwrite)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(NetError::io(dir))?;
+        }
+        std::fs::create_dir_all(dir).map_err(NetError::io(dir))?;
+        // run.json first: a folder interrupted from here on is recognisably a run
+        let model = FineTuned { tail, head: HeadLayers::from_head(head)?, classes: info.classes.len() };
+        Self::save(dir, &info, &model)?;
+        write_atomic(&dir.join("frozen.onnx"), &prefix_model(&onnx, &from)?.encode_to_vec())?;
+        Ok(FineTuneRun { dir: dir.to_path_buf(), info, model })
+    }
+
+    /// The frozen start on an engine.
+    pub fn frozen(&self, kind: EngineKind, threads: usize) -> Result<Frozen, NetError> {
+        self.info.frozen(&self.dir, kind, threads)
+    }
+
+    /// Writes weights, history, curves and `run.json` into `dir`, each renamed into place.
+    pub fn save(dir: &Path, info: &FineTuneInfo, model: &FineTuned) -> Result<(), NetError> {
+        let mut tensors: Vec<NamedTensor> = Vec::new();
+        for (name, v) in model.params() {
+            tensors.push((name, v.dims().to_vec(), v.flatten_all()?.to_vec1::<f32>()?));
+        }
+        if let Some((mean, scale)) = &model.head.standardizer {
+            for (name, t) in [("head.standardizer.mean", mean), ("head.standardizer.scale", scale)] {
+                tensors.push((name.into(), t.dims().to_vec(), t.to_vec1::<f32>()?));
+            }
+        }
+        write_atomic(&dir.join("weights.safetensors"), &f32_safetensors(&tensors, FINETUNE_RUN_FORMAT))?;
+        write_atomic(&dir.join("history.csv"), history_csv(&info.history).as_bytes())?;
+        curves_png(&info.history, &dir.join("curves.png"))?;
+        let json = serde_json::to_string_pretty(info).expect("run info serialises");
+        write_atomic(&dir.join("run.json"), json.as_bytes())
+    }
+
+    /// Reads a fine-tuning run: the tail rebuilt from the backbone (checked by sha256), then
+    /// every weight from `weights.safetensors`.
+    pub fn load(dir: &Path) -> Result<FineTuneRun, NetError> {
+        let path = dir.join("run.json");
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| NetError::file(dir, format!("no readable run.json ({e})")))?;
+        let info: FineTuneInfo = serde_json::from_str(&text).map_err(|e| NetError::file(&path, e))?;
+        if info.format != FINETUNE_RUN_FORMAT {
+            return Err(NetError::file(&path, format!("format `{}`, expected `{FINETUNE_RUN_FORMAT}`", info.format)));
+        }
+        let backbone = Backbone::open(&info.model)?;
+        if backbone.sha256 != info.model_sha256 {
+            return Err(NetError::file(&info.model, "has changed since the fine-tuning (sha256 differs)"));
+        }
+        let tail = Tail::from_onnx(&read_model(&info.model)?, &info.from, &info.to)?;
+        let weights = dir.join("weights.safetensors");
+        let bytes = std::fs::read(&weights).map_err(NetError::io(&weights))?;
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| NetError::file(&weights, e))?;
+        let get = |name: &str| f32_tensor(&st, name).map_err(|r| NetError::file(&weights, r));
+        let tensor = |name: &str| -> Result<Var, NetError> {
+            let (shape, values) = get(name)?;
+            var(&values, &shape)
+        };
+        let standardizer = if info.standardized {
+            let (m, s) = (get("head.standardizer.mean")?, get("head.standardizer.scale")?);
+            Some((Tensor::from_vec(m.1, m.0, &Device::Cpu)?, Tensor::from_vec(s.1, s.0, &Device::Cpu)?))
+        } else {
+            None
+        };
+        let hidden =
+            if info.hidden { Some((tensor("head.hidden.kernel")?, tensor("head.hidden.bias")?)) } else { None };
+        let head = HeadLayers {
+            standardizer,
+            hidden,
+            output: (tensor("head.output.kernel")?, tensor("head.output.bias")?),
+            dropout: info.dropout,
+        };
+        for (name, var) in tail.params() {
+            let (shape, values) = get(&name)?;
+            if shape != var.dims() {
+                return Err(NetError::file(
+                    &weights,
+                    format!("`{name}` is {shape:?}, the tail needs {:?}", var.dims()),
+                ));
+            }
+            var.set(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+        }
+        let classes = info.classes.len();
+        Ok(FineTuneRun { dir: dir.to_path_buf(), info, model: FineTuned { tail, head, classes } })
+    }
+
+    /// Class probabilities for split `split` (default: validation, else test) of `data`
+    /// (default: the data root fine-tuned on).
+    pub fn score_split(
+        &self,
+        data: Option<&Path>,
+        split: Option<&str>,
+        kind: EngineKind,
+        threads: usize,
+    ) -> Result<Scored, NetError> {
+        let root = data.unwrap_or(&self.info.data);
+        let dataset = Dataset::open(root)?;
+        let (name, samples) = pick_split(&dataset, &self.info.classes, split, &self.dir)?;
+        let (activations, skipped) = self.frozen(kind, threads)?.run(samples, 32, |_| {})?;
+        let probs = predict_batches(&self.model, &activations)?;
+        let labelled = samples.first().is_some_and(|s| s.label.is_some());
+        let labels = labelled.then(|| activations.labels.clone());
+        Ok(Scored { split: name, classes: self.info.classes.clone(), paths: activations.paths, labels, probs, skipped })
+    }
+
+    /// Class probabilities for image files; unreadable ones are skipped and reported.
+    pub fn predict_files(&self, files: &[PathBuf], kind: EngineKind, threads: usize) -> Result<Predictions, NetError> {
+        let samples: Vec<Sample> =
+            files.iter().map(|f| Sample { path: f.clone(), rel: f.display().to_string(), label: None }).collect();
+        let (activations, skipped) = self.frozen(kind, threads)?.run(&samples, 32, |_| {})?;
+        let probs = predict_batches(&self.model, &activations)?;
+        let paths = activations.paths.into_iter().map(PathBuf::from).collect();
+        Ok(Predictions { paths, probs, maps: Vec::new(), skipped })
+    }
+}
