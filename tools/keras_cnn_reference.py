@@ -57,6 +57,24 @@ def lenet(size, classes):
     return m
 
 
+def lenet_variant(size, classes):
+    """LeNet with imgclf's `--batch-norm --dropout 0.5`: BatchNormalization after each conv,
+    Dropout(0.5) before the output layer."""
+    m = models.Sequential([tf.keras.Input((size, size, 3))])
+    for filters in (20, 50):
+        m.add(layers.Conv2D(filters, (5, 5), padding="same"))
+        m.add(layers.BatchNormalization())
+        m.add(layers.Activation("relu"))
+        m.add(layers.MaxPooling2D(pool_size=(2, 2), strides=(2, 2)))
+    m.add(layers.Flatten())
+    m.add(layers.Dense(500))
+    m.add(layers.Activation("relu"))
+    m.add(layers.Dropout(0.5))
+    m.add(layers.Dense(classes))
+    m.add(layers.Activation("softmax"))
+    return m
+
+
 def summary(model):
     return {
         "layers": [
@@ -148,7 +166,7 @@ def main():
         train(args)
     else:
         out = {"tensorflow": tf.__version__, "small_150": summary(small_cnn(150)), "lenet_32_43": summary(lenet(32, 43)),
-               "lenet_48_43": summary(lenet(48, 43))}
+               "lenet_48_43": summary(lenet(48, 43)), "lenet_bn_dropout_32_43": summary(lenet_variant(32, 43))}
         with open(args.out, "w") as f:
             json.dump(out, f, indent=1)
             f.write("\n")

@@ -47,7 +47,7 @@ pub struct TrainArgs {
     out: PathBuf,
     /// Continue the run in --out from its last checkpoint (its settings come from its run.json;
     /// --epochs may raise the total).
-    #[arg(long, conflicts_with_all = ["arch", "data", "size", "batch", "optimizer", "lr", "decay", "momentum", "augment", "input", "schedule", "label_smoothing", "seed", "validation", "force"])]
+    #[arg(long, conflicts_with_all = ["arch", "data", "size", "batch", "optimizer", "lr", "decay", "momentum", "augment", "input", "schedule", "label_smoothing", "seed", "validation", "force", "batch_norm", "dropout"])]
     resume: bool,
     /// Input size, `N` or `HxW` (default: 150 for small, 32 for lenet).
     #[arg(long, value_parser = parse_size)]
@@ -80,6 +80,12 @@ pub struct TrainArgs {
     /// Learning rate across epochs: constant or cosine (to 0 at the last epoch).
     #[arg(long, default_value = "constant", value_parser = parse_schedule)]
     schedule: Schedule,
+    /// Batch normalisation after every convolution (not in the tutorial's networks).
+    #[arg(long)]
+    batch_norm: bool,
+    /// Dropout rate before the output layer (small: replaces its 0.5; lenet: adds one).
+    #[arg(long)]
+    dropout: Option<f32>,
     /// Label smoothing of the targets (0 = none).
     #[arg(long, default_value_t = 0.0)]
     label_smoothing: f32,
@@ -181,8 +187,12 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
     if !(0.0..1.0).contains(&args.label_smoothing) {
         bail!("--label-smoothing must be in [0, 1), got {}", args.label_smoothing);
     }
+    if args.dropout.is_some_and(|d| !(0.0..1.0).contains(&d)) {
+        bail!("--dropout must be in [0, 1)");
+    }
     Ok(CnnConfig {
         arch,
+        variant: Variant { batch_norm: args.batch_norm, dropout: args.dropout },
         size: args.size.unwrap_or(if arch == Arch::Small { [150, 150] } else { [32, 32] }),
         epochs,
         batch_size: args.batch as usize,

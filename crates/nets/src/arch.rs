@@ -31,9 +31,32 @@ impl Arch {
         }
     }
 
-    /// The layers in Keras' order, ending with the output layer's units (its activation is
-    /// in the loss: sigmoid for one unit, softmax otherwise).
-    pub fn layers(self, classes: usize) -> Vec<LayerSpec> {
+    /// The tutorial's layers in Keras' order, then `variant`'s changes, ending with the
+    /// output layer's units (its activation is in the loss: sigmoid for one unit, softmax
+    /// otherwise).
+    pub fn layers(self, classes: usize, variant: Variant) -> Vec<LayerSpec> {
+        let mut layers = self.tutorial_layers(classes);
+        if variant.batch_norm {
+            let convs: Vec<usize> = layers
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| matches!(l, LayerSpec::Conv { .. }))
+                .map(|(i, _)| i)
+                .collect();
+            for i in convs.into_iter().rev() {
+                layers.insert(i + 1, LayerSpec::BatchNorm);
+            }
+        }
+        if let Some(rate) = variant.dropout {
+            match layers.iter().position(|l| matches!(l, LayerSpec::Dropout { .. })) {
+                Some(i) => layers[i] = LayerSpec::Dropout { rate },
+                None => layers.insert(layers.len() - 1, LayerSpec::Dropout { rate }),
+            }
+        }
+        layers
+    }
+
+    fn tutorial_layers(self, classes: usize) -> Vec<LayerSpec> {
         use LayerSpec::*;
         match self {
             Arch::Small => vec![
@@ -74,6 +97,18 @@ pub fn output_units(arch: Arch, classes: usize) -> usize {
     if arch == Arch::Small && classes == 2 { 1 } else { classes }
 }
 
+/// Changes to an [`Arch`] beyond the tutorial's: the default is the tutorial's network.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct Variant {
+    /// Batch normalisation after every convolution (Keras' defaults: momentum 0.99, epsilon 1e-3).
+    #[serde(default)]
+    pub batch_norm: bool,
+    /// The rate of the dropout before the output layer (replacing the small CNN's 0.5; added
+    /// to LeNet, which has none).
+    #[serde(default)]
+    pub dropout: Option<f32>,
+}
+
 /// One layer of an [`Arch`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LayerSpec {
@@ -83,6 +118,7 @@ pub enum LayerSpec {
         kernel: usize,
         same: bool,
     },
+    BatchNorm,
     Relu,
     /// 2×2, stride 2, rounding down.
     MaxPool,
@@ -120,8 +156,52 @@ impl Dense {
     }
 }
 
+/// Batch normalisation over the channels of `(n, c, h, w)`: batch statistics in training
+/// (folded into moving averages), the moving averages otherwise.
+pub struct BatchNorm {
+    pub gamma: Var,
+    pub beta: Var,
+    pub moving_mean: Var,
+    pub moving_variance: Var,
+}
+
+impl BatchNorm {
+    const MOMENTUM: f64 = 0.99;
+    const EPSILON: f64 = 1e-3;
+
+    fn new(c: usize) -> Result<BatchNorm, NetError> {
+        let (dev, f) = (&Device::Cpu, DType::F32);
+        Ok(BatchNorm {
+            gamma: Var::ones(c, f, dev)?,
+            beta: Var::zeros(c, f, dev)?,
+            moving_mean: Var::zeros(c, f, dev)?,
+            moving_variance: Var::ones(c, f, dev)?,
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor, NetError> {
+        let c = x.dim(1)?;
+        let per_channel = |t: &Tensor| t.reshape((1, c, 1, 1));
+        let (mean, variance) = if training {
+            let flat = x.transpose(0, 1)?.flatten_from(1)?; // (c, n·h·w)
+            let mean = flat.mean(1)?;
+            let variance = flat.broadcast_sub(&mean.unsqueeze(1)?)?.sqr()?.mean(1)?;
+            let m = Self::MOMENTUM;
+            self.moving_mean.set(&((self.moving_mean.as_tensor() * m)? + (mean.detach() * (1.0 - m))?)?)?;
+            self.moving_variance.set(&((self.moving_variance.as_tensor() * m)? + (variance.detach() * (1.0 - m))?)?)?;
+            (mean, variance)
+        } else {
+            (self.moving_mean.as_tensor().clone(), self.moving_variance.as_tensor().clone())
+        };
+        let scale = (self.gamma.as_tensor() / (variance + Self::EPSILON)?.sqrt()?)?;
+        let shift = (self.beta.as_tensor() - mean.mul(&scale)?)?;
+        Ok(x.broadcast_mul(&per_channel(&scale)?)?.broadcast_add(&per_channel(&shift)?)?)
+    }
+}
+
 enum Layer {
     Conv(Conv),
+    BatchNorm(BatchNorm),
     Relu,
     MaxPool,
     Flatten,
@@ -152,6 +232,17 @@ impl Net {
     /// Builds the layers with Keras' initialisation (Glorot-uniform kernels, zero biases),
     /// drawn from `rng`. Refuses an input too small for the layers.
     pub fn new(arch: Arch, input: [usize; 2], classes: usize, rng: &mut Rng) -> Result<Net, NetError> {
+        Net::with_variant(arch, Variant::default(), input, classes, rng)
+    }
+
+    /// [`Net::new`] with `variant`'s changes to the tutorial's layers.
+    pub fn with_variant(
+        arch: Arch,
+        variant: Variant,
+        input: [usize; 2],
+        classes: usize,
+        rng: &mut Rng,
+    ) -> Result<Net, NetError> {
         let dev = Device::Cpu;
         let (mut h, mut w, mut c) = (input[0], input[1], 3usize);
         let mut flat = 0;
@@ -162,7 +253,7 @@ impl Net {
                 input[0], input[1]
             ))
         };
-        for spec in arch.layers(classes) {
+        for spec in arch.layers(classes, variant) {
             let (layer, kind, shape, params) = match spec {
                 LayerSpec::Conv { filters, kernel, same } => {
                     if !same {
@@ -184,6 +275,9 @@ impl Net {
                         padding: if same { kernel / 2 } else { 0 },
                     };
                     (Layer::Conv(conv), "Conv2D", vec![h, w, c], params)
+                }
+                LayerSpec::BatchNorm => {
+                    (Layer::BatchNorm(BatchNorm::new(c)?), "BatchNormalization", same_shape(&summary, [h, w, c]), 4 * c)
                 }
                 LayerSpec::Relu => (Layer::Relu, "Activation", same_shape(&summary, [h, w, c]), 0),
                 LayerSpec::MaxPool => {
@@ -221,23 +315,38 @@ impl Net {
         self.summary.iter().map(|l| l.params).sum()
     }
 
-    /// The trainable tensors with stable names (`conv1.kernel`, `dense2.bias`...), in layer order.
+    /// The trainable tensors with stable names (`conv1.kernel`, `dense2.bias`,
+    /// `batch_norm1.gamma`...), in layer order.
     pub fn params(&self) -> Vec<(String, &Var)> {
-        let (mut convs, mut denses, mut out) = (0, 0, Vec::new());
+        self.tensors().into_iter().filter(|(name, _)| !name.contains(".moving_")).collect()
+    }
+
+    /// Every tensor a checkpoint holds: the parameters and batch norm's moving averages.
+    pub fn tensors(&self) -> Vec<(String, &Var)> {
+        let (mut convs, mut denses, mut norms, mut out) = (0, 0, 0, Vec::new());
         for layer in &self.layers {
-            let (name, kernel, bias) = match layer {
+            let named: Vec<(String, &Var)> = match layer {
                 Layer::Conv(l) => {
                     convs += 1;
-                    (format!("conv{convs}"), &l.kernel, &l.bias)
+                    vec![(format!("conv{convs}.kernel"), &l.kernel), (format!("conv{convs}.bias"), &l.bias)]
                 }
                 Layer::Dense(l) => {
                     denses += 1;
-                    (format!("dense{denses}"), &l.kernel, &l.bias)
+                    vec![(format!("dense{denses}.kernel"), &l.kernel), (format!("dense{denses}.bias"), &l.bias)]
+                }
+                Layer::BatchNorm(l) => {
+                    norms += 1;
+                    let name = |field: &str| format!("batch_norm{norms}.{field}");
+                    vec![
+                        (name("gamma"), &l.gamma),
+                        (name("beta"), &l.beta),
+                        (name("moving_mean"), &l.moving_mean),
+                        (name("moving_variance"), &l.moving_variance),
+                    ]
                 }
                 _ => continue,
             };
-            out.push((format!("{name}.kernel"), kernel));
-            out.push((format!("{name}.bias"), bias));
+            out.extend(named);
         }
         out
     }
@@ -249,6 +358,7 @@ impl Net {
         for (i, layer) in self.layers.iter().enumerate() {
             x = match layer {
                 Layer::Conv(l) => l.forward(&x)?,
+                Layer::BatchNorm(l) => l.forward(&x, dropout.is_some())?,
                 // ReLU then max-pool is one fused op (see `pool_relu`).
                 Layer::Relu if matches!(self.layers.get(i + 1), Some(Layer::MaxPool)) => crate::pool_relu(&x)?,
                 Layer::MaxPool if matches!(self.layers.get(i.wrapping_sub(1)), Some(Layer::Relu)) => x,
@@ -327,6 +437,27 @@ mod tests {
         let p = small.probabilities(&small.forward(&x, None).unwrap()).unwrap();
         assert_eq!(p.dim(), (3, 2));
         assert!((p[[0, 0]] + p[[0, 1]] - 1.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn batch_norm_uses_batch_statistics_in_training_and_moving_averages_after() {
+        let bn = BatchNorm::new(2).unwrap();
+        let values: Vec<f32> = (0..2 * 2 * 3 * 3).map(|i| (i % 7) as f32 * 3.0 + (i / 9 % 2) as f32 * 50.0).collect();
+        let x = Tensor::from_vec(values, (2, 2, 3, 3), &Device::Cpu).unwrap();
+        let y = bn.forward(&x, true).unwrap();
+        for c in 0..2 {
+            let ch = y.narrow(1, c, 1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mean = ch.iter().sum::<f32>() / ch.len() as f32;
+            let var = ch.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / ch.len() as f32;
+            assert!(mean.abs() < 1e-4 && (var - 1.0).abs() < 1e-2, "channel {c}: mean {mean} var {var}");
+        }
+        let moved = bn.moving_mean.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(moved.iter().all(|m| *m > 0.0), "one step towards the batch mean: {moved:?}");
+        // inference: (x - moving_mean) / sqrt(moving_variance + eps), gamma 1, beta 0
+        let y = bn.forward(&x, false).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let var = bn.moving_variance.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let x0 = x.flatten_all().unwrap().to_vec1::<f32>().unwrap()[0];
+        assert!((y[0] - (x0 - moved[0]) / (var[0] + 1e-3).sqrt()).abs() < 1e-4);
     }
 
     #[test]

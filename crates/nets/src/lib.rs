@@ -13,7 +13,7 @@ mod run;
 mod tail;
 mod train;
 
-pub use arch::{Arch, Conv, Dense, LayerSpec, LayerSummary, Net, output_units};
+pub use arch::{Arch, BatchNorm, Conv, Dense, LayerSpec, LayerSummary, Net, Variant, output_units};
 pub use conv::conv2d;
 pub use data::{ImageSet, Input, batch_tensor, resize_to, validation_split};
 pub use depthwise::depthwise_conv2d;
@@ -31,5 +31,7 @@ pub use train::{
 
 /// `use imgclf_nets::prelude::*` brings what a training script needs.
 pub mod prelude {
-    pub use crate::{Arch, CnnConfig, CnnRun, ImageSet, Input, Net, NetError, Progress, Schedule, TrainEvent, train};
+    pub use crate::{
+        Arch, CnnConfig, CnnRun, ImageSet, Input, Net, NetError, Progress, Schedule, TrainEvent, Variant, train,
+    };
 }

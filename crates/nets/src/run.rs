@@ -60,7 +60,7 @@ pub fn run_format(dir: &Path) -> Option<String> {
 
 /// The network `config` describes, with its initial weights.
 pub fn init_net(config: &CnnConfig, classes: usize) -> Result<Net, NetError> {
-    Net::new(config.arch, config.size, classes, &mut Rng::stream(config.seed, INIT, 0))
+    Net::with_variant(config.arch, config.variant, config.size, classes, &mut Rng::stream(config.seed, INIT, 0))
 }
 
 impl CnnRun {
@@ -119,9 +119,10 @@ impl CnnRun {
         let params = named_values(net)?;
         let mut tensors: Vec<NamedTensor> =
             params.iter().map(|(n, s, v)| (format!("param.{n}"), s.clone(), v.clone())).collect();
-        for ((name, shape, _), [a, b]) in params.iter().zip(progress.optimizer.slots()) {
-            tensors.push((format!("slot0.{name}"), shape.clone(), a.clone()));
-            tensors.push((format!("slot1.{name}"), shape.clone(), b.clone()));
+        // the optimizer's accumulators, one pair per trainable tensor
+        for ((name, var), [a, b]) in net.params().iter().zip(progress.optimizer.slots()) {
+            tensors.push((format!("slot0.{name}"), var.dims().to_vec(), a.clone()));
+            tensors.push((format!("slot1.{name}"), var.dims().to_vec(), b.clone()));
         }
         let state = CheckpointState { iterations: progress.optimizer.iterations, history: progress.history.clone() };
         let meta = serde_json::to_string(&state).expect("checkpoint state serialises");
@@ -260,15 +261,16 @@ fn read_info(dir: &Path) -> Result<CnnRunInfo, NetError> {
 }
 
 fn named_values(net: &Net) -> Result<Vec<NamedTensor>, NetError> {
-    net.params()
+    net.tensors()
         .into_iter()
         .map(|(name, var)| Ok((name, var.dims().to_vec(), var.flatten_all()?.to_vec1::<f32>()?)))
         .collect()
 }
 
-/// Loads tensors `{prefix}{name}` into the net's parameters, checking every shape.
+/// Loads tensors `{prefix}{name}` into the net's tensors (parameters and moving averages),
+/// checking every shape.
 fn set_params(net: &Net, st: &SafeTensors, prefix: &str, path: &Path) -> Result<(), NetError> {
-    for (name, var) in net.params() {
+    for (name, var) in net.tensors() {
         let (shape, values) = f32_tensor(st, &format!("{prefix}{name}")).map_err(|r| NetError::file(path, r))?;
         if shape != var.dims() {
             return Err(NetError::file(path, format!("`{name}` is {shape:?}, the network needs {:?}", var.dims())));

@@ -12,12 +12,15 @@ use imgclf_heads::{EpochStats, Optimizer, OptimizerConfig, argmax};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageSet, Input, batch_tensor};
-use crate::{Arch, Net, NetError};
+use crate::{Arch, Net, NetError, Variant};
 
 /// Everything that decides a training run's result (with the data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CnnConfig {
     pub arch: Arch,
+    /// Batch norm and dropout beyond the tutorial's layers.
+    #[serde(default)]
+    pub variant: Variant,
     /// `[height, width]` the images are resized to.
     pub size: [usize; 2],
     pub epochs: usize,

@@ -17,10 +17,15 @@ use serde_json::Value;
 fn layers_match_keras_summaries() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/nets/keras_summaries.json");
     let keras: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    for (key, arch, size, classes) in
-        [("small_150", Arch::Small, 150, 2), ("lenet_32_43", Arch::Lenet, 32, 43), ("lenet_48_43", Arch::Lenet, 48, 43)]
-    {
-        let net = Net::new(arch, [size, size], classes, &mut Rng::new(0)).unwrap();
+    let tutorial = Variant::default();
+    let variant = Variant { batch_norm: true, dropout: Some(0.5) };
+    for (key, arch, variant, size, classes) in [
+        ("small_150", Arch::Small, tutorial, 150, 2),
+        ("lenet_32_43", Arch::Lenet, tutorial, 32, 43),
+        ("lenet_48_43", Arch::Lenet, tutorial, 48, 43),
+        ("lenet_bn_dropout_32_43", Arch::Lenet, variant, 32, 43),
+    ] {
+        let net = Net::with_variant(arch, variant, [size, size], classes, &mut Rng::new(0)).unwrap();
         let layers = keras[key]["layers"].as_array().unwrap();
         // Keras ends with the output's Activation layer; ours is in the loss.
         let (last, layers) = layers.split_last().unwrap();
@@ -59,6 +64,7 @@ fn patterns(classes: usize, per_class: usize, size: u32, seed: u64) -> ImageSet 
 fn config(arch: Arch, size: usize, epochs: usize, optimizer: &str, augment: Option<AugmentParams>) -> CnnConfig {
     CnnConfig {
         arch,
+        variant: Variant::default(),
         size: [size, size],
         epochs,
         batch_size: 8,
@@ -115,7 +121,11 @@ fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>
 fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     let set = patterns(2, 6, 30, 3);
     let augment = AugmentParams { rotation_range: 20.0, horizontal_flip: true, ..AugmentParams::default() };
-    let config = config(Arch::Small, 30, 3, "adam", Some(augment));
+    // batch norm: its moving averages are state the checkpoint must carry too
+    let config = CnnConfig {
+        variant: Variant { batch_norm: true, dropout: Some(0.3) },
+        ..config(Arch::Small, 30, 3, "adam", Some(augment))
+    };
     let tmp = tempfile::tempdir().unwrap();
     let whole = tmp.path().join("whole");
     run(&whole, &config, &set, None).unwrap();
