@@ -34,6 +34,18 @@ evaluate RUN=run *FLAGS: build
 predict RUN=run CSV="submission.csv" *FLAGS: build
     target/debug/imgclf predict --run {{RUN}} --csv {{CSV}} {{FLAGS}}
 
+# Train the tutorial's small CNN or LeNet from pixels into RUN: `./just train-cnn lenet ../shared/data/traffic_signs --epochs 35`
+train-cnn ARCH DATA *FLAGS: build
+    target/debug/imgclf train-cnn --arch {{ARCH}} --data {{DATA}} --out {{run}} {{FLAGS}}
+
+# Fine-tune the last block of a train-head run's backbone with its head: `./just fine-tune runs/head ../shared/data/cats_dogs runs/ft`
+fine-tune BASE DATA OUT *FLAGS: setup build
+    target/debug/imgclf fine-tune --run {{BASE}} --data {{DATA}} --out {{OUT}} {{FLAGS}}
+
+# Keras itself training the same nets (TensorFlow in .venv-keras): `./just keras-cnn lenet ../shared/data/traffic_signs --epochs 35`
+keras-cnn ARCH DATA *FLAGS:
+    .venv-keras/bin/python tools/keras_cnn_reference.py train --arch {{ARCH}} --data {{DATA}} {{FLAGS}}
+
 # scikit-learn's standardised LogisticRegression on the same features: the number a head must reach
 reference-heads +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): setup
     {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt

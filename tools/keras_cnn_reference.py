@@ -7,7 +7,7 @@ fixtures/nets/keras_summaries.json.
     python tools/keras_cnn_reference.py train --arch small --data ../shared/data/cats_dogs --epochs 2
     python tools/keras_cnn_reference.py summaries fixtures/nets/keras_summaries.json
 
-Needs TensorFlow 2.15 (`.venv-keras`, see `just keras-venv`). Prints one JSON line per epoch
+Needs TensorFlow 2.15 (`.venv-keras`, made by `./just keras-backbones`). Prints one JSON line per epoch
 and a final one with the run's numbers.
 """
 import argparse

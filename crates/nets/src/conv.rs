@@ -1,8 +1,9 @@
 //! 2-D convolution with bias (stride 1, zero padding) as a candle custom op with its own
 //! backward pass: im2col and one matrix product per image, images in parallel. candle's CPU
 //! backward runs a direct transposed convolution, computes the input's gradient even for the
-//! network's input, and adds the bias in separate passes over the largest tensors; together
-//! they made the small CNN's training step 9x its forward pass.
+//! network's input, and adds the bias in separate passes over the largest tensors: a
+//! small-CNN training step (batch 32, 150 px) took 1.9 s, against 0.33 s with this op and
+//! `pool_relu`.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use imgclf_heads::matmul;
