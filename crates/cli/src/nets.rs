@@ -277,7 +277,9 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
             say!("saved {}", out.display());
             Ok(())
         }
-        Err(e @ imgclf_nets::NetError::Interrupted { .. }) => bail!("{e}: {}", out.display()),
+        Err(e @ imgclf_nets::NetError::Interrupted { .. }) => {
+            bail!("{e}: {}; continue with `imgclf train-cnn --out {} --resume`", out.display(), out.display())
+        }
         Err(e) => Err(e).with_context(|| format!("training {}", out.display())),
     }
 }
@@ -385,8 +387,9 @@ rebuilt from the ONNX weights, trains together with the head with SGD (momentum 
 run folder gets frozen.onnx, weights.safetensors, run.json (with the validation numbers before\n\
 fine-tuning), history.csv and curves.png; evaluate and predict take it like any run.\n\
 Works for NCHW backbones whose last block is Conv (stride 1, full or depthwise), Clip, Relu,\n\
-Add and Pad: EfficientNet-Lite0 from `models pull` or ../shared/models, and PyTorch-style\n\
-ResNets.")]
+Add and Pad: EfficientNet-Lite0 from `models pull` or ../shared/models (both tested); other\n\
+PyTorch exports with such blocks (ResNets) should work but are untested. Keras exports (NHWC,\n\
+transposes) are refused with the reason.")]
 pub struct FineTuneArgs {
     /// A train-head run on one backbone.
     #[arg(long, value_name = "DIR")]

@@ -20,7 +20,7 @@ pub enum NetError {
     File { path: PathBuf, reason: String },
     #[error("{path}: {error}")]
     Io { path: PathBuf, error: std::io::Error },
-    #[error("interrupted during epoch {epoch}; the run holds the checkpoint of epoch {saved} (resume with --resume)")]
+    #[error("interrupted during epoch {epoch}; the run folder holds epoch {saved}")]
     Interrupted { epoch: usize, saved: usize },
 }
 
