@@ -74,7 +74,8 @@ pub struct TrainArgs {
     /// Augmentation of training images: default, none, or key=value,... (see below).
     #[arg(long, default_value = "default")]
     augment: String,
-    /// Pixel scaling: unit (x / 255, the tutorial's) or standardize (each image to zero mean, unit variance).
+    /// Pixel scaling: unit (x / 255, the tutorial's), standardize (each image to zero mean, unit
+    /// variance) or equalize (histogram equalisation, then standardize).
     #[arg(long, default_value = "unit", value_parser = parse_input)]
     input: Input,
     /// Learning rate across epochs: constant or cosine (to 0 at the last epoch).

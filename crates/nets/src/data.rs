@@ -85,15 +85,19 @@ pub enum Input {
     /// Each image to zero mean and unit variance over its pixels (TF's
     /// `per_image_standardization`): dark and bright photos of a sign look alike.
     Standardize,
+    /// Histogram equalisation (one mapping for all three channels, so hues keep their
+    /// order), then `Standardize`: low-contrast photos spread over the whole range.
+    Equalize,
 }
 
 impl Input {
-    pub const NAMES: [&str; 2] = ["unit", "standardize"];
+    pub const NAMES: [&str; 3] = ["unit", "standardize", "equalize"];
 
     pub fn parse(name: &str) -> Option<Input> {
         match name {
             "unit" => Some(Input::Unit),
             "standardize" => Some(Input::Standardize),
+            "equalize" => Some(Input::Equalize),
             _ => None,
         }
     }
@@ -101,6 +105,10 @@ impl Input {
     fn apply(self, x: &mut [f32]) {
         match self {
             Input::Unit => x.iter_mut().for_each(|v| *v /= 255.0),
+            Input::Equalize => {
+                equalize(x);
+                Input::Standardize.apply(x);
+            }
             Input::Standardize => {
                 let n = x.len() as f32;
                 let mean = x.iter().sum::<f32>() / n;
@@ -110,6 +118,19 @@ impl Input {
             }
         }
     }
+}
+
+/// Replaces each value (0–255) by the share of the image's values at or below it: the
+/// histogram over all channels made flat.
+fn equalize(x: &mut [f32]) {
+    let bin = |v: f32| v.round().clamp(0.0, 255.0) as usize;
+    let mut cdf = [0usize; 256];
+    x.iter().for_each(|&v| cdf[bin(v)] += 1);
+    for i in 1..256 {
+        cdf[i] += cdf[i - 1];
+    }
+    let n = x.len().max(1) as f32;
+    x.iter_mut().for_each(|v| *v = cdf[bin(*v)] as f32 / n);
 }
 
 /// A `(n, 3, height, width)` tensor of images `indices` of `set`. With an augmenter, image `i`
@@ -161,6 +182,14 @@ mod tests {
         let mut flat = vec![128.0; 12];
         Input::Standardize.apply(&mut flat);
         assert!(flat.iter().all(|v| *v == 0.0));
+    }
+
+    #[test]
+    fn equalize_spreads_a_narrow_histogram_over_the_range() {
+        // a dull image: values 100..=103 only
+        let mut x: Vec<f32> = (0..400).map(|i| 100.0 + (i % 4) as f32).collect();
+        equalize(&mut x);
+        assert_eq!(x[..4], [0.25, 0.5, 0.75, 1.0]);
     }
 
     #[test]
