@@ -90,6 +90,7 @@ bench: setup system-deps
     cargo bench -p imgclf --bench extract
     cargo bench -p imgclf-heads --bench heads
     cargo bench -p imgclf-augment --bench augment
+    cargo bench -p imgclf-nets --bench step
     if [ -x .venv-keras/bin/python ]; then .venv-keras/bin/python tools/bench_keras_heads.py 2>/dev/null; .venv-keras/bin/python tools/bench_keras_augment.py 2>/dev/null; else echo "Keras side skipped: run ./just keras-backbones to make .venv-keras"; fi
 
 # Build the imgclf binary (dependencies optimised, see Cargo.toml)

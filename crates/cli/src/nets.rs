@@ -9,7 +9,7 @@ use imgclf_dataset::Dataset;
 use imgclf_features::EngineKind;
 use imgclf_heads::{OptimizerConfig, Rule};
 use imgclf_nets::prelude::*;
-use imgclf_nets::{Activations, FineTuneConfig, FineTuneRun, FitSettings, fit};
+use imgclf_nets::{FineTuneConfig, FineTuneRun, FitSettings, fit};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::heads::epoch_line;
@@ -237,15 +237,10 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
         (info, net, progress)
     };
     let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
-    let load = |name: &str| -> anyhow::Result<ImageSet> {
-        let split = dataset.split(name).with_context(|| format!("{}: no `{name}` split", info.data.display()))?;
-        let bar = bar(split.samples.len() as u64, &format!("loading {name}"), "images");
-        let (set, skipped) = ImageSet::load(&split.samples, info.config.size, || bar.inc(1));
-        bar.finish_and_clear();
-        for e in &skipped {
-            eprintln!("warning: skipped {e}");
-        }
-        Ok(set)
+    let load = |name: &str| {
+        over_split(&dataset, name, "loading", |samples, bar| {
+            Ok(ImageSet::load(samples, info.config.size, || bar.inc(1)))
+        })
     };
     let train_set = load("train")?;
     let validation = info.validation.clone().map(|name| load(&name)).transpose()?;
@@ -310,6 +305,28 @@ fn report(
     }
 }
 
+/// Runs `work` over split `name` of `dataset` behind a progress bar, then warns of the images
+/// it skipped.
+fn over_split<T>(
+    dataset: &Dataset,
+    name: &str,
+    doing: &str,
+    work: impl FnOnce(&[imgclf_dataset::Sample], &ProgressBar) -> anyhow::Result<(T, Vec<imgclf_dataset::DatasetError>)>,
+) -> anyhow::Result<T> {
+    let split = dataset.split(name).with_context(|| format!("{}: no `{name}` split", dataset.root.display()))?;
+    let bar = bar(split.samples.len() as u64, &format!("{doing} {name}"), "images");
+    let (out, skipped) = work(&split.samples, &bar)?;
+    bar.finish_and_clear();
+    warn_skipped(&skipped);
+    Ok(out)
+}
+
+fn warn_skipped(skipped: &[imgclf_dataset::DatasetError]) {
+    for e in skipped {
+        eprintln!("warning: skipped {e}");
+    }
+}
+
 /// A progress bar on a terminal (hidden otherwise, as indicatif does).
 fn bar(len: u64, prefix: &str, unit: &str) -> ProgressBar {
     let style = ProgressStyle::with_template(&format!("{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}}"))
@@ -356,9 +373,7 @@ pub fn score_split(
     } else {
         CnnRun::load(run).context("--run")?.score_split(data, split).context(context)?
     };
-    for e in &scored.skipped {
-        eprintln!("warning: skipped {e}");
-    }
+    warn_skipped(&scored.skipped);
     Ok(scored)
 }
 
@@ -450,15 +465,10 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
     );
     let mut frozen = info.frozen(&dir, args.engine, threads())?;
     let dataset = Dataset::open(&info.data).with_context(|| format!("--data {}", info.data.display()))?;
-    let mut cache = |name: &str| -> anyhow::Result<Activations> {
-        let split = dataset.split(name).with_context(|| format!("--data: no `{name}` split"))?;
-        let bar = bar(split.samples.len() as u64, &format!("frozen start over {name}"), "images");
-        let (activations, skipped) = frozen.run(&split.samples, 32, |n| bar.inc(n as u64))?;
-        bar.finish_and_clear();
-        for e in &skipped {
-            eprintln!("warning: skipped {e}");
-        }
-        Ok(activations)
+    let mut cache = |name: &str| {
+        over_split(&dataset, name, "frozen start over", |samples, bar| {
+            Ok(frozen.run(samples, 32, |n| bar.inc(n as u64))?)
+        })
     };
     let train_set = cache("train")?;
     let validation = info.validation.clone().map(|name| cache(&name)).transpose()?;

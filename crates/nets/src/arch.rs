@@ -204,6 +204,9 @@ enum Layer {
     BatchNorm(BatchNorm),
     Relu,
     MaxPool,
+    /// ReLU then max-pool, one fused op (`pool_relu`): what a Relu followed by a MaxPool
+    /// becomes when the layers are built. The summary keeps both rows.
+    ReluPool,
     Flatten,
     Dense(Dense),
     Dropout(f32),
@@ -300,7 +303,10 @@ impl Net {
                 }
                 LayerSpec::Dropout { rate } => (Layer::Dropout(rate), "Dropout", same_shape(&summary, [h, w, c]), 0),
             };
-            layers.push(layer);
+            match (layers.last(), layer) {
+                (Some(Layer::Relu), Layer::MaxPool) => *layers.last_mut().expect("matched") = Layer::ReluPool,
+                (_, layer) => layers.push(layer),
+            }
             summary.push(LayerSummary { kind, output_shape: shape, params });
         }
         Ok(Net { arch, input, classes, layers, summary })
@@ -355,24 +361,17 @@ impl Net {
     /// dropout layer draws its mask from it; without, dropout is the identity.
     pub fn forward(&self, x: &Tensor, mut dropout: Option<&mut Rng>) -> Result<Tensor, NetError> {
         let mut x = x.clone();
-        for (i, layer) in self.layers.iter().enumerate() {
+        for layer in &self.layers {
             x = match layer {
                 Layer::Conv(l) => l.forward(&x)?,
                 Layer::BatchNorm(l) => l.forward(&x, dropout.is_some())?,
-                // ReLU then max-pool is one fused op (see `pool_relu`).
-                Layer::Relu if matches!(self.layers.get(i + 1), Some(Layer::MaxPool)) => crate::pool_relu(&x)?,
-                Layer::MaxPool if matches!(self.layers.get(i.wrapping_sub(1)), Some(Layer::Relu)) => x,
+                Layer::ReluPool => crate::pool_relu(&x)?,
                 Layer::Relu => x.relu()?,
                 Layer::MaxPool => x.max_pool2d(2)?,
                 Layer::Flatten => x.flatten_from(1)?,
                 Layer::Dense(l) => l.forward(&x)?,
                 Layer::Dropout(rate) => match dropout.as_deref_mut() {
-                    Some(rng) => {
-                        let keep = 1.0 / (1.0 - rate);
-                        let mask: Vec<f32> =
-                            (0..x.elem_count()).map(|_| if rng.next_f32() < *rate { 0.0 } else { keep }).collect();
-                        x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)?
-                    }
+                    Some(rng) => self::dropout(&x, *rate, rng)?,
                     None => x,
                 },
             };
@@ -384,6 +383,14 @@ impl Net {
     pub fn probabilities(&self, logits: &Tensor) -> Result<Array2<f32>, NetError> {
         crate::train::probabilities(logits, self.classes)
     }
+}
+
+/// Inverted dropout as Keras applies it in training: each value zeroed with probability
+/// `rate`, the others scaled by `1 / (1 - rate)`, the mask drawn from `rng`.
+pub(crate) fn dropout(x: &Tensor, rate: f32, rng: &mut Rng) -> Result<Tensor, NetError> {
+    let keep = 1.0 / (1.0 - rate);
+    let mask: Vec<f32> = (0..x.elem_count()).map(|_| if rng.next_f32() < rate { 0.0 } else { keep }).collect();
+    Ok(x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)?)
 }
 
 /// Shape-keeping layers (activations, dropout) output their input's shape.

@@ -6,6 +6,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::conv::values;
+
 /// `x (n, c, h, w)` with `kernel (c, 1, k, k)` and `bias (c)`, padded by
 /// `[top, left, bottom, right]`: `(n, c, h + top + bottom - k + 1, w + left + right - k + 1)`.
 pub fn depthwise_conv2d(x: &Tensor, kernel: &Tensor, bias: &Tensor, pads: [usize; 4]) -> Result<Tensor> {
@@ -56,11 +58,6 @@ impl Geometry {
     }
 }
 
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("depthwise: {what} must be contiguous") };
-    Ok(&s.as_slice::<f32>()?[start..end])
-}
-
 struct Depthwise {
     pads: [usize; 4],
 }
@@ -80,7 +77,11 @@ impl CustomOp3 for Depthwise {
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let g = Geometry::new(xl.dims(), kl.dims(), self.pads)?;
-        let (x, kernel, bias) = (slice(xs, xl, "input")?, slice(ks, kl, "kernel")?, slice(bs, bl, "bias")?);
+        let (x, kernel, bias) = (
+            values(xs, xl, "depthwise input")?,
+            values(ks, kl, "depthwise kernel")?,
+            values(bs, bl, "depthwise bias")?,
+        );
         let (ho, wo) = g.out();
         let mut y = vec![0.0f32; g.n * g.c * ho * wo];
         y.par_chunks_mut(ho * wo).zip(x.par_chunks(g.h * g.w)).enumerate().for_each(|(plane, (out, input))| {
@@ -126,7 +127,7 @@ impl CustomOp1 for DepthwiseGrad {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = self.g;
-        let all = slice(s, l, "gradient inputs")?;
+        let all = values(s, l, "depthwise gradient inputs")?;
         let (ho, wo) = g.out();
         let (plane, kk) = (g.h * g.w, g.k * g.k);
         let (x, rest) = all.split_at(g.n * g.c * plane);

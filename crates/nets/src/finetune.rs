@@ -15,9 +15,9 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 
-use crate::run::{Scored, pick_split, write_atomic};
+use crate::run::{Scored, pick_split, read_run_json, write_atomic};
 use crate::train::{Batches, Trainable, predict_batches};
-use crate::{NetError, Tail, last_block_input, prefix_model, validation_split};
+use crate::{Dense, NetError, Tail, last_block_input, prefix_model, validation_split};
 
 /// Format tag of a fine-tuning run's `run.json`.
 pub const FINETUNE_RUN_FORMAT: &str = "imgclf-finetune-run/1";
@@ -26,8 +26,8 @@ pub const FINETUNE_RUN_FORMAT: &str = "imgclf-finetune-run/1";
 /// ReLU layer, dropout, output.
 pub struct HeadLayers {
     standardizer: Option<(Tensor, Tensor)>,
-    hidden: Option<(Var, Var)>,
-    output: (Var, Var),
+    hidden: Option<Dense>,
+    output: Dense,
     pub dropout: f32,
 }
 
@@ -37,9 +37,9 @@ fn var(values: &[f32], shape: &[usize]) -> Result<Var, NetError> {
 
 impl HeadLayers {
     pub fn from_head(head: &imgclf_heads::Head) -> Result<HeadLayers, NetError> {
-        let dense = |d: &imgclf_heads::Dense| -> Result<(Var, Var), NetError> {
+        let dense = |d: &imgclf_heads::Dense| -> Result<Dense, NetError> {
             let kernel: Vec<f32> = d.kernel.iter().copied().collect();
-            Ok((var(&kernel, d.kernel.shape())?, var(&d.bias.to_vec(), &[d.bias.len()])?))
+            Ok(Dense { kernel: var(&kernel, d.kernel.shape())?, bias: var(&d.bias.to_vec(), &[d.bias.len()])? })
         };
         let standardizer = match &head.standardizer {
             Some(s) => Some((
@@ -57,27 +57,22 @@ impl HeadLayers {
             Some((mean, scale)) => x.broadcast_sub(mean)?.broadcast_div(scale)?,
             None => x.clone(),
         };
-        if let Some((k, b)) = &self.hidden {
-            x = x.matmul(k.as_tensor())?.broadcast_add(b.as_tensor())?.relu()?;
+        if let Some(hidden) = &self.hidden {
+            x = hidden.forward(&x)?.relu()?;
         }
         if let (Some(rng), true) = (dropout, self.dropout > 0.0) {
-            let keep = 1.0 / (1.0 - self.dropout);
-            let mask: Vec<f32> =
-                (0..x.elem_count()).map(|_| if rng.next_f32() < self.dropout { 0.0 } else { keep }).collect();
-            x = x.mul(&Tensor::from_vec(mask, x.shape(), x.device())?)?;
+            x = crate::arch::dropout(&x, self.dropout, rng)?;
         }
-        Ok(x.matmul(self.output.0.as_tensor())?.broadcast_add(self.output.1.as_tensor())?)
+        self.output.forward(&x)
     }
 
     fn params(&self) -> Vec<(String, &Var)> {
         let mut out = Vec::new();
-        if let Some((k, b)) = &self.hidden {
-            out.extend([("head.hidden.kernel".to_string(), k), ("head.hidden.bias".to_string(), b)]);
+        for (name, dense) in [("hidden", self.hidden.as_ref()), ("output", Some(&self.output))] {
+            if let Some(d) = dense {
+                out.extend([(format!("head.{name}.kernel"), &d.kernel), (format!("head.{name}.bias"), &d.bias)]);
+            }
         }
-        out.extend([
-            ("head.output.kernel".to_string(), &self.output.0),
-            ("head.output.bias".to_string(), &self.output.1),
-        ]);
         out
     }
 }
@@ -367,13 +362,7 @@ impl FineTuneRun {
     /// Reads a fine-tuning run: the tail rebuilt from the backbone (checked by sha256), then
     /// every weight from `weights.safetensors`.
     pub fn load(dir: &Path) -> Result<FineTuneRun, NetError> {
-        let path = dir.join("run.json");
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| NetError::file(dir, format!("no readable run.json ({e})")))?;
-        let info: FineTuneInfo = serde_json::from_str(&text).map_err(|e| NetError::file(&path, e))?;
-        if info.format != FINETUNE_RUN_FORMAT {
-            return Err(NetError::file(&path, format!("format `{}`, expected `{FINETUNE_RUN_FORMAT}`", info.format)));
-        }
+        let info: FineTuneInfo = read_run_json(dir, FINETUNE_RUN_FORMAT, "fine-tune")?;
         let backbone = Backbone::open(&info.model)?;
         if backbone.sha256 != info.model_sha256 {
             return Err(NetError::file(&info.model, "has changed since the fine-tuning (sha256 differs)"));
@@ -393,14 +382,11 @@ impl FineTuneRun {
         } else {
             None
         };
-        let hidden =
-            if info.hidden { Some((tensor("head.hidden.kernel")?, tensor("head.hidden.bias")?)) } else { None };
-        let head = HeadLayers {
-            standardizer,
-            hidden,
-            output: (tensor("head.output.kernel")?, tensor("head.output.bias")?),
-            dropout: info.dropout,
+        let dense = |name: &str| -> Result<Dense, NetError> {
+            Ok(Dense { kernel: tensor(&format!("head.{name}.kernel"))?, bias: tensor(&format!("head.{name}.bias"))? })
         };
+        let hidden = if info.hidden { Some(dense("hidden")?) } else { None };
+        let head = HeadLayers { standardizer, hidden, output: dense("output")?, dropout: info.dropout };
         for (name, var) in tail.params() {
             let (shape, values) = get(&name)?;
             if shape != var.dims() {

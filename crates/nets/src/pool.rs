@@ -5,6 +5,8 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use crate::conv::values;
+
 /// `max(0, max of each 2×2 window)` of `x (n, c, h, w)`: `(n, c, h / 2, w / 2)`.
 pub fn pool_relu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(PoolRelu)
@@ -14,8 +16,7 @@ pub fn pool_relu(x: &Tensor) -> Result<Tensor> {
 type Dims4 = (usize, usize, usize, usize);
 
 fn input<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], Dims4)> {
-    let Some((start, end)) = l.contiguous_offsets() else { candle_core::bail!("pool_relu: input must be contiguous") };
-    Ok((&s.as_slice::<f32>()?[start..end], l.shape().dims4()?))
+    Ok((values(s, l, "pool_relu input")?, l.shape().dims4()?))
 }
 
 /// The index in a `w`-wide plane of the first largest value of window `(oy, ox)`, and that value.

@@ -50,12 +50,35 @@ pub struct CnnRun {
 /// The `format` of `dir/run.json` (`imgclf-run/1` for train-head, [`CNN_RUN_FORMAT`],
 /// `FINETUNE_RUN_FORMAT`), when it has one: which kind of run a folder holds.
 pub fn run_format(dir: &Path) -> Option<String> {
+    format_of(&std::fs::read_to_string(dir.join("run.json")).ok()?)
+}
+
+fn format_of(run_json: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Tag {
         format: String,
     }
-    let text = std::fs::read_to_string(dir.join("run.json")).ok()?;
-    serde_json::from_str::<Tag>(&text).ok().map(|t| t.format)
+    serde_json::from_str::<Tag>(run_json).ok().map(|t| t.format)
+}
+
+/// `dir/run.json` as `T`, a run of format `format` that `imgclf {command}` writes. The format
+/// is checked before the rest is parsed, so another kind of run gets a one-line answer.
+pub(crate) fn read_run_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    format: &str,
+    command: &str,
+) -> Result<T, NetError> {
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        NetError::file(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf {command}`?"))
+    })?;
+    match format_of(&text) {
+        Some(found) if found == format => serde_json::from_str(&text).map_err(|e| NetError::file(&path, e)),
+        found => Err(NetError::file(
+            &path,
+            format!("format `{}`, expected `{format}` (a run of `imgclf {command}`)", found.unwrap_or_default()),
+        )),
+    }
 }
 
 /// The network `config` describes, with its initial weights.
@@ -249,15 +272,7 @@ fn write_info(dir: &Path, info: &CnnRunInfo) -> Result<(), NetError> {
 }
 
 fn read_info(dir: &Path) -> Result<CnnRunInfo, NetError> {
-    let path = dir.join("run.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        NetError::file(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf train-cnn`?"))
-    })?;
-    let info: CnnRunInfo = serde_json::from_str(&text).map_err(|e| NetError::file(&path, e))?;
-    if info.format != CNN_RUN_FORMAT {
-        return Err(NetError::file(&path, format!("format `{}`, expected `{CNN_RUN_FORMAT}`", info.format)));
-    }
-    Ok(info)
+    read_run_json(dir, CNN_RUN_FORMAT, "train-cnn")
 }
 
 fn named_values(net: &Net) -> Result<Vec<NamedTensor>, NetError> {
