@@ -8,6 +8,8 @@ shared := justfile_directory() / "../shared"
 out := env("OUT", "features")
 # the run folder `train-head` writes (RUN=runs/exp2 ./just train-head ...)
 run := env("RUN", "runs/head")
+# where `extract` runs its backbones: cpu, cuda or cuda:N (DEVICE=cuda ./just extract ...; ./just setup-gpu first)
+device := env("DEVICE", "cpu")
 
 # the Python the tests use for h5py and the reference pipeline
 export IMGCLF_PYTHON := python
@@ -20,7 +22,7 @@ extract DATA=(shared / "data/cats_dogs") +MODELS=(shared / "models/efficientnet_
     set -euo pipefail
     args=()
     for m in {{MODELS}}; do args+=(--model "$m"); done
-    target/debug/imgclf extract --data {{DATA}} "${args[@]}" --out {{out}}
+    target/debug/imgclf extract --data {{DATA}} "${args[@]}" --out {{out}} --device {{device}}
 
 # Train a head on feature files into RUN (default runs/head); flags may follow: `--head mlp --force`
 train-head +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): build
@@ -107,6 +109,28 @@ setup:
         "{{python}}" -m pip install -q --disable-pip-version-check -r tools/requirements.txt
         cp tools/requirements.txt "$stamp"
     fi
+
+# (with the CUDA 13 / cuDNN 9 runtime wheels unless this machine has them; `--device cuda` looks there first)
+# ONNX Runtime for NVIDIA GPUs: onnxruntime-gpu 1.31.1 into .venv-gpu
+setup-gpu:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    venv=.venv-gpu
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    has() { # a library in CUDA_HOME, /usr/local/cuda*, or the loader's cache
+        ls ${CUDA_HOME:+"$CUDA_HOME"/lib64/$1 "$CUDA_HOME"/targets/*/lib/$1} /usr/local/cuda*/targets/*/lib/$1 \
+            /usr/local/cuda*/lib64/$1 >/dev/null 2>&1 || /sbin/ldconfig -p 2>/dev/null | grep -q "$1"
+    }
+    extras=() more=()
+    # cuBLAS is no extra of its own: it comes with cuDNN's wheel, or alone
+    has libcudart.so.13 && has libcublas.so.13 || { extras+=(cuda); more+=("nvidia-cublas~=13.0"); }
+    has libcudnn.so.9 || extras+=(cudnn)
+    spec="onnxruntime-gpu==1.31.1"
+    [ ${#extras[@]} -eq 0 ] || spec="onnxruntime-gpu[$(IFS=,; echo "${extras[*]}")]==1.31.1"
+    echo "installing $spec ${more[*]} into $venv" >&2
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "$spec" "${more[@]}"
+    ls "$venv"/lib/python*/site-packages/onnxruntime/capi/libonnxruntime.so.*
+    nvidia-smi -L 2>/dev/null || echo "note: no NVIDIA GPU answers here (nvidia-smi); --device cuda will say why it cannot run" >&2
 
 # System libraries the build links: libhdf5 (installed with apt when missing and allowed)
 system-deps:

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use imgclf_features::{Backbone, EngineKind};
+use imgclf_features::{Backbone, EngineConfig, EngineKind};
 use ndarray::Array4;
 
 #[derive(Clone)]
@@ -78,7 +78,7 @@ fn subset(shared: &Path, dir: &Path, n: usize) -> PathBuf {
 /// Raw engine throughput on a ready batch of 32: images/s, median of the runs.
 fn raw(model: &Path, kind: EngineKind, cfg: &Config) -> f64 {
     let backbone = Backbone::open(model).unwrap();
-    let mut engine = backbone.engine(kind, cfg.threads).unwrap();
+    let mut engine = backbone.engine(&EngineConfig::cpu(kind, cfg.threads)).unwrap();
     let input = Array4::from_shape_fn(backbone.spec.input_shape(32), |(a, b, c, d)| ((a + b + c + d) % 7) as f32 * 0.1);
     engine.run(input.view()).unwrap(); // warm-up
     let per_run: Vec<f64> = (0..cfg.runs)

@@ -40,9 +40,8 @@ pub struct Args {
     /// Width in pixels of each drawn photo.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=2048))]
     width: u32,
-    /// Inference engine: auto (ONNX Runtime when found, else tract), ort or tract.
-    #[arg(long, default_value = "auto", value_parser = crate::extract::parse_engine)]
-    engine: imgclf_features::EngineKind,
+    #[command(flatten)]
+    engine: crate::engine::EngineArgs,
 }
 
 fn parse_grid(s: &str) -> Result<(usize, usize), String> {
@@ -75,8 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Rng::new(args.seed).shuffle(&mut files);
         files.truncate(n);
     }
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut predictor = Predictor::load(run, args.engine, threads, true).context("--run")?;
+    let mut predictor = Predictor::load(run, &args.engine.config(None)?, true).context("--run")?;
     let predictions = predictor.predict(&files, 16)?;
     if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
         bail!("none of the {} images could be read; the first: {first}", files.len());

@@ -8,6 +8,8 @@ use imgclf_features::extract_all;
 use imgclf_features::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::engine::{EngineArgs, cores};
+
 #[derive(clap::Args)]
 #[command(
     after_help = "Example:\n  imgclf extract --data data/cats_dogs --model models/efficientnet_lite0.onnx --out features/\n\n\
@@ -24,12 +26,11 @@ pub struct Args {
     /// Folder for the gap_<Backbone>.h5 files (created if missing).
     #[arg(long, value_name = "DIR", default_value = "features")]
     out: PathBuf,
-    /// Inference engine: auto (ONNX Runtime when its library is found, else tract), ort, or tract.
-    #[arg(long, default_value = "auto", value_parser = parse_engine)]
-    engine: EngineKind,
-    /// Images per inference call.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    batch: u32,
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Images per inference call (default: 32 on the CPU, 256 on a GPU).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: Option<u32>,
     /// Engine threads: ONNX Runtime's intra-op threads, or tract's parallel images (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
@@ -43,10 +44,6 @@ pub struct Args {
     /// Recompute even if a cached feature file matches the images and the model.
     #[arg(long)]
     force: bool,
-}
-
-pub(crate) fn parse_engine(s: &str) -> Result<EngineKind, String> {
-    EngineKind::parse(s).ok_or_else(|| format!("`{s}`: expected auto, ort or tract"))
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -74,12 +71,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Backbone::open(&path).with_context(|| format!("--model {}", m.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let engine = args.engine.config(args.threads)?;
+    let default_batch = if engine.device.is_gpu() { 256 } else { 32 };
     let options = ExtractOptions {
-        engine: args.engine,
-        batch: args.batch as usize,
-        threads: args.threads.unwrap_or(cores),
-        decode_threads: args.decode_threads.unwrap_or(cores),
+        engine,
+        batch: args.batch.map_or(default_batch, |b| b as usize),
+        decode_threads: args.decode_threads.unwrap_or_else(cores),
         force: args.force,
         stop: Some(stop_on_signals()?),
     };

@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::ValueEnum;
-use imgclf_features::EngineKind;
 use imgclf_heads::prelude::*;
 use imgclf_heads::{EpochStats, Rule, Validation, confusion_png};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -205,6 +204,9 @@ pub struct EvaluateArgs {
     /// How many of the most confidently wrong images to list.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Fine-tuned runs: where the frozen start of the backbone runs.
+    #[command(flatten)]
+    engine: crate::engine::EngineArgs,
 }
 
 pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
@@ -212,8 +214,7 @@ pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
         if !args.features.is_empty() {
             bail!("--features: {} is a CNN or fine-tuning run, which reads images (use --data)", args.run.display());
         }
-        let scored =
-            crate::nets::score_split(&args.run, args.data.as_deref(), args.split.as_deref(), EngineKind::Auto)?;
+        let scored = crate::nets::score_split(&args.run, args.data.as_deref(), args.split.as_deref(), &args.engine)?;
         let Some(labels) = &scored.labels else {
             bail!("--split {}: unlabelled, nothing to score (use `imgclf predict` for it)", scored.split);
         };
@@ -278,9 +279,9 @@ pub struct PredictArgs {
     /// Images: write a 400-px-wide copy of each, labelled, into DIR (same file names).
     #[arg(long, value_name = "DIR")]
     annotate: Option<PathBuf>,
-    /// Images: inference engine, auto (ONNX Runtime when found, else tract), ort or tract.
-    #[arg(long, default_value = "auto", value_parser = crate::extract::parse_engine)]
-    engine: imgclf_features::EngineKind,
+    /// Images (and fine-tuned runs): where the backbone runs.
+    #[command(flatten)]
+    engine: crate::engine::EngineArgs,
     /// Images: images per inference call.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch: u32,
@@ -318,7 +319,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         bail!("--clip must be in [0, 0.5), got {}", args.clip);
     }
     let (classes, paths, probs) = if crate::nets::run_kind(&args.run) != RunKind::Head {
-        let scored = crate::nets::score_split(&args.run, args.data.as_deref(), Some(&args.split), args.engine)?;
+        let scored = crate::nets::score_split(&args.run, args.data.as_deref(), Some(&args.split), &args.engine)?;
         (scored.classes, scored.paths, scored.probs)
     } else {
         let (run, inputs) = open_run(&args.run, &args.features)?;
@@ -350,11 +351,10 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("--annotate {}", dir.display()))?;
     }
     let (classes, predictions) = if crate::nets::run_kind(&args.run) != RunKind::Head {
-        crate::nets::predict_files(&args.run, &files, args.engine)?
+        crate::nets::predict_files(&args.run, &files, &args.engine)?
     } else {
         let run = Run::load(&args.run).context("--run")?;
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut predictor = imgclf_heads::Predictor::load(run, args.engine, threads, false).context("--run")?;
+        let mut predictor = imgclf_heads::Predictor::load(run, &args.engine.config(None)?, false).context("--run")?;
         let predictions = predictor.predict(&files, args.batch as usize)?;
         (predictor.run.info.classes, predictions)
     };

@@ -12,6 +12,7 @@ macro_rules! say {
 
 mod augment;
 mod cam;
+mod engine;
 mod extract;
 mod heads;
 mod models;

@@ -6,12 +6,12 @@ use anyhow::{Context, bail};
 use clap::ValueEnum;
 use imgclf_augment::{AugmentParams, FillMode};
 use imgclf_dataset::Dataset;
-use imgclf_features::EngineKind;
 use imgclf_heads::{OptimizerConfig, Rule};
 use imgclf_nets::prelude::*;
 use imgclf_nets::{FineTuneConfig, FineTuneRun, FitSettings, fit};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::engine::EngineArgs;
 use crate::heads::epoch_line;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -354,22 +354,18 @@ pub fn run_kind(dir: &Path) -> RunKind {
     }
 }
 
-fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// A split of a CNN or fine-tuning run's data through its network, for `evaluate` and
 /// `predict --csv`.
 pub fn score_split(
     run: &Path,
     data: Option<&Path>,
     split: Option<&str>,
-    engine: EngineKind,
+    engine: &EngineArgs,
 ) -> anyhow::Result<imgclf_nets::Scored> {
     let context = if data.is_some() { "--data" } else { "the data named in run.json (pass --data to use another)" };
     let scored = if run_kind(run) == RunKind::FineTune {
         let run = FineTuneRun::load(run).context("--run")?;
-        run.score_split(data, split, engine, threads()).context(context)?
+        run.score_split(data, split, &engine.config(None)?).context(context)?
     } else {
         CnnRun::load(run).context("--run")?.score_split(data, split).context(context)?
     };
@@ -381,11 +377,11 @@ pub fn score_split(
 pub fn predict_files(
     run: &Path,
     files: &[PathBuf],
-    engine: EngineKind,
+    engine: &EngineArgs,
 ) -> anyhow::Result<(Vec<String>, imgclf_heads::Predictions)> {
     if run_kind(run) == RunKind::FineTune {
         let run = FineTuneRun::load(run).context("--run")?;
-        let predictions = run.predict_files(files, engine, threads())?;
+        let predictions = run.predict_files(files, &engine.config(None)?)?;
         return Ok((run.info.classes, predictions));
     }
     let run = CnnRun::load(run).context("--run")?;
@@ -436,9 +432,9 @@ pub struct FineTuneArgs {
     /// Seed of shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Engine of the frozen start: auto (ONNX Runtime when found, else tract), ort or tract.
-    #[arg(long, default_value = "auto", value_parser = crate::extract::parse_engine)]
-    engine: EngineKind,
+    /// Where the frozen start runs.
+    #[command(flatten)]
+    engine: EngineArgs,
     /// Replace --out if it holds an earlier run.
     #[arg(long)]
     force: bool,
@@ -463,7 +459,8 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
         info.to,
         model.tail.params().len()
     );
-    let mut frozen = info.frozen(&dir, args.engine, threads())?;
+    let mut frozen = info.frozen(&dir, &args.engine.config(None)?)?;
+    info.engine = frozen.engine();
     let dataset = Dataset::open(&info.data).with_context(|| format!("--data {}", info.data.display()))?;
     let mut cache = |name: &str| {
         over_split(&dataset, name, "frozen start over", |samples, bar| {

@@ -115,6 +115,12 @@ fn bad_arguments_get_one_line_errors_naming_the_culprit() {
         (vec!["--data", s(&data), "--model", s(&model), "--out", s(&a_file)], "not a folder"),
         (vec!["--data", s(&data), "--model", s(&model), "--engine", "gpu"], "expected auto, ort or tract"),
         (vec!["--data", s(&data), "--model", s(&no_model)], "none.onnx: No such file"),
+        (vec!["--data", s(&data), "--model", s(&model), "--device", "gpu"], "expected cpu, cuda or cuda:N"),
+        (
+            vec!["--data", s(&data), "--model", s(&model), "--device", "cuda", "--engine", "tract"],
+            "tract engine runs on the CPU only",
+        ),
+        (vec!["--data", s(&data), "--model", s(&model), "--precision", "tf32"], "tf32 is a GPU setting"),
     ];
     for (args, expect) in cases {
         let o = imgclf(&[&["extract"][..], &args].concat());
@@ -128,7 +134,48 @@ fn bad_arguments_get_one_line_errors_naming_the_culprit() {
 #[test]
 fn help_explains_every_flag() {
     let (stdout, _) = text(&imgclf(&["extract", "--help"]));
-    for flag in ["--data", "--model", "--out", "--engine", "--batch", "--threads", "--splits", "--force"] {
+    for flag in [
+        "--data",
+        "--model",
+        "--out",
+        "--engine",
+        "--device",
+        "--precision",
+        "--batch",
+        "--threads",
+        "--splits",
+        "--force",
+    ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
     }
+}
+
+/// `--device cuda` where ONNX Runtime is a CPU build: one line naming the cause and the fix,
+/// a failing exit, and no file; `--device cpu` is the default run, row for row.
+#[test]
+fn cuda_without_a_gpu_build_stops_before_writing_and_cpu_is_the_default() {
+    if !ort_available() {
+        return;
+    }
+    let (t, model) = scratch();
+    let data = fixtures().join("tiny_data");
+    let run = |out: &Path, extra: &[&str]| {
+        let args = ["extract", "--data", s(&data), "--model", s(&model), "--out", s(out), "--engine", "ort"];
+        imgclf(&[&args[..], extra].concat())
+    };
+    let gpu_out = t.path().join("gpu");
+    let o = run(&gpu_out, &["--device", "cuda"]);
+    let (_, stderr) = text(&o);
+    assert!(!o.status.success());
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(error[0].contains("has no CUDA provider") && error[0].contains("./just setup-gpu"), "{stderr}");
+    assert!(!gpu_out.exists(), "nothing written");
+
+    let (default, cpu) = (t.path().join("default"), t.path().join("cpu"));
+    assert!(run(&default, &[]).status.success());
+    let o = run(&cpu, &["--device", "cpu"]);
+    assert!(text(&o).0.contains("with ort in"), "{}", text(&o).0);
+    let read = |dir: &Path| imgclf_features::FeatureSet::read(&dir.join("gap_TinyConvNet.h5")).unwrap();
+    assert_eq!(read(&default).splits, read(&cpu).splits, "bit for bit");
 }

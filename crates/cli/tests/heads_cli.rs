@@ -295,7 +295,12 @@ fn shared_cats_dogs_reaches_the_reference_accuracy() {
     // The class activation map against numpy + onnxruntime on the same resized input.
     let Some(python) = python_with(&["onnxruntime", "numpy", "safetensors", "PIL"]) else { return };
     let run = imgclf_heads::Run::load(&run).unwrap();
-    let mut predictor = imgclf_heads::Predictor::load(run, imgclf_features::EngineKind::Auto, 2, true).unwrap();
+    let mut predictor = imgclf_heads::Predictor::load(
+        run,
+        &imgclf_features::EngineConfig::cpu(imgclf_features::EngineKind::Auto, 2),
+        true,
+    )
+    .unwrap();
     let resize = predictor.resize(0);
     for photo in &photos {
         let resized = t.path().join("resized.png");

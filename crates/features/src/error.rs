@@ -12,6 +12,9 @@ pub enum FeatureError {
     SpecMismatch { model: PathBuf, reason: String },
     #[error("ONNX Runtime is not available: {0}")]
     OrtUnavailable(String),
+    /// The device cannot run as asked (no CUDA provider, libraries or GPU; tract on a GPU).
+    #[error("{0}")]
+    Device(String),
     #[error("{model}: {engine} failed: {reason}")]
     Engine { model: PathBuf, engine: &'static str, reason: String },
     #[error("{path}: {reason}")]

@@ -15,7 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::pipeline::Job;
 use crate::{
-    Engine, EngineKind, FORMAT, FeatureError, FeatureSet, FeatureWriter, ModelSpec, Origin, global_average_pool,
+    Engine, EngineConfig, FORMAT, FeatureError, FeatureSet, FeatureWriter, ModelSpec, Origin, Precision,
+    global_average_pool,
 };
 
 /// An ONNX backbone with its spec and the sha256 of the model file.
@@ -33,14 +34,15 @@ impl Backbone {
         Ok(Backbone { model: model.to_path_buf(), spec: ModelSpec::for_model(model)?, sha256 })
     }
 
-    /// Loads this backbone's feature output on an engine.
-    pub fn engine(&self, kind: EngineKind, threads: usize) -> Result<Engine, FeatureError> {
-        Engine::load(&self.model, &self.spec, &[self.spec.feature_output()], kind, threads)
+    /// Loads this backbone's feature output on an engine that [`Backbone::embed`] feeds
+    /// (floats, whatever `config.feed` says).
+    pub fn engine(&self, config: &EngineConfig) -> Result<Engine, FeatureError> {
+        Engine::load(&self.model, &self.spec, &[self.spec.feature_output()], &config.with_floats())
     }
 
     /// Loads the feature output and the feature map (what class activation maps weigh) on
     /// an engine; refused when the spec names no map.
-    pub fn engine_with_map(&self, kind: EngineKind, threads: usize) -> Result<Engine, FeatureError> {
+    pub fn engine_with_map(&self, config: &EngineConfig) -> Result<Engine, FeatureError> {
         if self.spec.feature_map.is_none() {
             return Err(FeatureError::Spec {
                 path: self.model.with_extension("json"),
@@ -49,7 +51,7 @@ impl Backbone {
                     .into(),
             });
         }
-        Engine::load(&self.model, &self.spec, &self.spec.outputs(), kind, threads)
+        Engine::load(&self.model, &self.spec, &self.spec.outputs(), &config.with_floats())
     }
 
     /// Pooled features `(n, D)` of decoded images (at the spec's input size), and with
@@ -88,11 +90,10 @@ pub struct Embedding {
 /// How to run an extraction.
 #[derive(Debug, Clone)]
 pub struct ExtractOptions {
-    pub engine: EngineKind,
+    /// Engine, device, precision, engine threads and feed.
+    pub engine: EngineConfig,
     /// Images per inference call.
     pub batch: usize,
-    /// Engine threads (ort intra-op threads, or tract's parallel images).
-    pub threads: usize,
     /// Threads that decode, resize and preprocess the next batches while the engine runs.
     pub decode_threads: usize,
     /// Recompute even when a valid cached file exists.
@@ -178,13 +179,20 @@ pub fn extract_all(
     if todo.is_empty() {
         return Ok(reports.into_iter().flatten().collect());
     }
+    // every engine loads before anything is written: a device or model that cannot run
+    // leaves the output folder as it was
+    let engines = todo
+        .iter()
+        .map(|(_, b, ..)| Engine::load(&b.model, &b.spec, &[b.spec.feature_output()], &options.engine))
+        .collect::<Result<Vec<_>, FeatureError>>()?;
     std::fs::create_dir_all(out_dir).map_err(FeatureError::io(out_dir))?;
     let mut jobs = todo
         .iter()
-        .map(|(_, backbone, ..)| {
+        .zip(engines)
+        .map(|((_, backbone, ..), engine)| {
             Ok(Job {
                 backbone,
-                engine: backbone.engine(options.engine, options.threads)?,
+                engine,
                 writer: FeatureWriter::create(&output_path(out_dir, backbone), dataset.classes.names())?,
                 rows: Vec::new(),
                 dim: 0,
@@ -193,29 +201,30 @@ pub fn extract_all(
         .collect::<Result<Vec<_>, FeatureError>>()?;
     let names = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
     let images = dataset.splits.iter().map(|s| s.samples.len()).sum();
-    progress(Progress::Start { backbone: &names, engine: jobs[0].engine.name(), images });
+    let engine = jobs[0].engine.describe();
+    progress(Progress::Start { backbone: &names, engine: &engine, images });
     let skipped = crate::pipeline::run(dataset, &mut jobs, options, progress)?;
     for (job, (i, backbone, fingerprint, replaced)) in jobs.into_iter().zip(todo) {
         let spec = &backbone.spec;
         let output = output_path(out_dir, backbone);
         let model = std::path::absolute(&backbone.model).unwrap_or_else(|_| backbone.model.clone());
+        let engine = job.engine.describe();
         job.writer.finish(&Origin {
             backbone: &spec.name,
             model_sha256: &backbone.sha256,
             model: &model.to_string_lossy(),
             input_size: [spec.resize.height, spec.resize.width],
-            engine: job.engine.name(),
+            engine: &engine,
             fingerprint: &fingerprint,
             spec: &spec.source_json,
         })?;
-        let mut engine = job.engine;
         reports[i] = Some(ExtractReport {
             backbone: spec.name.clone(),
             output,
             reused: false,
             replaced,
-            engine: engine.name().to_string(),
-            fallback_reason: engine.fallback_reason.take(),
+            engine,
+            fallback_reason: job.engine.fallback_reason,
             rows: job.rows,
             skipped: skipped.clone(),
             dim: job.dim,
@@ -239,7 +248,7 @@ enum Cached {
 /// a file that is there but damaged is recomputed, and the report says why.
 fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &ExtractOptions) -> Cached {
     let output = output_path(out_dir, backbone);
-    let fingerprint = fingerprint(dataset, backbone);
+    let fingerprint = fingerprint(dataset, backbone, options.engine.precision);
     let mut replaced = None;
     if !options.force && output.exists() {
         match FeatureSet::read_header(&output) {
@@ -308,8 +317,10 @@ pub(crate) fn pool_output(
 
 /// A hash of everything that decides a feature file's content: the file format, the model
 /// bytes, the spec, the classes, and per image its relative path, label, size and
-/// modification time. Any change gives a new fingerprint, and the cache is recomputed.
-pub fn fingerprint(dataset: &Dataset, backbone: &Backbone) -> String {
+/// modification time; and TF32 when asked for, whose features differ from fp32's by about
+/// 1e-3 (engines and devices at fp32 agree to 1e-5, and share a cache). Any change gives a
+/// new fingerprint, and the cache is recomputed.
+pub fn fingerprint(dataset: &Dataset, backbone: &Backbone, precision: Precision) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -320,6 +331,9 @@ pub fn fingerprint(dataset: &Dataset, backbone: &Backbone) -> String {
     field(backbone.spec.source_json.as_bytes());
     field(format!("{:?}", backbone.spec.resize).as_bytes());
     field(dataset.classes.names().join("\n").as_bytes());
+    if precision != Precision::Fp32 {
+        field(precision.to_string().as_bytes());
+    }
     for split in &dataset.splits {
         field(split.name.as_bytes());
         for s in &split.samples {

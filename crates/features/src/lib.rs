@@ -2,16 +2,22 @@
 //! Runtime through `ort`, pure-Rust tract), global average pooling, and the HDF5 feature
 //! file `gap_<Backbone>.h5` that later stages (dense heads, CAM) read.
 
+mod adapter;
+mod cuda;
+mod device;
 mod engine;
 mod error;
 mod extract;
 mod models;
+pub mod onnx;
 mod pipeline;
 mod pool;
 mod spec;
 mod store;
 
-pub use engine::{Engine, EngineKind, find_ort_library, ort_environment};
+pub use adapter::{PIXELS, pixel_model};
+pub use device::{Device, EngineConfig, Feed, Precision};
+pub use engine::{Engine, EngineKind, GPU_VENV, PixelBatch, find_ort_library, ort_environment};
 pub use error::FeatureError;
 pub use extract::{
     Backbone, Embedding, ExtractOptions, ExtractReport, Progress, Skipped, extract, extract_all, fingerprint,
@@ -25,7 +31,7 @@ pub use store::{FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, SplitF
 /// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs.
 pub mod prelude {
     pub use crate::{
-        Backbone, Engine, EngineKind, ExtractOptions, ExtractReport, FeatureError, FeatureSet, ModelSpec, Progress,
-        SplitFeatures, extract, extract_all,
+        Backbone, Device, Engine, EngineConfig, EngineKind, ExtractOptions, ExtractReport, FeatureError, FeatureSet,
+        ModelSpec, Precision, Progress, SplitFeatures, extract, extract_all,
     };
 }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Engine, EngineKind, FeatureError, ModelSpec, sha256_file};
+use crate::{Engine, EngineConfig, EngineKind, FeatureError, ModelSpec, sha256_file};
 
 /// A folder of registered backbones.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,7 +142,7 @@ impl ModelCache {
                 reason: format!("`{name}` is not a usable model name (letters, digits, - _ . only)"),
             });
         }
-        Engine::load(model, &parsed, &parsed.outputs(), EngineKind::Tract, 1)?;
+        Engine::load(model, &parsed, &parsed.outputs(), &EngineConfig::cpu(EngineKind::Tract, 1))?;
         self.ensure_free(&name, replace)?;
         let target = self.dir.join(format!("{name}.onnx"));
         std::fs::create_dir_all(&self.dir).map_err(FeatureError::io(&self.dir))?;

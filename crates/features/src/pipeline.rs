@@ -13,7 +13,7 @@ use ndarray::ArrayView4;
 use rayon::prelude::*;
 
 use crate::extract::{Backbone, ExtractOptions, Progress, Skipped, fill_batch, pool_output};
-use crate::{Engine, FeatureError, FeatureWriter};
+use crate::{Engine, FeatureError, FeatureWriter, Feed, ModelSpec, PixelBatch};
 
 /// Decoded batches waiting for the engines: enough to hide a slow image, small enough to
 /// keep memory flat.
@@ -29,12 +29,18 @@ pub(crate) struct Job<'a> {
     pub dim: usize,
 }
 
-/// A batch ready for the engines: the samples that decoded, one input tensor per job.
+/// One job's input for a batch, in the form its engine takes (see [`Feed`]).
+enum Input {
+    Floats(Vec<f32>),
+    Pixels(PixelBatch),
+}
+
+/// A batch ready for the engines: the samples that decoded, one input per job.
 struct Ready<'a> {
     split: usize,
     kept: Vec<&'a Sample>,
     skipped: Vec<Skipped>,
-    tensors: Vec<Vec<f32>>,
+    inputs: Vec<Input>,
     size: usize,
 }
 
@@ -70,12 +76,19 @@ pub(crate) fn run(
         .build()
         .map_err(|e| FeatureError::Io { path: dataset.root.clone(), error: std::io::Error::other(e) })?;
 
+    let (spare_tx, spare_rx) = channel::<Vec<Input>>();
+    for _ in 0..=QUEUE {
+        let inputs = jobs
+            .iter()
+            .map(|j| match j.engine.feed() {
+                Feed::Floats => Ok(Input::Floats(Vec::new())),
+                Feed::Pixels => j.engine.pixel_batch(options.batch.max(1), &j.backbone.spec).map(Input::Pixels),
+            })
+            .collect::<Result<Vec<_>, FeatureError>>()?;
+        spare_tx.send(inputs).expect("the receiver is alive");
+    }
     std::thread::scope(|scope| {
         let (ready_tx, ready_rx) = sync_channel::<Ready>(QUEUE);
-        let (spare_tx, spare_rx) = channel::<Vec<Vec<f32>>>();
-        for _ in 0..=QUEUE {
-            spare_tx.send(vec![Vec::new(); jobs.len()]).expect("the receiver is alive");
-        }
         let stop = options.stop.clone();
         scope.spawn(move || {
             decode_stage(&batches, &sizes, &size_of, &specs, &pool, &spare_rx, &ready_tx, || {
@@ -93,33 +106,32 @@ fn decode_stage<'a>(
     batches: &[(usize, &'a [Sample])],
     sizes: &[Resize],
     size_of: &[usize],
-    specs: &[&crate::ModelSpec],
+    specs: &[&ModelSpec],
     pool: &rayon::ThreadPool,
-    spare: &Receiver<Vec<Vec<f32>>>,
+    spare: &Receiver<Vec<Input>>,
     ready: &SyncSender<Ready<'a>>,
     stopped: impl Fn() -> bool,
 ) {
     for &(split, chunk) in batches {
-        let Ok(mut tensors) = spare.recv() else { return };
+        let Ok(mut inputs) = spare.recv() else { return };
         if stopped() {
             return;
         }
-        let batch = pool.install(|| decode(chunk, sizes, size_of, specs, &mut tensors));
-        let (kept, skipped) = batch;
-        if ready.send(Ready { split, kept, skipped, tensors, size: chunk.len() }).is_err() {
+        let (kept, skipped) = pool.install(|| decode(chunk, sizes, size_of, specs, &mut inputs));
+        if ready.send(Ready { split, kept, skipped, inputs, size: chunk.len() }).is_err() {
             return;
         }
     }
 }
 
 /// One batch on the decode pool: each image decoded once and resized once per size, then
-/// written into each job's tensor.
+/// written into each job's input: normalised floats, or the pixels as they are.
 fn decode<'a>(
     chunk: &'a [Sample],
     sizes: &[Resize],
     size_of: &[usize],
-    specs: &[&crate::ModelSpec],
-    tensors: &mut [Vec<f32>],
+    specs: &[&ModelSpec],
+    inputs: &mut [Input],
 ) -> (Vec<&'a Sample>, Vec<Skipped>) {
     let images: Vec<Result<Vec<RgbImage>, String>> = chunk
         .par_iter()
@@ -140,10 +152,20 @@ fn decode<'a>(
             Err(reason) => skipped.push(Skipped { path: sample.rel.clone(), reason }),
         }
     }
-    for ((tensor, spec), &size) in tensors.iter_mut().zip(specs).zip(size_of) {
-        // resized in place: the recycled allocation is reused
-        tensor.resize(spec.input_shape(good.len()).iter().product(), 0.0);
-        fill_batch(spec, good.par_iter().map(|images| &images[size]), tensor);
+    for ((input, spec), &size) in inputs.iter_mut().zip(specs).zip(size_of) {
+        let images = good.par_iter().map(|images| &images[size]);
+        match input {
+            Input::Floats(tensor) => {
+                // resized in place: the recycled allocation is reused
+                tensor.resize(spec.input_shape(good.len()).iter().product(), 0.0);
+                fill_batch(spec, images, tensor);
+            }
+            Input::Pixels(pixels) => {
+                let slot = spec.input_shape(1).iter().product::<usize>();
+                let used = &mut pixels.as_mut_slice()[..slot * good.len()];
+                used.par_chunks_mut(slot).zip(images).for_each(|(slot, image)| slot.copy_from_slice(image.as_raw()));
+            }
+        }
     }
     (kept, skipped)
 }
@@ -155,7 +177,7 @@ fn engine_stage(
     options: &ExtractOptions,
     progress: &mut dyn FnMut(Progress<'_>),
     ready: Receiver<Ready<'_>>,
-    spare: Sender<Vec<Vec<f32>>>,
+    spare: Sender<Vec<Input>>,
 ) -> Result<Vec<Skipped>, FeatureError> {
     let total: usize = dataset.splits.iter().map(|s| s.samples.len()).sum();
     let mut kept_per_split = vec![0usize; dataset.splits.len()];
@@ -173,10 +195,14 @@ fn engine_stage(
             let labels: Option<Vec<i64>> =
                 split.is_labelled().then(|| batch.kept.iter().map(|s| s.label.unwrap_or(0) as i64).collect());
             let paths: Vec<String> = batch.kept.iter().map(|s| s.rel.clone()).collect();
-            for (job, tensor) in jobs.iter_mut().zip(&batch.tensors) {
-                let spec = &job.backbone.spec;
-                let input = ArrayView4::from_shape(spec.input_shape(n), tensor).expect("tensor sized for the batch");
-                let outputs = job.engine.run(input)?;
+            for (job, input) in jobs.iter_mut().zip(&batch.inputs) {
+                let outputs = match input {
+                    Input::Floats(tensor) => {
+                        let shape = job.backbone.spec.input_shape(n);
+                        job.engine.run(ArrayView4::from_shape(shape, tensor).expect("tensor sized for the batch"))?
+                    }
+                    Input::Pixels(pixels) => job.engine.run_pixels(pixels, n)?,
+                };
                 let rows = pool_output(job.backbone, &outputs[0], n)?;
                 job.writer.append(&split.name, rows.view(), labels.as_deref(), &paths)?;
                 job.dim = rows.ncols();
@@ -190,7 +216,7 @@ fn engine_stage(
         done += batch.size;
         progress(Progress::Advance(batch.size));
         skipped.extend(batch.skipped);
-        let _ = spare.send(batch.tensors);
+        let _ = spare.send(batch.inputs);
     }
     if done < total {
         // the decode stage saw the stop flag first

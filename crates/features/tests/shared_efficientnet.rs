@@ -37,7 +37,8 @@ fn model(shared: &Path) -> PathBuf {
 
 fn extract_with(engine: EngineKind, data: &Path, out: &Path, model: &Path) -> ExtractReport {
     let ds = Dataset::open(data).unwrap();
-    let opts = ExtractOptions { engine, batch: 5, threads: 2, force: false, stop: None, decode_threads: 1 };
+    let opts =
+        ExtractOptions { engine: EngineConfig::cpu(engine, 2), batch: 5, force: false, stop: None, decode_threads: 1 };
     extract(&ds, &Backbone::open(model).unwrap(), out, &opts, &mut |_| {}).unwrap()
 }
 
@@ -177,7 +178,7 @@ fn preprocessing_matches_an_independent_python_reference() {
 
     // 2. colour order, scaling, layout, pooling: exact up to engine arithmetic
     let kind = if ort_available() { EngineKind::Ort } else { EngineKind::Tract };
-    let mut engine = Engine::load(&backbone.model, spec, &["features", "logits"], kind, 2).unwrap();
+    let mut engine = Engine::load(&backbone.model, spec, &["features", "logits"], &EngineConfig::cpu(kind, 2)).unwrap();
     let outs = engine.run(preprocess_batch(spec, &resized).view()).unwrap();
     let gap = global_average_pool(outs[0].view(), Layout::Nchw).unwrap();
     let ours_pngs: Vec<PathBuf> = (0..photos.len()).map(|i| ours_dir.join(format!("{i}.png"))).collect();

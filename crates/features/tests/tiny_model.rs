@@ -40,7 +40,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn options(engine: EngineKind) -> ExtractOptions {
-    ExtractOptions { engine, batch: 4, threads: 2, force: false, stop: None, decode_threads: 1 }
+    ExtractOptions { engine: EngineConfig::cpu(engine, 2), batch: 4, force: false, stop: None, decode_threads: 1 }
 }
 
 fn run(data: &Path, model: &Path, out: &Path, opts: &ExtractOptions) -> ExtractReport {
@@ -58,8 +58,13 @@ fn some_images(n: usize) -> Vec<RgbImage> {
 #[test]
 fn our_pooling_matches_the_graphs_global_average_pool() {
     let backbone = Backbone::open(&tiny_model()).unwrap();
-    let mut engine =
-        Engine::load(&backbone.model, &backbone.spec, &["features", "pooled"], EngineKind::Tract, 2).unwrap();
+    let mut engine = Engine::load(
+        &backbone.model,
+        &backbone.spec,
+        &["features", "pooled"],
+        &EngineConfig::cpu(EngineKind::Tract, 2),
+    )
+    .unwrap();
     let outs = engine.run(preprocess_batch(&backbone.spec, &some_images(3)).view()).unwrap();
     let ours = global_average_pool(outs[0].view(), Layout::Nchw).unwrap();
     assert_eq!(ours.dim(), (3, 8));
@@ -77,8 +82,8 @@ fn ort_and_tract_give_the_same_vectors() {
     }
     let backbone = Backbone::open(&tiny_model()).unwrap();
     let input = preprocess_batch(&backbone.spec, &some_images(5));
-    let mut tract = backbone.engine(EngineKind::Tract, 2).unwrap();
-    let mut ort = backbone.engine(EngineKind::Ort, 2).unwrap();
+    let mut tract = backbone.engine(&EngineConfig::cpu(EngineKind::Tract, 2)).unwrap();
+    let mut ort = backbone.engine(&EngineConfig::cpu(EngineKind::Ort, 2)).unwrap();
     assert_eq!((tract.name(), ort.name()), ("tract", "ort"));
     let a = global_average_pool(tract.run(input.view()).unwrap()[0].view(), Layout::Nchw).unwrap();
     let b = global_average_pool(ort.run(input.view()).unwrap()[0].view(), Layout::Nchw).unwrap();
@@ -105,7 +110,7 @@ fn a_spec_that_contradicts_the_model_is_refused_by_both_engines() {
         fs::write(&spec_path, good.replace(from, to)).unwrap();
         let backbone = Backbone::open(&model).unwrap();
         for &kind in &engines {
-            let err = backbone.engine(kind, 1).err().expect("mismatch must be refused").to_string();
+            let err = backbone.engine(&EngineConfig::cpu(kind, 1)).err().expect("mismatch must be refused").to_string();
             assert!(err.contains(expect) && err.contains("tiny_convnet.onnx"), "{kind:?}: {err}");
         }
     }
@@ -147,7 +152,7 @@ fn extraction_writes_every_split_skips_unreadable_images_and_keeps_row_order() {
     // each row is that image's own vector: recompute one directly
     let backbone = Backbone::open(&model).unwrap();
     let img = backbone.spec.resize.load(&data.join("test/10.jpg")).unwrap();
-    let mut engine = backbone.engine(EngineKind::Tract, 1).unwrap();
+    let mut engine = backbone.engine(&EngineConfig::cpu(EngineKind::Tract, 1)).unwrap();
     let direct = global_average_pool(
         engine.run(preprocess_batch(&backbone.spec, &[img]).view()).unwrap()[0].view(),
         Layout::Nchw,
@@ -159,10 +164,13 @@ fn extraction_writes_every_split_skips_unreadable_images_and_keeps_row_order() {
 #[test]
 fn batch_size_and_threads_do_not_change_the_features() {
     let (t, data, model) = scratch();
-    let a =
-        run(&data, &model, &t.path().join("a"), &ExtractOptions { batch: 1, threads: 1, ..options(EngineKind::Tract) });
-    let b =
-        run(&data, &model, &t.path().join("b"), &ExtractOptions { batch: 7, threads: 2, ..options(EngineKind::Tract) });
+    let a = run(
+        &data,
+        &model,
+        &t.path().join("a"),
+        &ExtractOptions { batch: 1, engine: EngineConfig::cpu(EngineKind::Tract, 1), ..options(EngineKind::Tract) },
+    );
+    let b = run(&data, &model, &t.path().join("b"), &ExtractOptions { batch: 7, ..options(EngineKind::Tract) });
     let (a, b) = (FeatureSet::read(&a.output).unwrap(), FeatureSet::read(&b.output).unwrap());
     assert_eq!(a.splits, b.splits);
 }
@@ -298,7 +306,7 @@ fn a_split_without_any_readable_image_is_an_error() {
 #[test]
 fn embed_gives_the_extracted_rows_and_maps_and_a_pooled_only_spec_says_what_cam_needs() {
     let backbone = Backbone::open(&tiny_model()).unwrap();
-    let mut engine = backbone.engine_with_map(EngineKind::Tract, 2).unwrap();
+    let mut engine = backbone.engine_with_map(&EngineConfig::cpu(EngineKind::Tract, 2)).unwrap();
     let images = some_images(3);
     let e = backbone.embed(&mut engine, &images, true).unwrap();
     let maps = e.maps.unwrap();
@@ -313,7 +321,9 @@ fn embed_gives_the_extracted_rows_and_maps_and_a_pooled_only_spec_says_what_cam_
     json["outputs"] = serde_json::json!({"features": null, "pooled": {"name": "pooled"}});
     fs::write(&spec, json.to_string()).unwrap();
     let pooled_only = Backbone::open(&model).unwrap();
-    let Err(err) = pooled_only.engine_with_map(EngineKind::Tract, 1) else { panic!("a pooled-only spec has no map") };
+    let Err(err) = pooled_only.engine_with_map(&EngineConfig::cpu(EngineKind::Tract, 1)) else {
+        panic!("a pooled-only spec has no map")
+    };
     let err = err.to_string();
     assert!(err.contains("tiny_convnet.json") && err.contains("feature map"), "{err}");
 }

@@ -27,6 +27,7 @@ fn main() {
             model_sha256: String::new(),
             model: "".into(),
             dim,
+            engine: String::new(),
         }],
         splits: vec![SplitData {
             name: "train".into(),

@@ -19,6 +19,9 @@ pub struct Source {
     #[serde(default)]
     pub model: PathBuf,
     pub dim: usize,
+    /// Where the features were computed (`ort`, `tract`, `ort cuda:0`).
+    #[serde(default)]
+    pub engine: String,
 }
 
 /// One split's rows: every source's features side by side, with labels and image paths.
@@ -91,6 +94,7 @@ impl HeadInputs {
                 model_sha256: set.model_sha256.clone(),
                 model: PathBuf::from(&set.model),
                 dim: set.dim(),
+                engine: set.engine.clone(),
             });
         }
         let width: usize = sources.iter().map(|s| s.dim).sum();

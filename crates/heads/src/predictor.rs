@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 use imgclf_dataset::{DatasetError, load_rgb};
-use imgclf_features::{Backbone, Engine, EngineKind};
+use imgclf_features::{Backbone, Engine, EngineConfig};
 use ndarray::{Array2, Array4, Axis, concatenate};
 use rayon::prelude::*;
 
@@ -33,7 +33,7 @@ pub struct Predictions {
 impl Predictor {
     /// Opens each backbone of the run on an engine. `with_maps` also loads the feature maps
     /// (for class activation maps).
-    pub fn load(run: Run, kind: EngineKind, threads: usize, with_maps: bool) -> Result<Predictor, HeadError> {
+    pub fn load(run: Run, engine: &EngineConfig, with_maps: bool) -> Result<Predictor, HeadError> {
         let mut backbones = Vec::new();
         for source in &run.info.sources {
             let fail = |reason: String| HeadError::Run { path: run.dir.join("run.json"), reason };
@@ -55,8 +55,7 @@ impl Predictor {
                     source.model_sha256
                 )));
             }
-            let engine =
-                if with_maps { backbone.engine_with_map(kind, threads)? } else { backbone.engine(kind, threads)? };
+            let engine = if with_maps { backbone.engine_with_map(engine)? } else { backbone.engine(engine)? };
             backbones.push((backbone, engine));
         }
         Ok(Predictor { run, backbones, with_maps })

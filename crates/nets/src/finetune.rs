@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor, Var};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
-use imgclf_features::{Backbone, Engine, EngineKind, ModelSpec, preprocess_batch};
+use imgclf_features::{Backbone, Engine, EngineConfig, ModelSpec, preprocess_batch};
 use imgclf_heads::{EpochStats, NamedTensor, Predictions, Run, curves_png, f32_safetensors, f32_tensor, history_csv};
 use prost::Message;
 use rayon::prelude::*;
@@ -135,15 +135,14 @@ pub struct Frozen {
 }
 
 impl Frozen {
-    pub fn load(
-        model: &Path,
-        spec: ModelSpec,
-        output: &str,
-        kind: EngineKind,
-        threads: usize,
-    ) -> Result<Frozen, NetError> {
-        let engine = Engine::load(model, &spec, &[output], kind, threads)?;
+    pub fn load(model: &Path, spec: ModelSpec, output: &str, engine: &EngineConfig) -> Result<Frozen, NetError> {
+        let engine = Engine::load(model, &spec, &[output], &engine.with_floats())?;
         Ok(Frozen { spec, output: output.into(), engine })
+    }
+
+    /// Where it runs, as [`Engine::describe`] says.
+    pub fn engine(&self) -> String {
+        self.engine.describe()
     }
 
     /// The activations of `samples` (decoded and resized as the backbone's spec says, in
@@ -233,13 +232,16 @@ pub struct FineTuneInfo {
     /// pipeline), and after each epoch.
     pub before: Option<Score>,
     pub history: Vec<EpochStats>,
+    /// Where the frozen start ran while training (`ort`, `tract`, `ort cuda:0`).
+    #[serde(default)]
+    pub engine: String,
 }
 
 impl FineTuneInfo {
     /// The frozen start of run folder `dir` (its `frozen.onnx`) on an engine.
-    pub fn frozen(&self, dir: &Path, kind: EngineKind, threads: usize) -> Result<Frozen, NetError> {
+    pub fn frozen(&self, dir: &Path, engine: &EngineConfig) -> Result<Frozen, NetError> {
         let spec = ModelSpec::parse(&self.spec).map_err(|e| NetError::file(dir.join("run.json"), e))?;
-        Frozen::load(&dir.join("frozen.onnx"), spec, &self.from, kind, threads)
+        Frozen::load(&dir.join("frozen.onnx"), spec, &self.from, engine)
     }
 }
 
@@ -323,6 +325,7 @@ impl FineTuneRun {
             dropout: head.config.dropout,
             before: None,
             history: Vec::new(),
+            engine: String::new(),
         };
         Run::check_out(dir, overwrite)?;
         if dir.exists() {
@@ -337,8 +340,8 @@ impl FineTuneRun {
     }
 
     /// The frozen start on an engine.
-    pub fn frozen(&self, kind: EngineKind, threads: usize) -> Result<Frozen, NetError> {
-        self.info.frozen(&self.dir, kind, threads)
+    pub fn frozen(&self, engine: &EngineConfig) -> Result<Frozen, NetError> {
+        self.info.frozen(&self.dir, engine)
     }
 
     /// Writes weights, history, curves and `run.json` into `dir`, each renamed into place.
@@ -407,13 +410,12 @@ impl FineTuneRun {
         &self,
         data: Option<&Path>,
         split: Option<&str>,
-        kind: EngineKind,
-        threads: usize,
+        engine: &EngineConfig,
     ) -> Result<Scored, NetError> {
         let root = data.unwrap_or(&self.info.data);
         let dataset = Dataset::open(root)?;
         let (name, samples) = pick_split(&dataset, &self.info.classes, split, &self.dir)?;
-        let (activations, skipped) = self.frozen(kind, threads)?.run(samples, 32, |_| {})?;
+        let (activations, skipped) = self.frozen(engine)?.run(samples, 32, |_| {})?;
         let probs = predict_batches(&self.model, &activations)?;
         let labelled = samples.first().is_some_and(|s| s.label.is_some());
         let labels = labelled.then(|| activations.labels.clone());
@@ -421,10 +423,10 @@ impl FineTuneRun {
     }
 
     /// Class probabilities for image files; unreadable ones are skipped and reported.
-    pub fn predict_files(&self, files: &[PathBuf], kind: EngineKind, threads: usize) -> Result<Predictions, NetError> {
+    pub fn predict_files(&self, files: &[PathBuf], engine: &EngineConfig) -> Result<Predictions, NetError> {
         let samples: Vec<Sample> =
             files.iter().map(|f| Sample { path: f.clone(), rel: f.display().to_string(), label: None }).collect();
-        let (activations, skipped) = self.frozen(kind, threads)?.run(&samples, 32, |_| {})?;
+        let (activations, skipped) = self.frozen(engine)?.run(&samples, 32, |_| {})?;
         let probs = predict_batches(&self.model, &activations)?;
         let paths = activations.paths.into_iter().map(PathBuf::from).collect();
         Ok(Predictions { paths, probs, maps: Vec::new(), skipped })

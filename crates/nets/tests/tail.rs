@@ -7,7 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use imgclf_features::{Backbone, Engine, EngineKind, preprocess_batch};
+use imgclf_features::{Backbone, Engine, EngineConfig, EngineKind, preprocess_batch};
 use imgclf_nets::{Tail, last_block_input, prefix_model};
 use prost::Message;
 use support::*;
@@ -30,9 +30,11 @@ fn check_tail(model_path: &Path, shared: &Path) -> String {
         .map(|p| backbone.spec.resize.load(&shared.join("data/cats_dogs/validation").join(p)).unwrap())
         .collect();
     let input = preprocess_batch(&backbone.spec, &photos);
-    let mut full = Engine::load(model_path, &backbone.spec, &["features"], EngineKind::Tract, 2).unwrap();
+    let mut full =
+        Engine::load(model_path, &backbone.spec, &["features"], &EngineConfig::cpu(EngineKind::Tract, 2)).unwrap();
     let want = full.run(input.view()).unwrap().remove(0);
-    let mut frozen = Engine::load(&prefix_path, &backbone.spec, &[&from], EngineKind::Tract, 2).unwrap();
+    let mut frozen =
+        Engine::load(&prefix_path, &backbone.spec, &[&from], &EngineConfig::cpu(EngineKind::Tract, 2)).unwrap();
     let activations = frozen.run(input.view()).unwrap().remove(0);
     assert_eq!(activations.shape(), &[3, 192, 7, 7]);
     assert!(std::fs::metadata(&prefix_path).unwrap().len() < std::fs::metadata(model_path).unwrap().len());

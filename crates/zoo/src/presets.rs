@@ -1,12 +1,14 @@
 //! Specs for backbones a user exported the usual way, for `imgclf models add --preset`:
 //! the tutorial's Keras models as `tools/export_keras_backbones.py` (and
 //! `../shared/tools/make_keras_backbones.py`) write them, and EfficientNet-Lite0 as PyTorch's
-//! exporter or `imgclf models pull` write it. `add` still loads the model to check the spec.
+//! exporter or `imgclf models pull` write it, and torchvision's ResNet50 as
+//! `tools/export_torchvision.py` writes it. `add` still loads the model to check the spec.
 
 use crate::{ZooError, efficientnet};
 
 /// The preset names, for `--help` and messages.
-pub const PRESETS: &[&str] = &["keras-resnet50", "keras-inceptionv3", "keras-xception", "efficientnet-lite0"];
+pub const PRESETS: &[&str] =
+    &["keras-resnet50", "keras-inceptionv3", "keras-xception", "efficientnet-lite0", "torchvision-resnet50"];
 
 /// The spec JSON of preset `name`.
 pub fn preset(name: &str) -> Result<String, ZooError> {
@@ -36,8 +38,29 @@ pub fn preset(name: &str) -> Result<String, ZooError> {
         "keras-inceptionv3" => Ok(keras("InceptionV3", 299, 8, tf)),
         "keras-xception" => Ok(keras("Xception", 299, 10, tf)),
         "efficientnet-lite0" => Ok(efficientnet::lite0_spec("an EfficientNet-Lite0 export registered with --preset")),
+        "torchvision-resnet50" => Ok(torchvision_resnet50()),
         _ => Err(ZooError::Unknown { name: name.into(), known: PRESETS.join(", ") }),
     }
+}
+
+/// torchvision's ResNet50 as `tools/export_torchvision.py` writes it: NCHW, RGB, ImageNet
+/// mean/std on 0-1 pixels, resize the short side to 256 then crop the centre 224 (its
+/// `IMAGENET1K` transforms), outputs `features` (the last conv map) and `gap` (its pool).
+fn torchvision_resnet50() -> String {
+    let spec = serde_json::json!({
+        "name": "ResNet50-torchvision",
+        "input": {
+            "name": "input", "layout": "NCHW", "shape": ["batch", 3, 224, 224], "size": [224, 224],
+            "color": "RGB", "scale": "torch",
+            "resize": {"policy": "center_crop_then_resize", "crop_fraction": 0.875, "interpolation": "bilinear"},
+        },
+        "outputs": {
+            "features": {"name": "features", "layout": "NCHW", "shape": ["batch", 2048, 7, 7]},
+            "pooled": {"name": "gap", "shape": ["batch", 2048]},
+        },
+        "source": "a torchvision ResNet50 exported by tools/export_torchvision.py, registered with --preset",
+    });
+    serde_json::to_string_pretty(&spec).expect("a JSON value serialises") + "\n"
 }
 
 #[cfg(test)]
@@ -52,6 +75,7 @@ mod tests {
             let (size, layout, color, mean, std) = match *name {
                 "keras-resnet50" => (224, Layout::Nhwc, ColorOrder::Bgr, 103.939, 1.0),
                 "keras-inceptionv3" | "keras-xception" => (299, Layout::Nhwc, ColorOrder::Rgb, 127.5, 127.5),
+                "torchvision-resnet50" => (224, Layout::Nchw, ColorOrder::Rgb, 0.485 * 255.0, 0.229 * 255.0),
                 _ => (224, Layout::Nchw, ColorOrder::Rgb, 127.0, 128.0),
             };
             assert_eq!((spec.resize.width, spec.layout, spec.color), (size, layout, color), "{name}");

