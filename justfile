@@ -10,6 +10,8 @@ out := env("OUT", "features")
 run := env("RUN", "runs/head")
 # where `extract` runs its backbones: cpu, cuda or cuda:N (DEVICE=cuda ./just extract ...; ./just setup-gpu first)
 device := env("DEVICE", "cpu")
+# CPUs per Slurm array task (CPUS=8 ./just slurm ...)
+cpus := env("CPUS", "1")
 
 # the Python the tests use for h5py and the reference pipeline
 export IMGCLF_PYTHON := python
@@ -23,6 +25,22 @@ extract DATA=(shared / "data/cats_dogs") +MODELS=(shared / "models/efficientnet_
     args=()
     for m in {{MODELS}}; do args+=(--model "$m"); done
     target/debug/imgclf extract --data {{DATA}} "${args[@]}" --out {{out}} --device {{device}}
+
+# Sharded extraction on Slurm: N array tasks (deploy/slurm/extract.sbatch), then the merge after them; waits for both
+slurm DATA MODEL N="3": setup build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v sbatch >/dev/null || { echo "no sbatch here: run it on a Slurm login node (deploy/slurm/local-cluster.sh start makes a one-node Slurm)" >&2; exit 1; }
+    out=$(realpath -m {{out}}); mkdir -p "$out/logs"
+    model={{MODEL}}; [ -e "$model" ] && model=$(realpath "$model")
+    env="ALL,DATA=$(realpath {{DATA}}),MODELS=$model,OUT=$out,IMGCLF=$PWD/target/debug/imgclf,DEVICE={{device}}"
+    jid=$(sbatch --parsable --array=0-$(({{N}} - 1)) --cpus-per-task={{cpus}} --output="$out/logs/extract-%A_%a.out" \
+        --export="$env" deploy/slurm/extract.sbatch)
+    echo "array job $jid: {{N}} shards; logs in $out/logs" >&2
+    mjid=$(sbatch --parsable --wait --dependency=afterok:$jid --kill-on-invalid-dep=yes --output="$out/logs/merge-%j.out" \
+        --export="$env" deploy/slurm/merge.sbatch) \
+        || { echo "the merge did not run or failed: target/debug/imgclf features status $out; logs in $out/logs" >&2; exit 1; }
+    cat "$out/logs/merge-$mjid.out"
 
 # Train a head on feature files into RUN (default runs/head); flags may follow: `--head mlp --force`
 train-head +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): build

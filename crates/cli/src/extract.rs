@@ -4,8 +4,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
 use imgclf_dataset::{Dataset, SPLIT_NAMES};
-use imgclf_features::extract_all;
 use imgclf_features::prelude::*;
+use imgclf_features::{Shard, extract_all};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{EngineArgs, cores};
@@ -44,6 +44,15 @@ pub struct Args {
     /// Recompute even if a cached feature file matches the images and the model.
     #[arg(long)]
     force: bool,
+    /// Compute only part K of N of every split (whole batches, 0 <= K < N) into
+    /// gap_<Backbone>.shard-K-of-N.h5; `auto` takes K and N from a Slurm array task
+    /// (SLURM_ARRAY_TASK_ID/COUNT) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX with
+    /// --shards). Finished shards are cache hits on rerun; `imgclf features merge` joins them.
+    #[arg(long, value_name = "K/N|auto")]
+    shard: Option<String>,
+    /// With --shard auto: the number of shards (the Indexed Job's completions; checked against Slurm's array).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    shards: Option<u32>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -79,9 +88,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         decode_threads: args.decode_threads.unwrap_or_else(cores),
         force: args.force,
         stop: Some(stop_on_signals()?),
+        shard: shard(&args)?,
     };
-    let counts: Vec<String> = dataset.splits.iter().map(|s| format!("{} {}", s.name, s.samples.len())).collect();
-    eprintln!("{}: {} classes; {}", args.data.display(), dataset.classes.len(), counts.join(", "));
+    let counts: Vec<String> = dataset
+        .splits
+        .iter()
+        .map(|s| match options.shard {
+            None => format!("{} {}", s.name, s.samples.len()),
+            Some(shard) => {
+                let part = shard.range(s.samples.len(), options.batch);
+                format!("{} {}..{} of {}", s.name, part.start, part.end, s.samples.len())
+            }
+        })
+        .collect();
+    let part = options.shard.map_or(String::new(), |s| format!("shard {s}: "));
+    eprintln!("{}: {} classes; {part}{}", args.data.display(), dataset.classes.len(), counts.join(", "));
 
     let bar = ProgressBar::hidden();
     let reports = extract_all(&dataset, &backbones, &args.out, &options, &mut |p| match p {
@@ -109,6 +130,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         skipped.iter().for_each(|p| eprintln!("  {p}"));
     }
     Ok(())
+}
+
+/// `--shard K/N`, or `--shard auto` from the scheduler's variables.
+fn shard(args: &Args) -> anyhow::Result<Option<Shard>> {
+    let shards = args.shards.map(|n| n as usize);
+    match args.shard.as_deref() {
+        None if shards.is_some() => bail!("--shards N goes with --shard auto"),
+        None => Ok(None),
+        Some("auto") => {
+            let shard = Shard::from_scheduler(|name| std::env::var(name).ok(), shards);
+            Ok(Some(shard.map_err(|e| anyhow::anyhow!("--shard auto: {e}"))?))
+        }
+        Some(text) => {
+            let shard: Shard = text.parse().map_err(|e| anyhow::anyhow!("--shard {e}"))?;
+            if shards.is_some_and(|n| n != shard.count) {
+                bail!("--shards {} disagrees with --shard {text}", shards.unwrap_or(0));
+            }
+            Ok(Some(shard))
+        }
+    }
 }
 
 /// A flag that SIGINT and SIGTERM set, so that extraction stops between batches and says how

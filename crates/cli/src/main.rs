@@ -14,6 +14,7 @@ mod augment;
 mod cam;
 mod engine;
 mod extract;
+mod features;
 mod heads;
 mod models;
 mod nets;
@@ -40,6 +41,8 @@ enum Command {
     Cam(cam::Args),
     /// Run pretrained ONNX backbones over every split and write one gap_<Backbone>.h5 per backbone.
     Extract(extract::Args),
+    /// Shard files of extract --shard: merge them into one feature file, or see where they stand.
+    Features(features::Args),
     /// The model cache: list, show and add ONNX backbones, then name them in --model.
     Models(models::Args),
     /// Train a dense head (logistic or mlp) on one or more feature files; writes a run folder.
@@ -62,6 +65,7 @@ fn main() -> std::process::ExitCode {
         Command::Augment(args) => augment::run(args),
         Command::Cam(args) => cam::run(args),
         Command::Extract(args) => extract::run(args),
+        Command::Features(args) => features::run(args),
         Command::Models(args) => models::run(args),
         Command::TrainHead(args) => heads::train_head(args),
         Command::TrainCnn(args) => nets::train_cnn(args),

@@ -29,7 +29,7 @@ enum Command {
         spec: Option<PathBuf>,
         /// A built-in spec instead of a file, for models exported the usual way:
         /// keras-resnet50, keras-inceptionv3, keras-xception (tools/export_keras_backbones.py),
-        /// efficientnet-lite0.
+        /// efficientnet-lite0, torchvision-resnet50 (tools/export_torchvision.py).
         #[arg(long, value_name = "NAME")]
         preset: Option<String>,
         /// The name to register it under (default: the spec's name in lower case).

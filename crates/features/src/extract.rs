@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::pipeline::Job;
 use crate::{
-    Engine, EngineConfig, FORMAT, FeatureError, FeatureSet, FeatureWriter, ModelSpec, Origin, Precision,
-    global_average_pool,
+    Engine, EngineConfig, FORMAT, FeatureError, FeatureSet, FeatureWriter, ModelSpec, Origin, Precision, Shard,
+    ShardInfo, global_average_pool,
 };
 
 /// An ONNX backbone with its spec and the sha256 of the model file.
@@ -100,6 +100,9 @@ pub struct ExtractOptions {
     pub force: bool,
     /// Set (by a signal handler) to stop between batches with [`FeatureError::Interrupted`].
     pub stop: Option<Arc<AtomicBool>>,
+    /// Compute only this part of every split, into `gap_<Backbone>.shard-K-of-N.h5`
+    /// (joined by [`crate::merge`]).
+    pub shard: Option<Shard>,
 }
 
 /// What the caller hears while an extraction runs (to drive a progress bar).
@@ -156,7 +159,8 @@ pub fn extract(
 
 /// [`extract`] for several backbones in one pass over the images: each image is decoded
 /// once, resized once per distinct input size and fed to every backbone whose file needs
-/// computing. Reports come back in `backbones` order.
+/// computing. Reports come back in `backbones` order. With `options.shard`, only that part
+/// of every split is computed, into each backbone's shard file, fingerprinted on the part.
 pub fn extract_all(
     dataset: &Dataset,
     backbones: &[Backbone],
@@ -165,11 +169,17 @@ pub fn extract_all(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<ExtractReport>, FeatureError> {
     let started = Instant::now();
+    let whole = dataset;
+    let part = options.shard.map(|shard| crate::shard::slice(dataset, shard, options.batch));
+    let dataset = part.as_ref().map_or(dataset, |(part, _)| part);
     let mut reports: Vec<Option<ExtractReport>> = vec![None; backbones.len()];
     let mut todo = Vec::new();
     for (i, backbone) in backbones.iter().enumerate() {
         match cached(dataset, backbone, out_dir, options) {
             Cached::Reuse(mut report) => {
+                if options.shard.is_some() {
+                    record_dataset(&report.output, &fingerprint(whole, backbone, options.engine.precision))?;
+                }
                 report.seconds = started.elapsed().as_secs_f64();
                 reports[i] = Some(report);
             }
@@ -193,7 +203,7 @@ pub fn extract_all(
             Ok(Job {
                 backbone,
                 engine,
-                writer: FeatureWriter::create(&output_path(out_dir, backbone), dataset.classes.names())?,
+                writer: FeatureWriter::create(&output_path(out_dir, backbone, options), dataset.classes.names())?,
                 rows: Vec::new(),
                 dim: 0,
             })
@@ -206,7 +216,17 @@ pub fn extract_all(
     let skipped = crate::pipeline::run(dataset, &mut jobs, options, progress)?;
     for (job, (i, backbone, fingerprint, replaced)) in jobs.into_iter().zip(todo) {
         let spec = &backbone.spec;
-        let output = output_path(out_dir, backbone);
+        let output = output_path(out_dir, backbone, options);
+        let shard = match (&part, options.shard) {
+            (Some((_, slices)), Some(shard)) => Some(ShardInfo {
+                index: shard.index,
+                count: shard.count,
+                batch: options.batch,
+                dataset_fingerprint: self::fingerprint(whole, backbone, options.engine.precision),
+                slices: slices.clone(),
+            }),
+            _ => None,
+        };
         let model = std::path::absolute(&backbone.model).unwrap_or_else(|_| backbone.model.clone());
         let engine = job.engine.describe();
         job.writer.finish(&Origin {
@@ -217,6 +237,7 @@ pub fn extract_all(
             engine: &engine,
             fingerprint: &fingerprint,
             spec: &spec.source_json,
+            shard: shard.as_ref(),
         })?;
         reports[i] = Some(ExtractReport {
             backbone: spec.name.clone(),
@@ -234,8 +255,23 @@ pub fn extract_all(
     Ok(reports.into_iter().flatten().collect())
 }
 
-fn output_path(out_dir: &Path, backbone: &Backbone) -> PathBuf {
-    out_dir.join(FeatureSet::file_name(&backbone.spec.name))
+/// A reused shard records the whole dataset as it is now (`dataset_fingerprint`), so that
+/// shards reused after an image of another part changed still merge with the recomputed one.
+fn record_dataset(shard_file: &Path, dataset_fingerprint: &str) -> Result<(), FeatureError> {
+    let mut set = FeatureSet::read(shard_file)?;
+    match set.shard.as_mut() {
+        Some(info) if info.dataset_fingerprint != dataset_fingerprint => {
+            info.dataset_fingerprint = dataset_fingerprint.to_string();
+            set.write(shard_file)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `gap_<Backbone>.h5`, or the shard's file.
+fn output_path(out_dir: &Path, backbone: &Backbone, options: &ExtractOptions) -> PathBuf {
+    let name = &backbone.spec.name;
+    out_dir.join(options.shard.map_or_else(|| FeatureSet::file_name(name), |s| s.file_name(name)))
 }
 
 /// Whether a backbone's file can be reused, and if not why.
@@ -247,8 +283,12 @@ enum Cached {
 /// The cache rule: the same fingerprint and every row passing its checksum means reuse;
 /// a file that is there but damaged is recomputed, and the report says why.
 fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &ExtractOptions) -> Cached {
-    let output = output_path(out_dir, backbone);
-    let fingerprint = fingerprint(dataset, backbone, options.engine.precision);
+    let output = output_path(out_dir, backbone, options);
+    let mut fingerprint = fingerprint(dataset, backbone, options.engine.precision);
+    if let Some(shard) = options.shard {
+        // the part's images, and how they were cut: another batch size gives other parts
+        fingerprint = hex(&Sha256::digest(format!("{fingerprint} shard {shard} batch {}", options.batch)));
+    }
     let mut replaced = None;
     if !options.force && output.exists() {
         match FeatureSet::read_header(&output) {

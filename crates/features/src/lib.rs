@@ -12,6 +12,7 @@ mod models;
 pub mod onnx;
 mod pipeline;
 mod pool;
+mod shard;
 mod spec;
 mod store;
 
@@ -25,6 +26,7 @@ pub use extract::{
 };
 pub use models::{CachedModel, ModelCache};
 pub use pool::global_average_pool;
+pub use shard::{MergeReport, Shard, ShardInfo, ShardStatus, SplitSlice, merge, shard_status, sharded_backbones};
 pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};
 pub use store::{FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, SplitFeatures};
 

@@ -223,7 +223,9 @@ fn engine_stage(
         let backbone = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
         return Err(FeatureError::Interrupted { backbone, done, total });
     }
-    if let Some((split, _)) = dataset.splits.iter().zip(&kept_per_split).find(|(_, kept)| **kept == 0) {
+    // a shard's part of a split may be empty or unreadable: `merge` checks the whole split
+    let whole = options.shard.is_none();
+    if let Some((split, _)) = dataset.splits.iter().zip(&kept_per_split).find(|(_, kept)| whole && **kept == 0) {
         return Err(FeatureError::NoImages {
             split: split.name.clone(),
             total: split.samples.len(),

@@ -7,7 +7,7 @@ use hdf5::types::VarLenUnicode;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use sha2::{Digest, Sha256};
 
-use crate::FeatureError;
+use crate::{FeatureError, ShardInfo};
 
 /// Format tag stored in every file; a reader refuses files with another one. Version 2 added
 /// the `model` attribute (the model file, for predicting new images); version 3 the
@@ -54,6 +54,8 @@ pub struct FeatureSet {
     pub fingerprint: String,
     /// The model spec JSON as read.
     pub spec: String,
+    /// For a shard file (`extract --shard`): which part of the dataset it holds.
+    pub shard: Option<ShardInfo>,
 }
 
 impl FeatureSet {
@@ -99,6 +101,7 @@ impl FeatureSet {
             engine: &self.engine,
             fingerprint: &self.fingerprint,
             spec: &self.spec,
+            shard: self.shard.as_ref(),
         })
     }
 
@@ -154,6 +157,7 @@ impl FeatureSet {
             engine: text_attr(&file, "engine", path)?,
             fingerprint: text_attr(&file, "fingerprint", path)?,
             spec: text_attr(&file, "spec", path)?,
+            shard: shard_attr(&file, path)?,
         };
         let stored = text_attr(&file, "checksum", path)?;
         if set.checksum() != stored {
@@ -196,6 +200,8 @@ pub struct Origin<'a> {
     pub engine: &'a str,
     pub fingerprint: &'a str,
     pub spec: &'a str,
+    /// What part of the dataset a shard file holds; `None` for a whole dataset.
+    pub shard: Option<&'a ShardInfo>,
 }
 
 /// Writes a feature file block by block as batches finish, so memory stays flat whatever
@@ -289,6 +295,13 @@ impl FeatureWriter {
             let value = to_vlen(value, &self.target)?;
             self.check(
                 self.file.new_attr::<VarLenUnicode>().shape(()).create(name).and_then(|a| a.write_scalar(&value)),
+            )?;
+        }
+        if let Some(shard) = origin.shard {
+            let json = serde_json::to_string(shard).expect("a shard record serialises");
+            let value = to_vlen(&json, &self.target)?;
+            self.check(
+                self.file.new_attr::<VarLenUnicode>().shape(()).create("shard").and_then(|a| a.write_scalar(&value)),
             )?;
         }
         let size = Array1::from(origin.input_size.to_vec());
@@ -398,6 +411,18 @@ fn text_attr(file: &hdf5::File, name: &str, path: &Path) -> Result<String, Featu
     Ok(value.as_str().to_string())
 }
 
+/// The `shard` attribute of a shard file, `None` in a whole-dataset file.
+fn shard_attr(file: &hdf5::File, path: &Path) -> Result<Option<ShardInfo>, FeatureError> {
+    if !file.attr_names().map_err(FeatureError::file(path))?.iter().any(|n| n == "shard") {
+        return Ok(None);
+    }
+    let text = text_attr(file, "shard", path)?;
+    serde_json::from_str(&text).map(Some).map_err(|e| FeatureError::FeatureFile {
+        path: path.to_path_buf(),
+        reason: format!("attribute `shard` is not a shard record ({e})"),
+    })
+}
+
 fn to_vlen(s: &str, path: &Path) -> Result<VarLenUnicode, FeatureError> {
     s.parse().map_err(|e| FeatureError::FeatureFile {
         path: path.to_path_buf(),
@@ -464,6 +489,7 @@ mod tests {
             engine: "tract".into(),
             fingerprint: "f00d".into(),
             spec: "{\"name\": \"Net\"}".into(),
+            shard: None,
         }
     }
 

@@ -37,8 +37,14 @@ fn model(shared: &Path) -> PathBuf {
 
 fn extract_with(engine: EngineKind, data: &Path, out: &Path, model: &Path) -> ExtractReport {
     let ds = Dataset::open(data).unwrap();
-    let opts =
-        ExtractOptions { engine: EngineConfig::cpu(engine, 2), batch: 5, force: false, stop: None, decode_threads: 1 };
+    let opts = ExtractOptions {
+        engine: EngineConfig::cpu(engine, 2),
+        batch: 5,
+        force: false,
+        stop: None,
+        decode_threads: 1,
+        shard: None,
+    };
     extract(&ds, &Backbone::open(model).unwrap(), out, &opts, &mut |_| {}).unwrap()
 }
 

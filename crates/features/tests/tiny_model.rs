@@ -40,7 +40,14 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn options(engine: EngineKind) -> ExtractOptions {
-    ExtractOptions { engine: EngineConfig::cpu(engine, 2), batch: 4, force: false, stop: None, decode_threads: 1 }
+    ExtractOptions {
+        engine: EngineConfig::cpu(engine, 2),
+        batch: 4,
+        force: false,
+        stop: None,
+        decode_threads: 1,
+        shard: None,
+    }
 }
 
 fn run(data: &Path, model: &Path, out: &Path, opts: &ExtractOptions) -> ExtractReport {

@@ -55,7 +55,18 @@ impl HeadInputs {
                     let reason = "no such feature file (`imgclf extract` writes them)".into();
                     return Err(HeadError::Input { path: f.clone(), reason });
                 }
-                Ok((f.clone(), FeatureSet::read(f)?))
+                let set = FeatureSet::read(f)?;
+                if let Some(shard) = &set.shard {
+                    let reason = format!(
+                        "shard {}/{} of {}, a part of the dataset: join the shards first (imgclf features merge {})",
+                        shard.index,
+                        shard.count,
+                        set.backbone,
+                        f.parent().map_or(".".into(), |d| d.display().to_string())
+                    );
+                    return Err(HeadError::Input { path: f.clone(), reason });
+                }
+                Ok((f.clone(), set))
             })
             .collect::<Result<Vec<_>, HeadError>>()?;
         HeadInputs::join(sets)

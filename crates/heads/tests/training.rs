@@ -46,6 +46,7 @@ fn feature_set(backbone: &str, classes: &[&str], dim: usize, splits: &[(&str, us
         engine: "test".into(),
         fingerprint: "fp".into(),
         spec: "{}".into(),
+        shard: None,
     }
 }
 

@@ -1,0 +1,110 @@
+//! `imgclf features merge` and `imgclf features status`: the shard files that
+//! `extract --shard` writes, joined into one feature file and watched while an array runs.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use imgclf_features::{merge, shard_status, sharded_backbones};
+
+#[derive(clap::Args)]
+#[command(after_help = "Example (3 shards, then the merge):\n  \
+for k in 0 1 2; do imgclf extract --data DATA --model M.onnx --out features --shard $k/3; done\n  \
+imgclf features status features\n  imgclf features merge features\n\n\
+deploy/slurm/extract.sbatch runs the shards as a Slurm array and the merge after them.")]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Join each backbone's shards (gap_<Backbone>.shard-K-of-N.h5) into gap_<Backbone>.h5, the
+    /// file an unsharded extract writes; refuses missing, damaged or mismatched shards.
+    Merge {
+        /// The folder extract --out wrote the shards into.
+        #[arg(default_value = "features")]
+        dir: PathBuf,
+        /// Merge only this backbone (repeat for several; default: every sharded backbone there).
+        #[arg(long, value_name = "NAME")]
+        backbone: Vec<String>,
+        /// The shard count to merge, when shards of several counts are in the folder.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        shards: Option<u32>,
+        /// Write the merged file again even when it already holds these shards.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Per backbone, the shards done, being written (or killed while writing: a temporary file is
+    /// there), missing or damaged,
+    /// and whether they are merged. Fails while any shard is not done.
+    Status {
+        /// The folder extract --out writes the shards into.
+        #[arg(default_value = "features")]
+        dir: PathBuf,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    match args.command {
+        Command::Merge { dir, backbone, shards, force } => {
+            let backbones = if backbone.is_empty() {
+                sharded_backbones(&dir).context(dir.display().to_string())?
+            } else {
+                backbone
+            };
+            if backbones.is_empty() {
+                bail!("{}: no shard files (gap_<Backbone>.shard-K-of-N.h5) to merge", dir.display());
+            }
+            for name in backbones {
+                let r = merge(&dir, &name, shards.map(|n| n as usize), force)
+                    .with_context(|| format!("merging the shards of {name}"))?;
+                let rows: Vec<String> = r.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                let what = if r.reused { "already merged, kept" } else { "merged" };
+                say!(
+                    "{}: {} shards {what} in {:.2} s -> {} ({})",
+                    r.backbone,
+                    r.shards,
+                    r.seconds,
+                    r.output.display(),
+                    rows.join(", ")
+                );
+            }
+            Ok(())
+        }
+        Command::Status { dir } => {
+            let all = shard_status(&dir).context(dir.display().to_string())?;
+            if all.is_empty() {
+                bail!("{}: no shard files (gap_<Backbone>.shard-K-of-N.h5)", dir.display());
+            }
+            let list = |v: &[usize]| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+                }
+            };
+            let mut unfinished = 0;
+            for s in &all {
+                let damaged: Vec<usize> = s.damaged.iter().map(|(k, _)| *k).collect();
+                say!(
+                    "{} ({} shards): done {} | writing {} | missing {} | damaged {}{}",
+                    s.backbone,
+                    s.count,
+                    list(&s.done),
+                    list(&s.writing),
+                    list(&s.missing),
+                    list(&damaged),
+                    if s.merged { " | merged" } else { "" }
+                );
+                for (k, why) in &s.damaged {
+                    say!("  shard {k}: {why}");
+                }
+                unfinished += s.count - s.done.len();
+            }
+            if unfinished > 0 {
+                bail!("{unfinished} shard(s) not done yet");
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Sharded extraction: part `K` of `N` of every split, as a complete file of its own
+//! (`gap_<Backbone>.shard-K-of-N.h5`), and the merge that joins the parts into the file an
+//! unsharded `extract` writes. Parts are contiguous runs of whole batches, so the shards
+//! together compute exactly the unsharded batches, row for row.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Instant;
+
+use imgclf_dataset::{Dataset, SPLIT_NAMES, Split};
+use serde::{Deserialize, Serialize};
+
+use crate::{FeatureError, FeatureSet, FeatureWriter, Origin};
+
+/// Part `index` (from 0) of `count` of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    /// `K/N` with `0 <= K < N`.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let parse = |v: &str| v.trim().parse::<usize>().ok();
+        match s.split_once('/').map(|(k, n)| (parse(k), parse(n))) {
+            Some((Some(index), Some(count))) if index < count => Ok(Shard { index, count }),
+            Some((Some(_), Some(_))) => Err(format!("`{s}`: K must be below N (shards are numbered from 0)")),
+            _ => Err(format!("`{s}`: expected K/N, e.g. 0/4, or auto")),
+        }
+    }
+}
+
+impl fmt::Display for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Shard {
+    /// This task's shard from the scheduler's variables (read through `var`): a Slurm array
+    /// task (`SLURM_ARRAY_TASK_ID` with `SLURM_ARRAY_TASK_COUNT`, or `..._MIN`/`..._MAX`), or
+    /// a Kubernetes Indexed Job pod (`JOB_COMPLETION_INDEX`, with `shards` = its completions).
+    pub fn from_scheduler(var: impl Fn(&str) -> Option<String>, shards: Option<usize>) -> Result<Shard, String> {
+        let number = |name: &str| -> Result<Option<usize>, String> {
+            var(name).map(|v| v.trim().parse().map_err(|_| format!("{name}={v} is not a number"))).transpose()
+        };
+        let shard = if let Some(id) = number("SLURM_ARRAY_TASK_ID")? {
+            let min = number("SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+            let count = match (number("SLURM_ARRAY_TASK_COUNT")?, number("SLURM_ARRAY_TASK_MAX")?) {
+                (Some(count), _) => count,
+                (None, Some(max)) => max + 1 - min.min(max),
+                (None, None) => shards.ok_or("SLURM_ARRAY_TASK_ID is set but not the array's size: pass --shards N")?,
+            };
+            if shards.is_some_and(|n| n != count) {
+                return Err(format!("--shards {} disagrees with the Slurm array's {count} tasks", shards.unwrap_or(0)));
+            }
+            Shard { index: id.checked_sub(min).ok_or("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?, count }
+        } else if let Some(index) = number("JOB_COMPLETION_INDEX")? {
+            let count = shards.ok_or(
+                "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): pass --shards N, the Job's completions",
+            )?;
+            Shard { index, count }
+        } else {
+            return Err("neither SLURM_ARRAY_TASK_ID (a Slurm array task) nor JOB_COMPLETION_INDEX (a Kubernetes \
+                        Indexed Job) is set: run it as an array task, or give --shard K/N"
+                .into());
+        };
+        if shard.index >= shard.count {
+            return Err(format!(
+                "task {} of an array of {} (an array with a step or gaps?): number the tasks 0..N-1",
+                shard.index, shard.count
+            ));
+        }
+        Ok(shard)
+    }
+
+    /// The samples of a split of `len` this shard computes: batches `⌊K·B/N⌋ .. ⌊(K+1)·B/N⌋`
+    /// of its `B = ⌈len / batch⌉` batches.
+    pub fn range(&self, len: usize, batch: usize) -> Range<usize> {
+        let batch = batch.max(1);
+        let batches = len.div_ceil(batch);
+        let first = self.index * batches / self.count;
+        let end = (self.index + 1) * batches / self.count;
+        (first * batch).min(len)..(end * batch).min(len)
+    }
+
+    /// `gap_<Backbone>.shard-K-of-N.h5`.
+    pub fn file_name(&self, backbone: &str) -> String {
+        format!("gap_{backbone}.shard-{}-of-{}.h5", self.index, self.count)
+    }
+
+    /// The shard a file name stands for, with its backbone: the inverse of [`Shard::file_name`].
+    pub fn parse_file_name(name: &str) -> Option<(String, Shard)> {
+        let stem = name.strip_prefix("gap_")?.strip_suffix(".h5")?;
+        let (backbone, part) = stem.rsplit_once(".shard-")?;
+        let (k, n) = part.split_once("-of-")?;
+        let shard = Shard { index: k.parse().ok()?, count: n.parse().ok()? };
+        (shard.index < shard.count && !backbone.is_empty()).then(|| (backbone.to_string(), shard))
+    }
+}
+
+/// What a shard file records of its part (its `shard` attribute, as JSON), so that `merge`
+/// can check the parts before joining them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    pub index: usize,
+    pub count: usize,
+    /// Images per batch: the parts are cut on batch boundaries.
+    pub batch: usize,
+    /// The fingerprint of the whole dataset: what every shard of one run shares, and the
+    /// merged file's own fingerprint.
+    pub dataset_fingerprint: String,
+    /// This part of each split: samples `start..end` of `total`.
+    pub slices: Vec<SplitSlice>,
+}
+
+/// One split's part in a shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitSlice {
+    pub split: String,
+    pub start: usize,
+    pub end: usize,
+    pub total: usize,
+}
+
+/// The part of `dataset` that `shard` computes, with the slices it records.
+pub(crate) fn slice(dataset: &Dataset, shard: Shard, batch: usize) -> (Dataset, Vec<SplitSlice>) {
+    let mut slices = Vec::new();
+    let splits = dataset
+        .splits
+        .iter()
+        .map(|split| {
+            let range = shard.range(split.samples.len(), batch);
+            slices.push(SplitSlice {
+                split: split.name.clone(),
+                start: range.start,
+                end: range.end,
+                total: split.samples.len(),
+            });
+            Split { name: split.name.clone(), samples: split.samples[range].to_vec() }
+        })
+        .collect();
+    (Dataset { root: dataset.root.clone(), classes: dataset.classes.clone(), splits }, slices)
+}
+
+/// What `merge` did for one backbone.
+#[derive(Debug, Clone)]
+pub struct MergeReport {
+    pub backbone: String,
+    pub output: PathBuf,
+    pub shards: usize,
+    /// Rows per split in the merged file.
+    pub rows: Vec<(String, usize)>,
+    /// The merged file was already there, complete and of these shards: kept.
+    pub reused: bool,
+    pub seconds: f64,
+}
+
+/// The shard files of each backbone in `dir`: backbone → (shard, path), in shard order.
+fn shard_files(dir: &Path) -> Result<HashMap<String, Vec<(Shard, PathBuf)>>, FeatureError> {
+    let mut found: HashMap<String, Vec<(Shard, PathBuf)>> = HashMap::new();
+    for entry in std::fs::read_dir(dir).map_err(FeatureError::io(dir))?.flatten() {
+        if let Some((backbone, shard)) = Shard::parse_file_name(&entry.file_name().to_string_lossy()) {
+            found.entry(backbone).or_default().push((shard, entry.path()));
+        }
+    }
+    found.values_mut().for_each(|v| v.sort_by_key(|(s, _)| (s.count, s.index)));
+    Ok(found)
+}
+
+/// The backbones with shard files in `dir`, sorted.
+pub fn sharded_backbones(dir: &Path) -> Result<Vec<String>, FeatureError> {
+    let mut names: Vec<String> = shard_files(dir)?.into_keys().collect();
+    names.sort();
+    Ok(names)
+}
+
+/// Joins the shards of `backbone` in `dir` into `dir/gap_<backbone>.h5`, equal to what an
+/// unsharded `extract` writes (rows, labels, paths, checksum, fingerprint). Refuses, naming
+/// the files, missing or damaged shards, shards of another model, spec, class list, dataset,
+/// batch or shard count, and overlapping or duplicated rows; writes nothing then. `count`
+/// picks the shard count when shards of several counts are there. A merged file that is
+/// already complete for these shards is kept unless `force`.
+pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> Result<MergeReport, FeatureError> {
+    let started = Instant::now();
+    let refuse = |path: &Path, reason: String| FeatureError::FeatureFile { path: path.to_path_buf(), reason };
+    let files = shard_files(dir)?.remove(backbone).unwrap_or_default();
+    let counts: Vec<usize> = files.iter().map(|(s, _)| s.count).fold(Vec::new(), |mut v, n| {
+        if !v.contains(&n) {
+            v.push(n);
+        }
+        v
+    });
+    let output = dir.join(FeatureSet::file_name(backbone));
+    let n = match (count, counts.as_slice()) {
+        (_, []) => return Err(refuse(&output, format!("no shard files of {backbone} in {}", dir.display()))),
+        (Some(n), _) => n,
+        (None, [n]) => *n,
+        (None, several) => {
+            let several: Vec<String> = several.iter().map(usize::to_string).collect();
+            return Err(refuse(
+                &output,
+                format!("shards of {} runs with {} parts are here: pass --shards N", backbone, several.join(" and ")),
+            ));
+        }
+    };
+    let files: Vec<(Shard, PathBuf)> = files.into_iter().filter(|(s, _)| s.count == n).collect();
+    let missing: Vec<String> = (0..n)
+        .filter(|k| !files.iter().any(|(s, _)| s.index == *k))
+        .map(|k| Shard { index: k, count: n }.file_name(backbone))
+        .collect();
+    if !missing.is_empty() {
+        return Err(refuse(
+            &output,
+            format!(
+                "{} of {n} shards missing: {} (rerun the array: finished shards are kept)",
+                missing.len(),
+                missing.join(", ")
+            ),
+        ));
+    }
+
+    let shards = files
+        .iter()
+        .map(|(shard, path)| {
+            let set = FeatureSet::read(path)?;
+            let info =
+                set.shard.clone().ok_or_else(|| refuse(path, "has no `shard` attribute: not a shard file".into()))?;
+            if (info.index, info.count) != (shard.index, shard.count) {
+                return Err(refuse(
+                    path,
+                    format!("its name says shard {shard}, its contents {}/{}", info.index, info.count),
+                ));
+            }
+            Ok((path.as_path(), set, info))
+        })
+        .collect::<Result<Vec<_>, FeatureError>>()?;
+    let (first_path, first, first_info) = &shards[0];
+    for (path, set, info) in &shards[1..] {
+        let differs = [
+            ("model", set.model_sha256 != first.model_sha256),
+            ("spec", set.spec != first.spec),
+            ("class list", set.classes != first.classes),
+            (
+                "dataset (images, paths or modification times changed between the shards' runs: rerun every shard, \
+                 finished parts are reused)",
+                info.dataset_fingerprint != first_info.dataset_fingerprint,
+            ),
+            ("batch size", info.batch != first_info.batch),
+        ];
+        if let Some((what, _)) = differs.iter().find(|(_, d)| *d) {
+            return Err(refuse(
+                path,
+                format!("another {what} than {}: shards of different runs", first_path.display()),
+            ));
+        }
+    }
+    // each split's parts must be exactly the batches this shard count gives
+    for (path, _, info) in &shards {
+        let shard = Shard { index: info.index, count: info.count };
+        for (slice, reference) in info.slices.iter().zip(&first_info.slices) {
+            if slice.split != reference.split || slice.total != reference.total {
+                return Err(refuse(path, format!("its splits differ from {}'s", first_path.display())));
+            }
+            if shard.range(slice.total, info.batch) != (slice.start..slice.end) {
+                return Err(refuse(
+                    path,
+                    format!(
+                        "split `{}`: rows {}..{} overlap or leave a gap with the other shards",
+                        slice.split, slice.start, slice.end
+                    ),
+                ));
+            }
+        }
+    }
+    let mut seen: HashMap<&str, &Path> = HashMap::new();
+    for (path, set, _) in &shards {
+        for split in &set.splits {
+            for p in &split.paths {
+                if let Some(other) = seen.insert(p.as_str(), path) {
+                    return Err(refuse(path, format!("row `{p}` is also in {}: duplicated rows", other.display())));
+                }
+            }
+        }
+    }
+    for slice in &first_info.slices {
+        if !shards.iter().any(|(_, set, _)| set.split(&slice.split).is_some_and(|s| !s.paths.is_empty())) {
+            let reason =
+                format!("split `{}`: none of its {} images could be read, in any shard", slice.split, slice.total);
+            return Err(refuse(&output, reason));
+        }
+    }
+
+    let rows: Vec<(String, usize)> = SPLIT_NAMES
+        .iter()
+        .filter_map(|name| {
+            let n: usize = shards.iter().filter_map(|(_, set, _)| set.split(name)).map(|s| s.paths.len()).sum();
+            (n > 0).then(|| (name.to_string(), n))
+        })
+        .collect();
+    if !force
+        && let Ok(header) = FeatureSet::read_header(&output)
+        && header.fingerprint == first_info.dataset_fingerprint
+        && header.rows == rows
+        && FeatureSet::read(&output).is_ok()
+    {
+        return Ok(MergeReport {
+            backbone: backbone.into(),
+            output,
+            shards: n,
+            rows,
+            reused: true,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    let mut engines: Vec<&str> = Vec::new();
+    for (_, set, _) in &shards {
+        if !engines.contains(&set.engine.as_str()) {
+            engines.push(&set.engine);
+        }
+    }
+    let mut writer = FeatureWriter::create(&output, &first.classes)?;
+    for name in SPLIT_NAMES {
+        for split in shards.iter().filter_map(|(_, set, _)| set.split(name)) {
+            if !split.paths.is_empty() {
+                writer.append(name, split.features.view(), split.labels.as_deref(), &split.paths)?;
+            }
+        }
+    }
+    writer.finish(&Origin {
+        backbone: &first.backbone,
+        model_sha256: &first.model_sha256,
+        model: &first.model,
+        input_size: first.input_size,
+        engine: &engines.join(" + "),
+        fingerprint: &first_info.dataset_fingerprint,
+        spec: &first.spec,
+        shard: None,
+    })?;
+    Ok(MergeReport {
+        backbone: backbone.into(),
+        output,
+        shards: n,
+        rows,
+        reused: false,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Where one backbone's shards stand in a folder: what a user looks at while the array runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardStatus {
+    pub backbone: String,
+    pub count: usize,
+    /// Finished shards (complete, their checksums verified).
+    pub done: Vec<usize>,
+    /// Shards with no file yet; those with a temporary file (being written, or killed while
+    /// writing: a rerun replaces it) are in `writing`.
+    pub missing: Vec<usize>,
+    pub writing: Vec<usize>,
+    /// Shards whose file cannot be used, with why (they are recomputed on rerun).
+    pub damaged: Vec<(usize, String)>,
+    /// `gap_<backbone>.h5` holds these shards merged.
+    pub merged: bool,
+}
+
+/// The state of every sharded backbone in `dir`, one entry per backbone and shard count.
+pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
+    let files = shard_files(dir)?;
+    let temporary: Vec<String> = std::fs::read_dir(dir)
+        .map_err(FeatureError::io(dir))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n.contains(".h5.tmp-"))
+        .collect();
+    let mut names: Vec<&String> = files.keys().collect();
+    names.sort();
+    let mut out = Vec::new();
+    for backbone in names {
+        let mut counts: Vec<usize> = files[backbone].iter().map(|(s, _)| s.count).collect();
+        counts.dedup();
+        for count in counts {
+            let mut status = ShardStatus {
+                backbone: backbone.clone(),
+                count,
+                done: Vec::new(),
+                missing: Vec::new(),
+                writing: Vec::new(),
+                damaged: Vec::new(),
+                merged: false,
+            };
+            let mut fingerprint = None;
+            for index in 0..count {
+                let shard = Shard { index, count };
+                let name = shard.file_name(backbone);
+                match files[backbone].iter().find(|(s, _)| *s == shard) {
+                    None if temporary.iter().any(|t| t.starts_with(&format!(".{name}.tmp-"))) => {
+                        status.writing.push(index)
+                    }
+                    None => status.missing.push(index),
+                    Some((_, path)) => match FeatureSet::read(path) {
+                        Ok(set) => {
+                            fingerprint = set.shard.map(|i| i.dataset_fingerprint);
+                            status.done.push(index);
+                        }
+                        Err(e) => status.damaged.push((index, e.to_string())),
+                    },
+                }
+            }
+            status.merged = status.done.len() == count
+                && FeatureSet::read_header(&dir.join(FeatureSet::file_name(backbone)))
+                    .is_ok_and(|h| Some(h.fingerprint) == fingerprint);
+            out.push(status);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_cut_whole_batches_and_tile_the_split() {
+        for (len, batch, count) in [(5160, 32, 7), (100, 32, 3), (2, 32, 3), (0, 8, 2), (97, 1, 4), (64, 32, 1)] {
+            let mut next = 0;
+            for index in 0..count {
+                let r = Shard { index, count }.range(len, batch);
+                assert_eq!(r.start, next, "{len} {batch} {count}");
+                assert!(r.start.is_multiple_of(batch) || r.start == len, "starts on a batch boundary");
+                next = r.end;
+            }
+            assert_eq!(next, len, "{len} {batch} {count}");
+        }
+        // 5160 images in 162 batches of 32: 7 parts of 23 or 24 batches
+        assert_eq!(Shard { index: 0, count: 7 }.range(5160, 32), 0..23 * 32);
+        assert_eq!(Shard { index: 6, count: 7 }.range(5160, 32), 138 * 32..5160);
+    }
+
+    #[test]
+    fn names_parse_and_print_alike() {
+        assert_eq!("2/7".parse::<Shard>().unwrap(), Shard { index: 2, count: 7 });
+        assert_eq!(Shard { index: 2, count: 7 }.to_string(), "2/7");
+        assert!("7/7".parse::<Shard>().unwrap_err().contains("below N"));
+        assert!("x".parse::<Shard>().unwrap_err().contains("expected K/N"));
+        let name = Shard { index: 3, count: 10 }.file_name("ResNet50.v2");
+        assert_eq!(name, "gap_ResNet50.v2.shard-3-of-10.h5");
+        assert_eq!(Shard::parse_file_name(&name), Some(("ResNet50.v2".into(), Shard { index: 3, count: 10 })));
+        assert_eq!(Shard::parse_file_name("gap_ResNet50.h5"), None);
+        assert_eq!(Shard::parse_file_name("gap_X.shard-4-of-4.h5"), None);
+    }
+
+    #[test]
+    fn the_scheduler_names_the_shard() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let slurm = env(&[("SLURM_ARRAY_TASK_ID", "2"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
+        assert_eq!(Shard::from_scheduler(slurm, None).unwrap(), Shard { index: 2, count: 3 });
+        let min_max =
+            env(&[("SLURM_ARRAY_TASK_ID", "5"), ("SLURM_ARRAY_TASK_MIN", "4"), ("SLURM_ARRAY_TASK_MAX", "6")]);
+        assert_eq!(Shard::from_scheduler(min_max, None).unwrap(), Shard { index: 1, count: 3 });
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "0")]);
+        assert_eq!(Shard::from_scheduler(k8s, Some(4)).unwrap(), Shard { index: 0, count: 4 });
+        assert!(Shard::from_scheduler(k8s, None).unwrap_err().contains("--shards N"));
+        assert!(Shard::from_scheduler(env(&[]), None).unwrap_err().contains("neither SLURM_ARRAY_TASK_ID"));
+        let clash = env(&[("SLURM_ARRAY_TASK_ID", "0"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
+        assert!(Shard::from_scheduler(clash, Some(4)).unwrap_err().contains("disagrees"));
+        let step = env(&[("SLURM_ARRAY_TASK_ID", "4"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
+        assert!(Shard::from_scheduler(step, None).unwrap_err().contains("0..N-1"));
+    }
+}
