@@ -1,7 +1,7 @@
 """The Python side of tools/gpu_check.sh: the peers `imgclf extract --device cuda` is measured
 against, on the same GPU, graph and files.
 
-    python tools/gpu_bench.py raw-ort MODEL.onnx --precision fp32|tf32 [--batch 256]
+    python tools/gpu_bench.py raw-ort MODEL.onnx --precision fp32|tf32 [--batch 256] [--cpu]
     python tools/gpu_bench.py torch-graph --arch resnet50 [--fp16] [--batch 256]
     python tools/gpu_bench.py dataloader DATA [--arch resnet50] [--workers 16] [--batch 256]
     python tools/gpu_bench.py compare A.h5 B.h5
@@ -15,6 +15,7 @@ channels-last model).
 """
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -35,16 +36,24 @@ def raw_ort(args):
     import numpy as np
     import onnxruntime as ort
 
-    cuda = {"device_id": 0, "use_tf32": 1 if args.precision == "tf32" else 0}
-    session = ort.InferenceSession(args.model, providers=[("CUDAExecutionProvider", cuda)])
-    assert "CUDAExecutionProvider" in session.get_providers(), session.get_providers()
+    if args.cpu:
+        # every core on a ready batch: the ceiling `imgclf extract --device cpu` is held to
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = os.cpu_count()
+        session = ort.InferenceSession(args.model, options, providers=["CPUExecutionProvider"])
+        device = "cpu"
+    else:
+        cuda = {"device_id": 0, "use_tf32": 1 if args.precision == "tf32" else 0}
+        session = ort.InferenceSession(args.model, providers=[("CUDAExecutionProvider", cuda)])
+        assert "CUDAExecutionProvider" in session.get_providers(), session.get_providers()
+        device = "cuda"
     name = session.get_inputs()[0].name
     shape = [args.batch] + [d if isinstance(d, int) else 3 for d in session.get_inputs()[0].shape[1:]]
-    x = ort.OrtValue.ortvalue_from_numpy(np.random.rand(*shape).astype(np.float32), "cuda", 0)
+    x = ort.OrtValue.ortvalue_from_numpy(np.random.rand(*shape).astype(np.float32), device, 0)
     binding = session.io_binding()
     binding.bind_ortvalue_input(name, x)
     for out in session.get_outputs():
-        binding.bind_output(out.name, "cuda", 0)
+        binding.bind_output(out.name, device, 0)
 
     def run():
         session.run_with_iobinding(binding)
@@ -138,6 +147,7 @@ def main():
     r.add_argument("model")
     r.add_argument("--precision", choices=["fp32", "tf32"], default="fp32")
     r.add_argument("--batch", type=int, default=256)
+    r.add_argument("--cpu", action="store_true", help="the CPU provider on every core instead of CUDA")
     t = sub.add_parser("torch-graph")
     t.add_argument("--arch", default="resnet50")
     t.add_argument("--fp16", action="store_true")

@@ -13,7 +13,8 @@
 #   OUT           scratch folder (default /tmp/imgclf-gpu-check)
 # Rows: raw ONNX Runtime CUDA EP with IO binding (fp32, tf32) vs PyTorch on the same ResNet50
 # graph; `imgclf extract --device cuda` end to end from JPEGs (ResNet50 fp32/tf32, Lite0, and
-# Lite0 over batch 64..512) vs PyTorch's DataLoader pipeline on the same files; GPU features
+# Lite0 over batch 64..512) vs PyTorch's DataLoader pipeline on the same files; on the CPU,
+# imgclf's default decode/engine thread split vs the raw engine on every core; GPU features
 # vs the CPU's (max relative difference).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,12 @@ if [ -f "$lite0" ]; then
     for batch in 64 128 256 512; do
         row "imgclf extract --device cuda, Lite0, batch $batch" "$(extract_rate "$out/lite0-$batch" --model "$lite0" --device cuda --batch "$batch")"
     done
+fi
+
+# the same machine's cores without the GPU: imgclf's default thread split vs the raw engine
+if [ -f "$lite0" ]; then
+    row "raw ORT CPU, all cores, Lite0, ready batch of 32" "$(rate "$py" tools/gpu_bench.py raw-ort "$lite0" --cpu --batch 32)"
+    row "imgclf extract --device cpu, Lite0 (default thread split)" "$(extract_rate "$out/lite0-cpu" --model "$lite0" --device cpu)"
 fi
 
 # features: the GPU's against the CPU's on the original photos

@@ -31,11 +31,13 @@ pub struct Args {
     /// Images per inference call (default: 32 on the CPU, 256 on a GPU).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     batch: Option<u32>,
-    /// Engine threads: ONNX Runtime's intra-op threads, or tract's parallel images (default: all cores).
+    /// Engine threads: ONNX Runtime's intra-op threads, or tract's parallel images (default:
+    /// all cores up to 4; beyond, the cores the decode threads leave; 2 on a GPU).
     #[arg(long)]
     threads: Option<usize>,
     /// Threads that decode, resize and preprocess the next batches while the engine runs
-    /// (default: all cores; they fill the gaps the engine's threads leave).
+    /// (default: all cores up to 4, where they fill the gaps the engine's threads leave; one core
+    /// in 8, at least 2, beyond; every core on a GPU).
     #[arg(long, value_name = "N")]
     decode_threads: Option<usize>,
     /// Comma-separated splits to extract (default: every split present).
@@ -80,12 +82,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Backbone::open(&path).with_context(|| format!("--model {}", m.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let engine = args.engine.config(args.threads)?;
+    let (threads, decode_threads) = ExtractOptions::thread_split(cores(), args.engine.device);
+    let engine = args.engine.config(Some(args.threads.unwrap_or(threads)))?;
     let default_batch = if engine.device.is_gpu() { 256 } else { 32 };
     let options = ExtractOptions {
         engine,
         batch: args.batch.map_or(default_batch, |b| b as usize),
-        decode_threads: args.decode_threads.unwrap_or_else(cores),
+        decode_threads: args.decode_threads.unwrap_or(decode_threads),
         force: args.force,
         stop: Some(stop_on_signals()?),
         shard: shard(&args)?,

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use tract_onnx::prelude::{Tensor as TractTensor, *};
 use tract_onnx::tract_hir::infer::Factoid;
 
-use crate::adapter::{PIXELS, pixel_model};
+use crate::adapter::{PIXELS, POOLED, pixel_model};
 use crate::{Device, EngineConfig, FeatureError, Feed, Layout, ModelSpec, Precision};
 
 /// Which engine to use; `Auto` takes ONNX Runtime when its library is found, else tract.
@@ -45,7 +45,6 @@ impl std::str::FromStr for EngineKind {
 pub struct Engine {
     backend: Backend,
     model: PathBuf,
-    outputs: Vec<String>,
     config: EngineConfig,
     /// Why `Auto` fell back to tract, for the user to read; `None` when nothing fell back.
     pub fallback_reason: Option<String>,
@@ -80,13 +79,7 @@ impl Engine {
         } else {
             Backend::Ort(Box::new(OrtSession::load(model, spec, outputs, &config)?))
         };
-        Ok(Engine {
-            backend,
-            model: model.to_path_buf(),
-            outputs: outputs.iter().map(|s| s.to_string()).collect(),
-            config,
-            fallback_reason,
-        })
+        Ok(Engine { backend, model: model.to_path_buf(), config, fallback_reason })
     }
 
     /// `ort` or `tract`: which engine is running.
@@ -121,7 +114,7 @@ impl Engine {
             return Err(fail("this engine takes pixels (Engine::run_pixels), not floats".into()));
         }
         match &mut self.backend {
-            Backend::Ort(session) => session.run(input, &self.outputs).map_err(|e| fail(one_line(&e.to_string()))),
+            Backend::Ort(session) => session.run(input).map_err(|e| fail(one_line(&e.to_string()))),
             Backend::Tract(plan, pool) => run_tract(plan, pool, input).map_err(|e| fail(format!("{e:#}"))),
         }
     }
@@ -142,7 +135,7 @@ impl Engine {
     /// outputs bound through ONNX Runtime's IO binding.
     pub fn run_pixels(&mut self, batch: &PixelBatch, n: usize) -> Result<Vec<ArrayD<f32>>, FeatureError> {
         let result = match &mut self.backend {
-            Backend::Ort(session) => session.run_pixels(batch, n, &self.outputs),
+            Backend::Ort(session) => session.run_pixels(batch, n),
             Backend::Tract(..) => Err(ort::Error::new("the pixel feed runs through ONNX Runtime only")),
         };
         result.map_err(|e| self.fail(one_line(&e.to_string())))
@@ -252,11 +245,12 @@ fn loaded_ort_library() -> PathBuf {
     ORT_ENV.get().and_then(|r| r.as_ref().ok()).map(|(_, lib)| lib.clone()).unwrap_or_default()
 }
 
-/// An ONNX Runtime session, the device it runs on and the name of the input it takes.
+/// An ONNX Runtime session, the device it runs on, the input it takes and the outputs it gives.
 struct OrtSession {
     session: Session,
     device: Device,
     input: String,
+    outputs: Vec<String>,
 }
 
 impl OrtSession {
@@ -300,7 +294,12 @@ impl OrtSession {
                 )));
             }
         }
-        Ok(OrtSession { input: input_name.to_string(), session, device: config.device })
+        // the pixel feed pools a feature map on the device: rows, not maps, come back
+        let outputs = match (&pixels, &spec.pooled) {
+            (Some(_), None) => vec![POOLED.to_string()],
+            _ => outputs.iter().map(|s| s.to_string()).collect(),
+        };
+        Ok(OrtSession { input: input_name.to_string(), session, device: config.device, outputs })
     }
 
     /// Where pixel batches live: page-locked host memory on a GPU (the device copies it
@@ -320,16 +319,16 @@ impl OrtSession {
         }
     }
 
-    fn run(&mut self, input: ArrayView4<'_, f32>, outputs: &[String]) -> ort::Result<Vec<ArrayD<f32>>> {
+    fn run(&mut self, input: ArrayView4<'_, f32>) -> ort::Result<Vec<ArrayD<f32>>> {
         let input = input.as_standard_layout();
         let tensor = TensorRef::from_array_view(input.view())?;
         let result = self.session.run(ort::inputs![self.input.as_str() => tensor])?;
-        outputs.iter().map(|o| Ok(result[o.as_str()].try_extract_array::<f32>()?.to_owned())).collect()
+        self.outputs.iter().map(|o| Ok(result[o.as_str()].try_extract_array::<f32>()?.to_owned())).collect()
     }
 
     /// The first `n` images of `batch` through IO binding: the input is copied to the device
     /// straight from its pinned buffer, the outputs are bound to host memory.
-    fn run_pixels(&mut self, batch: &PixelBatch, n: usize, outputs: &[String]) -> ort::Result<Vec<ArrayD<f32>>> {
+    fn run_pixels(&mut self, batch: &PixelBatch, n: usize) -> ort::Result<Vec<ArrayD<f32>>> {
         let mut binding = self.session.create_binding()?;
         let shape = batch.tensor.shape().to_vec();
         if n as i64 == shape[0] {
@@ -342,11 +341,11 @@ impl OrtSession {
             binding.bind_input(PIXELS, &part)?;
         }
         let host = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput)?;
-        for output in outputs {
+        for output in &self.outputs {
             binding.bind_output_to_device(output.as_str(), &host)?;
         }
         let result = self.session.run_binding(&binding)?;
-        outputs.iter().map(|o| Ok(result[o.as_str()].try_extract_array::<f32>()?.to_owned())).collect()
+        self.outputs.iter().map(|o| Ok(result[o.as_str()].try_extract_array::<f32>()?.to_owned())).collect()
     }
 }
 

@@ -16,7 +16,7 @@ mod shard;
 mod spec;
 mod store;
 
-pub use adapter::{PIXELS, pixel_model};
+pub use adapter::{PIXELS, POOLED, pixel_model};
 pub use device::{Device, EngineConfig, Feed, Precision};
 pub use engine::{Engine, EngineKind, GPU_VENV, PixelBatch, find_ort_library, ort_environment};
 pub use error::FeatureError;

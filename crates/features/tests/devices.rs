@@ -13,11 +13,12 @@ use imgclf_features::prelude::*;
 use imgclf_features::{FeatureSet, Feed, fingerprint, preprocess_batch};
 use support::*;
 
-/// A model whose output is its input: what the engine sees is what comes out.
+/// A model whose output is its input: what the engine sees is what comes out (named as the
+/// spec's pooled output, so the pixel feed adds no pooling of its own).
 fn echo_model(dir: &Path, spec_input: &str) -> Backbone {
     let spec = format!(
         r#"{{"name": "Echo", "input": {{"name": "x", "size": [5, 7], {spec_input}}},
-            "outputs": {{"features": {{"name": "y"}}}}}}"#
+            "outputs": {{"pooled": {{"name": "y"}}}}}}"#
     );
     let nchw = spec_input.contains("NCHW");
     let dims = if nchw {
@@ -87,7 +88,8 @@ fn the_pixel_feed_converts_like_the_cpu_for_every_scaling_and_layout() {
 }
 
 /// A whole extraction through the pixel feed (pixel buffers recycled through the pipeline,
-/// IO binding, full and shorter batches) gives the float path's rows, paths and labels.
+/// IO binding, full and shorter batches, the feature map pooled inside the graph) gives the
+/// float path's rows, paths and labels.
 #[test]
 fn extraction_through_the_pixel_feed_gives_the_same_rows() {
     if !ort_available() {
@@ -138,4 +140,17 @@ fn cuda_on_a_cpu_build_is_refused_with_the_fix() {
     let err = backbone.engine(&config).err().expect("no CUDA provider here").to_string();
     assert!(err.contains("has no CUDA provider") && err.contains("./just setup-gpu"), "{err}");
     assert!(!err.contains('\n'), "one line: {err}");
+}
+
+/// Engine and decode threads: every core for both up to 4 cores, a split without overlap
+/// beyond, every core decoding on a GPU.
+#[test]
+fn threads_are_split_by_cores_and_device() {
+    let split = ExtractOptions::thread_split;
+    assert_eq!(split(2, Device::Cpu), (2, 2));
+    assert_eq!(split(4, Device::Cpu), (4, 4));
+    assert_eq!(split(16, Device::Cpu), (14, 2));
+    assert_eq!(split(64, Device::Cpu), (56, 8));
+    assert_eq!(split(16, Device::Cuda(0)), (2, 16));
+    assert_eq!(split(0, Device::Cpu), (1, 1));
 }

@@ -36,15 +36,12 @@ fn model(shared: &Path) -> PathBuf {
 }
 
 fn extract_with(engine: EngineKind, data: &Path, out: &Path, model: &Path) -> ExtractReport {
+    extract_on(EngineConfig::cpu(engine, 2), data, out, model)
+}
+
+fn extract_on(engine: EngineConfig, data: &Path, out: &Path, model: &Path) -> ExtractReport {
     let ds = Dataset::open(data).unwrap();
-    let opts = ExtractOptions {
-        engine: EngineConfig::cpu(engine, 2),
-        batch: 5,
-        force: false,
-        stop: None,
-        decode_threads: 1,
-        shard: None,
-    };
+    let opts = ExtractOptions { engine, batch: 5, force: false, stop: None, decode_threads: 1, shard: None };
     extract(&ds, &Backbone::open(model).unwrap(), out, &opts, &mut |_| {}).unwrap()
 }
 
@@ -87,6 +84,29 @@ print(json.dumps({
     let sha = Backbone::open(&model(&shared)).unwrap().sha256;
     assert_eq!(out["model_sha256"], sha.as_str());
     assert_eq!(out["train_paths"][0], "train/cats/cat.0.jpg");
+}
+
+/// The GPU's feed (u8 pixels, conversion and pooling inside the graph, IO binding) on the
+/// CPU provider gives the float path's Lite0 vectors for real photos.
+#[test]
+fn the_pixel_feed_extracts_the_float_paths_vectors() {
+    let Some(shared) = shared() else { return };
+    if !ort_available() {
+        return;
+    }
+    let (t, data) = subset(&shared);
+    let floats = EngineConfig::cpu(EngineKind::Ort, 2);
+    let pixels = EngineConfig { feed: imgclf_features::Feed::Pixels, ..floats };
+    let a = extract_on(floats, &data, &t.path().join("floats"), &model(&shared));
+    let b = extract_on(pixels, &data, &t.path().join("pixels"), &model(&shared));
+    let (a, b) = (FeatureSet::read(&a.output).unwrap(), FeatureSet::read(&b.output).unwrap());
+    for (sa, sb) in a.splits.iter().zip(&b.splits) {
+        assert_eq!(sa.paths, sb.paths);
+        for (x, y) in sa.features.rows().into_iter().zip(sb.features.rows()) {
+            let d = rel_diff(&y.to_vec(), &x.to_vec());
+            assert!(d <= 1e-5, "{}: relative difference {d}", sa.name);
+        }
+    }
 }
 
 #[test]
