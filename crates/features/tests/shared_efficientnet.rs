@@ -99,12 +99,17 @@ fn the_pixel_feed_extracts_the_float_paths_vectors() {
     let pixels = EngineConfig { feed: imgclf_features::Feed::Pixels, ..floats };
     let a = extract_on(floats, &data, &t.path().join("floats"), &model(&shared));
     let b = extract_on(pixels, &data, &t.path().join("pixels"), &model(&shared));
+    assert_same_vectors(&a, &b, 1e-5);
+}
+
+/// Two extractions' files hold the same rows, each vector within `tolerance` (relative).
+fn assert_same_vectors(a: &ExtractReport, b: &ExtractReport, tolerance: f32) {
     let (a, b) = (FeatureSet::read(&a.output).unwrap(), FeatureSet::read(&b.output).unwrap());
     for (sa, sb) in a.splits.iter().zip(&b.splits) {
         assert_eq!(sa.paths, sb.paths);
         for (x, y) in sa.features.rows().into_iter().zip(sb.features.rows()) {
             let d = rel_diff(&y.to_vec(), &x.to_vec());
-            assert!(d <= 1e-5, "{}: relative difference {d}", sa.name);
+            assert!(d <= tolerance, "{}: relative difference {d}", sa.name);
         }
     }
 }
@@ -119,14 +124,7 @@ fn tract_and_ort_extract_the_same_vectors() {
     let a = extract_with(EngineKind::Ort, &data, &t.path().join("ort"), &model(&shared));
     let b = extract_with(EngineKind::Tract, &data, &t.path().join("tract"), &model(&shared));
     assert_eq!((a.engine.as_str(), b.engine.as_str()), ("ort", "tract"));
-    let (a, b) = (FeatureSet::read(&a.output).unwrap(), FeatureSet::read(&b.output).unwrap());
-    for (sa, sb) in a.splits.iter().zip(&b.splits) {
-        assert_eq!(sa.paths, sb.paths);
-        for (x, y) in sa.features.rows().into_iter().zip(sb.features.rows()) {
-            let d = rel_diff(&y.to_vec(), &x.to_vec());
-            assert!(d <= 1e-4, "{}: relative difference {d}", sa.name);
-        }
-    }
+    assert_same_vectors(&a, &b, 1e-4);
 }
 
 fn load_jsonl(out: &str) -> Vec<Value> {
