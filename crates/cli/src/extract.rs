@@ -125,6 +125,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .with_context(|| format!("extracting {}", args.data.display()))?;
     bar.finish_and_clear();
     reports.iter().for_each(print_report);
+    let computed: Vec<&ExtractReport> = reports.iter().filter(|r| !r.reused).collect();
+    if computed.len() > 1 {
+        say!("{} images decoded once for the {} backbones computed", computed[0].decoded, computed.len());
+    }
     let mut skipped: Vec<&str> = reports.iter().flat_map(|r| r.skipped.iter().map(|s| s.path.as_str())).collect();
     skipped.sort();
     skipped.dedup();

