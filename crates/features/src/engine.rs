@@ -216,12 +216,12 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
 /// The process-wide ONNX Runtime environment, created once from the library found on this
 /// machine. Checked before any other `ort` call, since `ort` panics without a library.
 pub fn ort_environment() -> Result<&'static Environment, FeatureError> {
-    ort_environment_for(Device::Cpu)
+    ort_environment_for(Device::Cpu).map(|(env, _)| env)
 }
 
-/// [`ort_environment`] for a device: a GPU run looks for onnxruntime-gpu first. The first
-/// call in a process decides which library it loads.
-fn ort_environment_for(device: Device) -> Result<&'static Environment, FeatureError> {
+/// [`ort_environment`] for a device, with the library it came from: a GPU run looks for
+/// onnxruntime-gpu first. The first call in a process decides which library it loads.
+fn ort_environment_for(device: Device) -> Result<&'static (Environment, PathBuf), FeatureError> {
     ORT_ENV
         .get_or_init(|| {
             let found = if device.is_gpu() { find_gpu_ort_library() } else { find_ort_library() };
@@ -236,13 +236,7 @@ fn ort_environment_for(device: Device) -> Result<&'static Environment, FeatureEr
             Ok((env, lib))
         })
         .as_ref()
-        .map(|(env, _)| env)
         .map_err(|e| FeatureError::OrtUnavailable(e.clone()))
-}
-
-/// The library the process loaded (after a successful [`ort_environment_for`]).
-fn loaded_ort_library() -> PathBuf {
-    ORT_ENV.get().and_then(|r| r.as_ref().ok()).map(|(_, lib)| lib.clone()).unwrap_or_default()
 }
 
 /// An ONNX Runtime session, the device it runs on, the input it takes and the outputs it gives.
@@ -260,9 +254,9 @@ impl OrtSession {
         outputs: &[&str],
         config: &EngineConfig,
     ) -> Result<OrtSession, FeatureError> {
-        let env = ort_environment_for(config.device)?;
+        let (env, library) = ort_environment_for(config.device)?;
         if config.device.is_gpu() {
-            crate::cuda::ready(&loaded_ort_library())?;
+            crate::cuda::ready(library)?;
         }
         let pixels = match config.feed {
             Feed::Pixels => Some(pixel_model(model, spec)?),

@@ -242,16 +242,13 @@ pub fn extract_all(
     for (job, (i, backbone, fingerprint, replaced)) in jobs.into_iter().zip(todo) {
         let spec = &backbone.spec;
         let output = output_path(out_dir, backbone, options);
-        let shard = match (&part, options.shard) {
-            (Some((_, slices)), Some(shard)) => Some(ShardInfo {
-                index: shard.index,
-                count: shard.count,
-                batch: options.batch,
-                dataset_fingerprint: self::fingerprint(whole, backbone, options.engine.precision),
-                slices: slices.clone(),
-            }),
-            _ => None,
-        };
+        let shard = part.as_ref().zip(options.shard).map(|((_, slices), shard)| ShardInfo {
+            index: shard.index,
+            count: shard.count,
+            batch: options.batch,
+            dataset_fingerprint: self::fingerprint(whole, backbone, options.engine.precision),
+            slices: slices.clone(),
+        });
         let model = std::path::absolute(&backbone.model).unwrap_or_else(|_| backbone.model.clone());
         let engine = job.engine.describe();
         job.writer.finish(&Origin {
