@@ -7,6 +7,7 @@
 mod augmenter;
 mod loader;
 mod preview;
+mod syntax;
 mod warp;
 
 pub use augmenter::{AugmentError, AugmentParams, Augmenter, Transform};

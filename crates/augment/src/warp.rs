@@ -18,17 +18,14 @@ pub enum FillMode {
     Wrap,
 }
 
-impl FillMode {
-    pub fn parse(s: &str) -> Option<FillMode> {
-        Some(match s {
-            "nearest" => FillMode::Nearest,
-            "constant" => FillMode::Constant,
-            "reflect" => FillMode::Reflect,
-            "wrap" => FillMode::Wrap,
-            _ => return None,
-        })
-    }
+imgclf_dataset::named_enum!(FillMode {
+    FillMode::Nearest => "nearest",
+    FillMode::Constant => "constant",
+    FillMode::Reflect => "reflect",
+    FillMode::Wrap => "wrap",
+});
 
+impl FillMode {
     /// A continuous coordinate brought into `[0, len - 1]` as scipy's `map_coordinate`
     /// does; `None` means the constant fill.
     fn map(self, c: f64, len: usize) -> Option<f64> {

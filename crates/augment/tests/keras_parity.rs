@@ -39,7 +39,7 @@ fn every_fill_mode_matches_keras_within_a_grey_level() {
     let modes: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.fill_mode.as_str()).collect();
     assert_eq!(modes.len(), 4, "nearest, constant, reflect and wrap are all covered");
     for case in &cases {
-        let fill_mode = FillMode::parse(&case.fill_mode).unwrap();
+        let fill_mode: FillMode = case.fill_mode.parse().unwrap();
         let augmenter =
             Augmenter::new(AugmentParams { fill_mode, cval: case.cval, ..AugmentParams::default() }).unwrap();
         let t = Transform {

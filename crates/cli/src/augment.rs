@@ -48,9 +48,15 @@ pub struct PreviewArgs {
     params: ParamArgs,
 }
 
-/// `ImageDataGenerator`'s arguments as flags, with Keras' meaning.
+/// `ImageDataGenerator`'s arguments as flags, with Keras' meaning, or all of them in the
+/// one-line syntax `train-cnn --augment` takes.
 #[derive(clap::Args)]
 pub struct ParamArgs {
+    /// All parameters in one line, as train-cnn --augment takes them (instead of the flags
+    /// below): e.g. rotation=40,shift=0.2,shear=0.2,zoom=0.2,hflip,fill=nearest.
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["rotation", "width_shift", "height_shift", "shear", "zoom",
+        "horizontal_flip", "vertical_flip", "fill_mode", "cval", "brightness", "channel_shift"])]
+    augment: Option<AugmentParams>,
     /// rotation_range: degrees, a rotation uniform in [-R, R].
     #[arg(long, value_name = "DEGREES", default_value_t = 0.0)]
     rotation: f64,
@@ -73,7 +79,7 @@ pub struct ParamArgs {
     #[arg(long)]
     vertical_flip: bool,
     /// fill_mode for points outside the image: nearest, constant (with --cval), reflect or wrap.
-    #[arg(long, default_value = "nearest", value_parser = parse_fill)]
+    #[arg(long, default_value = "nearest")]
     fill_mode: FillMode,
     /// cval: the value of fill_mode constant.
     #[arg(long, default_value_t = 0.0)]
@@ -102,12 +108,11 @@ fn parse_range(s: &str) -> Result<Range, String> {
     }
 }
 
-fn parse_fill(s: &str) -> Result<FillMode, String> {
-    FillMode::parse(s).ok_or_else(|| format!("`{s}`: expected nearest, constant, reflect or wrap"))
-}
-
 impl ParamArgs {
     pub fn params(&self) -> anyhow::Result<AugmentParams> {
+        if let Some(p) = &self.augment {
+            return Ok(p.clone());
+        }
         let brightness_range = match self.brightness {
             Some(Range(r, true)) => Some(r),
             Some(Range(..)) => bail!("--brightness: give LO,HI (e.g. 0.5,1.5)"),

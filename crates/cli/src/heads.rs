@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use imgclf_heads::prelude::*;
-use imgclf_heads::{EpochStats, Rule, Validation, confusion_png};
+use imgclf_heads::{EpochStats, Validation, confusion_png};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::nets::RunKind;
@@ -47,7 +47,7 @@ pub struct TrainArgs {
     l2: f32,
     /// sgd, rmsprop, adam or adadelta, with Keras' defaults (adadelta's learning rate is 1.0, as
     /// in the Keras of the tutorial; TF-Keras 2.x uses 0.001).
-    #[arg(long, default_value = "adadelta", value_parser = parse_optimizer)]
+    #[arg(long, default_value = "adadelta")]
     optimizer: OptimizerConfig,
     /// Learning rate (default: the optimizer's Keras default).
     #[arg(long)]
@@ -79,25 +79,11 @@ pub struct TrainArgs {
     #[arg(long, value_name = "N")]
     patience: Option<usize>,
     /// Loss weight per class: `balanced` (rows / (classes · class rows)) or one number per class, comma-separated.
-    #[arg(long, value_name = "balanced|W,W,...", value_parser = parse_class_weight)]
+    #[arg(long, value_name = "balanced|W,W,...")]
     class_weight: Option<ClassWeight>,
     /// Replace --out if it exists.
     #[arg(long)]
     force: bool,
-}
-
-fn parse_optimizer(s: &str) -> Result<OptimizerConfig, String> {
-    OptimizerConfig::keras_default(s).ok_or_else(|| format!("`{s}`: expected {}", OptimizerConfig::NAMES.join(", ")))
-}
-
-fn parse_class_weight(s: &str) -> Result<ClassWeight, String> {
-    if s == "balanced" {
-        return Ok(ClassWeight::Balanced);
-    }
-    s.split(',')
-        .map(|w| w.trim().parse::<f32>().map_err(|_| format!("`{w}` is not a number (expected `balanced` or W,W,...)")))
-        .collect::<Result<Vec<_>, _>>()
-        .map(ClassWeight::Manual)
 }
 
 pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
@@ -107,10 +93,8 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         optimizer.learning_rate = lr;
     }
     optimizer.decay = args.decay;
-    match &mut optimizer.rule {
-        Rule::Sgd { momentum, nesterov } => (*momentum, *nesterov) = (args.momentum, args.nesterov),
-        _ if args.momentum != 0.0 || args.nesterov => bail!("--momentum and --nesterov apply to --optimizer sgd only"),
-        _ => {}
+    if args.momentum != 0.0 || args.nesterov {
+        optimizer.set_momentum(args.momentum, args.nesterov).context("--momentum/--nesterov")?;
     }
     let architecture = match args.head {
         HeadKind::Logistic => Architecture::Logistic,

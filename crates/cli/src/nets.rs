@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use clap::ValueEnum;
-use imgclf_augment::{AugmentParams, FillMode};
+use imgclf_augment::AugmentParams;
 use imgclf_dataset::Dataset;
 use imgclf_heads::{OptimizerConfig, Rule};
 use imgclf_nets::prelude::*;
@@ -13,14 +12,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::EngineArgs;
 use crate::heads::epoch_line;
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ArchArg {
-    /// 3 × (Conv 3×3 → ReLU → MaxPool) → Dense(64) → Dropout(0.5) → output; 150 px, RMSprop.
-    Small,
-    /// Conv 5×5 20 → Conv 5×5 50 → Dense(500) → softmax; 32 px, Adam with decay.
-    Lenet,
-}
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples (the tutorial's recipes):\n  \
@@ -31,14 +22,16 @@ Images are decoded and resized once, kept in memory, and augmented afresh every 
 epoch the run folder gets weights.safetensors, checkpoint.safetensors (weights and optimizer\n\
 state), run.json, history.csv and curves.png; Ctrl-C stops between batches, and --resume\n\
 continues from the last whole epoch with the same result as an uninterrupted run.\n\n\
---augment takes `default` (small: shear 0.2, zoom 0.2, horizontal flip; lenet: rotation 30,\n\
-shifts 0.1, shear 0.2, zoom 0.2), `none`, or a list such as\n\
-`rotation=30,shift=0.1,shear=0.2,zoom=0.2,hflip,brightness=0.7:1.3,fill=nearest`\n\
-(also wshift=, hshift=, vflip; shear in degrees as Keras 2).")]
+Without --augment the network's tutorial setting is used (small: shear 0.2, zoom 0.2,\n\
+horizontal flip; lenet: rotation 30, shifts 0.1, shear 0.2, zoom 0.2). --augment takes `none`\n\
+or a list such as `rotation=30,shift=0.1,shear=0.2,zoom=0.2,hflip,brightness=0.7:1.3,fill=nearest`\n\
+(also wshift=, hshift=, vflip, zoom=LO:HI, channel_shift=, cval=; shear in degrees as Keras 2),\n\
+the syntax `imgclf augment preview --augment` takes too.")]
 pub struct TrainArgs {
-    /// Network to train.
-    #[arg(long, value_enum, required_unless_present = "resume")]
-    arch: Option<ArchArg>,
+    /// Network to train: small (3 × Conv 3×3 → ReLU → MaxPool, Dense(64), Dropout(0.5); 150 px,
+    /// RMSprop) or lenet (Conv 5×5 20 → Conv 5×5 50 → Dense(500); 32 px, Adam with decay).
+    #[arg(long, value_name = "small|lenet", required_unless_present = "resume")]
+    arch: Option<Arch>,
     /// Data root with train/<class>/ folders (and validation/ or a labelled test/).
     #[arg(long, value_name = "DIR", required_unless_present = "resume")]
     data: Option<PathBuf>,
@@ -60,7 +53,7 @@ pub struct TrainArgs {
     batch: u32,
     /// sgd, rmsprop, adam or adadelta with Keras' defaults (default: rmsprop for small, adam for lenet).
     #[arg(long)]
-    optimizer: Option<String>,
+    optimizer: Option<OptimizerConfig>,
     /// Learning rate (default: the optimizer's Keras default, 0.001 for rmsprop and adam).
     #[arg(long)]
     lr: Option<f32>,
@@ -71,15 +64,16 @@ pub struct TrainArgs {
     /// SGD momentum.
     #[arg(long)]
     momentum: Option<f32>,
-    /// Augmentation of training images: default, none, or key=value,... (see below).
-    #[arg(long, default_value = "default")]
-    augment: String,
+    /// Augmentation of training images: the network's tutorial setting by default, `none`, or
+    /// key=value,... (see below).
+    #[arg(long, value_name = "none|SPEC")]
+    augment: Option<AugmentParams>,
     /// Pixel scaling: unit (x / 255, the tutorial's), standardize (each image to zero mean, unit
     /// variance) or equalize (histogram equalisation, then standardize).
-    #[arg(long, default_value = "unit", value_parser = parse_input)]
+    #[arg(long, default_value = "unit")]
     input: Input,
     /// Learning rate across epochs: constant or cosine (to 0 at the last epoch).
-    #[arg(long, default_value = "constant", value_parser = parse_schedule)]
+    #[arg(long, default_value = "constant")]
     schedule: Schedule,
     /// Batch normalisation after every convolution (not in the tutorial's networks).
     #[arg(long)]
@@ -110,100 +104,28 @@ fn parse_size(s: &str) -> Result<[usize; 2], String> {
     size.ok_or_else(|| format!("`{s}`: expected N or HxW, each from 8 to 1024"))
 }
 
-fn parse_input(s: &str) -> Result<Input, String> {
-    Input::parse(s).ok_or_else(|| format!("`{s}`: expected {}", Input::NAMES.join(" or ")))
-}
-
-fn parse_schedule(s: &str) -> Result<Schedule, String> {
-    Schedule::parse(s).ok_or_else(|| format!("`{s}`: expected {}", Schedule::NAMES.join(" or ")))
-}
-
-/// `--augment`: `default` (the arch's tutorial setting), `none`, or `key=value,...`.
-fn parse_augment(s: &str, arch: Arch) -> anyhow::Result<Option<AugmentParams>> {
-    let mut p = AugmentParams::default();
-    match s {
-        "none" => return Ok(None),
-        "default" if arch == Arch::Small => {
-            (p.shear_range, p.zoom_range, p.horizontal_flip) = (0.2, AugmentParams::zoom(0.2), true);
-            return Ok(Some(p));
-        }
-        "default" => {
-            (p.rotation_range, p.width_shift_range, p.height_shift_range) = (30.0, 0.1, 0.1);
-            (p.shear_range, p.zoom_range) = (0.2, AugmentParams::zoom(0.2));
-            return Ok(Some(p));
-        }
-        _ => {}
-    }
-    for item in s.split(',').map(str::trim) {
-        let (key, value) = item.split_once('=').unwrap_or((item, ""));
-        let number = || value.parse::<f64>().with_context(|| format!("--augment {item}: `{value}` is not a number"));
-        match key {
-            "rotation" => p.rotation_range = number()?,
-            "shift" => (p.width_shift_range, p.height_shift_range) = (number()?, number()?),
-            "wshift" => p.width_shift_range = number()?,
-            "hshift" => p.height_shift_range = number()?,
-            "shear" => p.shear_range = number()?,
-            "zoom" => p.zoom_range = AugmentParams::zoom(number()?),
-            "hflip" => p.horizontal_flip = true,
-            "vflip" => p.vertical_flip = true,
-            "brightness" => {
-                let (lo, hi) = value.split_once(':').context("--augment brightness=LO:HI, e.g. brightness=0.7:1.3")?;
-                let range = [lo.parse::<f64>(), hi.parse::<f64>()];
-                let [Ok(lo), Ok(hi)] = range else { bail!("--augment {item}: expected brightness=LO:HI") };
-                p.brightness_range = Some([lo, hi]);
-            }
-            "fill" => {
-                p.fill_mode = match value {
-                    "nearest" => FillMode::Nearest,
-                    "constant" => FillMode::Constant,
-                    "reflect" => FillMode::Reflect,
-                    "wrap" => FillMode::Wrap,
-                    _ => bail!("--augment {item}: fill is nearest, constant, reflect or wrap"),
-                }
-            }
-            _ => bail!(
-                "--augment: unknown `{key}`; expected default, none, or rotation=, shift=, wshift=, hshift=, shear=, zoom=, hflip, vflip, brightness=LO:HI, fill="
-            ),
-        }
-    }
-    Ok(Some(p))
-}
-
-/// The settings from the flags, with each architecture's tutorial defaults.
+/// The settings from the flags, over the architecture's tutorial recipe.
 fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
-    let epochs = args.epochs.map_or(if arch == Arch::Small { 30 } else { 35 }, |e| e as usize);
-    let name = args.optimizer.as_deref().unwrap_or(if arch == Arch::Small { "rmsprop" } else { "adam" });
-    let mut optimizer = OptimizerConfig::keras_default(name)
-        .with_context(|| format!("--optimizer {name}: expected {}", OptimizerConfig::NAMES.join(", ")))?;
-    if let Some(lr) = args.lr {
-        optimizer.learning_rate = lr;
+    let mut c = CnnConfig::tutorial(arch);
+    c.epochs = args.epochs.map_or(c.epochs, |e| e as usize);
+    c.optimizer = args.optimizer.unwrap_or(c.optimizer);
+    c.optimizer.learning_rate = args.lr.unwrap_or(c.optimizer.learning_rate);
+    c.optimizer.decay = args.decay.unwrap_or(arch.tutorial_decay(c.optimizer.learning_rate, c.epochs));
+    if let Some(m) = args.momentum {
+        c.optimizer.set_momentum(m, false).context("--momentum")?;
     }
-    let tutorial_decay = if arch == Arch::Lenet { optimizer.learning_rate / epochs as f32 } else { 0.0 };
-    optimizer.decay = args.decay.unwrap_or(tutorial_decay);
-    match (&mut optimizer.rule, args.momentum) {
-        (Rule::Sgd { momentum, .. }, Some(m)) => *momentum = m,
-        (_, Some(_)) => bail!("--momentum applies to --optimizer sgd only"),
-        _ => {}
+    c.variant = Variant { batch_norm: args.batch_norm, dropout: args.dropout };
+    c.size = args.size.unwrap_or(c.size);
+    c.batch_size = args.batch as usize;
+    c.schedule = args.schedule;
+    c.input = args.input;
+    if let Some(augment) = &args.augment {
+        c.augment = (*augment != AugmentParams::default()).then(|| augment.clone());
     }
-    if !(0.0..1.0).contains(&args.label_smoothing) {
-        bail!("--label-smoothing must be in [0, 1), got {}", args.label_smoothing);
-    }
-    if args.dropout.is_some_and(|d| !(0.0..1.0).contains(&d)) {
-        bail!("--dropout must be in [0, 1)");
-    }
-    Ok(CnnConfig {
-        arch,
-        variant: Variant { batch_norm: args.batch_norm, dropout: args.dropout },
-        size: args.size.unwrap_or(if arch == Arch::Small { [150, 150] } else { [32, 32] }),
-        epochs,
-        batch_size: args.batch as usize,
-        optimizer,
-        schedule: args.schedule,
-        augment: parse_augment(&args.augment, arch)?,
-        input: args.input,
-        label_smoothing: args.label_smoothing,
-        seed: args.seed,
-    })
+    c.label_smoothing = args.label_smoothing;
+    c.seed = args.seed;
+    c.check()?;
+    Ok(c)
 }
 
 pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
@@ -222,11 +144,7 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
         eprintln!("resuming {} after epoch {} of {}", out.display(), progress.epochs_done(), info.config.epochs);
         (info, net, progress)
     } else {
-        let arch = match args.arch.expect("clap requires --arch without --resume") {
-            ArchArg::Small => Arch::Small,
-            ArchArg::Lenet => Arch::Lenet,
-        };
-        let config = config(&args, arch)?;
+        let config = config(&args, args.arch.expect("clap requires --arch without --resume"))?;
         let data = args.data.as_ref().expect("clap requires --data without --resume");
         let dataset = Dataset::open(data).with_context(|| format!("--data {}", data.display()))?;
         let validation = imgclf_nets::validation_split(&dataset, args.validation.as_deref()).context("--validation")?;

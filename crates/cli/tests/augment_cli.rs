@@ -87,3 +87,31 @@ fn help_explains_every_flag() {
         assert!(help.contains(flag), "--help lacks {flag}:\n{help}");
     }
 }
+
+/// `--augment` takes the one-line syntax of `train-cnn --augment` and gives the variants the
+/// separate flags give; it cannot be mixed with them.
+#[test]
+fn the_one_line_syntax_equals_the_flags() {
+    let t = tempfile::tempdir().unwrap();
+    let image = fixtures().join("tiny_data/train/cats/cat.0.jpg");
+    let run = |out: &str, params: &[&str]| {
+        let out = t.path().join(out);
+        let args =
+            ["augment", "preview", "--image", image.to_str().unwrap(), "--n", "3", "--out", out.to_str().unwrap()];
+        let o = imgclf(&[&args[..], params].concat());
+        (o.status.success(), String::from_utf8_lossy(&o.stderr).into_owned(), out)
+    };
+    let flags =
+        ["--rotation", "40", "--width-shift", "0.2", "--height-shift", "0.2", "--zoom", "0.2", "--horizontal-flip"];
+    let (ok_a, err_a, a) = run("flags", &flags);
+    let (ok_b, err_b, b) = run("line", &["--augment", "rotation=40,shift=0.2,zoom=0.2,hflip"]);
+    assert!(ok_a && ok_b, "{err_a}{err_b}");
+    for i in 0..3 {
+        let name = format!("aug_{i}.jpg");
+        assert_eq!(std::fs::read(a.join(&name)).unwrap(), std::fs::read(b.join(&name)).unwrap(), "{name}");
+    }
+    let (ok, err, _) = run("both", &["--augment", "hflip", "--rotation", "10"]);
+    assert!(!ok && err.contains("cannot be used with"), "{err}");
+    let (ok, err, _) = run("bad", &["--augment", "zoom=1.5"]);
+    assert!(!ok && err.contains("zoom_range"), "{err}");
+}

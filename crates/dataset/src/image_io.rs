@@ -111,26 +111,14 @@ pub enum Filter {
     Lanczos3,
 }
 
+crate::named_enum!(Filter {
+    Filter::Nearest => "nearest",
+    Filter::Bilinear => "bilinear" | "linear",
+    Filter::Bicubic => "bicubic" | "cubic",
+    Filter::Lanczos3 => "lanczos3" | "lanczos",
+});
+
 impl Filter {
-    pub fn parse(name: &str) -> Option<Filter> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "nearest" => Filter::Nearest,
-            "bilinear" | "linear" => Filter::Bilinear,
-            "bicubic" | "cubic" => Filter::Bicubic,
-            "lanczos" | "lanczos3" => Filter::Lanczos3,
-            _ => return None,
-        })
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Filter::Nearest => "nearest",
-            Filter::Bilinear => "bilinear",
-            Filter::Bicubic => "bicubic",
-            Filter::Lanczos3 => "lanczos3",
-        }
-    }
-
     fn algorithm(self) -> ResizeAlg {
         match self {
             Filter::Nearest => ResizeAlg::Nearest,
@@ -293,9 +281,9 @@ mod tests {
     #[test]
     fn filter_names_round_trip() {
         for f in [Filter::Nearest, Filter::Bilinear, Filter::Bicubic, Filter::Lanczos3] {
-            assert_eq!(Filter::parse(f.name()), Some(f));
+            assert_eq!(f.to_string().parse::<Filter>(), Ok(f));
         }
-        assert_eq!(Filter::parse("BICUBIC"), Some(Filter::Bicubic));
-        assert_eq!(Filter::parse("sinc"), None);
+        assert_eq!("BICUBIC".parse::<Filter>(), Ok(Filter::Bicubic));
+        assert!("sinc".parse::<Filter>().is_err());
     }
 }

@@ -8,6 +8,7 @@
 mod error;
 mod folder;
 mod image_io;
+mod names;
 mod natural;
 mod rng;
 mod verify;
@@ -15,6 +16,7 @@ mod verify;
 pub use error::DatasetError;
 pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Sample, Split, is_image_file};
 pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb};
+pub use names::one_of;
 pub use natural::natural_cmp;
 pub use rng::Rng;
 pub use verify::{Unreadable, quarantine, verify};

@@ -58,26 +58,7 @@ pub enum Precision {
     Tf32,
 }
 
-impl FromStr for Precision {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Precision, String> {
-        match s {
-            "fp32" => Ok(Precision::Fp32),
-            "tf32" => Ok(Precision::Tf32),
-            _ => Err(format!("`{s}`: expected fp32 or tf32")),
-        }
-    }
-}
-
-impl fmt::Display for Precision {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Precision::Fp32 => "fp32",
-            Precision::Tf32 => "tf32",
-        })
-    }
-}
+imgclf_dataset::named_enum!(Precision { Precision::Fp32 => "fp32", Precision::Tf32 => "tf32" });
 
 /// How the engine takes a batch: float tensors laid out and normalised on the CPU, or the
 /// decoded `u8` pixels (`N×H×W×3`, RGB) with the conversion run inside the graph (nodes

@@ -27,19 +27,11 @@ pub enum EngineKind {
     Tract,
 }
 
-impl std::str::FromStr for EngineKind {
-    type Err = String;
-
-    /// `auto`, `ort` (or `onnxruntime`) or `tract`.
-    fn from_str(s: &str) -> Result<EngineKind, String> {
-        match s {
-            "auto" => Ok(EngineKind::Auto),
-            "ort" | "onnxruntime" => Ok(EngineKind::Ort),
-            "tract" => Ok(EngineKind::Tract),
-            _ => Err(format!("`{s}`: expected auto, ort or tract")),
-        }
-    }
-}
+imgclf_dataset::named_enum!(EngineKind {
+    EngineKind::Auto => "auto",
+    EngineKind::Ort => "ort" | "onnxruntime",
+    EngineKind::Tract => "tract",
+});
 
 /// A loaded model that maps a batch of input tensors to the named outputs it was asked for.
 pub struct Engine {

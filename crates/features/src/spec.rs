@@ -254,9 +254,7 @@ fn resize_policy(resize: Option<&Value>) -> Result<(Fit, Filter), String> {
         return Ok((Fit::Stretch, Filter::Bilinear));
     };
     let filter = match obj.get("interpolation").and_then(Value::as_str) {
-        Some(name) => Filter::parse(name).ok_or_else(|| {
-            format!("input.resize.interpolation `{name}`: expected nearest, bilinear, bicubic or lanczos3")
-        })?,
+        Some(name) => name.parse::<Filter>().map_err(|e| format!("input.resize.interpolation {e}"))?,
         None => Filter::Bilinear,
     };
     let fit = match obj.get("policy").and_then(Value::as_str).unwrap_or("resize") {

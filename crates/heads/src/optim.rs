@@ -23,7 +23,44 @@ pub struct OptimizerConfig {
     pub decay: f32,
 }
 
+impl std::str::FromStr for OptimizerConfig {
+    type Err = String;
+
+    /// The optimizer Keras builds from its name, with Keras' defaults.
+    fn from_str(s: &str) -> Result<OptimizerConfig, String> {
+        OptimizerConfig::keras_default(s)
+            .ok_or_else(|| format!("`{s}`: expected {}", OptimizerConfig::NAMES.join(", ")))
+    }
+}
+
+impl std::fmt::Display for OptimizerConfig {
+    /// The rule's Keras name (`sgd`, `rmsprop`, `adam`, `adadelta`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.rule {
+            Rule::Sgd { .. } => "sgd",
+            Rule::Rmsprop { .. } => "rmsprop",
+            Rule::Adam { .. } => "adam",
+            Rule::Adadelta { .. } => "adadelta",
+        })
+    }
+}
+
 impl OptimizerConfig {
+    /// Sets SGD's momentum (and Nesterov's variant); refused for the other rules, which have
+    /// none.
+    pub fn set_momentum(&mut self, momentum: f32, nesterov: bool) -> Result<(), crate::HeadError> {
+        match &mut self.rule {
+            Rule::Sgd { momentum: m, nesterov: n } => {
+                (*m, *n) = (momentum, nesterov);
+                Ok(())
+            }
+            _ => Err(crate::HeadError::Config(format!(
+                "momentum and nesterov apply to the sgd optimizer only (--optimizer sgd), not {self}"
+            ))),
+        }
+    }
+
+    /// The names [`OptimizerConfig::keras_default`] knows.
     pub const NAMES: [&str; 4] = ["sgd", "rmsprop", "adam", "adadelta"];
 
     /// The optimizer Keras builds from its name (`optimizer='adam'`).

@@ -41,6 +41,29 @@ pub enum ClassWeight {
     Manual(Vec<f32>),
 }
 
+impl std::str::FromStr for ClassWeight {
+    type Err = String;
+
+    /// `none`, `balanced`, or one number per class, comma-separated.
+    fn from_str(s: &str) -> Result<ClassWeight, String> {
+        match s {
+            "none" => return Ok(ClassWeight::None),
+            "balanced" => return Ok(ClassWeight::Balanced),
+            _ => {}
+        }
+        let weights = s
+            .split(',')
+            .map(|w| {
+                w.trim().parse::<f32>().map_err(|_| format!("`{w}` is not a number (expected `balanced` or W,W,...)"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
+            return Err(format!("`{s}`: class weights must be numbers >= 0"));
+        }
+        Ok(ClassWeight::Manual(weights))
+    }
+}
+
 /// One line of `history.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {

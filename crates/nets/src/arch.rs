@@ -2,6 +2,7 @@
 //! initialisation and parameter counts outside).
 
 use candle_core::{DType, Device, Tensor, Var};
+use imgclf_augment::AugmentParams;
 use imgclf_dataset::Rng;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
@@ -20,14 +21,26 @@ pub enum Arch {
     Lenet,
 }
 
-impl Arch {
-    pub const NAMES: [&str; 2] = ["small", "lenet"];
+imgclf_dataset::named_enum!(Arch { Arch::Small => "small", Arch::Lenet => "lenet" });
 
-    pub fn parse(name: &str) -> Option<Arch> {
-        match name.to_ascii_lowercase().as_str() {
-            "small" => Some(Arch::Small),
-            "lenet" => Some(Arch::Lenet),
-            _ => None,
+impl Arch {
+    /// The tutorial's augmentation for this network: shear 0.2, zoom 0.2 and horizontal flips
+    /// for the small CNN; rotation 30, shifts 0.1, shear 0.2 and zoom 0.2 for LeNet (signs
+    /// are not mirrored).
+    pub fn tutorial_augment(self) -> AugmentParams {
+        let spec = match self {
+            Arch::Small => "shear=0.2,zoom=0.2,hflip",
+            Arch::Lenet => "rotation=30,shift=0.1,shear=0.2,zoom=0.2",
+        };
+        spec.parse().expect("the tutorial's settings are valid")
+    }
+
+    /// The tutorial's learning-rate decay: LeNet decays by `lr / epochs` per step, as its
+    /// script passes `decay=INIT_LR / EPOCHS` to Adam; the small CNN does not decay.
+    pub fn tutorial_decay(self, learning_rate: f32, epochs: usize) -> f32 {
+        match self {
+            Arch::Lenet => learning_rate / epochs.max(1) as f32,
+            Arch::Small => 0.0,
         }
     }
 

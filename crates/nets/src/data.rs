@@ -90,18 +90,13 @@ pub enum Input {
     Equalize,
 }
 
+imgclf_dataset::named_enum!(Input {
+    Input::Unit => "unit",
+    Input::Standardize => "standardize",
+    Input::Equalize => "equalize",
+});
+
 impl Input {
-    pub const NAMES: [&str; 3] = ["unit", "standardize", "equalize"];
-
-    pub fn parse(name: &str) -> Option<Input> {
-        match name {
-            "unit" => Some(Input::Unit),
-            "standardize" => Some(Input::Standardize),
-            "equalize" => Some(Input::Equalize),
-            _ => None,
-        }
-    }
-
     fn apply(self, x: &mut [f32]) {
         match self {
             Input::Unit => x.iter_mut().for_each(|v| *v /= 255.0),

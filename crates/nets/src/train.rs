@@ -35,6 +35,55 @@ pub struct CnnConfig {
     pub seed: u64,
 }
 
+impl CnnConfig {
+    /// The tutorial's recipe for `arch`. The small CNN: 150 px, 30 epochs, RMSprop (Keras'
+    /// defaults), shear 0.2, zoom 0.2 and horizontal flips. LeNet: 32 px, 35 epochs, Adam with
+    /// the decay `lr / epochs`, rotation 30, shifts 0.1, shear 0.2, zoom 0.2. Both: batch 32,
+    /// pixels `x / 255`, a constant schedule, seed 0.
+    pub fn tutorial(arch: Arch) -> CnnConfig {
+        let (size, epochs, optimizer) = match arch {
+            Arch::Small => (150, 30, "rmsprop"),
+            Arch::Lenet => (32, 35, "adam"),
+        };
+        let mut optimizer = OptimizerConfig::keras_default(optimizer).expect("a Keras optimizer");
+        optimizer.decay = arch.tutorial_decay(optimizer.learning_rate, epochs);
+        CnnConfig {
+            arch,
+            variant: Variant::default(),
+            size: [size, size],
+            epochs,
+            batch_size: 32,
+            optimizer,
+            schedule: Schedule::Constant,
+            augment: Some(arch.tutorial_augment()),
+            input: Input::Unit,
+            label_smoothing: 0.0,
+            seed: 0,
+        }
+    }
+
+    /// Refuses settings no run can use, naming the one at fault.
+    pub fn check(&self) -> Result<(), NetError> {
+        let bad = |reason: String| Err(NetError::Config(reason));
+        if !(0.0..1.0).contains(&self.label_smoothing) {
+            return bad(format!("label smoothing must be in [0, 1), got {}", self.label_smoothing));
+        }
+        if self.variant.dropout.is_some_and(|d| !(0.0..1.0).contains(&d)) {
+            return bad(format!("dropout must be in [0, 1), got {:?}", self.variant.dropout));
+        }
+        if self.size.iter().any(|s| !(8..=1024).contains(s)) {
+            return bad(format!("input size {:?}: each side from 8 to 1024", self.size));
+        }
+        if self.epochs == 0 || self.batch_size == 0 {
+            return bad("epochs and batch size must be at least 1".into());
+        }
+        if let Some(p) = &self.augment {
+            Augmenter::new(p.clone()).map_err(|e| NetError::Config(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
 /// The learning rate across epochs (on top of the optimizer's own per-step decay).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -44,17 +93,9 @@ pub enum Schedule {
     Cosine,
 }
 
+imgclf_dataset::named_enum!(Schedule { Schedule::Constant => "constant", Schedule::Cosine => "cosine" });
+
 impl Schedule {
-    pub const NAMES: [&str; 2] = ["constant", "cosine"];
-
-    pub fn parse(name: &str) -> Option<Schedule> {
-        match name {
-            "constant" => Some(Schedule::Constant),
-            "cosine" => Some(Schedule::Cosine),
-            _ => None,
-        }
-    }
-
     fn factor(self, epoch: usize, epochs: usize) -> f32 {
         match self {
             Schedule::Constant => 1.0,
