@@ -130,19 +130,19 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
 
 pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     let out = &args.out;
-    let (mut info, net, progress) = if args.resume {
-        let (mut info, net, progress) = CnnRun::resume(out).context("--resume")?;
+    let (mut info, net, state) = if args.resume {
+        let (mut info, net, state) = CnnRun::resume(out).context("--resume")?;
         if let Some(epochs) = args.epochs {
-            if (epochs as usize) < progress.epochs_done() {
-                bail!("--epochs {epochs}: the run already has {} epochs", progress.epochs_done());
+            if (epochs as usize) < state.epochs_done() {
+                bail!("--epochs {epochs}: the run already has {} epochs", state.epochs_done());
             }
             info.config.epochs = epochs as usize;
         }
-        if progress.epochs_done() >= info.config.epochs {
+        if state.epochs_done() >= info.config.epochs {
             bail!("{} is complete ({} epochs); pass a larger --epochs to train on", out.display(), info.config.epochs);
         }
-        eprintln!("resuming {} after epoch {} of {}", out.display(), progress.epochs_done(), info.config.epochs);
-        (info, net, progress)
+        eprintln!("resuming {} after epoch {} of {}", out.display(), state.epochs_done(), info.config.epochs);
+        (info, net, state)
     } else {
         let config = config(&args, args.arch.expect("clap requires --arch without --resume"))?;
         let data = args.data.as_ref().expect("clap requires --data without --resume");
@@ -151,8 +151,8 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
         let optimizer = config.optimizer;
         let (info, net) = CnnRun::create(out, config, dataset.classes.names().to_vec(), data, validation, args.force)
             .context("--out")?;
-        let progress = Progress::start(&net, optimizer);
-        (info, net, progress)
+        let state = TrainState::start(&net, optimizer);
+        (info, net, state)
     };
     let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
     let load = |name: &str| {
@@ -179,12 +179,12 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     let config = info.config.clone();
     let result = train(
         &net,
-        progress,
+        state,
         &config,
         &train_set,
         validation.as_ref(),
         Some(&stop),
-        report(epochs, config.batch_size, |progress| CnnRun::save_epoch(out, &mut info, &net, progress)),
+        report(epochs, config.batch_size, |state| CnnRun::save_epoch(out, &mut info, &net, state)),
     );
     match result {
         Ok(_) => {
@@ -202,21 +202,21 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
 fn report(
     epochs: usize,
     batch: usize,
-    mut save: impl FnMut(&Progress) -> Result<(), imgclf_nets::NetError>,
-) -> impl FnMut(TrainEvent) -> Result<(), imgclf_nets::NetError> {
+    mut save: impl FnMut(&TrainState) -> Result<(), imgclf_nets::NetError>,
+) -> impl FnMut(FitEvent) -> Result<(), imgclf_nets::NetError> {
     let mut epoch_bar = ProgressBar::hidden();
     move |event| {
         match event {
-            TrainEvent::Batch { epoch, done, total } => {
+            FitEvent::Batch { epoch, done, total } => {
                 if done <= batch {
                     epoch_bar = bar(total as u64, &format!("Epoch {epoch}/{epochs}"), "images");
                 }
                 epoch_bar.set_position(done as u64);
             }
-            TrainEvent::Epoch { stats, progress } => {
+            FitEvent::Epoch { stats, state } => {
                 epoch_bar.finish_and_clear();
                 say!("{}", epoch_line(stats, epochs));
-                save(progress)?;
+                save(state)?;
             }
         }
         Ok(())
@@ -404,14 +404,14 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
     };
     let stop = crate::extract::stop_on_signals()?;
     let validation = validation.as_ref().map(|v| v as &dyn imgclf_nets::Batches);
-    let save = |progress: &Progress| {
-        info.history = progress.history.clone();
+    let save = |state: &TrainState| {
+        info.history = state.history.clone();
         FineTuneRun::save(&dir, &info, &model)
     };
-    let progress = Progress::start(&model, optimizer);
+    let state = TrainState::start(&model, optimizer);
     fit(
         &model,
-        progress,
+        state,
         &settings,
         &train_set,
         validation,

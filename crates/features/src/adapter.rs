@@ -13,7 +13,7 @@ use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
 use crate::engine::check_input_shape;
-use crate::onnx::{self, Dim};
+use crate::internal::onnx::{self, Dim};
 use crate::{ColorOrder, FeatureError, Layout, ModelSpec};
 
 /// The input name of an adapted model.

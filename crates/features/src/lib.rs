@@ -3,13 +3,14 @@
 //! file `gap_<Backbone>.h5` that later stages (dense heads, CAM) read.
 
 mod adapter;
+mod backbone;
 mod cuda;
 mod device;
 mod engine;
 mod error;
 mod extract;
+pub mod internal;
 mod models;
-pub mod onnx;
 mod pipeline;
 mod pool;
 mod shard;
@@ -17,12 +18,12 @@ mod spec;
 mod store;
 
 pub use adapter::{PIXELS, POOLED, pixel_model};
+pub use backbone::{Backbone, Embedding};
 pub use device::{Device, EngineConfig, Feed, Precision};
 pub use engine::{Engine, EngineKind, GPU_VENV, PixelBatch, find_ort_library, ort_environment};
 pub use error::FeatureError;
 pub use extract::{
-    Backbone, Embedding, ExtractOptions, ExtractReport, Progress, Skipped, extract, extract_all, fingerprint,
-    preprocess_batch, sha256_file,
+    ExtractOptions, ExtractReport, Progress, Skipped, extract, extract_all, fingerprint, preprocess_batch, sha256_file,
 };
 pub use models::{CachedModel, ModelCache};
 pub use pool::global_average_pool;

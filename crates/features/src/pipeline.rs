@@ -12,7 +12,8 @@ use imgclf_dataset::{Dataset, Resize, Sample};
 use ndarray::ArrayView4;
 use rayon::prelude::*;
 
-use crate::extract::{Backbone, ExtractOptions, Progress, Skipped, fill_batch, pool_output};
+use crate::Backbone;
+use crate::extract::{ExtractOptions, Progress, Skipped, fill_batch, pool_output};
 use crate::{Engine, FeatureError, FeatureWriter, Feed, ModelSpec, PixelBatch};
 
 /// Decoded batches waiting for the engines: enough to hide a slow image, small enough to

@@ -25,16 +25,23 @@ pub use head::{Architecture, BatchGrads, Head, HeadConfig, Standardizer};
 pub use imgclf_dataset::Rng;
 pub use layers::{Dense, Dropout, relu, relu_backward};
 pub use loss::Loss;
-pub use matmul::matmul;
 pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule};
-pub use plot::{FONT, confusion_png, curves_png};
+pub use plot::{confusion_png, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
-pub use run::{NamedTensor, RUN_FORMAT, Run, RunInfo, f32_safetensors, f32_tensor, history_csv};
+pub use run::{RUN_FORMAT, Run, RunInfo};
 pub use submission::{CsvStyle, prediction_csv};
 pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Validation, argmax, train};
 
 /// `use imgclf_heads::prelude::*` brings what a training script needs.
+/// Plumbing the sibling crates share, not part of the heads API: the matrix product, the
+/// bundled font, and the safetensors and history files of run folders.
+pub mod internal {
+    pub use crate::matmul::matmul;
+    pub use crate::plot::FONT;
+    pub use crate::run::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
+}
+
 pub mod prelude {
     pub use crate::{
         Architecture, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, OptimizerConfig, Run,

@@ -6,7 +6,7 @@
 //! `pool_relu` (`benches/step.rs`).
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
-use imgclf_heads::matmul;
+use imgclf_heads::internal::matmul;
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 

@@ -25,13 +25,13 @@ pub use pool::pool_relu;
 pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net, run_format};
 pub use tail::{Tail, last_block_input, prefix_model};
 pub use train::{
-    Batches, CnnConfig, FitSettings, Progress, Schedule, TrainEvent, Trainable, fit, loss, predict, predict_batches,
+    Batches, CnnConfig, FitEvent, FitSettings, Schedule, TrainState, Trainable, fit, loss, predict, predict_batches,
     probabilities, score, score_batches, train,
 };
 
 /// `use imgclf_nets::prelude::*` brings what a training script needs.
 pub mod prelude {
     pub use crate::{
-        Arch, CnnConfig, CnnRun, ImageSet, Input, Net, NetError, Progress, Schedule, TrainEvent, Variant, train,
+        Arch, CnnConfig, CnnRun, FitEvent, ImageSet, Input, Net, NetError, Schedule, TrainState, Variant, train,
     };
 }

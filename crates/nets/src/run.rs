@@ -6,15 +6,14 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
-use imgclf_heads::{
-    EpochStats, NamedTensor, Optimizer, Predictions, curves_png, f32_safetensors, f32_tensor, history_csv,
-};
+use imgclf_heads::internal::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
+use imgclf_heads::{EpochStats, Optimizer, Predictions, curves_png};
 use ndarray::Array2;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageSet, validation_split};
-use crate::train::{CnnConfig, INIT, Progress, predict};
+use crate::train::{CnnConfig, INIT, TrainState, predict};
 use crate::{Net, NetError};
 
 /// Format tag of a CNN run's `run.json`.
@@ -133,35 +132,35 @@ impl CnnRun {
     }
 
     /// Writes the state after an epoch: checkpoint, weights, history, curves, then `run.json`
-    /// (updated from `progress`), each to a temporary name renamed into place, so a kill at
+    /// (updated from `state`), each to a temporary name renamed into place, so a kill at
     /// any moment leaves a folder that loads and resumes.
-    pub fn save_epoch(dir: &Path, info: &mut CnnRunInfo, net: &Net, progress: &Progress) -> Result<(), NetError> {
-        info.epochs_run = progress.epochs_done();
+    pub fn save_epoch(dir: &Path, info: &mut CnnRunInfo, net: &Net, state: &TrainState) -> Result<(), NetError> {
+        info.epochs_run = state.epochs_done();
         info.complete = info.epochs_run >= info.config.epochs;
-        info.metrics = progress.history.last().cloned();
+        info.metrics = state.history.last().cloned();
         let params = named_values(net)?;
         let mut tensors: Vec<NamedTensor> =
             params.iter().map(|(n, s, v)| (format!("param.{n}"), s.clone(), v.clone())).collect();
         // the optimizer's accumulators, one pair per trainable tensor
-        for ((name, var), [a, b]) in net.params().iter().zip(progress.optimizer.slots()) {
+        for ((name, var), [a, b]) in net.params().iter().zip(state.optimizer.slots()) {
             tensors.push((format!("slot0.{name}"), var.dims().to_vec(), a.clone()));
             tensors.push((format!("slot1.{name}"), var.dims().to_vec(), b.clone()));
         }
-        let state = CheckpointState { iterations: progress.optimizer.iterations, history: progress.history.clone() };
-        let meta = serde_json::to_string(&state).expect("checkpoint state serialises");
+        let checkpoint = CheckpointState { iterations: state.optimizer.iterations, history: state.history.clone() };
+        let meta = serde_json::to_string(&checkpoint).expect("checkpoint state serialises");
         // the state rides in the format entry, so one rename publishes weights and state together
         write_atomic(
             &dir.join("checkpoint.safetensors"),
             &f32_safetensors(&tensors, &format!("{CHECKPOINT_FORMAT} {meta}")),
         )?;
         write_atomic(&dir.join("weights.safetensors"), &f32_safetensors(&params, CNN_RUN_FORMAT))?;
-        write_atomic(&dir.join("history.csv"), history_csv(&progress.history).as_bytes())?;
-        curves_png(&progress.history, &dir.join("curves.png"))?;
+        write_atomic(&dir.join("history.csv"), history_csv(&state.history).as_bytes())?;
+        curves_png(&state.history, &dir.join("curves.png"))?;
         write_info(dir, info)
     }
 
-    /// The run's description and its network and progress at the last checkpoint.
-    pub fn resume(dir: &Path) -> Result<(CnnRunInfo, Net, Progress), NetError> {
+    /// The run's description and its network and state at the last checkpoint.
+    pub fn resume(dir: &Path) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
         let info = read_info(dir)?;
         let path = dir.join("checkpoint.safetensors");
         let bytes =
@@ -184,7 +183,7 @@ impl CnnRun {
             slots.push([slot(0)?, slot(1)?]);
         }
         let optimizer = Optimizer::resume(info.config.optimizer, state.iterations, slots);
-        Ok((info, net, Progress { optimizer, history: state.history }))
+        Ok((info, net, TrainState { optimizer, history: state.history }))
     }
 }
 

@@ -106,16 +106,16 @@ impl Schedule {
 
 /// Where training stands after a whole epoch: what a checkpoint holds besides the weights.
 #[derive(Debug, Clone)]
-pub struct Progress {
+pub struct TrainState {
     pub optimizer: Optimizer,
     pub history: Vec<EpochStats>,
 }
 
-impl Progress {
+impl TrainState {
     /// The start of a run: no epochs, a fresh optimizer for the model's parameters.
-    pub fn start(model: &dyn Trainable, config: OptimizerConfig) -> Progress {
+    pub fn start(model: &dyn Trainable, config: OptimizerConfig) -> TrainState {
         let sizes: Vec<usize> = model.params().iter().map(|(_, v)| v.elem_count()).collect();
-        Progress { optimizer: Optimizer::new(config, &sizes), history: Vec::new() }
+        TrainState { optimizer: Optimizer::new(config, &sizes), history: Vec::new() }
     }
 
     pub fn epochs_done(&self) -> usize {
@@ -124,12 +124,12 @@ impl Progress {
 }
 
 /// What [`train`] and [`fit`] report as they go.
-pub enum TrainEvent<'a> {
+pub enum FitEvent<'a> {
     /// `done` of `total` samples of the current epoch.
     Batch { epoch: usize, done: usize, total: usize },
     /// An epoch ended: its numbers, and the optimizer state and history to checkpoint (the
     /// weights are the model's, which the caller holds).
-    Epoch { stats: &'a EpochStats, progress: &'a Progress },
+    Epoch { stats: &'a EpochStats, state: &'a TrainState },
 }
 
 const SHUFFLE: u64 = 0x11;
@@ -196,17 +196,17 @@ pub struct FitSettings {
     pub seed: u64,
 }
 
-/// Trains `net` from `progress` (a fresh start or a checkpoint) up to `config.epochs` on
+/// Trains `net` from `state` (a fresh start or a checkpoint) up to `config.epochs` on
 /// images, augmented as `config` says. See [`fit`].
 pub fn train(
     net: &Net,
-    progress: Progress,
+    state: TrainState,
     config: &CnnConfig,
     train: &ImageSet,
     validation: Option<&ImageSet>,
     stop: Option<&AtomicBool>,
-    on_event: impl FnMut(TrainEvent) -> Result<(), NetError>,
-) -> Result<Progress, NetError> {
+    on_event: impl FnMut(FitEvent) -> Result<(), NetError>,
+) -> Result<TrainState, NetError> {
     let augmenter = match &config.augment {
         Some(params) => Some(Augmenter::new(params.clone())?),
         None => None,
@@ -220,36 +220,36 @@ pub fn train(
         label_smoothing: config.label_smoothing,
         seed: config.seed,
     };
-    fit(net, progress, &settings, &train, validation.as_ref().map(|v| v as &dyn Batches), stop, on_event)
+    fit(net, state, &settings, &train, validation.as_ref().map(|v| v as &dyn Batches), stop, on_event)
 }
 
 /// The training loop: shuffled batches, loss, gradients, one optimizer step each, validation
 /// after every epoch. Shuffling, augmentation and dropout are keyed by seed, epoch and batch,
 /// so a run resumed from a checkpoint continues exactly. `stop`, when set, ends the run
-/// between batches with [`NetError::Interrupted`]; the last [`TrainEvent::Epoch`] is then
+/// between batches with [`NetError::Interrupted`]; the last [`FitEvent::Epoch`] is then
 /// the state to resume from.
 pub fn fit(
     model: &dyn Trainable,
-    mut progress: Progress,
+    mut state: TrainState,
     settings: &FitSettings,
     train: &dyn Batches,
     validation: Option<&dyn Batches>,
     stop: Option<&AtomicBool>,
-    mut on_event: impl FnMut(TrainEvent) -> Result<(), NetError>,
-) -> Result<Progress, NetError> {
+    mut on_event: impl FnMut(FitEvent) -> Result<(), NetError>,
+) -> Result<TrainState, NetError> {
     let samples = train.labels().len();
     if samples == 0 {
         return Err(NetError::Config("no training samples could be read".into()));
     }
-    let base_lr = progress.optimizer.config.learning_rate;
+    let base_lr = state.optimizer.config.learning_rate;
     let mut values: Vec<Vec<f32>> = model
         .params()
         .iter()
         .map(|(_, v)| v.flatten_all().and_then(|t| t.to_vec1::<f32>()))
         .collect::<Result<_, _>>()?;
-    for epoch in progress.epochs_done()..settings.epochs {
+    for epoch in state.epochs_done()..settings.epochs {
         let started = Instant::now();
-        progress.optimizer.config.learning_rate = base_lr * settings.schedule.factor(epoch, settings.epochs);
+        state.optimizer.config.learning_rate = base_lr * settings.schedule.factor(epoch, settings.epochs);
         let mut order: Vec<usize> = (0..samples).collect();
         Rng::stream(settings.seed, SHUFFLE, epoch as u64).shuffle(&mut order);
         let (mut loss_sum, mut correct) = (0.0f64, 0usize);
@@ -271,7 +271,7 @@ pub fn fit(
             }
             let mut slices: Vec<&mut [f32]> = values.iter_mut().map(|v| v.as_mut_slice()).collect();
             let grad_slices: Vec<&[f32]> = gradients.iter().map(|g| g.as_slice()).collect();
-            progress.optimizer.step(&mut slices, &grad_slices);
+            state.optimizer.step(&mut slices, &grad_slices);
             for ((_, var), v) in params.iter().zip(&values) {
                 var.set(&Tensor::from_slice(v, var.shape(), &Device::Cpu)?)?;
             }
@@ -279,7 +279,7 @@ pub fn fit(
             let probs = probabilities(&logits.detach(), model.classes())?;
             correct += probs.outer_iter().zip(&labels).filter(|(p, l)| argmax(p.view()) == **l).count();
             let done = b * settings.batch_size + chunk.len();
-            on_event(TrainEvent::Batch { epoch: epoch + 1, done, total: samples })?;
+            on_event(FitEvent::Batch { epoch: epoch + 1, done, total: samples })?;
         }
         let (val_loss, val_acc) = match validation {
             Some(v) if !v.labels().is_empty() => {
@@ -296,11 +296,11 @@ pub fn fit(
             val_acc,
             seconds: started.elapsed().as_secs_f64(),
         };
-        progress.history.push(stats.clone());
-        on_event(TrainEvent::Epoch { stats: &stats, progress: &progress })?;
+        state.history.push(stats.clone());
+        on_event(FitEvent::Epoch { stats: &stats, state: &state })?;
     }
-    progress.optimizer.config.learning_rate = base_lr;
-    Ok(progress)
+    state.optimizer.config.learning_rate = base_lr;
+    Ok(state)
 }
 
 /// Class probabilities `(n, classes)` from logits: a sigmoid unit becomes two columns.

@@ -77,25 +77,25 @@ fn config(arch: Arch, size: usize, epochs: usize, optimizer: &str, augment: Opti
     }
 }
 
-fn fit(config: &CnnConfig, set: &ImageSet, classes: usize) -> (Net, Progress) {
+fn fit(config: &CnnConfig, set: &ImageSet, classes: usize) -> (Net, TrainState) {
     let net = imgclf_nets::init_net(config, classes).unwrap();
-    let progress = Progress::start(&net, config.optimizer);
-    let progress = train(&net, progress, config, set, Some(set), None, |_| Ok(())).unwrap();
-    (net, progress)
+    let state = TrainState::start(&net, config.optimizer);
+    let state = train(&net, state, config, set, Some(set), None, |_| Ok(())).unwrap();
+    (net, state)
 }
 
 #[test]
 fn lenet_and_the_small_cnn_learn_a_tiny_set_perfectly() {
     let set = patterns(4, 6, 24, 1);
-    let (net, progress) = fit(&config(Arch::Lenet, 24, 25, "adam", None), &set, 4);
-    let last = progress.history.last().unwrap();
+    let (net, state) = fit(&config(Arch::Lenet, 24, 25, "adam", None), &set, 4);
+    let last = state.history.last().unwrap();
     assert_eq!(last.val_acc, Some(1.0), "LeNet: {last:?}");
-    assert!(last.loss < progress.history[0].loss / 5.0, "the loss fell: {:?}", progress.history);
+    assert!(last.loss < state.history[0].loss / 5.0, "the loss fell: {:?}", state.history);
     assert_eq!(imgclf_nets::score(&net, &set, Input::Unit).unwrap().1, 1.0);
 
     let set = patterns(2, 8, 30, 2);
-    let (_, progress) = fit(&config(Arch::Small, 30, 40, "rmsprop", None), &set, 2);
-    assert_eq!(progress.history.last().unwrap().val_acc, Some(1.0), "small CNN: {:?}", progress.history.last());
+    let (_, state) = fit(&config(Arch::Small, 30, 40, "rmsprop", None), &set, 2);
+    assert_eq!(state.history.last().unwrap().val_acc, Some(1.0), "small CNN: {:?}", state.history.last());
 }
 
 /// Trains `config` into run folder `dir`, checkpointing every epoch; stops after epoch
@@ -103,11 +103,11 @@ fn lenet_and_the_small_cnn_learn_a_tiny_set_perfectly() {
 fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>) -> Result<(), NetError> {
     let (mut info, net) = CnnRun::create(dir, config.clone(), vec!["a".into(), "b".into()], dir, None, false)?;
     let stop = AtomicBool::new(false);
-    let progress = Progress::start(&net, config.optimizer);
-    train(&net, progress, config, set, Some(set), Some(&stop), |event| {
-        if let TrainEvent::Epoch { progress, .. } = event {
-            CnnRun::save_epoch(dir, &mut info, &net, progress)?;
-            stop.store(Some(progress.epochs_done()) == stop_after, Ordering::Relaxed);
+    let state = TrainState::start(&net, config.optimizer);
+    train(&net, state, config, set, Some(set), Some(&stop), |event| {
+        if let FitEvent::Epoch { state, .. } = event {
+            CnnRun::save_epoch(dir, &mut info, &net, state)?;
+            stop.store(Some(state.epochs_done()) == stop_after, Ordering::Relaxed);
         }
         Ok(())
     })
@@ -135,11 +135,11 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     let info = CnnRun::load(&cut).unwrap().info;
     assert_eq!((info.epochs_run, info.complete), (1, false));
 
-    let (mut info, net, progress) = CnnRun::resume(&cut).unwrap();
-    assert_eq!(progress.epochs_done(), 1);
-    train(&net, progress, &info.config.clone(), &set, Some(&set), None, |event| {
-        if let TrainEvent::Epoch { progress, .. } = event {
-            CnnRun::save_epoch(&cut, &mut info, &net, progress)?;
+    let (mut info, net, state) = CnnRun::resume(&cut).unwrap();
+    assert_eq!(state.epochs_done(), 1);
+    train(&net, state, &info.config.clone(), &set, Some(&set), None, |event| {
+        if let FitEvent::Epoch { state, .. } = event {
+            CnnRun::save_epoch(&cut, &mut info, &net, state)?;
         }
         Ok(())
     })

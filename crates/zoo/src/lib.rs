@@ -12,7 +12,7 @@ pub mod torch;
 use std::path::{Path, PathBuf};
 
 /// The ONNX writer, shared with the features crate's pixel feed.
-pub use imgclf_features::onnx;
+pub use imgclf_features::internal::onnx;
 pub use presets::{PRESETS, preset};
 pub use pull::{PULLABLE, Pullable, convert_wheel, pull};
 pub use torch::{StateDict, Tensor};
