@@ -18,6 +18,8 @@ mod features;
 mod heads;
 mod models;
 mod nets;
+mod runs;
+mod show;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -52,9 +54,9 @@ enum Command {
     /// Fine-tune a backbone's last block together with a train-head run's head, at a low learning rate.
     FineTune(nets::FineTuneArgs),
     /// Score a run on a labelled split: accuracy, log loss, per-class scores, confusion matrix, top losses.
-    Evaluate(heads::EvaluateArgs),
+    Evaluate(runs::EvaluateArgs),
     /// Predict a split into a Kaggle-style CSV.
-    Predict(heads::PredictArgs),
+    Predict(runs::PredictArgs),
     /// Decode every image of a dataset (in parallel) and list the unreadable ones; --quarantine moves them aside.
     Verify(verify::Args),
 }
@@ -70,8 +72,8 @@ fn main() -> std::process::ExitCode {
         Command::TrainHead(args) => heads::train_head(args),
         Command::TrainCnn(args) => nets::train_cnn(args),
         Command::FineTune(args) => nets::fine_tune(args),
-        Command::Evaluate(args) => heads::evaluate_run(args),
-        Command::Predict(args) => heads::predict(args),
+        Command::Evaluate(args) => runs::evaluate_run(args),
+        Command::Predict(args) => runs::predict(args),
         Command::Verify(args) => verify::run(args),
     };
     match result {

@@ -1,6 +1,6 @@
 //! `train-cnn`: the tutorial's small CNN and LeNet trained from pixels, with checkpoints.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use imgclf_augment::AugmentParams;
@@ -8,10 +8,10 @@ use imgclf_dataset::Dataset;
 use imgclf_heads::{OptimizerConfig, Rule};
 use imgclf_nets::prelude::*;
 use imgclf_nets::{FineTuneConfig, FineTuneRun, FitSettings, fit};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 
 use crate::engine::EngineArgs;
-use crate::heads::epoch_line;
+use crate::show::{bar, epoch_line, warn_skipped};
 
 #[derive(clap::Args)]
 #[command(after_help = "Examples (the tutorial's recipes):\n  \
@@ -237,74 +237,6 @@ fn over_split<T>(
     bar.finish_and_clear();
     warn_skipped(&skipped);
     Ok(out)
-}
-
-fn warn_skipped(skipped: &[imgclf_dataset::DatasetError]) {
-    for e in skipped {
-        eprintln!("warning: skipped {e}");
-    }
-}
-
-/// A progress bar on a terminal (hidden otherwise, as indicatif does).
-fn bar(len: u64, prefix: &str, unit: &str) -> ProgressBar {
-    let style = ProgressStyle::with_template(&format!("{{prefix}} [{{bar:30}}] {{pos}}/{{len}} {unit} {{elapsed}}"))
-        .expect("the template is valid")
-        .progress_chars("=> ");
-    ProgressBar::new(len).with_style(style).with_prefix(prefix.to_string())
-}
-
-/// What a run folder holds, from its run.json's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunKind {
-    /// train-head: a dense head on cached feature files.
-    Head,
-    /// train-cnn: a network from pixels.
-    Cnn,
-    /// fine-tune: a backbone's last block and a head.
-    FineTune,
-}
-
-pub fn run_kind(dir: &Path) -> RunKind {
-    match imgclf_nets::run_format(dir).as_deref() {
-        Some(imgclf_nets::CNN_RUN_FORMAT) => RunKind::Cnn,
-        Some(imgclf_nets::FINETUNE_RUN_FORMAT) => RunKind::FineTune,
-        _ => RunKind::Head,
-    }
-}
-
-/// A split of a CNN or fine-tuning run's data through its network, for `evaluate` and
-/// `predict --csv`.
-pub fn score_split(
-    run: &Path,
-    data: Option<&Path>,
-    split: Option<&str>,
-    engine: &EngineArgs,
-) -> anyhow::Result<imgclf_nets::Scored> {
-    let context = if data.is_some() { "--data" } else { "the data named in run.json (pass --data to use another)" };
-    let scored = if run_kind(run) == RunKind::FineTune {
-        let run = FineTuneRun::load(run).context("--run")?;
-        run.score_split(data, split, &engine.config(None)?).context(context)?
-    } else {
-        CnnRun::load(run).context("--run")?.score_split(data, split).context(context)?
-    };
-    warn_skipped(&scored.skipped);
-    Ok(scored)
-}
-
-/// Image files through a CNN or fine-tuning run: its classes and the predictions.
-pub fn predict_files(
-    run: &Path,
-    files: &[PathBuf],
-    engine: &EngineArgs,
-) -> anyhow::Result<(Vec<String>, imgclf_heads::Predictions)> {
-    if run_kind(run) == RunKind::FineTune {
-        let run = FineTuneRun::load(run).context("--run")?;
-        let predictions = run.predict_files(files, &engine.config(None)?)?;
-        return Ok((run.info.classes, predictions));
-    }
-    let run = CnnRun::load(run).context("--run")?;
-    let predictions = run.predict_files(files)?;
-    Ok((run.info.classes, predictions))
 }
 
 #[derive(clap::Args)]

@@ -46,11 +46,13 @@ pub struct HeadInputs {
 }
 
 impl HeadInputs {
-    /// Reads and joins feature files; the first file's row order is kept.
+    /// Reads and joins feature files; the first file's row order is kept. Each source records
+    /// its file's absolute path, so a run trained on them works from any folder.
     pub fn load(files: &[PathBuf]) -> Result<HeadInputs, HeadError> {
         let sets = files
             .iter()
             .map(|f| {
+                let f = &std::path::absolute(f).unwrap_or_else(|_| f.clone());
                 if !f.is_file() {
                     let reason = "no such feature file (`imgclf extract` writes them)".into();
                     return Err(HeadError::Input { path: f.clone(), reason });

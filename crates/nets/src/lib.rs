@@ -2,6 +2,7 @@
 //! CNN and LeNet ([`Arch`]), trained with on-the-fly augmentation and Keras' optimizers
 //! ([`train`]), saved as run folders that resume from their last epoch ([`CnnRun`]).
 
+mod any_run;
 mod arch;
 mod conv;
 mod data;
@@ -13,6 +14,7 @@ mod run;
 mod tail;
 mod train;
 
+pub use any_run::{AnyRun, SplitSource};
 pub use arch::{Arch, BatchNorm, Conv, Dense, LayerSpec, LayerSummary, Net, Variant, output_units};
 pub use conv::conv2d;
 pub use data::{ImageSet, Input, batch_tensor, resize_to, validation_split};

@@ -1,0 +1,204 @@
+//! `evaluate` and `predict`: any run folder (train-head, train-cnn, fine-tune) on a labelled
+//! split, a split into a Kaggle CSV, or image files.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use imgclf_heads::{CsvStyle, confusion_png, evaluate, prediction_csv};
+use imgclf_nets::{AnyRun, Scored, SplitSource};
+
+use crate::engine::EngineArgs;
+use crate::show::warn_skipped;
+
+#[derive(clap::Args)]
+#[command(after_help = "Example:\n  imgclf evaluate --run runs/exp1 --split validation\n\n\
+Prints accuracy, log loss, per-class precision/recall/F1, the confusion matrix (also written as\n\
+RUN/confusion.png) and the most confidently wrong images.")]
+pub struct EvaluateArgs {
+    /// Run folder written by train-head or train-cnn.
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Labelled split to score (default: validation, else a labelled test split).
+    #[arg(long)]
+    split: Option<String>,
+    /// Feature files to use instead of the ones named in run.json (same backbones, same order).
+    #[arg(long, value_name = "FILE.h5", num_args = 1..)]
+    features: Vec<PathBuf>,
+    /// CNN runs (train-cnn): the data root to score (default: the one trained on).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// How many of the most confidently wrong images to list.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    /// Fine-tuned runs: where the frozen start of the backbone runs.
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
+    let run = AnyRun::open(&args.run).context("--run")?;
+    let source = SplitSource { data: args.data.as_deref(), features: &args.features };
+    let scored = scored(&run, source, args.split.as_deref(), &args.engine)?;
+    let Some(labels) = &scored.labels else {
+        bail!("--split {}: unlabelled, nothing to score (use `imgclf predict` for it)", scored.split);
+    };
+    let evaluation = evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, args.top);
+    report(&args.run, &scored.split, &evaluation)
+}
+
+/// A split through a run, with the flags that named its source in the error context.
+fn scored(run: &AnyRun, source: SplitSource<'_>, split: Option<&str>, engine: &EngineArgs) -> anyhow::Result<Scored> {
+    let context = match (source.data, source.features.is_empty(), run) {
+        (Some(_), _, _) => "--data",
+        (None, false, _) => "--features",
+        (None, true, AnyRun::Head(_)) => "the feature files named in run.json (pass --features to use others)",
+        (None, true, _) => "the data named in run.json (pass --data to use another)",
+    };
+    let scored = run.score_split(source, split, &engine.config(None)?).context(context)?;
+    warn_skipped(&scored.skipped);
+    Ok(scored)
+}
+
+/// Prints an evaluation and draws its confusion matrix into the run folder.
+fn report(run: &Path, split: &str, evaluation: &imgclf_heads::Evaluation) -> anyhow::Result<()> {
+    say!("{} on `{split}`", run.display());
+    say!("{evaluation}");
+    let png = run.join("confusion.png");
+    confusion_png(evaluation, &format!("confusion matrix, `{split}` split"), &png)
+        .with_context(|| format!("writing {}", png.display()))?;
+    say!("\nconfusion matrix drawn in {}", png.display());
+    Ok(())
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  imgclf predict --run runs/exp1 photo.jpg more/ --annotate out/     # image files: one line each\n  \
+imgclf predict --run runs/exp1 --split test --csv submission.csv   # a cached split: a Kaggle CSV\n\n\
+Image files go through every backbone of the run (model files checked against run.json's sha256),\n\
+then the head. CSV rows are `id,label` in natural id order, the id being the file stem; with two\n\
+classes the label is the probability of the second class, clipped to [--clip, 1 - --clip]; with\n\
+more, the class name."
+)]
+pub struct PredictArgs {
+    /// Run folder written by train-head or train-cnn.
+    #[arg(long, value_name = "DIR")]
+    run: PathBuf,
+    /// Image files or folders of images to predict (instead of a cached split).
+    #[arg(value_name = "IMAGE")]
+    images: Vec<PathBuf>,
+    /// Images: print the K most likely classes of each.
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
+    /// Images: one JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Images: write a 400-px-wide copy of each, labelled, into DIR (same file names).
+    #[arg(long, value_name = "DIR")]
+    annotate: Option<PathBuf>,
+    /// Images (and fine-tuned runs): where the backbone runs.
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Images: images per inference call.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: u32,
+    /// Split to predict into --csv.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// CSV file to write from the cached split.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Two classes: clip probabilities to [clip, 1 - clip], bounding the log loss of a confident mistake.
+    #[arg(long, default_value_t = 0.005)]
+    clip: f32,
+    /// One probability column per class instead of a label column.
+    #[arg(long)]
+    proba: bool,
+    /// Feature files to use instead of the ones named in run.json (same backbones, same order).
+    #[arg(long, value_name = "FILE.h5", num_args = 1..)]
+    features: Vec<PathBuf>,
+    /// CNN runs (train-cnn): the data root whose --split goes into --csv (default: the one trained on).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    if !args.images.is_empty() {
+        if args.csv.is_some() {
+            bail!("--csv writes a cached split; image files are answered on stdout (drop one of them)");
+        }
+        return predict_images(&args);
+    }
+    let Some(csv_path) = &args.csv else {
+        bail!("give image files to predict, or --csv FILE to predict the cached --split");
+    };
+    if !(0.0..0.5).contains(&args.clip) {
+        bail!("--clip must be in [0, 0.5), got {}", args.clip);
+    }
+    let run = AnyRun::open(&args.run).context("--run")?;
+    let source = SplitSource { data: args.data.as_deref(), features: &args.features };
+    let Scored { classes, paths, probs, .. } = scored(&run, source, Some(&args.split), &args.engine)?;
+    let style = match (args.proba, classes.len()) {
+        (true, _) => CsvStyle::Proba,
+        (false, 2) => CsvStyle::Probability { clip: args.clip },
+        (false, _) => CsvStyle::Label,
+    };
+    let csv = prediction_csv(&classes, &paths, probs.view(), style);
+    write_atomic(csv_path, csv.as_bytes()).with_context(|| format!("--csv {}", csv_path.display()))?;
+    say!("{} rows of `{}` -> {}", paths.len(), args.split, csv_path.display());
+    Ok(())
+}
+
+fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
+    let files = imgclf_heads::image_files(&args.images)?;
+    if files.is_empty() {
+        bail!(
+            "no image files in {}",
+            args.images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    if let Some(dir) = &args.annotate {
+        std::fs::create_dir_all(dir).with_context(|| format!("--annotate {}", dir.display()))?;
+    }
+    let run = AnyRun::open(&args.run).context("--run")?;
+    let predictions = run.predict_files(&files, &args.engine.config(None)?, args.batch as usize).context("--run")?;
+    let classes = run.classes();
+    if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
+        bail!("none of the {} images could be read; the first: {first}", files.len());
+    }
+    for e in &predictions.skipped {
+        eprintln!("warning: skipped {e}");
+    }
+    for (path, p) in predictions.paths.iter().zip(predictions.probs.outer_iter()) {
+        let mut ranked: Vec<usize> = (0..p.len()).collect();
+        ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
+        ranked.truncate(args.top as usize);
+        if args.json {
+            let top: Vec<_> =
+                ranked.iter().map(|&c| serde_json::json!({"class": classes[c], "probability": p[c]})).collect();
+            say!("{}", serde_json::json!({"image": path.display().to_string(), "top": top}));
+        } else {
+            let cells: Vec<String> = ranked.iter().map(|&c| format!("{}  {:.2}%", classes[c], 100.0 * p[c])).collect();
+            say!("{}  {}", path.display(), cells.join("  |  "));
+        }
+        if let Some(dir) = &args.annotate {
+            let best = ranked[0];
+            let colour = imgclf_cam::label_colour(p[best]);
+            let photo = imgclf_dataset::load_rgb(path)?;
+            let label = format!("{} {:.2}%", classes[best], 100.0 * p[best]);
+            let out = dir.join(path.file_name().context("an image file has a name")?);
+            imgclf_cam::label_photo(&photo, &label, colour, 400)
+                .save(&out)
+                .with_context(|| format!("writing {}", out.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes to a temporary sibling and renames it into place: no half-written file on interruption.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().context("not a file path")?.to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

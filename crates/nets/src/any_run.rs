@@ -1,0 +1,133 @@
+//! One way to open any run folder imgclf writes: a head on feature files (`train-head`), a CNN
+//! trained from pixels (`train-cnn`) or a fine-tuned backbone (`fine-tune`). `run.json` is read
+//! once; the run then scores a split or predicts image files whatever its kind.
+
+use std::path::{Path, PathBuf};
+
+use imgclf_features::EngineConfig;
+use imgclf_heads::{HeadInputs, Predictions, Predictor, Run};
+
+use crate::run::run_format;
+use crate::{CNN_RUN_FORMAT, CnnRun, FINETUNE_RUN_FORMAT, FineTuneRun, NetError, Scored};
+
+/// A run folder of any kind, loaded.
+pub enum AnyRun {
+    /// `train-head`: a head on cached feature files.
+    Head(Box<Run>),
+    /// `train-cnn`: a network trained from pixels.
+    Cnn(Box<CnnRun>),
+    /// `fine-tune`: a backbone's last block and a head.
+    FineTune(Box<FineTuneRun>),
+}
+
+/// Where the images of a split come from: photos under a data root (CNN and fine-tuned runs;
+/// default: the root trained on), or feature files (head runs; default: the ones in
+/// `run.json`). The other kind of source is refused, naming the run.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SplitSource<'a> {
+    pub data: Option<&'a Path>,
+    pub features: &'a [PathBuf],
+}
+
+impl AnyRun {
+    /// Loads the run in `dir`, whatever its kind (told by `run.json`'s `format`).
+    pub fn open(dir: &Path) -> Result<AnyRun, NetError> {
+        Ok(match run_format(dir).as_deref() {
+            Some(CNN_RUN_FORMAT) => AnyRun::Cnn(Box::new(CnnRun::load(dir)?)),
+            Some(FINETUNE_RUN_FORMAT) => AnyRun::FineTune(Box::new(FineTuneRun::load(dir)?)),
+            _ => AnyRun::Head(Box::new(Run::load(dir)?)),
+        })
+    }
+
+    /// The run's folder.
+    pub fn dir(&self) -> &Path {
+        match self {
+            AnyRun::Head(run) => &run.dir,
+            AnyRun::Cnn(run) => &run.dir,
+            AnyRun::FineTune(run) => &run.dir,
+        }
+    }
+
+    /// Class names in id order.
+    pub fn classes(&self) -> &[String] {
+        match self {
+            AnyRun::Head(run) => &run.info.classes,
+            AnyRun::Cnn(run) => &run.info.classes,
+            AnyRun::FineTune(run) => &run.info.classes,
+        }
+    }
+
+    /// Class probabilities for split `split` (default: validation, else test), from `source`;
+    /// `engine` runs a fine-tuned run's frozen backbone.
+    pub fn score_split(
+        &self,
+        source: SplitSource<'_>,
+        split: Option<&str>,
+        engine: &EngineConfig,
+    ) -> Result<Scored, NetError> {
+        let refuse =
+            |what: &str, instead: &str| NetError::Config(format!("{} is {what} (use {instead})", self.dir().display()));
+        match self {
+            AnyRun::Head(run) => {
+                if source.data.is_some() {
+                    return Err(refuse("a head run, which reads feature files, not a data root", "--features"));
+                }
+                score_head(run, source.features, split)
+            }
+            _ if !source.features.is_empty() => {
+                Err(refuse("a CNN or fine-tuning run, which reads images, not feature files", "--data"))
+            }
+            AnyRun::Cnn(run) => run.score_split(source.data, split),
+            AnyRun::FineTune(run) => run.score_split(source.data, split, engine),
+        }
+    }
+
+    /// Class probabilities for image files, `batch` per inference call; unreadable files are
+    /// skipped and reported.
+    pub fn predict_files(
+        &self,
+        files: &[PathBuf],
+        engine: &EngineConfig,
+        batch: usize,
+    ) -> Result<Predictions, NetError> {
+        match self {
+            AnyRun::Head(run) => Ok(Predictor::load((**run).clone(), engine, false)?.predict(files, batch)?),
+            AnyRun::Cnn(run) => run.predict_files(files),
+            AnyRun::FineTune(run) => run.predict_files(files, engine),
+        }
+    }
+}
+
+/// A head run's split from feature files (`overrides`, else those named in `run.json`),
+/// checked against the run's backbones and widths.
+fn score_head(run: &Run, overrides: &[PathBuf], split: Option<&str>) -> Result<Scored, NetError> {
+    let files: Vec<PathBuf> = if overrides.is_empty() {
+        run.info.sources.iter().map(|s| s.file.clone()).collect()
+    } else {
+        overrides.to_vec()
+    };
+    let inputs = HeadInputs::load(&files)?;
+    run.check_inputs(&inputs)?;
+    let labelled = |name: &str| inputs.split(name).is_some_and(|s| s.labels.is_some());
+    let name = match split {
+        Some(name) => name,
+        None if labelled("validation") => "validation",
+        None if labelled("test") => "test",
+        None => return Err(NetError::Config("no labelled validation or test split in the feature files".into())),
+    };
+    let Some(data) = inputs.split(name) else {
+        let have: Vec<&str> = inputs.splits.iter().map(|s| s.name.as_str()).collect();
+        return Err(NetError::Config(format!(
+            "split `{name}`: not in the feature files (they have {})",
+            have.join(", ")
+        )));
+    };
+    Ok(Scored {
+        split: name.to_string(),
+        classes: inputs.classes.clone(),
+        paths: data.paths.clone(),
+        labels: data.labels.clone(),
+        probs: run.head.predict(data.x.view()),
+        skipped: Vec::new(),
+    })
+}
