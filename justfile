@@ -164,7 +164,7 @@ system-deps:
     echo "installing libhdf5-dev with apt" >&2
     $sudo apt-get update -q && $sudo apt-get install -y -q libhdf5-dev pkg-config
 
-# Every test (tests needing ../shared skip with a message when it is absent)
+# Every test, the doc tests and the examples (tests needing ../shared skip with a message when it is absent)
 test: setup system-deps
     #!/usr/bin/env bash
     set -euo pipefail
@@ -176,14 +176,21 @@ test: setup system-deps
     done
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
+        cargo test --doc --workspace --no-fail-fast   # nextest runs no doc tests
     else
         cargo test --workspace --no-fail-fast
     fi
+    # each library's example, on the committed fixtures
+    for example in imgclf-features:extract_folder imgclf-heads:train_head imgclf-augment:augment_batch \
+        imgclf-nets:lenet_epoch imgclf-cam:cam_image; do
+        cargo run -q -p "${example%%:*}" --example "${example#*:}" >/dev/null
+    done
 
-# Formatting, lints with warnings as errors, then every test (what .ci/run calls)
+# Formatting, lints with warnings as errors, the libraries' docs without broken links, then every test (what .ci/run calls)
 ci: system-deps
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
+    RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links" cargo doc --no-deps --workspace --lib --quiet
     {{just_executable()}} --justfile {{justfile()}} test
 
 # The tutorial's Keras backbones (ResNet50, InceptionV3, Xception; random weights) as ONNX in backbones/

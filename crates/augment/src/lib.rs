@@ -3,6 +3,20 @@
 //! applied in one bilinear resampling pass (scipy `ndimage` conventions for every fill mode),
 //! then channel shift, brightness and rescale. Seeded per image, so results do not depend on
 //! the number of threads.
+//!
+//! Augmenting a batch (the core of `examples/augment_batch.rs`):
+//!
+//! ```
+//! use imgclf_augment::prelude::*;
+//!
+//! let photos = vec![image::RgbImage::from_pixel(32, 24, image::Rgb([200, 120, 40])); 3];
+//! let augmenter = Augmenter::new("rotation=40,shift=0.2,zoom=0.2,hflip".parse()?)?;
+//! let batch = augmenter.augment_batch(&photos, 7, 0)?; // seed 7, images 0.. of the epoch
+//! assert_eq!(batch.shape(), [3, 24, 32, 3]);
+//! // the same seed and indices give the same batch, on any number of threads
+//! assert_eq!(batch, augmenter.augment_batch(&photos, 7, 0)?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod augmenter;
 mod loader;

@@ -3,6 +3,19 @@
 //! over positions of `Σ_c w_c · F_c(x, y)`, so that sum, drawn per position, shows where the
 //! evidence is. Coloured and blended as the tutorial does (`cv2.applyColorMap(JET)`,
 //! `addWeighted(photo, 0.8, heat, 0.4)`).
+//!
+//! A map for one photo (the core of `examples/cam_image.rs`):
+//!
+//! ```
+//! use imgclf_cam::{class_activation_map, normalize, overlay};
+//! use ndarray::{Array3, array};
+//!
+//! let photo = image::RgbImage::from_pixel(64, 48, image::Rgb([90, 90, 90]));
+//! let maps = Array3::from_shape_fn((2, 7, 7), |(c, y, x)| if c == 0 { x as f32 } else { y as f32 });
+//! let cam = normalize(&class_activation_map(maps.view(), array![1.0, 0.5].view()));
+//! let picture = overlay(&photo, &cam); // JET heat over the photo, as the tutorial draws it
+//! assert_eq!(picture.dimensions(), (64, 48));
+//! ```
 
 mod draw;
 
@@ -58,6 +71,15 @@ pub fn class_weights(head: &Head, widths: &[usize], index: usize, class: usize) 
 }
 
 /// `Σ_c w_c · F_c(y, x)` for a `(channels, height, width)` feature map.
+///
+/// ```
+/// use ndarray::{array, Array3};
+/// // two 2×2 channels: the first lights the top row, the second the left column
+/// let maps = Array3::from_shape_vec((2, 2, 2), vec![1., 1., 0., 0., 1., 0., 1., 0.]).unwrap();
+/// let cam = imgclf_cam::class_activation_map(maps.view(), array![2.0, -1.0].view());
+/// assert_eq!(cam, array![[1.0, 2.0], [-1.0, 0.0]]);
+/// assert_eq!(imgclf_cam::normalize(&cam), array![[2.0 / 3.0, 1.0], [0.0, 1.0 / 3.0]]);
+/// ```
 pub fn class_activation_map(features: ArrayView3<f32>, weights: ArrayView1<f32>) -> Array2<f32> {
     assert_eq!(features.len_of(Axis(0)), weights.len(), "one weight per feature-map channel");
     let (_, h, w) = features.dim();
@@ -75,6 +97,13 @@ pub fn normalize(cam: &Array2<f32>) -> Array2<f32> {
 }
 
 /// The JET colormap (blue → cyan → yellow → red) at `v ∈ [0, 1]`.
+///
+/// ```
+/// use imgclf_cam::jet;
+/// assert_eq!(jet(0.0), [0, 0, 128]); // dark blue
+/// assert_eq!(jet(0.5), [128, 255, 128]); // green between cyan and yellow
+/// assert_eq!(jet(1.0), [128, 0, 0]); // dark red
+/// ```
 pub fn jet(v: f32) -> [u8; 3] {
     let channel =
         |centre: f32| ((1.5 - (4.0 * v.clamp(0.0, 1.0) - centre).abs()).clamp(0.0, 1.0) * 255.0).round() as u8;

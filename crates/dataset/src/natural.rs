@@ -2,6 +2,12 @@ use std::cmp::Ordering;
 
 /// Compares strings the way people count: digit runs by value, so `2.jpg` < `10.jpg`.
 /// Ties on value (`01` vs `1`) fall back to plain byte order so the order stays total.
+///
+/// ```
+/// let mut files = vec!["cat.10.jpg", "cat.2.jpg", "cat.1.jpg"];
+/// files.sort_by(|a, b| imgclf_dataset::natural_cmp(a, b));
+/// assert_eq!(files, ["cat.1.jpg", "cat.2.jpg", "cat.10.jpg"]);
+/// ```
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
     let (mut x, mut y) = (a.as_bytes(), b.as_bytes());
     while let (Some(&ca), Some(&cb)) = (x.first(), y.first()) {

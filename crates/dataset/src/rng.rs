@@ -22,6 +22,15 @@ impl Rng {
 
     /// An independent stream for one purpose (initialisation, one epoch's shuffle, one
     /// batch's dropout), so that each is fixed by the seed alone.
+    ///
+    /// ```
+    /// use imgclf_dataset::Rng;
+    /// // the same seed, purpose and index: the same numbers, whatever ran before
+    /// let (mut a, mut b) = (Rng::stream(7, 1, 3), Rng::stream(7, 1, 3));
+    /// assert_eq!(a.next_u64(), b.next_u64());
+    /// // another batch (index) of the same purpose: another stream
+    /// assert_ne!(Rng::stream(7, 1, 3).next_u64(), Rng::stream(7, 1, 4).next_u64());
+    /// ```
     pub fn stream(seed: u64, purpose: u64, index: u64) -> Rng {
         Rng::new(seed ^ purpose.wrapping_mul(0xA076_1D64_78BD_642F) ^ index.wrapping_mul(0xE703_7ED1_A0B4_28DB))
     }

@@ -1,6 +1,27 @@
 //! Pretrained ONNX backbones as feature extractors: the model spec, two engines (ONNX
 //! Runtime through `ort`, pure-Rust tract), global average pooling, and the HDF5 feature
 //! file `gap_<Backbone>.h5` that later stages (dense heads, CAM) read.
+//!
+//! Extracting a folder (the core of `examples/extract_folder.rs`):
+//!
+//! ```
+//! use imgclf_dataset::Dataset;
+//! use imgclf_features::prelude::*;
+//!
+//! let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+//! let dataset = Dataset::open(fixtures.join("tiny_data"))?;
+//! let backbone = Backbone::open(&fixtures.join("tiny_convnet.onnx"))?;
+//! let options = ExtractOptions {
+//!     engine: EngineConfig::cpu(EngineKind::Tract, 1),
+//!     batch: 4, decode_threads: 1, force: false, stop: None, shard: None,
+//! };
+//! let out = std::env::temp_dir().join(format!("imgclf-doc-{}", std::process::id()));
+//! let report = extract(&dataset, &backbone, &out, &options, &mut |_| {})?;
+//! let features = FeatureSet::read(&report.output)?;
+//! assert_eq!(features.split("train").unwrap().features.dim(), (12, 8)); // one unreadable photo skipped
+//! # std::fs::remove_dir_all(&out).ok();
+//! # Ok::<(), FeatureError>(())
+//! ```
 
 mod adapter;
 mod backbone;

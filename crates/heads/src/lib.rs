@@ -2,6 +2,21 @@
 //! recipe. Join `gap_<Backbone>.h5` files by image path ([`HeadInputs`]), train a
 //! [`Head`] with Keras' optimizers ([`train`]), score it ([`evaluate`]), write Kaggle CSVs
 //! ([`prediction_csv`]) and keep everything in a run folder others can read ([`Run`]).
+//!
+//! Training and scoring a head on a feature file (the core of `examples/train_head.rs`,
+//! which makes its feature file from the fixture photos first):
+//!
+//! ```no_run
+//! use imgclf_heads::prelude::*;
+//!
+//! let inputs = HeadInputs::load(&["features/gap_EfficientNet-Lite0.h5".into()])?;
+//! let trained = train(&inputs, &TrainConfig::tutorial(), &mut |_| {})?;
+//! let validation = inputs.split("validation").unwrap();
+//! let probs = trained.head.predict(validation.x.view());
+//! let labels = validation.labels.as_ref().unwrap();
+//! println!("{}", evaluate(&inputs.classes, probs.view(), labels, &validation.paths, 5));
+//! # Ok::<(), HeadError>(())
+//! ```
 
 mod data;
 mod error;

@@ -22,6 +22,17 @@ pub enum CsvStyle {
 /// The CSV text for rows with the given image paths and class probabilities. The id is the
 /// file stem (`test/123.jpg` → `123`), or the path without its extension when stems repeat;
 /// rows are in natural id order (`2` before `10`).
+///
+/// ```
+/// use imgclf_heads::{CsvStyle, prediction_csv};
+/// use ndarray::array;
+/// let classes = ["cats".to_string(), "dogs".to_string()];
+/// let paths = ["test/10.jpg".to_string(), "test/2.jpg".to_string()];
+/// let probs = array![[0.1, 0.9], [0.999, 0.001]];
+/// // two classes, Kaggle's form: the probability of the second, clipped
+/// let csv = prediction_csv(&classes, &paths, probs.view(), CsvStyle::Probability { clip: 0.005 });
+/// assert_eq!(csv, "id,label\n2,0.005\n10,0.9\n");
+/// ```
 pub fn prediction_csv(classes: &[String], paths: &[String], probs: ArrayView2<f32>, style: CsvStyle) -> String {
     let stem = |p: &str| Path::new(p).file_stem().map_or(p.to_string(), |s| s.to_string_lossy().into_owned());
     let mut ids: Vec<String> = paths.iter().map(|p| stem(p)).collect();

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
 use crate::data::HeadInputs;
-use crate::head::{Head, HeadConfig, Standardizer};
+use crate::head::{Architecture, Head, HeadConfig, Standardizer};
 use crate::optim::{Optimizer, OptimizerConfig};
 use imgclf_dataset::Rng;
 
@@ -28,6 +28,24 @@ pub struct TrainConfig {
     /// Stop after this many epochs without a lower validation loss, keeping the best weights.
     pub patience: Option<usize>,
     pub class_weight: ClassWeight,
+}
+
+impl TrainConfig {
+    /// The tutorial's head, what `imgclf train-head` does without flags: Dropout(0.5) → Dense
+    /// (logistic), Adadelta (learning rate 1.0), 8 epochs of batches of 128, seed 0.
+    pub fn tutorial() -> TrainConfig {
+        TrainConfig {
+            head: HeadConfig { architecture: Architecture::Logistic, dropout: 0.5, l2: 0.0 },
+            optimizer: OptimizerConfig::keras_default("adadelta").expect("a Keras optimizer"),
+            epochs: 8,
+            batch_size: 128,
+            seed: 0,
+            standardize: false,
+            val_split: None,
+            patience: None,
+            class_weight: ClassWeight::None,
+        }
+    }
 }
 
 /// Per-class loss weights, as Keras' `class_weight`.

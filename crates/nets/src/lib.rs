@@ -1,6 +1,22 @@
 //! Convolutional networks trained from pixels, on candle: the tutorial's small cats-vs-dogs
 //! CNN and LeNet ([`Arch`]), trained with on-the-fly augmentation and Keras' optimizers
 //! ([`train`]), saved as run folders that resume from their last epoch ([`CnnRun`]).
+//!
+//! Training the tutorial's LeNet (the core of `examples/lenet_epoch.rs`):
+//!
+//! ```
+//! use imgclf_dataset::Dataset;
+//! use imgclf_nets::prelude::*;
+//!
+//! let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
+//! let dataset = Dataset::open(fixtures.join("tiny_data"))?;
+//! let config = CnnConfig { epochs: 1, ..CnnConfig::tutorial(Arch::Lenet) };
+//! let (photos, _unreadable) = ImageSet::load(&dataset.split("train").unwrap().samples, config.size, || {});
+//! let net = imgclf_nets::init_net(&config, dataset.classes.len())?;
+//! let state = train(&net, TrainState::start(&net, config.optimizer), &config, &photos, None, None, |_| Ok(()))?;
+//! assert_eq!(state.epochs_done(), 1);
+//! # Ok::<(), NetError>(())
+//! ```
 
 mod any_run;
 mod arch;

