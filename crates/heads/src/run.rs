@@ -119,11 +119,16 @@ impl Run {
 
     /// Reads a run folder written by [`Run::save`].
     pub fn load(dir: &Path) -> Result<Run, HeadError> {
-        let json_path = dir.join("run.json");
-        let text = std::fs::read_to_string(&json_path).map_err(|e| {
+        let text = std::fs::read_to_string(dir.join("run.json")).map_err(|e| {
             HeadError::run(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf train-head`?"))
         })?;
-        let info: RunInfo = serde_json::from_str(&text).map_err(|e| HeadError::run(&json_path, e))?;
+        Run::from_run_json(dir, &text)
+    }
+
+    /// [`Run::load`] with `run.json`'s text already read (by a caller that looked at its format).
+    pub fn from_run_json(dir: &Path, text: &str) -> Result<Run, HeadError> {
+        let json_path = dir.join("run.json");
+        let info: RunInfo = serde_json::from_str(text).map_err(|e| HeadError::run(&json_path, e))?;
         if info.format != RUN_FORMAT {
             return Err(HeadError::run(
                 &json_path,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use imgclf_features::EngineConfig;
 use imgclf_heads::{HeadInputs, Predictions, Predictor, Run};
 
-use crate::run::run_format;
+use crate::run::format_of;
 use crate::{CNN_RUN_FORMAT, CnnRun, FINETUNE_RUN_FORMAT, FineTuneRun, NetError, Scored};
 
 /// A run folder of any kind, loaded.
@@ -30,12 +30,16 @@ pub struct SplitSource<'a> {
 }
 
 impl AnyRun {
-    /// Loads the run in `dir`, whatever its kind (told by `run.json`'s `format`).
+    /// Loads the run in `dir`, whatever its kind (told by `run.json`'s `format`), reading
+    /// `run.json` once.
     pub fn open(dir: &Path) -> Result<AnyRun, NetError> {
-        Ok(match run_format(dir).as_deref() {
-            Some(CNN_RUN_FORMAT) => AnyRun::Cnn(Box::new(CnnRun::load(dir)?)),
-            Some(FINETUNE_RUN_FORMAT) => AnyRun::FineTune(Box::new(FineTuneRun::load(dir)?)),
-            _ => AnyRun::Head(Box::new(Run::load(dir)?)),
+        let Ok(text) = std::fs::read_to_string(dir.join("run.json")) else {
+            return Ok(AnyRun::Head(Box::new(Run::load(dir)?))); // says what is missing
+        };
+        Ok(match format_of(&text).as_deref() {
+            Some(CNN_RUN_FORMAT) => AnyRun::Cnn(Box::new(CnnRun::from_run_json(dir, &text)?)),
+            Some(FINETUNE_RUN_FORMAT) => AnyRun::FineTune(Box::new(FineTuneRun::from_run_json(dir, &text)?)),
+            _ => AnyRun::Head(Box::new(Run::from_run_json(dir, &text)?)),
         })
     }
 

@@ -16,7 +16,7 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use tract_onnx::pb;
 
-use crate::run::{Scored, pick_split, read_run_json, write_atomic};
+use crate::run::{Scored, parse_run_json, pick_split, run_json_text, write_atomic};
 use crate::train::{Batches, Trainable, predict_batches};
 use crate::{Dense, NetError, Tail, last_block_input, prefix_model, validation_split};
 
@@ -366,7 +366,12 @@ impl FineTuneRun {
     /// Reads a fine-tuning run: the tail rebuilt from the backbone (checked by sha256), then
     /// every weight from `weights.safetensors`.
     pub fn load(dir: &Path) -> Result<FineTuneRun, NetError> {
-        let info: FineTuneInfo = read_run_json(dir, FINETUNE_RUN_FORMAT, "fine-tune")?;
+        FineTuneRun::from_run_json(dir, &run_json_text(dir, "fine-tune")?)
+    }
+
+    /// [`FineTuneRun::load`] with `run.json`'s text already read.
+    pub fn from_run_json(dir: &Path, text: &str) -> Result<FineTuneRun, NetError> {
+        let info: FineTuneInfo = parse_run_json(dir, text, FINETUNE_RUN_FORMAT, "fine-tune")?;
         let backbone = Backbone::open(&info.model)?;
         if backbone.sha256 != info.model_sha256 {
             return Err(NetError::file(&info.model, "has changed since the fine-tuning (sha256 differs)"));

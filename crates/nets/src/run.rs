@@ -52,7 +52,7 @@ pub fn run_format(dir: &Path) -> Option<String> {
     format_of(&std::fs::read_to_string(dir.join("run.json")).ok()?)
 }
 
-fn format_of(run_json: &str) -> Option<String> {
+pub(crate) fn format_of(run_json: &str) -> Option<String> {
     #[derive(Deserialize)]
     struct Tag {
         format: String,
@@ -67,12 +67,26 @@ pub(crate) fn read_run_json<T: serde::de::DeserializeOwned>(
     format: &str,
     command: &str,
 ) -> Result<T, NetError> {
-    let path = dir.join("run.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
+    parse_run_json(dir, &run_json_text(dir, command)?, format, command)
+}
+
+/// `dir/run.json`'s text, or why there is none.
+pub(crate) fn run_json_text(dir: &Path, command: &str) -> Result<String, NetError> {
+    std::fs::read_to_string(dir.join("run.json")).map_err(|e| {
         NetError::file(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf {command}`?"))
-    })?;
-    match format_of(&text) {
-        Some(found) if found == format => serde_json::from_str(&text).map_err(|e| NetError::file(&path, e)),
+    })
+}
+
+/// [`read_run_json`] on text already read.
+pub(crate) fn parse_run_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    text: &str,
+    format: &str,
+    command: &str,
+) -> Result<T, NetError> {
+    let path = dir.join("run.json");
+    match format_of(text) {
+        Some(found) if found == format => serde_json::from_str(text).map_err(|e| NetError::file(&path, e)),
         found => Err(NetError::file(
             &path,
             format!("format `{}`, expected `{format}` (a run of `imgclf {command}`)", found.unwrap_or_default()),
@@ -88,7 +102,12 @@ pub fn init_net(config: &CnnConfig, classes: usize) -> Result<Net, NetError> {
 impl CnnRun {
     /// Loads a run folder's network with its latest weights.
     pub fn load(dir: &Path) -> Result<CnnRun, NetError> {
-        let info = read_info(dir)?;
+        CnnRun::from_run_json(dir, &run_json_text(dir, "train-cnn")?)
+    }
+
+    /// [`CnnRun::load`] with `run.json`'s text already read.
+    pub fn from_run_json(dir: &Path, text: &str) -> Result<CnnRun, NetError> {
+        let info: CnnRunInfo = parse_run_json(dir, text, CNN_RUN_FORMAT, "train-cnn")?;
         let net = init_net(&info.config, info.classes.len())?;
         let path = dir.join("weights.safetensors");
         let bytes = std::fs::read(&path).map_err(NetError::io(&path))?;
