@@ -10,10 +10,24 @@ use crate::warp::{Affine, FillMode, warp};
 /// A bad augmentation setting, named as Keras names it.
 #[derive(Debug, thiserror::Error)]
 pub enum AugmentError {
+    /// A parameter out of its range, named as Keras names it.
     #[error("{name}: {reason}")]
-    Param { name: &'static str, reason: String },
+    Param {
+        /// Keras' name of the parameter (`zoom_range`, ...).
+        name: &'static str,
+        /// What is wrong with its value.
+        reason: String,
+    },
+    /// A batch of images of different sizes.
     #[error("a batch needs images of one size; image {index} is {got:?}, the first is {want:?}")]
-    MixedSizes { index: usize, got: (u32, u32), want: (u32, u32) },
+    MixedSizes {
+        /// The image whose size differs.
+        index: usize,
+        /// Its size (width, height).
+        got: (u32, u32),
+        /// The first image's size (width, height).
+        want: (u32, u32),
+    },
 }
 
 /// `ImageDataGenerator`'s augmentation arguments, with Keras' names and meaning.
@@ -31,8 +45,11 @@ pub struct AugmentParams {
     /// `[lo, hi]`: zoom factors for rows and columns, each uniform in it (Keras' float `z`
     /// means `[1 - z, 1 + z]`, see [`AugmentParams::zoom`]). Factors above 1 zoom out.
     pub zoom_range: [f64; 2],
+    /// Mirror half of the images left-right (Keras' `horizontal_flip`).
     pub horizontal_flip: bool,
+    /// Mirror half of the images upside down (Keras' `vertical_flip`).
     pub vertical_flip: bool,
+    /// How points that map outside the image are filled.
     pub fill_mode: FillMode,
     /// The fill value of `FillMode::Constant`.
     pub cval: f32,
@@ -76,15 +93,25 @@ impl AugmentParams {
 /// channels-last image, `tx` moves the picture left and `ty` up.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Transform {
+    /// Rotation, degrees.
     pub theta: f64,
+    /// Shift along the rows' axis, pixels.
     pub tx: f64,
+    /// Shift along the columns' axis, pixels.
     pub ty: f64,
+    /// Shear angle, degrees.
     pub shear: f64,
+    /// Zoom factor of the rows (above 1 zooms out).
     pub zx: f64,
+    /// Zoom factor of the columns.
     pub zy: f64,
+    /// Mirrored left-right.
     pub flip_horizontal: bool,
+    /// Mirrored upside down.
     pub flip_vertical: bool,
+    /// A value added to every channel, when drawn.
     pub channel_shift: Option<f64>,
+    /// A brightness factor, when drawn.
     pub brightness: Option<f64>,
 }
 
@@ -156,6 +183,7 @@ impl Transform {
 /// Draws and applies transforms; cheap to share between threads.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Augmenter {
+    /// The checked parameters it draws from.
     pub params: AugmentParams,
 }
 

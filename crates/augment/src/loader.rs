@@ -14,10 +14,13 @@ use crate::Augmenter;
 /// How a [`BatchLoader`] walks its samples.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LoaderOptions {
+    /// Images per batch.
     pub batch_size: usize,
+    /// Seed of the shuffle and of every image's draw.
     pub seed: u64,
     /// Epochs see other orders and other augmentations of the same images.
     pub epoch: u64,
+    /// Shuffle the samples (per epoch, from the seed) instead of keeping their order.
     pub shuffle: bool,
     /// Batches prepared ahead of the consumer.
     pub prefetch: usize,
@@ -27,8 +30,11 @@ pub struct LoaderOptions {
 /// images of this batch that could not be read (left out, not fatal).
 #[derive(Debug)]
 pub struct Batch {
+    /// `(n, height, width, 3)` augmented pixels, 0..255 unless rescaled.
     pub images: Array4<f32>,
+    /// The samples the rows are, in order.
     pub samples: Vec<Sample>,
+    /// Samples that could not be read, with why.
     pub skipped: Vec<DatasetError>,
 }
 

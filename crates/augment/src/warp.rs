@@ -73,11 +73,14 @@ impl FillMode {
 /// `affine_transform(matrix, offset)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Affine {
+    /// The linear part, mapping output `(row, column)` to input coordinates.
     pub m: [[f64; 2]; 2],
+    /// The offset added after it.
     pub offset: [f64; 2],
 }
 
 impl Affine {
+    /// The map that leaves every pixel where it is.
     pub const IDENTITY: Affine = Affine { m: [[1.0, 0.0], [0.0, 1.0]], offset: [0.0, 0.0] };
 
     /// `self ∘ then`: the map that applies `then` to output coordinates first.

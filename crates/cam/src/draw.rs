@@ -5,6 +5,7 @@ use image::{Rgb, RgbImage, imageops};
 
 /// Green for a confident prediction, amber otherwise.
 pub const CONFIDENT: Rgb<u8> = Rgb([40, 220, 60]);
+/// The label colour of a prediction below 90%: amber.
 pub const UNSURE: Rgb<u8> = Rgb([255, 170, 0]);
 /// The probability from which a label counts as confident.
 pub const CONFIDENT_FROM: f32 = 0.9;

@@ -17,6 +17,8 @@
 //! assert_eq!(picture.dimensions(), (64, 48));
 //! ```
 
+#![warn(missing_docs)]
+
 mod draw;
 
 pub use draw::{
@@ -30,14 +32,27 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView3, Axis, s};
 /// Why a map cannot be drawn for a head.
 #[derive(Debug, thiserror::Error)]
 pub enum CamError {
+    /// The head has a hidden layer, so no map is a sum of weighted channels.
     #[error(
         "CAM needs a linear head (--head logistic): with a hidden layer the class score is no longer a weighted sum of the feature map"
     )]
     NotLinear,
+    /// The head and the backbones disagree on the feature width.
     #[error("the head takes {head} features, but the backbones' widths add up to {sources}")]
-    Width { head: usize, sources: usize },
+    Width {
+        /// The inputs the head takes.
+        head: usize,
+        /// The sum of the backbones' feature widths.
+        sources: usize,
+    },
+    /// No backbone with that index.
     #[error("backbone {index} is out of range ({count} backbones)")]
-    Backbone { index: usize, count: usize },
+    Backbone {
+        /// The index that is out of range, or the image at fault.
+        index: usize,
+        /// How many there are.
+        count: usize,
+    },
 }
 
 /// The weights of backbone `index`'s columns toward `class`, as they act on the raw GAP

@@ -21,15 +21,19 @@ impl ClassIndex {
         names.dedup();
         ClassIndex { names }
     }
+    /// The class names, in id order.
     pub fn names(&self) -> &[String] {
         &self.names
     }
+    /// The id of class `name`, if it is one.
     pub fn id(&self, name: &str) -> Option<usize> {
         self.names.binary_search_by(|n| n.as_str().cmp(name)).ok()
     }
+    /// How many classes.
     pub fn len(&self) -> usize {
         self.names.len()
     }
+    /// Whether there are no classes (an unlabelled data root).
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
@@ -39,8 +43,11 @@ impl ClassIndex {
 /// that aligns rows across feature files), and its class id when the split is labelled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
+    /// The image file.
     pub path: PathBuf,
+    /// Its path relative to the data root, `/`-separated (`train/cats/cat.1.jpg`).
     pub rel: String,
+    /// Its class id, in a labelled split.
     pub label: Option<usize>,
 }
 
@@ -48,11 +55,14 @@ pub struct Sample {
 /// by class id, then by file name in natural order.
 #[derive(Debug, Clone)]
 pub struct Split {
+    /// The split's name (`train`, `validation`, `test`).
     pub name: String,
+    /// Its images, by class id, then in natural file order.
     pub samples: Vec<Sample>,
 }
 
 impl Split {
+    /// Whether its images have class ids (class folders), not loose files.
     pub fn is_labelled(&self) -> bool {
         self.samples.first().is_some_and(|s| s.label.is_some())
     }
@@ -61,8 +71,11 @@ impl Split {
 /// A data root with its splits and the class index they share.
 #[derive(Debug, Clone)]
 pub struct Dataset {
+    /// The data root.
     pub root: PathBuf,
+    /// The classes every labelled split shares.
     pub classes: ClassIndex,
+    /// The splits found, in the order `train`, `validation`, `test`.
     pub splits: Vec<Split>,
 }
 
@@ -90,6 +103,7 @@ impl Dataset {
         Ok(Dataset { root: root.to_path_buf(), classes, splits })
     }
 
+    /// The split named `name`, if the data root has it.
     pub fn split(&self, name: &str) -> Option<&Split> {
         self.splits.iter().find(|s| s.name == name)
     }

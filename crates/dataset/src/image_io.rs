@@ -98,16 +98,23 @@ pub enum Fit {
     Stretch,
     /// A centred square of side `floor(fraction * min(w, h))` is cut first, then resized
     /// (the EfficientNet evaluation crop, fraction 0.875 = 224/256).
-    CenterCrop { fraction: f64 },
+    CenterCrop {
+        /// The share of the short side the square keeps.
+        fraction: f64,
+    },
 }
 
 /// Resampling filter. The convolution filters follow Pillow's definitions, so `Bicubic`
 /// here and `Image.BICUBIC` there give the same pixels up to rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Filter {
+    /// The nearest pixel (Keras' `load_img` default).
     Nearest,
+    /// Antialiased linear, as Pillow's `BILINEAR`.
     Bilinear,
+    /// Antialiased cubic, as Pillow's `BICUBIC`.
     Bicubic,
+    /// Lanczos with 3 lobes, as Pillow's `LANCZOS`.
     Lanczos3,
 }
 
@@ -133,9 +140,13 @@ impl Filter {
 /// pixels a model sees.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Resize {
+    /// Target width, pixels.
     pub width: u32,
+    /// Target height, pixels.
     pub height: u32,
+    /// Whether the whole image is stretched or a centre crop is cut first.
     pub fit: Fit,
+    /// The resampling filter.
     pub filter: Filter,
 }
 

@@ -5,6 +5,8 @@
 //! (`cats`=0, `dogs`=1). `test/` may instead be flat and unlabelled. Images decode to RGB8
 //! whatever their colour type and resize with `fast_image_resize`.
 
+#![warn(missing_docs)]
+
 mod error;
 mod folder;
 mod image_io;

@@ -8,6 +8,7 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// A generator whose numbers are fixed by `seed` alone.
     pub fn new(seed: u64) -> Rng {
         let mut x = seed;
         let mut next = || {
@@ -35,6 +36,7 @@ impl Rng {
         Rng::new(seed ^ purpose.wrapping_mul(0xA076_1D64_78BD_642F) ^ index.wrapping_mul(0xE703_7ED1_A0B4_28DB))
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;

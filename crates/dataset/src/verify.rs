@@ -10,7 +10,9 @@ use crate::{Dataset, DatasetError, Sample, load_rgb};
 /// A sample that does not decode, and why.
 #[derive(Debug)]
 pub struct Unreadable {
+    /// The image that failed.
     pub sample: Sample,
+    /// Why it cannot be read.
     pub error: DatasetError,
 }
 

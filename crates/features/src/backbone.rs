@@ -12,8 +12,11 @@ use crate::{Engine, EngineConfig, FeatureError, ModelSpec};
 /// An ONNX backbone with its spec and the sha256 of the model file.
 #[derive(Debug, Clone)]
 pub struct Backbone {
+    /// The ONNX model file.
     pub model: PathBuf,
+    /// The spec beside it.
     pub spec: ModelSpec,
+    /// sha256 of the model file, as lowercase hex.
     pub sha256: String,
 }
 
@@ -72,6 +75,7 @@ impl Backbone {
 /// What [`Backbone::embed`] returns.
 #[derive(Debug, Clone)]
 pub struct Embedding {
+    /// `(n, D)` pooled features, one row per image.
     pub pooled: Array2<f32>,
     /// `(n, C, H, W)` feature maps, when asked for.
     pub maps: Option<Array4<f32>>,

@@ -10,6 +10,7 @@ use crate::{EngineKind, FeatureError};
 /// The device an engine computes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Device {
+    /// The CPU (ort or tract).
     #[default]
     Cpu,
     /// An NVIDIA GPU, by CUDA device index, through ONNX Runtime's CUDA execution provider.
@@ -17,6 +18,7 @@ pub enum Device {
 }
 
 impl Device {
+    /// Whether this is a GPU.
     pub fn is_gpu(self) -> bool {
         matches!(self, Device::Cuda(_))
     }
@@ -53,8 +55,10 @@ impl fmt::Display for Device {
 /// and differs by about 1e-3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
+    /// Full fp32: TF32 off.
     #[default]
     Fp32,
+    /// TF32 on the tensor cores for convolutions and matrix products.
     Tf32,
 }
 
@@ -65,15 +69,20 @@ imgclf_dataset::named_enum!(Precision { Precision::Fp32 => "fp32", Precision::Tf
 /// prepended to the model) and the batch bound through ONNX Runtime's IO binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Feed {
+    /// Float tensors made on the CPU ([`crate::Engine::run`]).
     Floats,
+    /// `u8` pixels, converted in the graph ([`crate::Engine::run_pixels`]).
     Pixels,
 }
 
 /// Everything an engine is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EngineConfig {
+    /// Which engine: ONNX Runtime, tract, or the first found.
     pub kind: EngineKind,
+    /// Where it computes.
     pub device: Device,
+    /// At what precision (GPU only).
     pub precision: Precision,
     /// ONNX Runtime's intra-op threads, or tract's parallel images.
     pub threads: usize,

@@ -21,9 +21,12 @@ use crate::{Device, EngineConfig, FeatureError, Feed, Layout, ModelSpec, Precisi
 /// Which engine to use; `Auto` takes ONNX Runtime when its library is found, else tract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EngineKind {
+    /// ONNX Runtime when its library is found, else tract (on the CPU).
     #[default]
     Auto,
+    /// ONNX Runtime through `ort`.
     Ort,
+    /// tract, the pure-Rust engine.
     Tract,
 }
 

@@ -6,27 +6,77 @@ use imgclf_dataset::DatasetError;
 /// file at fault and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
+    /// A model spec is missing or wrong.
     #[error("{path}: {reason}")]
-    Spec { path: PathBuf, reason: String },
+    Spec {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// A model does not match its spec (input name or shape, outputs).
     #[error("{model}: does not match its spec: {reason}")]
-    SpecMismatch { model: PathBuf, reason: String },
+    SpecMismatch {
+        /// The ONNX model file.
+        model: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// No ONNX Runtime library could be loaded.
     #[error("ONNX Runtime is not available: {0}")]
     OrtUnavailable(String),
     /// The device cannot run as asked (no CUDA provider, libraries or GPU; tract on a GPU).
     #[error("{0}")]
     Device(String),
+    /// An engine failed to load or run a model.
     #[error("{model}: {engine} failed: {reason}")]
-    Engine { model: PathBuf, engine: &'static str, reason: String },
+    Engine {
+        /// The ONNX model file.
+        model: PathBuf,
+        /// The engine that failed (`ort` or `tract`).
+        engine: &'static str,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// A feature file is unreadable, of another format, damaged or mismatched.
     #[error("{path}: {reason}")]
-    FeatureFile { path: PathBuf, reason: String },
+    FeatureFile {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// A file or folder could not be read or written.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        error: std::io::Error,
+    },
+    /// No image of a split could be read.
     #[error("split `{split}`: none of its {total} images could be read (first: {first})")]
-    NoImages { split: String, total: usize, first: String },
+    NoImages {
+        /// The split (`train`, `validation`, `test`).
+        split: String,
+        /// How many images there were in all.
+        total: usize,
+        /// The first unreadable image and why.
+        first: String,
+    },
+    /// The run was stopped (Ctrl-C, SIGTERM) between batches.
     #[error(
         "interrupted after {done} of {total} images of {backbone}; nothing was written, and a cached file from an earlier run is untouched"
     )]
-    Interrupted { backbone: String, done: usize, total: usize },
+    Interrupted {
+        /// The backbone(s) being extracted.
+        backbone: String,
+        /// How many images were handled before the stop.
+        done: usize,
+        /// How many images there were in all.
+        total: usize,
+    },
+    /// The dataset could not be read.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
 }

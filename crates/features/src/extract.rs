@@ -63,7 +63,14 @@ impl ExtractOptions {
 #[derive(Debug, Clone, Copy)]
 pub enum Progress<'a> {
     /// Computation starts: this many images will go through `engine`.
-    Start { backbone: &'a str, engine: &'a str, images: usize },
+    Start {
+        /// The backbones computed, joined with ` + `.
+        backbone: &'a str,
+        /// Where they run (`ort`, `tract`, `ort cuda:0`).
+        engine: &'a str,
+        /// Images to go through.
+        images: usize,
+    },
     /// This many more images were handled (read or skipped).
     Advance(usize),
     /// An image could not be read and gets no row.
@@ -73,14 +80,18 @@ pub enum Progress<'a> {
 /// An image that could not be used, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
+    /// The image's path relative to the data root.
     pub path: String,
+    /// Why it could not be used.
     pub reason: String,
 }
 
 /// What one backbone's extraction did.
 #[derive(Debug, Clone)]
 pub struct ExtractReport {
+    /// The backbone's name.
     pub backbone: String,
+    /// The feature file written (or reused).
     pub output: PathBuf,
     /// The cached file was still valid and was kept.
     pub reused: bool,
@@ -92,11 +103,14 @@ pub struct ExtractReport {
     pub fallback_reason: Option<String>,
     /// Rows written per split.
     pub rows: Vec<(String, usize)>,
+    /// The images without a row, with why.
     pub skipped: Vec<Skipped>,
     /// Images this call decoded: each once, shared by every backbone it computed (0 when
     /// the file was reused).
     pub decoded: usize,
+    /// Feature width `D`.
     pub dim: usize,
+    /// Seconds since the call started.
     pub seconds: f64,
 }
 

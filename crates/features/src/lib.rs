@@ -23,6 +23,8 @@
 //! # Ok::<(), FeatureError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod adapter;
 mod backbone;
 mod cuda;

@@ -8,14 +8,18 @@ use crate::{Engine, EngineConfig, EngineKind, FeatureError, ModelSpec, sha256_fi
 /// A folder of registered backbones.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelCache {
+    /// The cache folder (`$IMGCLF_HOME/models` by default).
     pub dir: PathBuf,
 }
 
 /// One registered backbone.
 #[derive(Debug, Clone)]
 pub struct CachedModel {
+    /// The name it is registered under.
     pub name: String,
+    /// Its ONNX file in the cache.
     pub model: PathBuf,
+    /// Its spec.
     pub spec: ModelSpec,
     /// As recorded when the model was added.
     pub sha256: String,
@@ -54,6 +58,7 @@ impl ModelCache {
         home.join("models")
     }
 
+    /// The cache in folder `dir` (created when a model is added).
     pub fn new(dir: impl Into<PathBuf>) -> ModelCache {
         ModelCache { dir: dir.into() }
     }

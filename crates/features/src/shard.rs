@@ -18,7 +18,9 @@ use crate::{FeatureError, FeatureSet, FeatureWriter, Origin};
 /// Part `index` (from 0) of `count` of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
+    /// This part, from 0.
     pub index: usize,
+    /// How many parts in all.
     pub count: usize,
 }
 
@@ -109,7 +111,9 @@ impl Shard {
 /// can check the parts before joining them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ShardInfo {
+    /// The part, from 0.
     pub index: usize,
+    /// How many parts in all.
     pub count: usize,
     /// Images per batch: the parts are cut on batch boundaries.
     pub batch: usize,
@@ -123,9 +127,13 @@ pub struct ShardInfo {
 /// One split's part in a shard.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitSlice {
+    /// The split.
     pub split: String,
+    /// The first sample of the part.
     pub start: usize,
+    /// One past its last sample.
     pub end: usize,
+    /// Samples in the whole split.
     pub total: usize,
 }
 
@@ -152,13 +160,17 @@ pub(crate) fn slice(dataset: &Dataset, shard: Shard, batch: usize) -> (Dataset, 
 /// What `merge` did for one backbone.
 #[derive(Debug, Clone)]
 pub struct MergeReport {
+    /// The backbone.
     pub backbone: String,
+    /// The merged file.
     pub output: PathBuf,
+    /// How many shards went into it.
     pub shards: usize,
     /// Rows per split in the merged file.
     pub rows: Vec<(String, usize)>,
     /// The merged file was already there, complete and of these shards: kept.
     pub reused: bool,
+    /// Seconds the merge took.
     pub seconds: f64,
 }
 
@@ -357,13 +369,16 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
 /// Where one backbone's shards stand in a folder: what a user looks at while the array runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardStatus {
+    /// The backbone.
     pub backbone: String,
+    /// The shard count of these files.
     pub count: usize,
     /// Finished shards (complete, their checksums verified).
     pub done: Vec<usize>,
     /// Shards with no file yet; those with a temporary file (being written, or killed while
     /// writing: a rerun replaces it) are in `writing`.
     pub missing: Vec<usize>,
+    /// Shards with a temporary file and no finished one.
     pub writing: Vec<usize>,
     /// Shards whose file cannot be used, with why (they are recomputed on rerun).
     pub damaged: Vec<(usize, String)>,

@@ -16,14 +16,18 @@ pub const MAX_INPUT_SIDE: u32 = 4096;
 /// Tensor layout of the model input or of a feature map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Layout {
+    /// Channels first: `(N, C, H, W)` (PyTorch).
     Nchw,
+    /// Channels last: `(N, H, W, C)` (Keras).
     Nhwc,
 }
 
 /// Channel order the model expects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColorOrder {
+    /// Red, green, blue.
     Rgb,
+    /// Blue, green, red (Caffe-style Keras models).
     Bgr,
 }
 
@@ -32,7 +36,9 @@ pub enum ColorOrder {
 /// to this one form, so preprocessing has a single code path.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Normalize {
+    /// Subtracted per channel, in pixel units (0..255).
     pub mean: [f32; 3],
+    /// Divided by per channel, after the mean.
     pub std: [f32; 3],
 }
 
@@ -41,9 +47,13 @@ pub struct Normalize {
 pub struct ModelSpec {
     /// Backbone name; the feature file is `gap_<name>.h5`.
     pub name: String,
+    /// The graph input the images go to.
     pub input_name: String,
+    /// The input's layout.
     pub layout: Layout,
+    /// The channel order the model expects.
     pub color: ColorOrder,
+    /// How pixels become the model's numbers.
     pub normalize: Normalize,
     /// Input size, fit and filter.
     pub resize: Resize,

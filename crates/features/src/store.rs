@@ -17,6 +17,7 @@ pub const FORMAT: &str = "imgclf-features/3";
 /// The feature rows of one split, with the image path of each row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SplitFeatures {
+    /// The split (`train`, `validation`, `test`).
     pub name: String,
     /// `(rows, D)` pooled features.
     pub features: Array2<f32>,
@@ -29,7 +30,9 @@ pub struct SplitFeatures {
 /// The part of a feature file that says whether it is still valid, and what it holds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureHeader {
+    /// The cache key the file was made under.
     pub fingerprint: String,
+    /// Where it was computed (`ort`, `tract`, `ort cuda:0`).
     pub engine: String,
     /// Rows per split, in file order.
     pub rows: Vec<(String, usize)>,
@@ -40,15 +43,20 @@ pub struct FeatureHeader {
 /// Everything in one feature file: the rows of each split and what produced them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FeatureSet {
+    /// The backbone's name.
     pub backbone: String,
+    /// Class names in id order.
     pub classes: Vec<String>,
+    /// The splits, in file order.
     pub splits: Vec<SplitFeatures>,
+    /// sha256 of the model file.
     pub model_sha256: String,
     /// The model file the rows came from, as an absolute path when known (empty otherwise):
     /// what later stages run on new images.
     pub model: String,
     /// Input `[height, width]`.
     pub input_size: [u32; 2],
+    /// Where the rows were computed (`ort`, `tract`, `ort cuda:0`).
     pub engine: String,
     /// Hash of the images, model and spec that produced the file (see `fingerprint`).
     pub fingerprint: String,
@@ -59,6 +67,7 @@ pub struct FeatureSet {
 }
 
 impl FeatureSet {
+    /// The split named `name`, if the file has it.
     pub fn split(&self, name: &str) -> Option<&SplitFeatures> {
         self.splits.iter().find(|s| s.name == name)
     }
@@ -193,12 +202,19 @@ impl FeatureSet {
 /// Where a feature file's rows came from: its attributes besides `classes`.
 #[derive(Debug, Clone, Copy)]
 pub struct Origin<'a> {
+    /// The backbone's name.
     pub backbone: &'a str,
+    /// sha256 of the model file.
     pub model_sha256: &'a str,
+    /// The model file's absolute path.
     pub model: &'a str,
+    /// The model's input `[height, width]`.
     pub input_size: [u32; 2],
+    /// Where the rows were computed.
     pub engine: &'a str,
+    /// The cache key.
     pub fingerprint: &'a str,
+    /// The model spec JSON.
     pub spec: &'a str,
     /// What part of the dataset a shard file holds; `None` for a whole dataset.
     pub shard: Option<&'a ShardInfo>,
@@ -230,6 +246,7 @@ struct OpenSplit {
 const CHUNK_ROWS: usize = 64;
 
 impl FeatureWriter {
+    /// Starts `target` (written under a temporary name) with its class list.
     pub fn create(target: &Path, classes: &[String]) -> Result<FeatureWriter, FeatureError> {
         let tmp = TempFile::beside(target);
         let file = hdf5::File::create(&tmp.0).map_err(|e| write_error(target, e))?;

@@ -12,12 +12,16 @@ use crate::HeadError;
 /// One backbone's block of columns in the joined matrix.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Source {
+    /// The feature file.
     pub file: PathBuf,
+    /// Its backbone.
     pub backbone: String,
+    /// sha256 of the backbone's model file.
     pub model_sha256: String,
     /// The ONNX model the features came from (empty for files that do not name it).
     #[serde(default)]
     pub model: PathBuf,
+    /// Its feature width.
     pub dim: usize,
     /// Where the features were computed (`ort`, `tract`, `ort cuda:0`).
     #[serde(default)]
@@ -27,6 +31,7 @@ pub struct Source {
 /// One split's rows: every source's features side by side, with labels and image paths.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SplitData {
+    /// The split's name.
     pub name: String,
     /// `(rows, Σ dims)`.
     pub x: Array2<f32>,
@@ -40,8 +45,11 @@ pub struct SplitData {
 /// the tutorial does with `np.concatenate(..., axis=1)`, but aligned by path, not position.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadInputs {
+    /// Class names in id order (the same in every file).
     pub classes: Vec<String>,
+    /// The files, in column order.
     pub sources: Vec<Source>,
+    /// The splits every file has, in the first file's order.
     pub splits: Vec<SplitData>,
 }
 
@@ -138,6 +146,7 @@ impl HeadInputs {
         Ok(HeadInputs { classes: first.classes.clone(), sources, splits })
     }
 
+    /// The split named `name`, if the files have it.
     pub fn split(&self, name: &str) -> Option<&SplitData> {
         self.splits.iter().find(|s| s.name == name)
     }

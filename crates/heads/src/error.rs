@@ -6,18 +6,46 @@ use imgclf_features::FeatureError;
 /// setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum HeadError {
+    /// A feature file could not be read.
     #[error(transparent)]
     Features(#[from] FeatureError),
+    /// Two feature files (or a file and a run) do not belong together.
     #[error("{a} and {b} cannot be combined: {reason}")]
-    Mismatch { a: PathBuf, b: PathBuf, reason: String },
+    Mismatch {
+        /// The first file.
+        a: PathBuf,
+        /// The file that does not go with it.
+        b: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// A feature file cannot be used as an input.
     #[error("{path}: {reason}")]
-    Input { path: PathBuf, reason: String },
+    Input {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// A setting no head can train with.
     #[error("{0}")]
     Config(String),
+    /// A run folder is missing, of another format or damaged.
     #[error("{path}: {reason}")]
-    Run { path: PathBuf, reason: String },
+    Run {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// A file could not be read or written.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        error: std::io::Error,
+    },
 }
 
 impl HeadError {

@@ -16,13 +16,18 @@ pub enum Architecture {
     /// `Dropout → Dense(classes)`: the tutorial's head on concatenated GAP features.
     Logistic,
     /// `Dense(hidden, relu) → Dropout → Dense(classes)`: the tutorial's bottleneck head.
-    Mlp { hidden: usize },
+    Mlp {
+        /// Units of the hidden ReLU layer.
+        hidden: usize,
+    },
 }
 
 /// Architecture and regularisation of a head.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HeadConfig {
+    /// Logistic or with a hidden layer.
     pub architecture: Architecture,
+    /// Dropout rate before the output layer (training only).
     pub dropout: f32,
     /// L2 penalty `l2 · Σ kernel²` added to the loss for every kernel (Keras' `l2(l2)`).
     pub l2: f32,
@@ -31,7 +36,9 @@ pub struct HeadConfig {
 /// Per-feature `(x - mean) / scale`, fitted on the training rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Standardizer {
+    /// Per-feature mean of the training rows.
     pub mean: Array1<f32>,
+    /// Per-feature standard deviation of the training rows (1 where it is 0).
     pub scale: Array1<f32>,
 }
 
@@ -56,6 +63,7 @@ impl Standardizer {
         Standardizer { mean: mean.mapv(|m| m as f32), scale }
     }
 
+    /// Standardises `x`'s rows in place.
     pub fn apply(&self, x: &mut Array2<f32>) {
         *x -= &self.mean;
         *x /= &self.scale;
@@ -65,18 +73,26 @@ impl Standardizer {
 /// A dense classifier over feature vectors of one width.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Head {
+    /// Architecture and regularisation.
     pub config: HeadConfig,
+    /// The loss its output is trained with (sigmoid or softmax).
     pub loss: Loss,
+    /// Standardisation of the inputs, when trained with it.
     pub standardizer: Option<Standardizer>,
+    /// The hidden ReLU layer of an mlp head.
     pub hidden: Option<Dense>,
+    /// The output layer: logits.
     pub output: Dense,
 }
 
 /// What one training batch produced: per-row losses (without the L2 term) and the gradient of
 /// each parameter tensor, in [`Head::params_mut`] order.
 pub struct BatchGrads {
+    /// Each row's loss.
     pub losses: Vec<f32>,
+    /// Each row's logits.
     pub logits: Array2<f32>,
+    /// Gradients of the mean loss, one per trainable tensor.
     pub grads: Vec<Vec<f32>>,
 }
 

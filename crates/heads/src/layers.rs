@@ -8,7 +8,9 @@ use imgclf_dataset::Rng;
 /// A fully connected layer `y = x·kernel + bias`; the kernel is `(inputs, outputs)` as in Keras.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dense {
+    /// `(inputs, outputs)`, as Keras stores it.
     pub kernel: Array2<f32>,
+    /// One value per output.
     pub bias: Array1<f32>,
 }
 
@@ -20,6 +22,7 @@ impl Dense {
         Dense { kernel, bias: Array1::zeros(outputs) }
     }
 
+    /// `x · kernel + bias` for a batch of rows.
     pub fn forward(&self, x: ArrayView2<f32>) -> Array2<f32> {
         let mut y = matmul(x, self.kernel.view());
         y += &self.bias;
@@ -55,6 +58,7 @@ pub fn relu_backward(dy: &mut Array2<f32>, y: ArrayView2<f32>) {
 /// scaled by `1 / (1 - rate)`, so inference uses the layer unchanged.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Dropout {
+    /// The share of values dropped in training.
     pub rate: f32,
 }
 

@@ -18,6 +18,8 @@
 //! # Ok::<(), HeadError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod data;
 mod error;
 #[cfg(test)]
@@ -57,6 +59,7 @@ pub mod internal {
     pub use crate::run::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 }
 
+/// `use imgclf_heads::prelude::*` brings what training and scoring a head needs.
 pub mod prelude {
     pub use crate::{
         Architecture, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, OptimizerConfig, Run,

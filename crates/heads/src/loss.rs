@@ -9,11 +9,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Loss {
+    /// Sigmoid output, two classes.
     BinaryCrossentropy,
+    /// Softmax output, more classes.
     CategoricalCrossentropy,
 }
 
 impl Loss {
+    /// The loss Keras uses for `classes` classes.
     pub fn for_classes(classes: usize) -> Loss {
         if classes == 2 { Loss::BinaryCrossentropy } else { Loss::CategoricalCrossentropy }
     }

@@ -11,9 +11,13 @@ use crate::train::argmax;
 /// Precision, recall and F1 of one class.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClassScores {
+    /// The class.
     pub name: String,
+    /// Of the images predicted as it, the share that are.
     pub precision: f64,
+    /// Of its images, the share predicted as it.
     pub recall: f64,
+    /// Harmonic mean of precision and recall.
     pub f1: f64,
     /// Rows whose true class this is.
     pub support: usize,
@@ -22,21 +26,28 @@ pub struct ClassScores {
 /// One misclassified image and what it cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TopLoss {
+    /// The image.
     pub path: String,
+    /// Its true class.
     pub label: String,
+    /// The class predicted.
     pub predicted: String,
     /// Probability the head gave the true class.
     pub p_true: f32,
+    /// Its log loss.
     pub loss: f64,
 }
 
 /// Scores of a head's probabilities against true labels.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
+    /// Images scored.
     pub rows: usize,
+    /// Share predicted right.
     pub accuracy: f64,
     /// Mean cross-entropy, probabilities clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
     pub log_loss: f64,
+    /// Per-class scores, in id order.
     pub classes: Vec<ClassScores>,
     /// `confusion[true][predicted]`.
     pub confusion: Vec<Vec<usize>>,

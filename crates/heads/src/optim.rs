@@ -8,18 +8,47 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "name", rename_all = "lowercase")]
 pub enum Rule {
-    Sgd { momentum: f32, nesterov: bool },
-    Rmsprop { rho: f32, epsilon: f32 },
-    Adam { beta_1: f32, beta_2: f32, epsilon: f32 },
-    Adadelta { rho: f32, epsilon: f32 },
+    /// Stochastic gradient descent.
+    Sgd {
+        /// Momentum (0: none).
+        momentum: f32,
+        /// Nesterov's look-ahead momentum.
+        nesterov: bool,
+    },
+    /// RMSprop.
+    Rmsprop {
+        /// Decay of the squared-gradient average.
+        rho: f32,
+        /// Added to the denominator.
+        epsilon: f32,
+    },
+    /// Adam.
+    Adam {
+        /// Decay of the gradient average.
+        beta_1: f32,
+        /// Decay of the squared-gradient average.
+        beta_2: f32,
+        /// Added to the denominator.
+        epsilon: f32,
+    },
+    /// Adadelta.
+    Adadelta {
+        /// Decay of both running averages.
+        rho: f32,
+        /// Added inside both square roots.
+        epsilon: f32,
+    },
 }
 
 /// What `--optimizer` configures: a rule, its learning rate and Keras' inverse-time decay
 /// `lr / (1 + decay · step)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct OptimizerConfig {
+    /// How each step updates the weights.
     pub rule: Rule,
+    /// The learning rate before decay.
     pub learning_rate: f32,
+    /// Keras' inverse-time decay per step.
     pub decay: f32,
 }
 
@@ -80,6 +109,7 @@ impl OptimizerConfig {
 /// An optimizer's state over a fixed list of parameter tensors, seen as flat slices.
 #[derive(Debug, Clone)]
 pub struct Optimizer {
+    /// The rule and its rates.
     pub config: OptimizerConfig,
     /// Steps taken so far.
     pub iterations: u64,

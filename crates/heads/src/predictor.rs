@@ -13,6 +13,7 @@ use crate::{HeadError, Run};
 
 /// A loaded run with one engine per backbone.
 pub struct Predictor {
+    /// The run whose head predicts.
     pub run: Run,
     backbones: Vec<(Backbone, Engine)>,
     with_maps: bool,
@@ -21,6 +22,7 @@ pub struct Predictor {
 /// Predictions for the images that could be read, in the order given.
 #[derive(Debug)]
 pub struct Predictions {
+    /// The files read, in input order.
     pub paths: Vec<PathBuf>,
     /// `(images, classes)`.
     pub probs: Array2<f32>,

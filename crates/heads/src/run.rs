@@ -22,25 +22,36 @@ pub const RUN_FORMAT: &str = "imgclf-run/1";
 /// `run.json`: what was trained on what, and how it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
+    /// `imgclf-run/1`.
     pub format: String,
+    /// The imgclf version that wrote it.
     pub created_by: String,
+    /// The training settings.
     pub config: TrainConfig,
+    /// Class names in id order.
     pub classes: Vec<String>,
     /// The feature files, in column order, with the model each came from.
     pub sources: Vec<Source>,
+    /// The loss trained with.
     pub loss: Loss,
+    /// What the validation numbers were measured on.
     pub validation: Validation,
     /// The epoch whose weights were kept (1-based) and its numbers.
     pub best_epoch: usize,
+    /// Epochs trained (fewer than asked after an early stop).
     pub epochs_run: usize,
+    /// The kept epoch's numbers.
     pub metrics: EpochStats,
 }
 
 /// A saved head with its description.
 #[derive(Debug, Clone)]
 pub struct Run {
+    /// The run folder.
     pub dir: PathBuf,
+    /// Its `run.json`.
     pub info: RunInfo,
+    /// The trained head.
     pub head: Head,
 }
 

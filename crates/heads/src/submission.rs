@@ -12,7 +12,10 @@ use crate::train::argmax;
 pub enum CsvStyle {
     /// Two classes: `id,label` with the probability of class 1, clipped to `[clip, 1 - clip]`
     /// (a confident mistake then costs at most `-ln(clip)` of log loss).
-    Probability { clip: f32 },
+    Probability {
+        /// The smallest probability written.
+        clip: f32,
+    },
     /// `id,label` with the predicted class name.
     Label,
     /// `id,<class 0>,<class 1>,...`: one probability column per class.

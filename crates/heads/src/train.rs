@@ -15,10 +15,15 @@ use imgclf_dataset::Rng;
 /// Everything that decides a training run; stored in `run.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
+    /// The head's architecture and regularisation.
     pub head: HeadConfig,
+    /// The optimizer with its rates.
     pub optimizer: OptimizerConfig,
+    /// Epochs to train.
     pub epochs: usize,
+    /// Rows per gradient step.
     pub batch_size: usize,
+    /// Seed of initialisation, shuffling, dropout and the held-out rows.
     pub seed: u64,
     /// Standardise each feature with the training rows' mean and standard deviation.
     pub standardize: bool,
@@ -27,6 +32,7 @@ pub struct TrainConfig {
     pub val_split: Option<f32>,
     /// Stop after this many epochs without a lower validation loss, keeping the best weights.
     pub patience: Option<usize>,
+    /// Loss weight per class.
     pub class_weight: ClassWeight,
 }
 
@@ -52,6 +58,7 @@ impl TrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClassWeight {
+    /// Every class weighs the same.
     None,
     /// `rows / (classes · rows of the class)`, as scikit-learn's `"balanced"`.
     Balanced,
@@ -85,11 +92,17 @@ impl std::str::FromStr for ClassWeight {
 /// One line of `history.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochStats {
+    /// The epoch (1-based).
     pub epoch: usize,
+    /// Mean training loss.
     pub loss: f64,
+    /// Training accuracy.
     pub acc: f64,
+    /// Validation loss, when there is validation.
     pub val_loss: Option<f64>,
+    /// Validation accuracy, when there is validation.
     pub val_acc: Option<f64>,
+    /// Seconds the epoch took.
     pub seconds: f64,
 }
 
@@ -101,28 +114,50 @@ pub enum Validation {
     Split(String),
     /// Rows held out of train.
     Holdout {
+        /// The share of train held out.
         fraction: f32,
+        /// Rows held out.
         rows: usize,
     },
+    /// No validation.
     None,
 }
 
 /// Progress reports, for bars and Keras-style epoch lines.
 #[derive(Debug)]
 pub enum TrainEvent<'a> {
-    EpochStart { epoch: usize, epochs: usize, batches: usize },
+    /// An epoch starts.
+    EpochStart {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// Epochs in all.
+        epochs: usize,
+        /// Batches in this epoch.
+        batches: usize,
+    },
+    /// A batch was trained.
     Batch,
+    /// An epoch ended: its numbers.
     EpochEnd(&'a EpochStats),
-    Stopped { epoch: usize, best_epoch: usize },
+    /// Early stopping ended training.
+    Stopped {
+        /// The last epoch trained.
+        epoch: usize,
+        /// The epoch whose weights are kept.
+        best_epoch: usize,
+    },
 }
 
 /// A trained head and how it got there.
 #[derive(Debug, Clone)]
 pub struct Trained {
+    /// The head with the kept epoch's weights.
     pub head: Head,
+    /// Every epoch's numbers.
     pub history: Vec<EpochStats>,
     /// The epoch whose weights `head` holds (1-based).
     pub best_epoch: usize,
+    /// What validation was measured on.
     pub validation: Validation,
 }
 

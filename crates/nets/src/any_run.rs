@@ -25,7 +25,9 @@ pub enum AnyRun {
 /// `run.json`). The other kind of source is refused, naming the run.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SplitSource<'a> {
+    /// A data root whose photos to score (CNN and fine-tuned runs).
     pub data: Option<&'a Path>,
+    /// Feature files to score (head runs).
     pub features: &'a [PathBuf],
 }
 

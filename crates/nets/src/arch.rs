@@ -127,31 +127,45 @@ pub struct Variant {
 pub enum LayerSpec {
     /// Stride 1; `same` pads to keep the size (odd kernels), else Keras' "valid".
     Conv {
+        /// Output channels.
         filters: usize,
+        /// Kernel side.
         kernel: usize,
+        /// Keras' "same" padding.
         same: bool,
     },
+    /// Batch normalisation over the channels.
     BatchNorm,
+    /// ReLU.
     Relu,
     /// 2×2, stride 2, rounding down.
     MaxPool,
+    /// Channels-last flattening, as Keras' `Flatten` on NHWC.
     Flatten,
+    /// A fully connected layer.
     Dense {
+        /// Output units.
         units: usize,
     },
+    /// Dropout in training.
     Dropout {
+        /// The share of values dropped.
         rate: f32,
     },
 }
 
 /// A convolution with its bias; the kernel is `(out, in, k, k)`.
 pub struct Conv {
+    /// `(out, in, k, k)`.
     pub kernel: Var,
+    /// One value per output channel.
     pub bias: Var,
+    /// Zeros added on each side (0: Keras' "valid").
     pub padding: usize,
 }
 
 impl Conv {
+    /// The convolution of an NCHW batch.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, NetError> {
         Ok(crate::conv2d(x, self.kernel.as_tensor(), self.bias.as_tensor(), self.padding)?)
     }
@@ -159,11 +173,14 @@ impl Conv {
 
 /// A fully connected layer; the kernel is `(in, out)`, as Keras stores it.
 pub struct Dense {
+    /// `(inputs, outputs)`.
     pub kernel: Var,
+    /// One value per output.
     pub bias: Var,
 }
 
 impl Dense {
+    /// `x · kernel + bias`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, NetError> {
         Ok(x.matmul(self.kernel.as_tensor())?.broadcast_add(self.bias.as_tensor())?)
     }
@@ -172,9 +189,13 @@ impl Dense {
 /// Batch normalisation over the channels of `(n, c, h, w)`: batch statistics in training
 /// (folded into moving averages), the moving averages otherwise.
 pub struct BatchNorm {
+    /// Scale per channel.
     pub gamma: Var,
+    /// Offset per channel.
     pub beta: Var,
+    /// Running mean per channel, used at inference.
     pub moving_mean: Var,
+    /// Running variance per channel, used at inference.
     pub moving_variance: Var,
 }
 
@@ -192,6 +213,7 @@ impl BatchNorm {
         })
     }
 
+    /// Normalised by the batch's statistics in training (updating the running ones), else by the running ones.
     pub fn forward(&self, x: &Tensor, training: bool) -> Result<Tensor, NetError> {
         let c = x.dim(1)?;
         let per_channel = |t: &Tensor| t.reshape((1, c, 1, 1));
@@ -228,17 +250,21 @@ enum Layer {
 /// One row of [`Net::summary`], as Keras' `model.summary()` prints it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerSummary {
+    /// Keras' layer name (`Conv2D`, `MaxPooling2D`, ...).
     pub kind: &'static str,
     /// Channels-last, without the batch axis: `[148, 148, 32]`, `[64]`.
     pub output_shape: Vec<usize>,
+    /// Trainable parameters.
     pub params: usize,
 }
 
 /// A network with its weights: [`Arch`] layers for a fixed input size and class count.
 pub struct Net {
+    /// The architecture.
     pub arch: Arch,
     /// `[height, width]` of the RGB input.
     pub input: [usize; 2],
+    /// Classes of the output.
     pub classes: usize,
     layers: Vec<Layer>,
     summary: Vec<LayerSummary>,
@@ -330,6 +356,7 @@ impl Net {
         &self.summary
     }
 
+    /// Trainable parameters, as Keras' `model.summary()` counts them.
     pub fn parameter_count(&self) -> usize {
         self.summary.iter().map(|l| l.params).sum()
     }

@@ -15,8 +15,11 @@ use crate::NetError;
 /// Labelled images resized to one size, with the paths (relative to the data root) they came from.
 #[derive(Debug, Clone, Default)]
 pub struct ImageSet {
+    /// The images, resized.
     pub images: Vec<RgbImage>,
+    /// Their class ids (0 where unlabelled).
     pub labels: Vec<usize>,
+    /// Their paths relative to the data root.
     pub paths: Vec<String>,
 }
 
@@ -48,10 +51,12 @@ impl ImageSet {
         (set, skipped)
     }
 
+    /// How many images.
     pub fn len(&self) -> usize {
         self.images.len()
     }
 
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.images.is_empty()
     }

@@ -4,24 +4,48 @@ use std::path::PathBuf;
 /// the file or setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
+    /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
+    /// The dataset could not be read.
     #[error(transparent)]
     Dataset(#[from] imgclf_dataset::DatasetError),
+    /// An augmentation setting is wrong.
     #[error(transparent)]
     Augment(#[from] imgclf_augment::AugmentError),
+    /// A head, its run folder or its features failed.
     #[error(transparent)]
     Head(#[from] imgclf_heads::HeadError),
+    /// A backbone failed to load or run.
     #[error(transparent)]
     Features(#[from] imgclf_features::FeatureError),
+    /// A setting no run can use.
     #[error("{0}")]
     Config(String),
+    /// A run folder, checkpoint or model file is missing or wrong.
     #[error("{path}: {reason}")]
-    File { path: PathBuf, reason: String },
+    File {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// A file could not be read or written.
     #[error("{path}: {error}")]
-    Io { path: PathBuf, error: std::io::Error },
+    Io {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        error: std::io::Error,
+    },
+    /// Training was stopped (Ctrl-C, SIGTERM) between batches.
     #[error("interrupted during epoch {epoch}; the run folder holds epoch {saved}")]
-    Interrupted { epoch: usize, saved: usize },
+    Interrupted {
+        /// The epoch that was running.
+        epoch: usize,
+        /// The last whole epoch the run folder holds.
+        saved: usize,
+    },
 }
 
 impl NetError {

@@ -29,6 +29,7 @@ pub struct HeadLayers {
     standardizer: Option<(Tensor, Tensor)>,
     hidden: Option<Dense>,
     output: Dense,
+    /// Dropout before the output layer, in training.
     pub dropout: f32,
 }
 
@@ -37,6 +38,7 @@ fn var(values: &[f32], shape: &[usize]) -> Result<Var, NetError> {
 }
 
 impl HeadLayers {
+    /// The layers of a trained head, with its weights.
     pub fn from_head(head: &imgclf_heads::Head) -> Result<HeadLayers, NetError> {
         let dense = |d: &imgclf_heads::Dense| -> Result<Dense, NetError> {
             let kernel: Vec<f32> = d.kernel.iter().copied().collect();
@@ -80,8 +82,11 @@ impl HeadLayers {
 
 /// The trainable part of a fine-tuned backbone: last block → global average pool → head.
 pub struct FineTuned {
+    /// The backbone's trainable end.
     pub tail: Tail,
+    /// The head on its pooled output.
     pub head: HeadLayers,
+    /// Classes of the output.
     pub classes: usize,
 }
 
@@ -105,10 +110,13 @@ impl Trainable for FineTuned {
 /// Cached outputs of the frozen start, one `(C, H, W)` block per image, with labels and paths.
 #[derive(Debug, Default)]
 pub struct Activations {
+    /// Every image's block, one after another.
     pub values: Vec<f32>,
     /// `[C, H, W]`.
     pub shape: [usize; 3],
+    /// Class id per image.
     pub labels: Vec<usize>,
+    /// Path per image, relative to the data root.
     pub paths: Vec<String>,
 }
 
@@ -130,12 +138,15 @@ impl Batches for Activations {
 
 /// The frozen start of a backbone on an engine: photos in, the tail's input out.
 pub struct Frozen {
+    /// The backbone's spec: how photos are resized and normalised.
     pub spec: ModelSpec,
+    /// The tensor it outputs: the tail's input.
     pub output: String,
     engine: Engine,
 }
 
 impl Frozen {
+    /// The frozen start `model` (a `frozen.onnx`) on an engine, computing `output`.
     pub fn load(model: &Path, spec: ModelSpec, output: &str, engine: &EngineConfig) -> Result<Frozen, NetError> {
         let engine = Engine::load(model, &spec, &[output], &engine.with_floats())?;
         Ok(Frozen { spec, output: output.into(), engine })
@@ -191,47 +202,66 @@ impl Frozen {
 /// What `fine-tune` was asked to do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FineTuneConfig {
+    /// Epochs to train.
     pub epochs: usize,
+    /// Images per gradient step.
     pub batch_size: usize,
+    /// SGD's learning rate.
     pub learning_rate: f32,
+    /// SGD's momentum.
     pub momentum: f32,
+    /// Seed of shuffling and dropout.
     pub seed: u64,
 }
 
 /// Loss and accuracy on a split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Score {
+    /// Log loss.
     pub loss: f64,
+    /// Accuracy.
     pub acc: f64,
 }
 
 /// `run.json` of a fine-tuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FineTuneInfo {
+    /// `imgclf-finetune-run/1`.
     pub format: String,
+    /// The imgclf version that wrote it.
     pub created_by: String,
+    /// The training settings.
     pub config: FineTuneConfig,
+    /// Class names in id order.
     pub classes: Vec<String>,
     /// The train-head run it started from.
     pub base_run: PathBuf,
+    /// The backbone's name.
     pub backbone: String,
     /// The backbone's ONNX file and its sha256: the tail is rebuilt from it.
     pub model: PathBuf,
+    /// sha256 of the model file.
     pub model_sha256: String,
     /// The backbone's spec JSON (resize and normalisation of photos).
     pub spec: String,
     /// The tail's input (the frozen start's output, computed by `frozen.onnx`) and output.
     pub from: String,
+    /// The tail's output: the feature map the head pools.
     pub to: String,
+    /// The data root trained on.
     pub data: PathBuf,
+    /// The split validated on, if any.
     pub validation: Option<String>,
     /// The head's structure (its weights are in weights.safetensors).
     pub hidden: bool,
+    /// Whether the head standardises its inputs.
     pub standardized: bool,
+    /// The head's dropout rate.
     pub dropout: f32,
     /// Validation numbers of the frozen-feature head before fine-tuning (through this same
     /// pipeline), and after each epoch.
     pub before: Option<Score>,
+    /// Every epoch's numbers.
     pub history: Vec<EpochStats>,
     /// Where the frozen start ran while training (`ort`, `tract`, `ort cuda:0`).
     #[serde(default)]
@@ -249,8 +279,11 @@ impl FineTuneInfo {
 /// A fine-tuning run folder: `frozen.onnx` (the backbone up to the tail), `weights.safetensors`
 /// (tail and head), `run.json`, `history.csv`, `curves.png`.
 pub struct FineTuneRun {
+    /// The run folder.
     pub dir: PathBuf,
+    /// Its `run.json`.
     pub info: FineTuneInfo,
+    /// The tail and head with their weights.
     pub model: FineTuned,
 }
 

@@ -18,6 +18,8 @@
 //! # Ok::<(), NetError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod any_run;
 mod arch;
 mod conv;

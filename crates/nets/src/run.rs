@@ -23,15 +23,21 @@ const CHECKPOINT_FORMAT: &str = "imgclf-cnn-checkpoint/1";
 /// `run.json` of a CNN run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CnnRunInfo {
+    /// `imgclf-cnn-run/1`.
     pub format: String,
+    /// The imgclf version that wrote it.
     pub created_by: String,
+    /// The training settings.
     pub config: CnnConfig,
+    /// Class names in id order.
     pub classes: Vec<String>,
     /// The data root trained on (absolute): `evaluate` scores its splits by default.
     pub data: PathBuf,
     /// The labelled split scored after each epoch, if any.
     pub validation: Option<String>,
+    /// Trainable parameters of the network.
     pub parameters: usize,
+    /// Epochs trained so far.
     pub epochs_run: usize,
     /// Whether all `config.epochs` ran; an interrupted run can be resumed.
     pub complete: bool,
@@ -41,8 +47,11 @@ pub struct CnnRunInfo {
 
 /// A CNN run folder and its network.
 pub struct CnnRun {
+    /// The run folder.
     pub dir: PathBuf,
+    /// Its `run.json`.
     pub info: CnnRunInfo,
+    /// The network with its latest weights.
     pub net: Net,
 }
 
@@ -209,7 +218,9 @@ impl CnnRun {
 /// A split of a dataset run through a CNN run's network.
 #[derive(Debug)]
 pub struct Scored {
+    /// The split scored.
     pub split: String,
+    /// Class names in id order.
     pub classes: Vec<String>,
     /// Paths relative to the data root, in row order.
     pub paths: Vec<String>,
@@ -217,6 +228,7 @@ pub struct Scored {
     pub labels: Option<Vec<usize>>,
     /// `(images, classes)`.
     pub probs: Array2<f32>,
+    /// Images that could not be read.
     pub skipped: Vec<DatasetError>,
 }
 

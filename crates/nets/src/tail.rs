@@ -21,7 +21,9 @@ enum Op {
 
 /// The trainable end of a backbone: `from` → … → `to`.
 pub struct Tail {
+    /// The tensor the tail starts from.
     pub from: String,
+    /// The tensor it ends at.
     pub to: String,
     ops: Vec<Op>,
 }

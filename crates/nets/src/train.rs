@@ -17,21 +17,28 @@ use crate::{Arch, Net, NetError, Variant};
 /// Everything that decides a training run's result (with the data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CnnConfig {
+    /// The network.
     pub arch: Arch,
     /// Batch norm and dropout beyond the tutorial's layers.
     #[serde(default)]
     pub variant: Variant,
     /// `[height, width]` the images are resized to.
     pub size: [usize; 2],
+    /// Epochs in all.
     pub epochs: usize,
+    /// Images per gradient step.
     pub batch_size: usize,
+    /// The optimizer with its rates.
     pub optimizer: OptimizerConfig,
+    /// The learning rate across epochs.
     pub schedule: Schedule,
     /// Augmentation of training images; validation images are never augmented.
     pub augment: Option<AugmentParams>,
+    /// How pixels are scaled.
     pub input: Input,
     /// Targets become `(1 - s) · one_hot + s / classes` (Keras' `label_smoothing`).
     pub label_smoothing: f32,
+    /// Seed of initialisation, shuffling, augmentation and dropout.
     pub seed: u64,
 }
 
@@ -88,6 +95,7 @@ impl CnnConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Schedule {
+    /// The optimizer's rate throughout.
     Constant,
     /// `lr · (1 + cos(π · epoch / epochs)) / 2`, from `lr` in the first epoch towards 0.
     Cosine,
@@ -107,7 +115,9 @@ impl Schedule {
 /// Where training stands after a whole epoch: what a checkpoint holds besides the weights.
 #[derive(Debug, Clone)]
 pub struct TrainState {
+    /// The optimizer with its accumulators.
     pub optimizer: Optimizer,
+    /// Every epoch's numbers so far.
     pub history: Vec<EpochStats>,
 }
 
@@ -118,6 +128,7 @@ impl TrainState {
         TrainState { optimizer: Optimizer::new(config, &sizes), history: Vec::new() }
     }
 
+    /// Whole epochs trained.
     pub fn epochs_done(&self) -> usize {
         self.history.len()
     }
@@ -126,10 +137,22 @@ impl TrainState {
 /// What [`train`] and [`fit`] report as they go.
 pub enum FitEvent<'a> {
     /// `done` of `total` samples of the current epoch.
-    Batch { epoch: usize, done: usize, total: usize },
+    Batch {
+        /// The epoch (1-based).
+        epoch: usize,
+        /// Samples trained so far this epoch.
+        done: usize,
+        /// Samples in the epoch.
+        total: usize,
+    },
     /// An epoch ended: its numbers, and the optimizer state and history to checkpoint (the
     /// weights are the model's, which the caller holds).
-    Epoch { stats: &'a EpochStats, state: &'a TrainState },
+    Epoch {
+        /// The epoch's numbers.
+        stats: &'a EpochStats,
+        /// The state to checkpoint.
+        state: &'a TrainState,
+    },
 }
 
 const SHUFFLE: u64 = 0x11;
@@ -139,9 +162,11 @@ pub const INIT: u64 = 0x10;
 
 /// A network [`fit`] can train: named trainable tensors and logits for a batch.
 pub trait Trainable {
+    /// The trainable tensors, named.
     fn params(&self) -> Vec<(String, &Var)>;
     /// Logits `(n, units)`; with `dropout` (training), dropout layers draw their masks from it.
     fn logits(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor, NetError>;
+    /// Classes of the output.
     fn classes(&self) -> usize;
 }
 
@@ -159,6 +184,7 @@ impl Trainable for Net {
 
 /// Labelled samples that [`fit`] draws batches from.
 pub trait Batches {
+    /// Class id of every sample.
     fn labels(&self) -> &[usize];
     /// The inputs of samples `indices`; `epoch` is set for training batches (augmented, when
     /// the source augments) and unset for validation.
@@ -189,10 +215,15 @@ impl Batches for Images<'_> {
 /// How [`fit`] trains, whatever the model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FitSettings {
+    /// Epochs in all.
     pub epochs: usize,
+    /// Samples per gradient step.
     pub batch_size: usize,
+    /// The learning rate across epochs.
     pub schedule: Schedule,
+    /// Label smoothing of the targets.
     pub label_smoothing: f32,
+    /// Seed of shuffling and dropout.
     pub seed: u64,
 }
 

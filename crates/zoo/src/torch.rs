@@ -15,7 +15,9 @@ const PROTOCOL_VERSION: i64 = 1001;
 /// A float tensor, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// Dimensions.
     pub shape: Vec<usize>,
+    /// Values, row-major.
     pub data: Vec<f32>,
 }
 
@@ -23,6 +25,7 @@ pub struct Tensor {
 /// `num_batches_tracked`) are left out: nothing downstream needs them.
 #[derive(Debug, Clone, Default)]
 pub struct StateDict {
+    /// The tensors by name.
     pub tensors: BTreeMap<String, Tensor>,
 }
 

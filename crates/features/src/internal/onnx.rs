@@ -13,6 +13,7 @@ pub const IR_VERSION: i64 = 8;
 /// A tensor dimension in a graph input or output.
 #[derive(Debug, Clone, Copy)]
 pub enum Dim {
+    /// A fixed size.
     Fixed(usize),
     /// A symbolic dimension such as `batch`.
     Named(&'static str),
@@ -25,15 +26,18 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// An empty graph named `name`.
     pub fn new(name: &str) -> Graph {
         Graph { graph: pb::GraphProto { name: name.into(), ..Default::default() } }
     }
 
+    /// Adds a float32 input and returns its name.
     pub fn input(&mut self, name: &str, dims: &[Dim]) -> String {
         self.graph.input.push(value_info(name, dims, DataType::Float));
         name.into()
     }
 
+    /// Declares a float32 output of the graph.
     pub fn output(&mut self, name: &str, dims: &[Dim]) {
         self.graph.output.push(value_info(name, dims, DataType::Float));
     }
