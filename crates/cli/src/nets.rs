@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use imgclf_augment::AugmentParams;
 use imgclf_dataset::Dataset;
 use imgclf_heads::{OptimizerConfig, Rule};
 use imgclf_nets::prelude::*;
@@ -22,9 +21,8 @@ Images are decoded and resized once, kept in memory, and augmented afresh every 
 epoch the run folder gets weights.safetensors, checkpoint.safetensors (weights and optimizer\n\
 state), run.json, history.csv and curves.png; Ctrl-C stops between batches, and --resume\n\
 continues from the last whole epoch with the same result as an uninterrupted run.\n\n\
-Without --augment the network's tutorial setting is used (small: shear 0.2, zoom 0.2,\n\
-horizontal flip; lenet: rotation 30, shifts 0.1, shear 0.2, zoom 0.2). --augment takes `none`\n\
-or a list such as `rotation=30,shift=0.1,shear=0.2,zoom=0.2,hflip,brightness=0.7:1.3,fill=nearest`\n\
+--augment takes `default` (small: shear 0.2, zoom 0.2, horizontal flip; lenet: rotation 30,\n\
+shifts 0.1, shear 0.2, zoom 0.2), `none`, or a list such as `rotation=30,shift=0.1,shear=0.2,zoom=0.2,hflip,brightness=0.7:1.3,fill=nearest`\n\
 (also wshift=, hshift=, vflip, zoom=LO:HI, channel_shift=, cval=; shear in degrees as Keras 2),\n\
 the syntax `imgclf augment preview --augment` takes too.")]
 pub struct TrainArgs {
@@ -64,10 +62,10 @@ pub struct TrainArgs {
     /// SGD momentum.
     #[arg(long)]
     momentum: Option<f32>,
-    /// Augmentation of training images: the network's tutorial setting by default, `none`, or
+    /// Augmentation of training images: default (the network's tutorial setting), none, or
     /// key=value,... (see below).
-    #[arg(long, value_name = "none|SPEC")]
-    augment: Option<AugmentParams>,
+    #[arg(long, value_name = "default|none|SPEC", default_value = "default")]
+    augment: String,
     /// Pixel scaling: unit (x / 255, the tutorial's), standardize (each image to zero mean, unit
     /// variance) or equalize (histogram equalisation, then standardize).
     #[arg(long, default_value = "unit")]
@@ -119,9 +117,7 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
     c.batch_size = args.batch as usize;
     c.schedule = args.schedule;
     c.input = args.input;
-    if let Some(augment) = &args.augment {
-        c.augment = (*augment != AugmentParams::default()).then(|| augment.clone());
-    }
+    c.augment = arch.augment(&args.augment).map_err(|e| anyhow::anyhow!("--augment {e}"))?;
     c.label_smoothing = args.label_smoothing;
     c.seed = args.seed;
     c.check()?;

@@ -35,6 +35,16 @@ impl Arch {
         spec.parse().expect("the tutorial's settings are valid")
     }
 
+    /// An augmentation setting for this network: `default` (its tutorial setting), `none`, or
+    /// the [`AugmentParams`] syntax (`rotation=30,shift=0.1,...`).
+    pub fn augment(self, setting: &str) -> Result<Option<AugmentParams>, String> {
+        match setting {
+            "default" => Ok(Some(self.tutorial_augment())),
+            "none" => Ok(None),
+            spec => spec.parse().map(Some),
+        }
+    }
+
     /// The tutorial's learning-rate decay: LeNet decays by `lr / epochs` per step, as its
     /// script passes `decay=INIT_LR / EPOCHS` to Adam; the small CNN does not decay.
     pub fn tutorial_decay(self, learning_rate: f32, epochs: usize) -> f32 {
@@ -455,6 +465,15 @@ fn glorot<S: Into<candle_core::Shape>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn augmentation_settings_name_the_tutorial_none_or_a_spec() {
+        assert_eq!(Arch::Lenet.augment("default").unwrap(), Some(Arch::Lenet.tutorial_augment()));
+        assert!(Arch::Small.tutorial_augment().horizontal_flip && !Arch::Lenet.tutorial_augment().horizontal_flip);
+        assert_eq!(Arch::Small.augment("none").unwrap(), None);
+        assert_eq!(Arch::Small.augment("rotation=5").unwrap().unwrap().rotation_range, 5.0);
+        assert!(Arch::Small.augment("spin=5").unwrap_err().contains("unknown `spin`"));
+    }
 
     #[test]
     fn an_input_too_small_for_the_layers_is_refused() {
