@@ -180,10 +180,11 @@ test: setup system-deps
     else
         cargo test --workspace --no-fail-fast
     fi
-    # each library's example, on the committed fixtures
-    for example in imgclf-features:extract_folder imgclf-heads:train_head imgclf-augment:augment_batch \
-        imgclf-nets:lenet_epoch imgclf-cam:cam_image; do
-        cargo run -q -p "${example%%:*}" --example "${example#*:}" >/dev/null
+    # each library's example, on the committed fixtures (built together: `cargo run -p` would
+    # resolve one crate's features alone and rebuild dependencies)
+    cargo build -q --workspace --examples
+    for example in extract_folder train_head augment_batch lenet_epoch cam_image; do
+        target/debug/examples/$example >/dev/null
     done
 
 # Formatting, lints with warnings as errors, the libraries' docs without broken links, then every test (what .ci/run calls)
