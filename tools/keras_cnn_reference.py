@@ -6,6 +6,7 @@ fixtures/nets/keras_summaries.json.
     python tools/keras_cnn_reference.py train --arch lenet --data ../shared/data/traffic_signs --epochs 35
     python tools/keras_cnn_reference.py train --arch small --data ../shared/data/cats_dogs --epochs 2
     python tools/keras_cnn_reference.py summaries fixtures/nets/keras_summaries.json
+    python tools/keras_cnn_reference.py gradients --data ../shared/data/cats_dogs fixtures/nets/small_cnn_gradients.safetensors
 
 Needs TensorFlow 2.15 (`.venv-keras`, made by `./just keras-backbones`). Prints one JSON line per epoch
 and a final one with the run's numbers.
@@ -150,6 +151,66 @@ def train(args):
                       "tensorflow": tf.__version__, "threads": os.cpu_count()}))
 
 
+def write_safetensors(path, tensors):
+    """`tensors` (name -> float32 array) in the safetensors format, which candle reads."""
+    header, offset, blobs = {}, 0, []
+    for name, value in tensors.items():
+        blob = np.ascontiguousarray(value, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(value.shape), "data_offsets": [offset, offset + len(blob)]}
+        offset += len(blob)
+        blobs.append(blob)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    with open(path, "wb") as f:
+        f.write(len(text).to_bytes(8, "little") + text + b"".join(blobs))
+
+
+def gradients(args):
+    """One step of the small CNN in Keras on real photos: the weights, the batch, the loss,
+    every gradient and the weights after one RMSprop step (Keras' defaults), in imgclf's
+    layout (NCHW batch, (out, in, k, k) kernels, the dense kernel's rows in channels-first
+    flattening order) for crates/nets/tests/keras_gradients.rs. Dropout is off (inference),
+    as the test's forward pass; the photos are resized as flow_from_directory does."""
+    from PIL import Image
+
+    tf.keras.utils.set_random_seed(args.seed)
+    size, per_class = args.size, args.images // 2
+    xs, ys = [], []
+    for label, c in enumerate(sorted(os.listdir(os.path.join(args.data, "train")))):
+        folder = os.path.join(args.data, "train", c)
+        for name in sorted(os.listdir(folder))[:per_class]:
+            img = Image.open(os.path.join(folder, name)).convert("RGB").resize((size, size), Image.NEAREST)
+            xs.append(np.asarray(img, dtype=np.float32) / 255.0)
+            ys.append(label)
+    x, y = np.stack(xs), np.array(ys, dtype=np.float32)[:, None]
+    model = small_cnn(size)
+    with tf.GradientTape() as tape:
+        loss = tf.keras.losses.binary_crossentropy(y, model(x, training=False))
+        loss = tf.reduce_mean(loss)
+    grads = tape.gradient(loss, model.trainable_variables)
+    before = [v.numpy() for v in model.trainable_variables]
+    tf.keras.optimizers.RMSprop().apply_gradients(zip(grads, model.trainable_variables))
+    after = [v.numpy() for v in model.trainable_variables]
+    flat_hw = model.layers[-6].input_shape[1:]  # the Flatten's input (h, w, c)
+
+    def ours(value):
+        if value.ndim == 4:  # (k, k, in, out) -> (out, in, k, k)
+            return value.transpose(3, 2, 0, 1)
+        if value.ndim == 2 and value.shape[0] == np.prod(flat_hw):  # rows (h, w, c) -> (c, h, w)
+            return value.reshape(*flat_hw, -1).transpose(2, 0, 1, 3).reshape(value.shape)
+        return value
+
+    names = [f"{kind}{i}.{part}" for kind, i in [("conv", 1), ("conv", 2), ("conv", 3), ("dense", 1), ("dense", 2)]
+             for part in ("kernel", "bias")]
+    tensors = {"x": x.transpose(0, 3, 1, 2), "labels": y[:, 0], "loss": np.array([float(loss)])}
+    for name, w, g, w1 in zip(names, before, grads, after):
+        tensors[name] = ours(w)
+        tensors[f"grad.{name}"] = ours(g.numpy())
+        tensors[f"rmsprop.{name}"] = ours(w1)
+    write_safetensors(args.out, tensors)
+    print(f"wrote {args.out}: loss {float(loss):.6f}, TensorFlow {tf.__version__}", file=sys.stderr)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -161,9 +222,17 @@ def main():
     t.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("summaries")
     s.add_argument("out")
+    g = sub.add_parser("gradients")
+    g.add_argument("--data", required=True, help="a data root with train/<class>/ folders (two classes)")
+    g.add_argument("--size", type=int, default=40)
+    g.add_argument("--images", type=int, default=8)
+    g.add_argument("--seed", type=int, default=3)
+    g.add_argument("out")
     args = p.parse_args()
     if args.cmd == "train":
         train(args)
+    elif args.cmd == "gradients":
+        gradients(args)
     else:
         out = {"tensorflow": tf.__version__, "small_150": summary(small_cnn(150)), "lenet_32_43": summary(lenet(32, 43)),
                "lenet_48_43": summary(lenet(48, 43)), "lenet_bn_dropout_32_43": summary(lenet_variant(32, 43))}
