@@ -118,6 +118,11 @@ bench: setup system-deps
     cargo bench -p imgclf-nets --bench step
     if [ -x .venv-keras/bin/python ]; then .venv-keras/bin/python tools/bench_keras_heads.py 2>/dev/null; .venv-keras/bin/python tools/bench_keras_augment.py 2>/dev/null; else echo "Keras side skipped: run ./just keras-backbones to make .venv-keras"; fi
 
+# Seconds per epoch of train-cnn next to Keras on the same photos, one after the other (needs ../shared and
+# `just keras-backbones`): `./just bench-cnn 3`
+bench-cnn EPOCHS="3": build
+    tools/bench_cnn.sh {{EPOCHS}}
+
 # Build the imgclf binary (dependencies optimised, see Cargo.toml)
 build: system-deps
     cargo build -p imgclf

@@ -125,6 +125,7 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
 }
 
 pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
+    imgclf_nets::keep_freed_memory();
     let out = &args.out;
     let (mut info, net, state) = if args.resume {
         let (mut info, net, state) = CnnRun::resume(out).context("--resume")?;
@@ -287,6 +288,7 @@ pub struct FineTuneArgs {
 }
 
 pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
+    imgclf_nets::keep_freed_memory();
     let base = imgclf_heads::Run::load(&args.run).context("--run")?;
     let config = FineTuneConfig {
         epochs: args.epochs as usize,

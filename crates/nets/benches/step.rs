@@ -50,6 +50,8 @@ fn time_step(classes: usize, labels: &[usize], forward: impl Fn() -> Tensor) -> 
 }
 
 fn main() {
+    // as `imgclf train-cnn` does
+    imgclf_nets::keep_freed_memory();
     println!("| net | ops | step (s) | forward (s) | images/s |");
     println!("|---|---|---|---|---|");
     for (arch, size, classes) in [(Arch::Small, 150, 2), (Arch::Lenet, 32, 43)] {

@@ -252,6 +252,9 @@ enum Layer {
     /// ReLU then max-pool, one fused op (`pool_relu`): what a Relu followed by a MaxPool
     /// becomes when the layers are built. The summary keeps both rows.
     ReluPool,
+    /// A convolution followed by ReLU and max-pool, one fused op (`conv_relu_pool`): what a
+    /// Conv followed by a ReluPool becomes.
+    ConvReluPool(Conv),
     Flatten,
     Dense(Dense),
     Dropout(f32),
@@ -356,6 +359,11 @@ impl Net {
                 (Some(Layer::Relu), Layer::MaxPool) => *layers.last_mut().expect("matched") = Layer::ReluPool,
                 (_, layer) => layers.push(layer),
             }
+            if let [.., Layer::Conv(_), Layer::ReluPool] = layers[..] {
+                layers.pop();
+                let Some(Layer::Conv(conv)) = layers.pop() else { unreachable!("matched") };
+                layers.push(Layer::ConvReluPool(conv));
+            }
             summary.push(LayerSummary { kind, output_shape: shape, params });
         }
         Ok(Net { arch, input, classes, layers, summary })
@@ -382,7 +390,7 @@ impl Net {
         let (mut convs, mut denses, mut norms, mut out) = (0, 0, 0, Vec::new());
         for layer in &self.layers {
             let named: Vec<(String, &Var)> = match layer {
-                Layer::Conv(l) => {
+                Layer::Conv(l) | Layer::ConvReluPool(l) => {
                     convs += 1;
                     vec![(format!("conv{convs}.kernel"), &l.kernel), (format!("conv{convs}.bias"), &l.bias)]
                 }
@@ -416,6 +424,9 @@ impl Net {
                 Layer::Conv(l) => l.forward(&x)?,
                 Layer::BatchNorm(l) => l.forward(&x, dropout.is_some())?,
                 Layer::ReluPool => crate::pool_relu(&x)?,
+                Layer::ConvReluPool(l) => {
+                    crate::conv_relu_pool(&x, l.kernel.as_tensor(), l.bias.as_tensor(), l.padding)?
+                }
                 Layer::Relu => x.relu()?,
                 Layer::MaxPool => x.max_pool2d(2)?,
                 Layer::Flatten => x.flatten_from(1)?,

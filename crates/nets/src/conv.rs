@@ -7,7 +7,7 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use imgclf_heads::internal::matmul;
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView2, Axis, s};
 use rayon::prelude::*;
 
 /// `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`, `pad` zeros on every side, plus
@@ -18,26 +18,65 @@ pub fn conv2d(x: &Tensor, kernel: &Tensor, bias: &Tensor, pad: usize) -> Result<
 
 /// Geometry of one convolution.
 #[derive(Debug, Clone, Copy)]
-struct Dims {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    o: usize,
-    k: usize,
-    pad: usize,
+pub(crate) struct Dims {
+    pub(crate) n: usize,
+    pub(crate) c: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
+    pub(crate) o: usize,
+    pub(crate) k: usize,
+    pub(crate) pad: usize,
 }
 
 impl Dims {
-    fn out(&self) -> (usize, usize) {
+    pub(crate) fn out(&self) -> (usize, usize) {
         (self.h + 2 * self.pad + 1 - self.k, self.w + 2 * self.pad + 1 - self.k)
     }
-    fn rows(&self) -> usize {
+    pub(crate) fn rows(&self) -> usize {
         self.c * self.k * self.k
     }
-    fn cols(&self) -> usize {
+    pub(crate) fn cols(&self) -> usize {
         let (ho, wo) = self.out();
         ho * wo
+    }
+    fn per_image(&self) -> usize {
+        self.c * self.h * self.w
+    }
+
+    /// Image `i` of the batch `x`.
+    pub(crate) fn image<'a>(&self, x: &'a [f32], i: usize) -> &'a [f32] {
+        &x[i * self.per_image()..][..self.per_image()]
+    }
+
+    /// The convolution of one image `(c, h, w)` with `kernel (o, c·k·k)`, plus the bias:
+    /// `(o, ho·wo)`.
+    pub(crate) fn forward_image(&self, kernel: ArrayView2<f32>, bias: &[f32], image: &[f32]) -> Array2<f32> {
+        let mut y = matmul(kernel, self.im2col(image).view());
+        y.outer_iter_mut().zip(bias).for_each(|(mut row, b)| row += *b);
+        y
+    }
+
+    /// One image's share of the kernel's gradient `(o, c·k·k)` and the bias's `(o)`, from
+    /// the gradient of its output `g (o, ho·wo)`.
+    pub(crate) fn kernel_grad_image(&self, image: &[f32], g: ArrayView2<f32>) -> (Array2<f32>, Array1<f32>) {
+        (matmul(g, self.im2col(image).t()), g.sum_axis(Axis(1)))
+    }
+
+    /// Adds one image's input gradient to `image (c, h, w)`, from the gradient of its output
+    /// `g (o, ho·wo)`.
+    pub(crate) fn input_grad_image(&self, kernel: ArrayView2<f32>, g: ArrayView2<f32>, image: &mut [f32]) {
+        self.col2im(&matmul(kernel.t(), g), image);
+    }
+
+    /// The per-image kernel and bias gradients summed in image order (the same result on any
+    /// number of threads), as one `(o, c·k·k + 1)` array whose last column is the bias's.
+    pub(crate) fn sum_kernel_grads(&self, partial: &[(Array2<f32>, Array1<f32>)]) -> Array2<f32> {
+        let mut sum = Array2::<f32>::zeros((self.o, self.rows() + 1));
+        for (kernel, bias) in partial {
+            sum.slice_mut(s![.., ..self.rows()]).zip_mut_with(kernel, |s, v| *s += v);
+            sum.column_mut(self.rows()).zip_mut_with(bias, |s, v| *s += v);
+        }
+        sum
     }
 
     /// `(c·k·k, ho·wo)` patches of one image `(c, h, w)`; row `(c, dy, dx)` matches the
@@ -90,7 +129,7 @@ pub(crate) fn values<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'
     Ok(&s.as_slice::<f32>()?[start..end])
 }
 
-fn dims(x: &Layout, kernel: &[usize], pad: usize) -> Result<Dims> {
+pub(crate) fn dims(x: &Layout, kernel: &[usize], pad: usize) -> Result<Dims> {
     let (n, c, h, w) = x.shape().dims4()?;
     let [o, kc, k, k2] = kernel[..] else { candle_core::bail!("conv2d: kernel must be 4-D, got {kernel:?}") };
     if kc != c || k != k2 || h + 2 * pad < k || w + 2 * pad < k {
@@ -124,18 +163,13 @@ impl CustomOp3 for Conv {
             candle_core::bail!("conv2d: {} biases for {} filters", bias.len(), d.o)
         }
         let kernel = ArrayView2::from_shape((d.o, d.rows()), kernel).expect("kernel shape checked");
-        let per_image = d.c * d.h * d.w;
-        let outputs: Vec<Array2<f32>> = (0..d.n)
-            .into_par_iter()
-            .map(|i| {
-                let mut y = matmul(kernel, d.im2col(&x[i * per_image..][..per_image]).view());
-                y.outer_iter_mut().zip(bias).for_each(|(mut row, b)| row += *b);
-                y
-            })
-            .collect();
+        let per_out = d.o * d.cols();
+        let mut y = vec![0.0f32; d.n * per_out];
+        y.par_chunks_mut(per_out.max(1)).enumerate().for_each(|(i, out)| {
+            out.copy_from_slice(d.forward_image(kernel, bias, d.image(x, i)).as_slice().expect("a fresh array"));
+        });
         let (ho, wo) = d.out();
-        let values: Vec<f32> = outputs.into_iter().flat_map(|y| y.into_raw_vec_and_offset().0).collect();
-        Ok((CpuStorage::F32(values), Shape::from((d.n, d.o, ho, wo))))
+        Ok((CpuStorage::F32(y), Shape::from((d.n, d.o, ho, wo))))
     }
 
     fn bwd(
@@ -176,18 +210,14 @@ impl CustomOp2 for InputGrad {
         let n = gl.dims()[0];
         let d = Dims { n, c, h: self.h, w: self.w, o, k, pad: self.pad };
         let (grad, kernel) = (values(gs, gl, "conv2d gradient")?, values(ks, kl, "conv2d kernel")?);
-        let kernel_t = ArrayView2::from_shape((o, d.rows()), kernel).expect("kernel shape checked");
-        let per_out = o * d.cols();
-        let images: Vec<Vec<f32>> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let g = ArrayView2::from_shape((o, d.cols()), &grad[i * per_out..][..per_out]).expect("gradient shape");
-                let mut image = vec![0.0; c * self.h * self.w];
-                d.col2im(&matmul(kernel_t.t(), g), &mut image);
-                image
-            })
-            .collect();
-        Ok((CpuStorage::F32(images.concat()), Shape::from((n, c, self.h, self.w))))
+        let kernel = ArrayView2::from_shape((o, d.rows()), kernel).expect("kernel shape checked");
+        let (per_out, per_image) = (o * d.cols(), c * self.h * self.w);
+        let mut dx = vec![0.0f32; n * per_image];
+        dx.par_chunks_mut(per_image.max(1)).enumerate().for_each(|(i, out)| {
+            let g = ArrayView2::from_shape((o, d.cols()), &grad[i * per_out..][..per_out]).expect("gradient shape");
+            d.input_grad_image(kernel, g, out);
+        });
+        Ok((CpuStorage::F32(dx), Shape::from((n, c, self.h, self.w))))
     }
 }
 
@@ -209,20 +239,15 @@ impl CustomOp2 for KernelGrad {
         let o = gl.dims()[1];
         let d = Dims { n, c, h, w, o, k: self.k, pad: self.pad };
         let (x, grad) = (values(xs, xl, "conv2d input")?, values(gs, gl, "conv2d gradient")?);
-        let (per_image, per_out) = (c * h * w, o * d.cols());
-        let partial: Vec<(Array2<f32>, ndarray::Array1<f32>)> = (0..n)
+        let per_out = o * d.cols();
+        let partial: Vec<(Array2<f32>, Array1<f32>)> = (0..n)
             .into_par_iter()
             .map(|i| {
                 let g = ArrayView2::from_shape((o, d.cols()), &grad[i * per_out..][..per_out]).expect("gradient shape");
-                let bias = g.sum_axis(ndarray::Axis(1));
-                (matmul(g, d.im2col(&x[i * per_image..][..per_image]).t()), bias)
+                d.kernel_grad_image(d.image(x, i), g)
             })
             .collect();
-        let mut sum = Array2::<f32>::zeros((o, d.rows() + 1));
-        for (kernel, bias) in &partial {
-            sum.slice_mut(ndarray::s![.., ..d.rows()]).zip_mut_with(kernel, |s, v| *s += v);
-            sum.column_mut(d.rows()).zip_mut_with(bias, |s, v| *s += v);
-        }
+        let sum = d.sum_kernel_grads(&partial);
         Ok((CpuStorage::F32(sum.into_raw_vec_and_offset().0), Shape::from((o, d.rows() + 1))))
     }
 }

@@ -27,6 +27,8 @@ mod data;
 mod depthwise;
 mod error;
 mod finetune;
+mod fused;
+mod memory;
 mod pool;
 mod run;
 mod tail;
@@ -41,6 +43,8 @@ pub use error::NetError;
 pub use finetune::{
     Activations, FINETUNE_RUN_FORMAT, FineTuneConfig, FineTuneInfo, FineTuneRun, FineTuned, Frozen, HeadLayers, Score,
 };
+pub use fused::conv_relu_pool;
+pub use memory::keep_freed_memory;
 pub use pool::pool_relu;
 pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net, run_format};
 pub use tail::{Tail, last_block_input, prefix_model};

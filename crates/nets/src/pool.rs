@@ -20,7 +20,7 @@ fn input<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], Dims4)> {
 }
 
 /// The index in a `w`-wide plane of the first largest value of window `(oy, ox)`, and that value.
-fn window_max(plane: &[f32], w: usize, oy: usize, ox: usize) -> (usize, f32) {
+pub(crate) fn window_max(plane: &[f32], w: usize, oy: usize, ox: usize) -> (usize, f32) {
     let at = |dy: usize, dx: usize| (2 * oy + dy) * w + 2 * ox + dx;
     [at(0, 0), at(0, 1), at(1, 0), at(1, 1)]
         .into_iter()
