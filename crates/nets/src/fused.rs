@@ -13,7 +13,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::conv::{Dims, dims, values};
-use crate::pool::window_max;
+use crate::pool::{window_index, window_max};
 
 /// `max(0, max of each 2×2 window)` of `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`
 /// (`pad` zeros on every side) plus `bias (o)`: `(n, o, ho / 2, wo / 2)`.
@@ -76,11 +76,11 @@ impl CustomOp3 for ConvReluPool {
                     let plane = plane.as_slice().expect("rows of a fresh array are contiguous");
                     for oy in 0..hp {
                         for ox in 0..wp {
-                            let (at, v) = window_max(plane, wo, oy, ox);
-                            if v > 0.0 {
-                                y[oy * wp + ox] = v;
-                                won[oy * wp + ox] = ((at / wo - 2 * oy) * 2 + at % wo - 2 * ox) as u8;
-                            }
+                            // selects, not branches: half the windows are positive, at random
+                            let (k, v) = window_max(plane, wo, oy, ox);
+                            let positive = v > 0.0;
+                            y[oy * wp + ox] = if positive { v } else { 0.0 };
+                            won[oy * wp + ox] = if positive { k } else { NO_WINNER };
                         }
                     }
                 }
@@ -130,10 +130,9 @@ impl CustomOp3 for ConvReluPool {
                     for oy in 0..hp {
                         for ox in 0..wp {
                             let j = c * hp * wp + oy * wp + ox;
-                            if won[j] != NO_WINNER {
-                                let (dy, dx) = (usize::from(won[j] / 2), usize::from(won[j] % 2));
-                                plane[(2 * oy + dy) * wo + 2 * ox + dx] = pooled_grad[j];
-                            }
+                            // a zero written into a window without a winner changes nothing
+                            let g = if won[j] == NO_WINNER { 0.0 } else { pooled_grad[j] };
+                            plane[window_index(wo, oy, ox, won[j] & 3)] = g;
                         }
                     }
                 }
