@@ -43,7 +43,7 @@ pub use imgclf_dataset::Rng;
 pub use layers::{Dense, Dropout, relu, relu_backward};
 pub use loss::Loss;
 pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
-pub use optim::{Optimizer, OptimizerConfig, Rule};
+pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plot::{confusion_png, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
 pub use run::{RUN_FORMAT, Run, RunInfo};

@@ -137,19 +137,42 @@ impl Optimizer {
     /// One update of every parameter tensor from its gradient. Elementwise, so large tensors
     /// are updated in parallel chunks with the same result on any number of threads.
     pub fn step(&mut self, params: &mut [&mut [f32]], grads: &[&[f32]]) {
-        let lr = self.config.learning_rate / (1.0 + self.config.decay * self.iterations as f32);
-        self.iterations += 1;
-        let t = self.iterations as i32;
-        let rule = self.config.rule;
-        for ((p, g), [a, b]) in params.iter_mut().zip(grads).zip(&mut self.slots) {
-            assert!(p.len() == g.len() && g.len() == a.len(), "parameter and gradient sizes differ");
-            const CHUNK: usize = 1 << 14;
-            p.par_chunks_mut(CHUNK)
-                .zip(g.par_chunks(CHUNK))
-                .zip(a.par_chunks_mut(CHUNK).zip(b.par_chunks_mut(CHUNK)))
-                .for_each(|((p, g), (a, b))| update(rule, lr, t, p, g, a, b));
+        let rates = self.begin_step();
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            self.update(rates, i, p, g);
         }
     }
+
+    /// Starts a step: the rates that every tensor's [`Optimizer::update`] of this step uses.
+    /// [`Optimizer::step`] is `begin_step` then `update` for each tensor in order; callers
+    /// that hold parameters elsewhere (in a tensor library's storage) update them in place.
+    pub fn begin_step(&mut self) -> StepRates {
+        let learning_rate = self.config.learning_rate / (1.0 + self.config.decay * self.iterations as f32);
+        self.iterations += 1;
+        StepRates { learning_rate, t: self.iterations as i32 }
+    }
+
+    /// Updates parameter tensor `i` (in the order of the sizes given to [`Optimizer::new`])
+    /// from its gradient, within the step `rates` began.
+    pub fn update(&mut self, rates: StepRates, i: usize, p: &mut [f32], g: &[f32]) {
+        let [a, b] = &mut self.slots[i];
+        assert!(p.len() == g.len() && g.len() == a.len(), "parameter and gradient sizes differ");
+        const CHUNK: usize = 1 << 14;
+        let rule = self.config.rule;
+        p.par_chunks_mut(CHUNK)
+            .zip(g.par_chunks(CHUNK))
+            .zip(a.par_chunks_mut(CHUNK).zip(b.par_chunks_mut(CHUNK)))
+            .for_each(|((p, g), (a, b))| update(rule, rates.learning_rate, rates.t, p, g, a, b));
+    }
+}
+
+/// The learning rate and step number (from 1) of one optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepRates {
+    /// After the decay.
+    pub learning_rate: f32,
+    /// Steps taken, this one included.
+    pub t: i32,
 }
 
 /// The update rule on one chunk of a tensor, its gradient and its two accumulators.

@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{D, DType, Device, Tensor, Var};
+use std::cell::RefCell;
+
+use candle_core::{CpuStorage, D, DType, InplaceOp1, Layout, Storage, Tensor, Var};
 use imgclf_augment::{AugmentParams, Augmenter};
 use imgclf_dataset::Rng;
 use imgclf_heads::{EpochStats, Optimizer, OptimizerConfig, argmax};
@@ -273,11 +275,6 @@ pub fn fit(
         return Err(NetError::Config("no training samples could be read".into()));
     }
     let base_lr = state.optimizer.config.learning_rate;
-    let mut values: Vec<Vec<f32>> = model
-        .params()
-        .iter()
-        .map(|(_, v)| v.flatten_all().and_then(|t| t.to_vec1::<f32>()))
-        .collect::<Result<_, _>>()?;
     for epoch in state.epochs_done()..settings.epochs {
         let started = Instant::now();
         state.optimizer.config.learning_rate = base_lr * settings.schedule.factor(epoch, settings.epochs);
@@ -294,17 +291,13 @@ pub fn fit(
             let logits = model.logits(&x, Some(&mut rng))?;
             let loss = loss(&logits, &labels, model.classes(), settings.label_smoothing)?;
             let grads = loss.backward()?;
-            let params = model.params();
-            let mut gradients = Vec::with_capacity(params.len());
-            for (name, var) in &params {
+            let rates = state.optimizer.begin_step();
+            for (i, (name, var)) in model.params().iter().enumerate() {
                 let g = grads.get(var).ok_or_else(|| NetError::Config(format!("no gradient reached {name}")))?;
-                gradients.push(g.flatten_all()?.to_vec1::<f32>()?);
-            }
-            let mut slices: Vec<&mut [f32]> = values.iter_mut().map(|v| v.as_mut_slice()).collect();
-            let grad_slices: Vec<&[f32]> = gradients.iter().map(|g| g.as_slice()).collect();
-            state.optimizer.step(&mut slices, &grad_slices);
-            for ((_, var), v) in params.iter().zip(&values) {
-                var.set(&Tensor::from_slice(v, var.shape(), &Device::Cpu)?)?;
+                let (g, layout) = g.storage_and_layout();
+                let Storage::Cpu(g) = &*g else { return Err(NetError::Config("training runs on the CPU".into())) };
+                let g = crate::conv::values(g, layout, "gradient")?;
+                var.inplace_op1(&InPlace(RefCell::new(|p: &mut [f32]| state.optimizer.update(rates, i, p, g))))?;
             }
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
             let probs = probabilities(&logits.detach(), model.classes())?;
@@ -332,6 +325,24 @@ pub fn fit(
     }
     state.optimizer.config.learning_rate = base_lr;
     Ok(state)
+}
+
+/// `f` run on a tensor's values in place: the optimizer updates each parameter where candle
+/// keeps it, without copying it out and back every step.
+struct InPlace<F>(RefCell<F>);
+
+impl<F: FnMut(&mut [f32])> InplaceOp1 for InPlace<F> {
+    fn name(&self) -> &'static str {
+        "in-place"
+    }
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("a parameter is not contiguous")
+        };
+        let CpuStorage::F32(values) = storage else { candle_core::bail!("a parameter is not f32") };
+        (self.0.borrow_mut())(&mut values[start..end]);
+        Ok(())
+    }
 }
 
 /// Class probabilities `(n, classes)` from logits: a sigmoid unit becomes two columns.
@@ -409,6 +420,7 @@ pub fn loss(logits: &Tensor, labels: &[usize], classes: usize, smoothing: f32) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::Device;
 
     fn t(values: &[f32], shape: (usize, usize)) -> Tensor {
         Tensor::from_vec(values.to_vec(), shape, &Device::Cpu).unwrap()
