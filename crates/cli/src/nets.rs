@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use imgclf_dataset::Dataset;
+use imgclf_dataset::{Dataset, Filter};
 use imgclf_heads::{OptimizerConfig, Rule};
 use imgclf_nets::prelude::*;
 use imgclf_nets::{FineTuneConfig, FineTuneRun, FitSettings, fit};
@@ -70,6 +70,10 @@ pub struct TrainArgs {
     /// variance) or equalize (histogram equalisation, then standardize).
     #[arg(long, default_value = "unit")]
     input: Input,
+    /// How photos are resized to --size: nearest, bilinear, bicubic or lanczos3 (default:
+    /// nearest for small, as the tutorial's flow_from_directory; bilinear for lenet).
+    #[arg(long, value_name = "FILTER")]
+    interpolation: Option<Filter>,
     /// Learning rate across epochs: constant or cosine (to 0 at the last epoch).
     #[arg(long, default_value = "constant")]
     schedule: Schedule,
@@ -117,6 +121,9 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
     c.batch_size = args.batch as usize;
     c.schedule = args.schedule;
     c.input = args.input;
+    if let Some(filter) = args.interpolation {
+        c.interpolation = filter;
+    }
     c.augment = arch.augment(&args.augment).map_err(|e| anyhow::anyhow!("--augment {e}"))?;
     c.label_smoothing = args.label_smoothing;
     c.seed = args.seed;
@@ -154,7 +161,7 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
     let load = |name: &str| {
         over_split(&dataset, name, "loading", |samples, bar| {
-            Ok(ImageSet::load(samples, info.config.size, || bar.inc(1)))
+            Ok(ImageSet::load(samples, info.config.resize(), || bar.inc(1)))
         })
     };
     let train_set = load("train")?;

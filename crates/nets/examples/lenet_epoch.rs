@@ -13,7 +13,7 @@ fn main() -> Result<(), NetError> {
     let config = CnnConfig { epochs: 1, batch_size: 4, ..CnnConfig::tutorial(Arch::Lenet) };
     config.check()?;
     let load =
-        |split: &str| ImageSet::load(&dataset.split(split).expect("in the fixtures").samples, config.size, || {});
+        |split: &str| ImageSet::load(&dataset.split(split).expect("in the fixtures").samples, config.resize(), || {});
     let (train_set, skipped) = load("train");
     let (validation, _) = load("validation");
     println!(

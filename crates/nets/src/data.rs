@@ -24,11 +24,10 @@ pub struct ImageSet {
 }
 
 impl ImageSet {
-    /// Decodes and resizes samples in parallel (the whole picture stretched to `size`, as Keras'
-    /// `target_size`, with a bilinear filter). Unreadable images are left out and returned.
-    /// `tick` is called once per sample, for progress bars.
-    pub fn load(samples: &[Sample], size: [usize; 2], tick: impl Fn() + Sync) -> (ImageSet, Vec<DatasetError>) {
-        let resize = resize_to(size);
+    /// Decodes and resizes samples in parallel (with [`resize_to`]'s stretch, as Keras'
+    /// `target_size`; [`CnnConfig::resize`](crate::CnnConfig::resize) says how). Unreadable
+    /// images are left out and returned. `tick` is called once per sample, for progress bars.
+    pub fn load(samples: &[Sample], resize: Resize, tick: impl Fn() + Sync) -> (ImageSet, Vec<DatasetError>) {
         let loaded: Vec<Result<RgbImage, DatasetError>> = samples
             .par_iter()
             .map(|s| {
@@ -76,9 +75,10 @@ pub fn validation_split(dataset: &Dataset, requested: Option<&str>) -> Result<Op
     }
 }
 
-/// How a photo becomes the network's input: the resize every image gets first.
-pub fn resize_to(size: [usize; 2]) -> Resize {
-    Resize { width: size[1] as u32, height: size[0] as u32, fit: Fit::Stretch, filter: Filter::Bilinear }
+/// How a photo becomes the network's input: the whole picture stretched to `[height, width]`
+/// with `filter`.
+pub fn resize_to(size: [usize; 2], filter: Filter) -> Resize {
+    Resize { width: size[1] as u32, height: size[0] as u32, fit: Fit::Stretch, filter }
 }
 
 /// How pixel values (0–255) are scaled before the first layer.

@@ -11,7 +11,7 @@
 //! let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
 //! let dataset = Dataset::open(fixtures.join("tiny_data"))?;
 //! let config = CnnConfig { epochs: 1, ..CnnConfig::tutorial(Arch::Lenet) };
-//! let (photos, _unreadable) = ImageSet::load(&dataset.split("train").unwrap().samples, config.size, || {});
+//! let (photos, _unreadable) = ImageSet::load(&dataset.split("train").unwrap().samples, config.resize(), || {});
 //! let net = imgclf_nets::init_net(&config, dataset.classes.len())?;
 //! let state = train(&net, TrainState::start(&net, config.optimizer), &config, &photos, None, None, |_| Ok(()))?;
 //! assert_eq!(state.epochs_done(), 1);

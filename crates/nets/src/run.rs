@@ -239,7 +239,7 @@ impl CnnRun {
         let root = data.unwrap_or(&self.info.data);
         let dataset = Dataset::open(root)?;
         let (name, samples) = pick_split(&dataset, &self.info.classes, split, &self.dir)?;
-        let (set, skipped) = ImageSet::load(samples, self.info.config.size, || {});
+        let (set, skipped) = ImageSet::load(samples, self.info.config.resize(), || {});
         let probs = predict(&self.net, &set, self.info.config.input)?;
         let labelled = samples.first().is_some_and(|s| s.label.is_some());
         Ok(Scored {
@@ -256,7 +256,7 @@ impl CnnRun {
     pub fn predict_files(&self, files: &[PathBuf]) -> Result<Predictions, NetError> {
         let samples: Vec<Sample> =
             files.iter().map(|f| Sample { path: f.clone(), rel: f.display().to_string(), label: None }).collect();
-        let (set, skipped) = ImageSet::load(&samples, self.info.config.size, || {});
+        let (set, skipped) = ImageSet::load(&samples, self.info.config.resize(), || {});
         let probs = predict(&self.net, &set, self.info.config.input)?;
         Ok(Predictions { paths: set.paths.into_iter().map(PathBuf::from).collect(), probs, maps: Vec::new(), skipped })
     }

@@ -9,11 +9,11 @@ use std::cell::RefCell;
 
 use candle_core::{CpuStorage, D, DType, InplaceOp1, Layout, Storage, Tensor, Var};
 use imgclf_augment::{AugmentParams, Augmenter};
-use imgclf_dataset::Rng;
+use imgclf_dataset::{Filter, Resize, Rng};
 use imgclf_heads::{EpochStats, Optimizer, OptimizerConfig, argmax};
 use serde::{Deserialize, Serialize};
 
-use crate::data::{ImageSet, Input, batch_tensor};
+use crate::data::{ImageSet, Input, batch_tensor, resize_to};
 use crate::{Arch, Net, NetError, Variant};
 
 /// Everything that decides a training run's result (with the data).
@@ -38,6 +38,11 @@ pub struct CnnConfig {
     pub augment: Option<AugmentParams>,
     /// How pixels are scaled.
     pub input: Input,
+    /// How photos are resized to `size` (Keras' `load_img` interpolation): nearest for the
+    /// small CNN, as its tutorial's `flow_from_directory`; runs from before this setting
+    /// were resized bilinearly.
+    #[serde(default = "bilinear", with = "filter_name")]
+    pub interpolation: Filter,
     /// Targets become `(1 - s) · one_hot + s / classes` (Keras' `label_smoothing`).
     pub label_smoothing: f32,
     /// Seed of initialisation, shuffling, augmentation and dropout.
@@ -45,14 +50,19 @@ pub struct CnnConfig {
 }
 
 impl CnnConfig {
-    /// The tutorial's recipe for `arch`. The small CNN: 150 px, 30 epochs, RMSprop (Keras'
-    /// defaults), shear 0.2, zoom 0.2 and horizontal flips. LeNet: 32 px, 35 epochs, Adam with
-    /// the decay `lr / epochs`, rotation 30, shifts 0.1, shear 0.2, zoom 0.2. Both: batch 32,
+    /// The tutorial's recipe for `arch`. The small CNN: 150 px resized with the nearest pixel
+    /// (`flow_from_directory`'s default), 30 epochs, RMSprop (Keras' defaults), shear 0.2, zoom
+    /// 0.2 and horizontal flips. LeNet: 32 px resized bilinearly, 35 epochs, Adam with the
+    /// decay `lr / epochs`, rotation 30, shifts 0.1, shear 0.2, zoom 0.2. Both: batch 32,
     /// pixels `x / 255`, a constant schedule, seed 0.
     pub fn tutorial(arch: Arch) -> CnnConfig {
         let (size, epochs, optimizer) = match arch {
             Arch::Small => (150, 30, "rmsprop"),
             Arch::Lenet => (32, 35, "adam"),
+        };
+        let interpolation = match arch {
+            Arch::Small => Filter::Nearest,
+            Arch::Lenet => Filter::Bilinear,
         };
         let mut optimizer = OptimizerConfig::keras_default(optimizer).expect("a Keras optimizer");
         optimizer.decay = arch.tutorial_decay(optimizer.learning_rate, epochs);
@@ -66,6 +76,7 @@ impl CnnConfig {
             schedule: Schedule::Constant,
             augment: Some(arch.tutorial_augment()),
             input: Input::Unit,
+            interpolation,
             label_smoothing: 0.0,
             seed: 0,
         }
@@ -90,6 +101,31 @@ impl CnnConfig {
             Augmenter::new(p.clone()).map_err(|e| NetError::Config(e.to_string()))?;
         }
         Ok(())
+    }
+}
+
+impl CnnConfig {
+    /// How every photo becomes the network's input size, in training and in prediction.
+    pub fn resize(&self) -> Resize {
+        resize_to(self.size, self.interpolation)
+    }
+}
+
+fn bilinear() -> Filter {
+    Filter::Bilinear
+}
+
+/// A [`Filter`] in `run.json` by its name (`nearest`, `bilinear`, ...).
+mod filter_name {
+    use imgclf_dataset::Filter;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(filter: &Filter, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(filter)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Filter, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -424,6 +460,21 @@ mod tests {
 
     fn t(values: &[f32], shape: (usize, usize)) -> Tensor {
         Tensor::from_vec(values.to_vec(), shape, &Device::Cpu).unwrap()
+    }
+
+    /// The small CNN resizes as flow_from_directory (nearest), LeNet bilinearly; run.json keeps
+    /// the filter by name, and a run.json from before the setting reads as bilinear, what
+    /// those runs were trained with.
+    #[test]
+    fn the_resize_filter_follows_the_tutorial_and_survives_run_json() {
+        assert_eq!(CnnConfig::tutorial(Arch::Small).resize().filter, Filter::Nearest);
+        assert_eq!(CnnConfig::tutorial(Arch::Lenet).resize().filter, Filter::Bilinear);
+        let config = CnnConfig { interpolation: Filter::Bicubic, ..CnnConfig::tutorial(Arch::Small) };
+        let mut json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["interpolation"], "bicubic");
+        assert_eq!(serde_json::from_value::<CnnConfig>(json.clone()).unwrap(), config);
+        json.as_object_mut().unwrap().remove("interpolation");
+        assert_eq!(serde_json::from_value::<CnnConfig>(json).unwrap().interpolation, Filter::Bilinear);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use image::RgbImage;
 use imgclf_augment::AugmentParams;
-use imgclf_dataset::Rng;
+use imgclf_dataset::{Filter, Rng};
 use imgclf_heads::OptimizerConfig;
 use imgclf_nets::prelude::*;
 use serde_json::Value;
@@ -72,6 +72,7 @@ fn config(arch: Arch, size: usize, epochs: usize, optimizer: &str, augment: Opti
         schedule: Schedule::Constant,
         augment,
         input: Input::Unit,
+        interpolation: Filter::Bilinear,
         label_smoothing: 0.0,
         seed: 5,
     }
