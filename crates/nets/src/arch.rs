@@ -192,7 +192,7 @@ pub struct Dense {
 impl Dense {
     /// `x · kernel + bias`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, NetError> {
-        Ok(x.matmul(self.kernel.as_tensor())?.broadcast_add(self.bias.as_tensor())?)
+        Ok(crate::dense(x, self.kernel.as_tensor(), self.bias.as_tensor(), false)?)
     }
 }
 
@@ -255,6 +255,9 @@ enum Layer {
     /// A convolution followed by ReLU and max-pool, one fused op (`conv_relu_pool`): what a
     /// Conv followed by a ReluPool becomes.
     ConvReluPool(Conv),
+    /// A fully connected layer followed by ReLU, one op (`dense` with `relu`): what a Dense
+    /// followed by a Relu becomes.
+    DenseRelu(Dense),
     Flatten,
     Dense(Dense),
     Dropout(f32),
@@ -359,10 +362,18 @@ impl Net {
                 (Some(Layer::Relu), Layer::MaxPool) => *layers.last_mut().expect("matched") = Layer::ReluPool,
                 (_, layer) => layers.push(layer),
             }
-            if let [.., Layer::Conv(_), Layer::ReluPool] = layers[..] {
-                layers.pop();
-                let Some(Layer::Conv(conv)) = layers.pop() else { unreachable!("matched") };
-                layers.push(Layer::ConvReluPool(conv));
+            match layers[..] {
+                [.., Layer::Conv(_), Layer::ReluPool] => {
+                    layers.pop();
+                    let Some(Layer::Conv(conv)) = layers.pop() else { unreachable!("matched") };
+                    layers.push(Layer::ConvReluPool(conv));
+                }
+                [.., Layer::Dense(_), Layer::Relu] => {
+                    layers.pop();
+                    let Some(Layer::Dense(dense)) = layers.pop() else { unreachable!("matched") };
+                    layers.push(Layer::DenseRelu(dense));
+                }
+                _ => {}
             }
             summary.push(LayerSummary { kind, output_shape: shape, params });
         }
@@ -394,7 +405,7 @@ impl Net {
                     convs += 1;
                     vec![(format!("conv{convs}.kernel"), &l.kernel), (format!("conv{convs}.bias"), &l.bias)]
                 }
-                Layer::Dense(l) => {
+                Layer::Dense(l) | Layer::DenseRelu(l) => {
                     denses += 1;
                     vec![(format!("dense{denses}.kernel"), &l.kernel), (format!("dense{denses}.bias"), &l.bias)]
                 }
@@ -431,6 +442,7 @@ impl Net {
                 Layer::MaxPool => x.max_pool2d(2)?,
                 Layer::Flatten => x.flatten_from(1)?,
                 Layer::Dense(l) => l.forward(&x)?,
+                Layer::DenseRelu(l) => crate::dense(&x, l.kernel.as_tensor(), l.bias.as_tensor(), true)?,
                 Layer::Dropout(rate) => match dropout.as_deref_mut() {
                     Some(rng) => self::dropout(&x, *rate, rng)?,
                     None => x,

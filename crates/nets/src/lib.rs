@@ -24,6 +24,7 @@ mod any_run;
 mod arch;
 mod conv;
 mod data;
+mod dense;
 mod depthwise;
 mod error;
 mod finetune;
@@ -38,6 +39,7 @@ pub use any_run::{AnyRun, SplitSource};
 pub use arch::{Arch, BatchNorm, Conv, Dense, LayerSpec, LayerSummary, Net, Variant, output_units};
 pub use conv::conv2d;
 pub use data::{ImageSet, Input, batch_tensor, resize_to, validation_split};
+pub use dense::dense;
 pub use depthwise::depthwise_conv2d;
 pub use error::NetError;
 pub use finetune::{

@@ -1,0 +1,130 @@
+//! A fully connected layer, optionally followed by ReLU, as one candle custom op with its own
+//! backward pass: one matrix product forward, two backward, and no elementwise tensors. As
+//! candle ops (matmul, broadcast add, relu and their backward passes) it was a dozen small
+//! operations per step, each paying for its own threads and buffers.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use imgclf_heads::internal::matmul;
+use ndarray::{ArrayView2, Axis};
+
+use crate::conv::values;
+
+/// `x (n, inputs) · kernel (inputs, outputs) + bias (outputs)`, through ReLU when `relu`.
+pub fn dense(x: &Tensor, kernel: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, Dense { relu })
+}
+
+struct Dense {
+    relu: bool,
+}
+
+fn view<'a>(s: &'a [f32], layout: &Layout, what: &str) -> Result<ArrayView2<'a, f32>> {
+    let (rows, cols) = layout.shape().dims2()?;
+    ArrayView2::from_shape((rows, cols), s).map_err(|e| candle_core::Error::Msg(format!("dense {what}: {e}")))
+}
+
+fn cpu<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
+    match storage {
+        Storage::Cpu(s) => values(s, layout, what),
+        _ => candle_core::bail!("dense runs on the CPU only"),
+    }
+}
+
+impl CustomOp3 for Dense {
+    fn name(&self) -> &'static str {
+        if self.relu { "dense-relu" } else { "dense" }
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = view(values(xs, xl, "dense input")?, xl, "input")?;
+        let kernel = view(values(ks, kl, "dense kernel")?, kl, "kernel")?;
+        let bias = values(bs, bl, "dense bias")?;
+        if x.ncols() != kernel.nrows() || bias.len() != kernel.ncols() {
+            candle_core::bail!("dense: input {:?}, kernel {:?}, bias {}", x.dim(), kernel.dim(), bias.len())
+        }
+        let mut y = matmul(x, kernel);
+        for mut row in y.outer_iter_mut() {
+            row.iter_mut().zip(bias).for_each(|(v, b)| *v = if self.relu { (*v + b).max(0.0) } else { *v + b });
+        }
+        let shape = Shape::from(y.dim());
+        Ok((CpuStorage::F32(y.into_raw_vec_and_offset().0), shape))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        kernel: &Tensor,
+        _bias: &Tensor,
+        res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let ((xs, xl), (ks, kl), (rs, rl), (gs, gl)) =
+            (x.storage_and_layout(), kernel.storage_and_layout(), res.storage_and_layout(), grad.storage_and_layout());
+        let xv = view(cpu(&xs, xl, "dense input")?, xl, "input")?;
+        let kv = view(cpu(&ks, kl, "dense kernel")?, kl, "kernel")?;
+        let mut g = view(cpu(&gs, gl, "dense gradient")?, gl, "gradient")?.to_owned();
+        if self.relu {
+            // ReLU passed a gradient where its output is positive
+            let out = view(cpu(&rs, rl, "dense output")?, rl, "output")?;
+            g.zip_mut_with(&out, |g, &y| *g = if y > 0.0 { *g } else { 0.0 });
+        }
+        let dev = x.device();
+        let dk = matmul(xv.t(), g.view());
+        let db = g.sum_axis(Axis(0));
+        let dx = match x.track_op() {
+            true => Some(Tensor::from_vec(matmul(g.view(), kv.t()).into_raw_vec_and_offset().0, x.shape(), dev)?),
+            false => None,
+        };
+        let dk = Tensor::from_vec(dk.into_raw_vec_and_offset().0, kernel.shape(), dev)?;
+        let db = Tensor::from_vec(db.into_raw_vec_and_offset().0, kv.ncols(), dev)?;
+        Ok((dx, Some(dk), Some(db)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Var};
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| (((i * 31 + seed * 17) % 23) as f32 - 11.0) / 7.0).collect()
+    }
+
+    /// Output and all three gradients against candle's matmul, broadcast add and relu.
+    #[test]
+    fn equals_candles_matmul_bias_and_relu() {
+        let dev = Device::Cpu;
+        for relu in [false, true] {
+            let x = Var::from_vec(values(5 * 7, 1), (5, 7), &dev).unwrap();
+            let kernel = Var::from_vec(values(7 * 4, 2), (7, 4), &dev).unwrap();
+            let bias = Var::from_vec(values(4, 3), 4, &dev).unwrap();
+            let ours = dense(&x, &kernel, &bias, relu).unwrap();
+            let mut theirs = x.matmul(&kernel).unwrap().broadcast_add(&bias).unwrap();
+            if relu {
+                theirs = theirs.relu().unwrap();
+            }
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let close = |a: &Tensor, b: &Tensor, what: &str| {
+                let (a, b) = (flat(a), flat(b));
+                assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5), "relu {relu}: {what}: {a:?} vs {b:?}");
+            };
+            close(&ours, &theirs, "output");
+            assert!(!relu || flat(&ours).contains(&0.0), "ReLU bites");
+            let weights = Tensor::from_vec(values(20, 4), (5, 4), &dev).unwrap();
+            let ga = ours.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+            let gb = theirs.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
+            for (var, what) in [(&x, "input"), (&kernel, "kernel"), (&bias, "bias")] {
+                close(ga.get(var).unwrap(), gb.get(var).unwrap(), what);
+            }
+        }
+    }
+}
