@@ -3,11 +3,11 @@
 //! candle ops (matmul, broadcast add, relu and their backward passes) it was a dozen small
 //! operations per step, each paying for its own threads and buffers.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use imgclf_heads::internal::matmul;
 use ndarray::{ArrayView2, Axis};
 
-use crate::conv::values;
+use crate::conv::{storage_values, values};
 
 /// `x (n, inputs) · kernel (inputs, outputs) + bias (outputs)`, through ReLU when `relu`.
 pub fn dense(x: &Tensor, kernel: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
@@ -21,13 +21,6 @@ struct Dense {
 fn view<'a>(s: &'a [f32], layout: &Layout, what: &str) -> Result<ArrayView2<'a, f32>> {
     let (rows, cols) = layout.shape().dims2()?;
     ArrayView2::from_shape((rows, cols), s).map_err(|e| candle_core::Error::Msg(format!("dense {what}: {e}")))
-}
-
-fn cpu<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    match storage {
-        Storage::Cpu(s) => values(s, layout, what),
-        _ => candle_core::bail!("dense runs on the CPU only"),
-    }
 }
 
 impl CustomOp3 for Dense {
@@ -69,12 +62,12 @@ impl CustomOp3 for Dense {
         let grad = grad.contiguous()?;
         let ((xs, xl), (ks, kl), (rs, rl), (gs, gl)) =
             (x.storage_and_layout(), kernel.storage_and_layout(), res.storage_and_layout(), grad.storage_and_layout());
-        let xv = view(cpu(&xs, xl, "dense input")?, xl, "input")?;
-        let kv = view(cpu(&ks, kl, "dense kernel")?, kl, "kernel")?;
-        let mut g = view(cpu(&gs, gl, "dense gradient")?, gl, "gradient")?.to_owned();
+        let xv = view(storage_values(&xs, xl, "dense input")?, xl, "input")?;
+        let kv = view(storage_values(&ks, kl, "dense kernel")?, kl, "kernel")?;
+        let mut g = view(storage_values(&gs, gl, "dense gradient")?, gl, "gradient")?.to_owned();
         if self.relu {
             // ReLU passed a gradient where its output is positive
-            let out = view(cpu(&rs, rl, "dense output")?, rl, "output")?;
+            let out = view(storage_values(&rs, rl, "dense output")?, rl, "output")?;
             g.zip_mut_with(&out, |g, &y| *g = if y > 0.0 { *g } else { 0.0 });
         }
         let dev = x.device();
@@ -95,9 +88,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| (((i * 31 + seed * 17) % 23) as f32 - 11.0) / 7.0).collect()
-    }
+    use crate::conv::test_values as values;
 
     /// Output and all three gradients against candle's matmul, broadcast add and relu.
     #[test]

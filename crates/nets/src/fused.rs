@@ -8,11 +8,11 @@
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use ndarray::{Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::conv::{Dims, dims, values};
+use crate::conv::{Dims, dims, storage_values, values};
 use crate::pool::{window_index, window_max};
 
 /// `max(0, max of each 2×2 window)` of `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`
@@ -36,13 +36,6 @@ struct ConvReluPool {
 fn pooled(d: &Dims) -> (usize, usize) {
     let (ho, wo) = d.out();
     (ho / 2, wo / 2)
-}
-
-fn cpu_values<'a>(storage: &'a Storage, layout: &Layout, what: &str) -> Result<&'a [f32]> {
-    match storage {
-        Storage::Cpu(s) => values(s, layout, what),
-        _ => candle_core::bail!("conv_relu_pool runs on the CPU only"),
-    }
 }
 
 impl CustomOp3 for ConvReluPool {
@@ -103,8 +96,11 @@ impl CustomOp3 for ConvReluPool {
         let ((xs, xl), (ks, kl), (gs, gl)) =
             (x.storage_and_layout(), kernel.storage_and_layout(), grad.storage_and_layout());
         let d = dims(xl, kl.dims(), self.pad)?;
-        let (xv, kv, gv) =
-            (cpu_values(&xs, xl, "conv input")?, cpu_values(&ks, kl, "conv kernel")?, cpu_values(&gs, gl, "gradient")?);
+        let (xv, kv, gv) = (
+            storage_values(&xs, xl, "conv input")?,
+            storage_values(&ks, kl, "conv kernel")?,
+            storage_values(&gs, gl, "gradient")?,
+        );
         let kernel_2d = ArrayView2::from_shape((d.o, d.rows()), kv).expect("kernel shape checked");
         let ((ho, wo), (hp, wp)) = (d.out(), pooled(&d));
         let per_out = d.o * hp * wp;
@@ -157,9 +153,7 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    fn values(n: usize, seed: usize) -> Vec<f32> {
-        (0..n).map(|i| (((i * 31 + seed * 17) % 23) as f32 - 11.0) / 7.0).collect()
-    }
+    use crate::conv::test_values as values;
 
     fn flat(t: &Tensor) -> Vec<f32> {
         t.flatten_all().unwrap().to_vec1::<f32>().unwrap()

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use std::cell::RefCell;
 
-use candle_core::{CpuStorage, D, DType, InplaceOp1, Layout, Storage, Tensor, Var};
+use candle_core::{CpuStorage, D, DType, InplaceOp1, Layout, Tensor, Var};
 use imgclf_augment::{AugmentParams, Augmenter};
 use imgclf_dataset::{Filter, Resize, Rng};
 use imgclf_heads::{EpochStats, Optimizer, OptimizerConfig, argmax};
@@ -331,8 +331,7 @@ pub fn fit(
             for (i, (name, var)) in model.params().iter().enumerate() {
                 let g = grads.get(var).ok_or_else(|| NetError::Config(format!("no gradient reached {name}")))?;
                 let (g, layout) = g.storage_and_layout();
-                let Storage::Cpu(g) = &*g else { return Err(NetError::Config("training runs on the CPU".into())) };
-                let g = crate::conv::values(g, layout, "gradient")?;
+                let g = crate::conv::storage_values(&g, layout, "gradient")?;
                 var.inplace_op1(&InPlace(RefCell::new(|p: &mut [f32]| state.optimizer.update(rates, i, p, g))))?;
             }
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
