@@ -64,17 +64,22 @@ impl CustomOp3 for Dense {
             (x.storage_and_layout(), kernel.storage_and_layout(), res.storage_and_layout(), grad.storage_and_layout());
         let xv = view(storage_values(&xs, xl, "dense input")?, xl, "input")?;
         let kv = view(storage_values(&ks, kl, "dense kernel")?, kl, "kernel")?;
-        let mut g = view(storage_values(&gs, gl, "dense gradient")?, gl, "gradient")?.to_owned();
-        if self.relu {
+        let incoming = view(storage_values(&gs, gl, "dense gradient")?, gl, "gradient")?;
+        let masked;
+        let g = match self.relu {
             // ReLU passed a gradient where its output is positive
-            let out = view(storage_values(&rs, rl, "dense output")?, rl, "output")?;
-            g.zip_mut_with(&out, |g, &y| *g = if y > 0.0 { *g } else { 0.0 });
-        }
+            true => {
+                let out = view(storage_values(&rs, rl, "dense output")?, rl, "output")?;
+                masked = ndarray::Zip::from(&incoming).and(&out).map_collect(|&g, &y| if y > 0.0 { g } else { 0.0 });
+                masked.view()
+            }
+            false => incoming,
+        };
         let dev = x.device();
-        let dk = matmul(xv.t(), g.view());
+        let dk = matmul(xv.t(), g);
         let db = g.sum_axis(Axis(0));
         let dx = match x.track_op() {
-            true => Some(Tensor::from_vec(matmul(g.view(), kv.t()).into_raw_vec_and_offset().0, x.shape(), dev)?),
+            true => Some(Tensor::from_vec(matmul(g, kv.t()).into_raw_vec_and_offset().0, x.shape(), dev)?),
             false => None,
         };
         let dk = Tensor::from_vec(dk.into_raw_vec_and_offset().0, kernel.shape(), dev)?;

@@ -6,7 +6,7 @@
 //! output, its gradient, and a zeroed copy to accumulate the gradient into, every step. The
 //! results are those of [`conv2d`](crate::conv2d) then [`pool_relu`](crate::pool_relu), bit for bit.
 
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use ndarray::{Array1, Array2, ArrayView2};
@@ -18,7 +18,7 @@ use crate::pool::{window_index, window_max};
 /// `max(0, max of each 2×2 window)` of `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`
 /// (`pad` zeros on every side) plus `bias (o)`: `(n, o, ho / 2, wo / 2)`.
 pub fn conv_relu_pool(x: &Tensor, kernel: &Tensor, bias: &Tensor, pad: usize) -> Result<Tensor> {
-    let op = ConvReluPool { pad, winners: Mutex::new(Vec::new()) };
+    let op = ConvReluPool { pad, winners: OnceLock::new() };
     x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op)
 }
 
@@ -28,8 +28,8 @@ const NO_WINNER: u8 = u8::MAX;
 struct ConvReluPool {
     pad: usize,
     /// Per pooled output, which of its window's four values won (`dy · 2 + dx`), or
-    /// [`NO_WINNER`]: written by the forward pass, read by the backward pass of this call.
-    winners: Mutex<Vec<u8>>,
+    /// [`NO_WINNER`]: set once by the forward pass, read by the backward pass of this call.
+    winners: OnceLock<Vec<u8>>,
 }
 
 /// The pooled output's height and width.
@@ -79,7 +79,9 @@ impl CustomOp3 for ConvReluPool {
                 }
             });
         }
-        *self.winners.lock().map_err(|_| candle_core::Error::Msg("conv_relu_pool: poisoned".into()))? = winners;
+        if self.winners.set(winners).is_err() {
+            candle_core::bail!("conv_relu_pool: one op ran forward twice")
+        }
         Ok((CpuStorage::F32(y), Shape::from((d.n, d.o, hp, wp))))
     }
 
@@ -92,7 +94,7 @@ impl CustomOp3 for ConvReluPool {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let winners = self.winners.lock().map_err(|_| candle_core::Error::Msg("conv_relu_pool: poisoned".into()))?;
+        let Some(winners) = self.winners.get() else { candle_core::bail!("conv_relu_pool: backward before forward") };
         let ((xs, xl), (ks, kl), (gs, gl)) =
             (x.storage_and_layout(), kernel.storage_and_layout(), grad.storage_and_layout());
         let d = dims(xl, kl.dims(), self.pad)?;
