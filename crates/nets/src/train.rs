@@ -2,10 +2,9 @@
 //! validation each epoch, and a checkpoint after every epoch from which a resumed run continues
 //! exactly as an uninterrupted one (every random draw is keyed by seed, epoch and batch).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-use std::cell::RefCell;
 
 use candle_core::{CpuStorage, D, DType, InplaceOp1, Layout, Tensor, Var};
 use imgclf_augment::{AugmentParams, Augmenter};
@@ -102,9 +101,7 @@ impl CnnConfig {
         }
         Ok(())
     }
-}
 
-impl CnnConfig {
     /// How every photo becomes the network's input size, in training and in prediction.
     pub fn resize(&self) -> Resize {
         resize_to(self.size, self.interpolation)
