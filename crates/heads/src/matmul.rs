@@ -2,31 +2,44 @@
 //! threads. Each output element is reduced in a fixed order, so results do not depend on the
 //! number of threads.
 
-use ndarray::{Array2, ArrayView2};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
 /// `a · b`.
 pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let mut c = Array2::<f32>::zeros((a.nrows(), b.ncols()));
+    matmul_into(a, b, c.view_mut());
+    c
+}
+
+/// `c = a · b`, `c` in any layout: gemm is fastest with some operands when it writes a
+/// column-major `c` (`Array2::zeros((m, n).f())`), as the CNNs' kernel gradients.
+pub fn matmul_into(a: ArrayView2<f32>, b: ArrayView2<f32>, mut c: ArrayViewMut2<f32>) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert_eq!(k, k2, "inner dimensions differ");
-    let mut c = Array2::<f32>::zeros((m, n));
+    assert_eq!(c.dim(), (m, n), "the product's shape");
     if m == 0 || n == 0 {
-        return c;
+        return;
     }
-    let [ars, acs] = strides(&a);
-    let [brs, bcs] = strides(&b);
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    let [ars, acs] = strides(a.strides());
+    let [brs, bcs] = strides(b.strides());
+    let [crs, ccs] = strides(c.strides());
     let parallelism = if m * n * k >= 1 << 18 { gemm::Parallelism::Rayon(0) } else { gemm::Parallelism::None };
     // SAFETY: the pointers and strides describe the three arrays exactly (ndarray views in
-    // element units), `c` is freshly allocated and does not alias `a` or `b`, and the
-    // dimensions were checked to agree.
+    // element units), `c` is borrowed mutably so it does not alias `a` or `b`, and the
+    // dimensions were checked to agree. `read_dst` is false: `c`'s old values are not read.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             c.as_mut_ptr(),
-            1,
-            n as isize,
+            ccs,
+            crs,
             false,
             a.as_ptr(),
             acs,
@@ -42,18 +55,16 @@ pub fn matmul(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
             parallelism,
         );
     }
-    c
 }
 
-fn strides(a: &ArrayView2<f32>) -> [isize; 2] {
-    let s = a.strides();
+fn strides(s: &[isize]) -> [isize; 2] {
     [s[0], s[1]]
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array2;
+    use ndarray::{Array2, ShapeBuilder};
 
     #[test]
     fn matches_the_textbook_product_for_plain_and_transposed_views() {
@@ -67,5 +78,9 @@ mod tests {
             matmul(a.slice(ndarray::s![.., ..0]), b.slice(ndarray::s![..0, ..])),
             Array2::<f32>::zeros((37, 23))
         );
+        let mut column_major = Array2::<f32>::from_elem((37, 23).f(), f32::NAN);
+        matmul_into(a.view(), b.view(), column_major.view_mut());
+        assert_eq!(column_major, naive, "column-major product, old values overwritten");
+        assert_eq!(column_major.strides(), [1, 37]);
     }
 }

@@ -6,8 +6,8 @@
 //! `pool_relu` (`benches/step.rs`).
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
-use imgclf_heads::internal::matmul;
-use ndarray::{Array1, Array2, ArrayView2, Axis, s};
+use imgclf_heads::internal::{matmul, matmul_into};
+use ndarray::{Array1, Array2, ArrayView2, Axis, ShapeBuilder, s};
 use rayon::prelude::*;
 
 /// `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`, `pad` zeros on every side, plus
@@ -57,9 +57,12 @@ impl Dims {
     }
 
     /// One image's share of the kernel's gradient `(o, c·k·k)` and the bias's `(o)`, from
-    /// the gradient of its output `g (o, ho·wo)`.
+    /// the gradient of its output `g (o, ho·wo)`. The kernel's is column-major: from these
+    /// operands (`g · patchesᵀ`, both row-major) gemm writes it 1.3-3x faster so than row-major.
     pub(crate) fn kernel_grad_image(&self, image: &[f32], g: ArrayView2<f32>) -> (Array2<f32>, Array1<f32>) {
-        (matmul(g, self.im2col(image).t()), g.sum_axis(Axis(1)))
+        let mut kernel = Array2::zeros((self.o, self.rows()).f());
+        matmul_into(g, self.im2col(image).t(), kernel.view_mut());
+        (kernel, g.sum_axis(Axis(1)))
     }
 
     /// Adds one image's input gradient to `image (c, h, w)`, from the gradient of its output
@@ -71,12 +74,13 @@ impl Dims {
     /// The per-image kernel and bias gradients summed in image order (the same result on any
     /// number of threads), as one `(o, c·k·k + 1)` array whose last column is the bias's.
     pub(crate) fn sum_kernel_grads(&self, partial: &[(Array2<f32>, Array1<f32>)]) -> Array2<f32> {
-        let mut sum = Array2::<f32>::zeros((self.o, self.rows() + 1));
+        // summed in the kernels' column-major layout, then laid out row by row once
+        let mut sum = Array2::<f32>::zeros((self.o, self.rows() + 1).f());
         for (kernel, bias) in partial {
             sum.slice_mut(s![.., ..self.rows()]).zip_mut_with(kernel, |s, v| *s += v);
             sum.column_mut(self.rows()).zip_mut_with(bias, |s, v| *s += v);
         }
-        sum
+        sum.as_standard_layout().into_owned()
     }
 
     /// `(c·k·k, ho·wo)` patches of one image `(c, h, w)`; row `(c, dy, dx)` matches the

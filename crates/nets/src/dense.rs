@@ -4,8 +4,8 @@
 //! operations per step, each paying for its own threads and buffers.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use imgclf_heads::internal::matmul;
-use ndarray::{ArrayView2, Axis};
+use imgclf_heads::internal::{matmul, matmul_into};
+use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
 
 use crate::conv::{storage_values, values};
 
@@ -21,6 +21,14 @@ struct Dense {
 fn view<'a>(s: &'a [f32], layout: &Layout, what: &str) -> Result<ArrayView2<'a, f32>> {
     let (rows, cols) = layout.shape().dims2()?;
     ArrayView2::from_shape((rows, cols), s).map_err(|e| candle_core::Error::Msg(format!("dense {what}: {e}")))
+}
+
+/// `a · b` for a batch `a (n, k)`, row-major: gemm writes batch-sized products 1.5-2x faster
+/// column-major, and laying out `n` rows afterwards is cheap.
+fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
+    let mut c = Array2::zeros((a.nrows(), b.ncols()).f());
+    matmul_into(a, b, c.view_mut());
+    c.as_standard_layout().into_owned()
 }
 
 impl CustomOp3 for Dense {
@@ -43,7 +51,7 @@ impl CustomOp3 for Dense {
         if x.ncols() != kernel.nrows() || bias.len() != kernel.ncols() {
             candle_core::bail!("dense: input {:?}, kernel {:?}, bias {}", x.dim(), kernel.dim(), bias.len())
         }
-        let mut y = matmul(x, kernel);
+        let mut y = product(x, kernel);
         for mut row in y.outer_iter_mut() {
             row.iter_mut().zip(bias).for_each(|(v, b)| *v = if self.relu { (*v + b).max(0.0) } else { *v + b });
         }
@@ -79,7 +87,7 @@ impl CustomOp3 for Dense {
         let dk = matmul(xv.t(), g);
         let db = g.sum_axis(Axis(0));
         let dx = match x.track_op() {
-            true => Some(Tensor::from_vec(matmul(g, kv.t()).into_raw_vec_and_offset().0, x.shape(), dev)?),
+            true => Some(Tensor::from_vec(product(g, kv.t()).into_raw_vec_and_offset().0, x.shape(), dev)?),
             false => None,
         };
         let dk = Tensor::from_vec(dk.into_raw_vec_and_offset().0, kernel.shape(), dev)?;
