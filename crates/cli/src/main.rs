@@ -62,6 +62,8 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // SAFETY: first thing in main: no other thread runs yet.
+    unsafe { imgclf_nets::candle_on_one_thread() };
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Augment(args) => augment::run(args),

@@ -51,6 +51,8 @@ fn time_step(classes: usize, labels: &[usize], forward: impl Fn() -> Tensor) -> 
 
 fn main() {
     // as `imgclf train-cnn` does
+    // SAFETY: first thing in main: no other thread runs yet.
+    unsafe { imgclf_nets::candle_on_one_thread() };
     imgclf_nets::keep_freed_memory();
     println!("| net | ops | step (s) | forward (s) | images/s |");
     println!("|---|---|---|---|---|");

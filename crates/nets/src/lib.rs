@@ -29,8 +29,8 @@ mod depthwise;
 mod error;
 mod finetune;
 mod fused;
-mod memory;
 mod pool;
+mod process;
 mod run;
 mod tail;
 mod train;
@@ -46,8 +46,8 @@ pub use finetune::{
     Activations, FINETUNE_RUN_FORMAT, FineTuneConfig, FineTuneInfo, FineTuneRun, FineTuned, Frozen, HeadLayers, Score,
 };
 pub use fused::conv_relu_pool;
-pub use memory::keep_freed_memory;
 pub use pool::pool_relu;
+pub use process::{candle_on_one_thread, keep_freed_memory};
 pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net, run_format};
 pub use tail::{Tail, last_block_input, prefix_model};
 pub use train::{
