@@ -54,7 +54,7 @@ pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Valid
 /// Plumbing the sibling crates share, not part of the heads API: the matrix product, the
 /// bundled font, and the safetensors and history files of run folders.
 pub mod internal {
-    pub use crate::matmul::{matmul, matmul_into};
+    pub use crate::matmul::{matmul, matmul_in};
     pub use crate::plot::FONT;
     pub use crate::run::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 }

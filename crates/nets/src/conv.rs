@@ -6,8 +6,8 @@
 //! `pool_relu` (`benches/step.rs`).
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Storage, Tensor};
-use imgclf_heads::internal::{matmul, matmul_into};
-use ndarray::{Array1, Array2, ArrayView2, Axis, ShapeBuilder, s};
+use imgclf_heads::internal::{matmul, matmul_in};
+use ndarray::{Array1, Array2, ArrayView2, Axis, Order, ShapeBuilder, s};
 use rayon::prelude::*;
 
 /// `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`, `pad` zeros on every side, plus
@@ -60,9 +60,7 @@ impl Dims {
     /// the gradient of its output `g (o, ho·wo)`. The kernel's is column-major: from these
     /// operands (`g · patchesᵀ`, both row-major) gemm writes it 1.3-3x faster so than row-major.
     pub(crate) fn kernel_grad_image(&self, image: &[f32], g: ArrayView2<f32>) -> (Array2<f32>, Array1<f32>) {
-        let mut kernel = Array2::zeros((self.o, self.rows()).f());
-        matmul_into(g, self.im2col(image).t(), kernel.view_mut());
-        (kernel, g.sum_axis(Axis(1)))
+        (matmul_in(g, self.im2col(image).t(), Order::ColumnMajor), g.sum_axis(Axis(1)))
     }
 
     /// Adds one image's input gradient to `image (c, h, w)`, from the gradient of its output

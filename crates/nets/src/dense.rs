@@ -4,8 +4,8 @@
 //! operations per step, each paying for its own threads and buffers.
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use imgclf_heads::internal::{matmul, matmul_into};
-use ndarray::{Array2, ArrayView2, Axis, ShapeBuilder};
+use imgclf_heads::internal::{matmul, matmul_in};
+use ndarray::{Array2, ArrayView2, Axis, Order};
 
 use crate::conv::{storage_values, values};
 
@@ -26,9 +26,7 @@ fn view<'a>(s: &'a [f32], layout: &Layout, what: &str) -> Result<ArrayView2<'a, 
 /// `a · b` for a batch `a (n, k)`, row-major: gemm writes batch-sized products 1.5-2x faster
 /// column-major, and laying out `n` rows afterwards is cheap.
 fn product(a: ArrayView2<f32>, b: ArrayView2<f32>) -> Array2<f32> {
-    let mut c = Array2::zeros((a.nrows(), b.ncols()).f());
-    matmul_into(a, b, c.view_mut());
-    c.as_standard_layout().into_owned()
+    matmul_in(a, b, Order::ColumnMajor).as_standard_layout().into_owned()
 }
 
 impl CustomOp3 for Dense {
