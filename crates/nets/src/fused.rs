@@ -13,7 +13,7 @@ use ndarray::{Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 
 use crate::conv::{Dims, dims, storage_values, values};
-use crate::pool::{window_index, window_max};
+use crate::pool::{max4, window_index};
 
 /// `max(0, max of each 2×2 window)` of `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`
 /// (`pad` zeros on every side) plus `bias (o)`: `(n, o, ho / 2, wo / 2)`.
@@ -36,6 +36,20 @@ struct ConvReluPool {
 fn pooled(d: &Dims) -> (usize, usize) {
     let (ho, wo) = d.out();
     (ho / 2, wo / 2)
+}
+
+/// ReLU and 2×2 max pooling of two rows of a convolution's output into one row of `y`, with
+/// which value of each window won ([`window_max`](crate::pool::window_max)'s numbering, or [`NO_WINNER`]). A whole row at
+/// a time, with selects rather than branches (half the windows are positive, at random), so
+/// the compiler vectorises it.
+fn relu_pool_row(top: &[f32], bottom: &[f32], y: &mut [f32], won: &mut [u8]) {
+    let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+    for ((y, won), (t, b)) in y.iter_mut().zip(won.iter_mut()).zip(windows) {
+        let (k, v) = max4([t[0], t[1]], [b[0], b[1]]);
+        let positive = v > 0.0;
+        *y = if positive { v } else { 0.0 };
+        *won = if positive { k } else { NO_WINNER };
+    }
 }
 
 impl CustomOp3 for ConvReluPool {
@@ -67,14 +81,15 @@ impl CustomOp3 for ConvReluPool {
                 let conv = d.forward_image(kernel, bias, d.image(x, i));
                 for (plane, (y, won)) in conv.outer_iter().zip(y.chunks_mut(hp * wp).zip(won.chunks_mut(hp * wp))) {
                     let plane = plane.as_slice().expect("rows of a fresh array are contiguous");
-                    for oy in 0..hp {
-                        for ox in 0..wp {
-                            // selects, not branches: half the windows are positive, at random
-                            let (k, v) = window_max(plane, wo, oy, ox);
-                            let positive = v > 0.0;
-                            y[oy * wp + ox] = if positive { v } else { 0.0 };
-                            won[oy * wp + ox] = if positive { k } else { NO_WINNER };
-                        }
+                    let rows = plane.chunks_exact(wo).take(2 * hp);
+                    for (((top, bottom), y), won) in rows
+                        .clone()
+                        .step_by(2)
+                        .zip(rows.skip(1).step_by(2))
+                        .zip(y.chunks_mut(wp))
+                        .zip(won.chunks_mut(wp))
+                    {
+                        relu_pool_row(top, bottom, y, won);
                     }
                 }
             });

@@ -25,7 +25,12 @@ fn input<'a>(s: &'a CpuStorage, l: &Layout) -> Result<(&'a [f32], Dims4)> {
 /// small-CNN training step).
 pub(crate) fn window_max(plane: &[f32], w: usize, oy: usize, ox: usize) -> (u8, f32) {
     let top = 2 * oy * w + 2 * ox;
-    let (a, b, c, d) = (plane[top], plane[top + 1], plane[top + w], plane[top + w + 1]);
+    max4([plane[top], plane[top + 1]], [plane[top + w], plane[top + w + 1]])
+}
+
+/// [`window_max`] of the window with rows `top` and `bottom`.
+#[inline(always)]
+pub(crate) fn max4([a, b]: [f32; 2], [c, d]: [f32; 2]) -> (u8, f32) {
     let v = a.max(b).max(c.max(d));
     let mut k = 3;
     k = if c == v { 2 } else { k };
