@@ -39,13 +39,22 @@ impl Dims {
         let (ho, wo) = self.out();
         ho * wo
     }
-    fn per_image(&self) -> usize {
+    pub(crate) fn per_image(&self) -> usize {
         self.c * self.h * self.w
+    }
+    fn per_output(&self) -> usize {
+        self.o * self.cols()
     }
 
     /// Image `i` of the batch `x`.
     pub(crate) fn image<'a>(&self, x: &'a [f32], i: usize) -> &'a [f32] {
         &x[i * self.per_image()..][..self.per_image()]
+    }
+
+    /// Image `i`'s share `(o, ho·wo)` of the batch's output gradient `grad`.
+    fn output_grad<'a>(&self, grad: &'a [f32], i: usize) -> ArrayView2<'a, f32> {
+        ArrayView2::from_shape((self.o, self.cols()), &grad[i * self.per_output()..][..self.per_output()])
+            .expect("gradient shape")
     }
 
     /// The convolution of one image `(c, h, w)` with `kernel (o, c·k·k)`, plus the bias:
@@ -154,6 +163,32 @@ pub(crate) fn dims(x: &Layout, kernel: &[usize], pad: usize) -> Result<Dims> {
     Ok(Dims { n, c, h, w, o, k, pad })
 }
 
+/// A convolution op's arguments, checked.
+pub(crate) struct ConvArgs<'a> {
+    pub(crate) d: Dims,
+    pub(crate) x: &'a [f32],
+    /// `(o, c·k·k)`.
+    pub(crate) kernel: ArrayView2<'a, f32>,
+    pub(crate) bias: &'a [f32],
+}
+
+/// The input, kernel and bias a convolution op is given, checked against each other.
+pub(crate) fn conv_args<'a>(
+    pad: usize,
+    (xs, xl): (&'a CpuStorage, &Layout),
+    (ks, kl): (&'a CpuStorage, &Layout),
+    (bs, bl): (&'a CpuStorage, &Layout),
+) -> Result<ConvArgs<'a>> {
+    let d = dims(xl, kl.dims(), pad)?;
+    let (x, kernel, bias) =
+        (values(xs, xl, "conv input")?, values(ks, kl, "conv kernel")?, values(bs, bl, "conv bias")?);
+    if bias.len() != d.o {
+        candle_core::bail!("conv2d: {} biases for {} filters", bias.len(), d.o)
+    }
+    let kernel = ArrayView2::from_shape((d.o, d.rows()), kernel).expect("kernel shape checked");
+    Ok(ConvArgs { d, x, kernel, bias })
+}
+
 struct Conv {
     pad: usize,
 }
@@ -172,13 +207,7 @@ impl CustomOp3 for Conv {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let d = dims(xl, kl.dims(), self.pad)?;
-        let (x, kernel, bias) =
-            (values(xs, xl, "conv2d input")?, values(ks, kl, "conv2d kernel")?, values(bs, bl, "conv2d bias")?);
-        if bias.len() != d.o {
-            candle_core::bail!("conv2d: {} biases for {} filters", bias.len(), d.o)
-        }
-        let kernel = ArrayView2::from_shape((d.o, d.rows()), kernel).expect("kernel shape checked");
+        let ConvArgs { d, x, kernel, bias } = conv_args(self.pad, (xs, xl), (ks, kl), (bs, bl))?;
         let per_out = d.o * d.cols();
         let mut y = vec![0.0f32; d.n * per_out];
         y.par_chunks_mut(per_out.max(1)).enumerate().for_each(|(i, out)| {
@@ -227,11 +256,9 @@ impl CustomOp2 for InputGrad {
         let d = Dims { n, c, h: self.h, w: self.w, o, k, pad: self.pad };
         let (grad, kernel) = (values(gs, gl, "conv2d gradient")?, values(ks, kl, "conv2d kernel")?);
         let kernel = ArrayView2::from_shape((o, d.rows()), kernel).expect("kernel shape checked");
-        let (per_out, per_image) = (o * d.cols(), c * self.h * self.w);
-        let mut dx = vec![0.0f32; n * per_image];
-        dx.par_chunks_mut(per_image.max(1)).enumerate().for_each(|(i, out)| {
-            let g = ArrayView2::from_shape((o, d.cols()), &grad[i * per_out..][..per_out]).expect("gradient shape");
-            d.input_grad_image(kernel, g, out);
+        let mut dx = vec![0.0f32; n * d.per_image()];
+        dx.par_chunks_mut(d.per_image().max(1)).enumerate().for_each(|(i, out)| {
+            d.input_grad_image(kernel, d.output_grad(grad, i), out);
         });
         Ok((CpuStorage::F32(dx), Shape::from((n, c, self.h, self.w))))
     }
@@ -255,14 +282,8 @@ impl CustomOp2 for KernelGrad {
         let o = gl.dims()[1];
         let d = Dims { n, c, h, w, o, k: self.k, pad: self.pad };
         let (x, grad) = (values(xs, xl, "conv2d input")?, values(gs, gl, "conv2d gradient")?);
-        let per_out = o * d.cols();
-        let partial: Vec<(Array2<f32>, Array1<f32>)> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let g = ArrayView2::from_shape((o, d.cols()), &grad[i * per_out..][..per_out]).expect("gradient shape");
-                d.kernel_grad_image(d.image(x, i), g)
-            })
-            .collect();
+        let partial: Vec<(Array2<f32>, Array1<f32>)> =
+            (0..n).into_par_iter().map(|i| d.kernel_grad_image(d.image(x, i), d.output_grad(grad, i))).collect();
         let sum = d.sum_kernel_grads(&partial);
         Ok((CpuStorage::F32(sum.into_raw_vec_and_offset().0), Shape::from((o, d.rows() + 1))))
     }

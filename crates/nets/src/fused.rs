@@ -12,8 +12,8 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use ndarray::{Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 
-use crate::conv::{Dims, dims, storage_values, values};
-use crate::pool::{max4, window_index};
+use crate::conv::{ConvArgs, Dims, conv_args, dims, storage_values};
+use crate::pool::{NO_WINNER, relu_pool_plane, window_index};
 
 /// `max(0, max of each 2×2 window)` of `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`
 /// (`pad` zeros on every side) plus `bias (o)`: `(n, o, ho / 2, wo / 2)`.
@@ -21,9 +21,6 @@ pub fn conv_relu_pool(x: &Tensor, kernel: &Tensor, bias: &Tensor, pad: usize) ->
     let op = ConvReluPool { pad, winners: OnceLock::new() };
     x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op)
 }
-
-/// A window whose largest value is not positive: ReLU passes no gradient.
-const NO_WINNER: u8 = u8::MAX;
 
 struct ConvReluPool {
     pad: usize,
@@ -36,20 +33,6 @@ struct ConvReluPool {
 fn pooled(d: &Dims) -> (usize, usize) {
     let (ho, wo) = d.out();
     (ho / 2, wo / 2)
-}
-
-/// ReLU and 2×2 max pooling of two rows of a convolution's output into one row of `y`, with
-/// which value of each window won ([`window_max`](crate::pool::window_max)'s numbering, or [`NO_WINNER`]). A whole row at
-/// a time, with selects rather than branches (half the windows are positive, at random), so
-/// the compiler vectorises it.
-fn relu_pool_row(top: &[f32], bottom: &[f32], y: &mut [f32], won: &mut [u8]) {
-    let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-    for ((y, won), (t, b)) in y.iter_mut().zip(won.iter_mut()).zip(windows) {
-        let (k, v) = max4([t[0], t[1]], [b[0], b[1]]);
-        let positive = v > 0.0;
-        *y = if positive { v } else { 0.0 };
-        *won = if positive { k } else { NO_WINNER };
-    }
 }
 
 impl CustomOp3 for ConvReluPool {
@@ -66,13 +49,7 @@ impl CustomOp3 for ConvReluPool {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let d = dims(xl, kl.dims(), self.pad)?;
-        let (x, kernel, bias) =
-            (values(xs, xl, "conv input")?, values(ks, kl, "conv kernel")?, values(bs, bl, "bias")?);
-        if bias.len() != d.o {
-            candle_core::bail!("conv_relu_pool: {} biases for {} filters", bias.len(), d.o)
-        }
-        let kernel = ArrayView2::from_shape((d.o, d.rows()), kernel).expect("kernel shape checked");
+        let ConvArgs { d, x, kernel, bias } = conv_args(self.pad, (xs, xl), (ks, kl), (bs, bl))?;
         let ((_, wo), (hp, wp)) = (d.out(), pooled(&d));
         let per_out = d.o * hp * wp;
         let (mut y, mut winners) = (vec![0.0f32; d.n * per_out], vec![NO_WINNER; d.n * per_out]);
@@ -80,17 +57,7 @@ impl CustomOp3 for ConvReluPool {
             y.par_chunks_mut(per_out).zip(winners.par_chunks_mut(per_out)).enumerate().for_each(|(i, (y, won))| {
                 let conv = d.forward_image(kernel, bias, d.image(x, i));
                 for (plane, (y, won)) in conv.outer_iter().zip(y.chunks_mut(hp * wp).zip(won.chunks_mut(hp * wp))) {
-                    let plane = plane.as_slice().expect("rows of a fresh array are contiguous");
-                    let rows = plane.chunks_exact(wo).take(2 * hp);
-                    for (((top, bottom), y), won) in rows
-                        .clone()
-                        .step_by(2)
-                        .zip(rows.skip(1).step_by(2))
-                        .zip(y.chunks_mut(wp))
-                        .zip(won.chunks_mut(wp))
-                    {
-                        relu_pool_row(top, bottom, y, won);
-                    }
+                    relu_pool_plane(plane.as_slice().expect("rows of a fresh array are contiguous"), wo, y, won);
                 }
             });
         }
@@ -126,7 +93,7 @@ impl CustomOp3 for ConvReluPool {
         }
         // The network's input needs no gradient: skipping it saves the largest product.
         let input_grad = x.track_op();
-        let per_image = d.c * d.h * d.w;
+        let per_image = d.per_image();
         let mut dx = vec![0.0f32; if input_grad { d.n * per_image } else { 0 }];
         let dx_images: Vec<Option<&mut [f32]>> = match input_grad {
             true => dx.chunks_mut(per_image.max(1)).map(Some).collect(),

@@ -30,13 +30,37 @@ pub(crate) fn window_max(plane: &[f32], w: usize, oy: usize, ox: usize) -> (u8, 
 
 /// [`window_max`] of the window with rows `top` and `bottom`.
 #[inline(always)]
-pub(crate) fn max4([a, b]: [f32; 2], [c, d]: [f32; 2]) -> (u8, f32) {
+fn max4([a, b]: [f32; 2], [c, d]: [f32; 2]) -> (u8, f32) {
     let v = a.max(b).max(c.max(d));
     let mut k = 3;
     k = if c == v { 2 } else { k };
     k = if b == v { 1 } else { k };
     k = if a == v { 0 } else { k };
     (k, v)
+}
+
+/// A window whose largest value is not positive: ReLU passes no gradient.
+pub(crate) const NO_WINNER: u8 = u8::MAX;
+
+/// ReLU and 2×2 max pooling of a `w`-wide plane into `y`, with which value of each window won
+/// ([`window_max`]'s numbering, or [`NO_WINNER`]). Two rows at a time, with selects rather
+/// than branches (half the windows are positive, at random), so the compiler vectorises it.
+pub(crate) fn relu_pool_plane(plane: &[f32], w: usize, y: &mut [f32], won: &mut [u8]) {
+    let wp = w / 2;
+    if wp == 0 {
+        return;
+    }
+    let rows = plane.chunks_exact(w);
+    let pairs = rows.clone().step_by(2).zip(rows.skip(1).step_by(2));
+    for ((top, bottom), (y, won)) in pairs.zip(y.chunks_exact_mut(wp).zip(won.chunks_exact_mut(wp))) {
+        let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
+        for ((y, won), (t, b)) in y.iter_mut().zip(won.iter_mut()).zip(windows) {
+            let (k, v) = max4([t[0], t[1]], [b[0], b[1]]);
+            let positive = v > 0.0;
+            *y = if positive { v } else { 0.0 };
+            *won = if positive { k } else { NO_WINNER };
+        }
+    }
 }
 
 /// The index in a `w`-wide plane of value `k` (as [`window_max`] numbers them) of window `(oy, ox)`.
@@ -55,14 +79,13 @@ impl CustomOp1 for PoolRelu {
         let (x, (n, c, h, w)) = input(s, l)?;
         let (ho, wo) = (h / 2, w / 2);
         let mut y = vec![0.0f32; n * c * ho * wo];
+        // which value won is for backward, which finds it again from `x`
+        let mut won = vec![0u8; y.len()];
         if ho * wo > 0 {
-            y.par_chunks_mut(ho * wo).zip(x.par_chunks(h * w)).for_each(|(out, plane)| {
-                for oy in 0..ho {
-                    for ox in 0..wo {
-                        out[oy * wo + ox] = window_max(plane, w, oy, ox).1.max(0.0);
-                    }
-                }
-            });
+            y.par_chunks_mut(ho * wo)
+                .zip(won.par_chunks_mut(ho * wo))
+                .zip(x.par_chunks(h * w))
+                .for_each(|((out, won), plane)| relu_pool_plane(plane, w, out, won));
         }
         Ok((CpuStorage::F32(y), Shape::from((n, c, ho, wo))))
     }
