@@ -29,3 +29,14 @@ pub fn bar(len: u64, prefix: &str, unit: &str) -> ProgressBar {
         .progress_chars("=> ");
     ProgressBar::new(len).with_style(style).with_prefix(prefix.to_string())
 }
+
+/// Warns of feature files joined by image path alone (written before imgclf recorded photos).
+pub fn warn_unverified(inputs: &imgclf_heads::HeadInputs) {
+    for file in &inputs.unverified {
+        eprintln!(
+            "warning: {}: records no photo digests (an older imgclf wrote it), so its rows are matched to the other \
+             files by path alone; `imgclf extract --force` records them",
+            file.display()
+        );
+    }
+}

@@ -52,7 +52,7 @@ pub use models::{CachedModel, ModelCache};
 pub use pool::global_average_pool;
 pub use shard::{MergeReport, Shard, ShardInfo, ShardStatus, SplitSlice, merge, shard_status, sharded_backbones};
 pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};
-pub use store::{FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, SplitFeatures};
+pub use store::{FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, Rows, SplitFeatures, photo_digest};
 
 /// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs.
 pub mod prelude {

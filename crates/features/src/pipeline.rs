@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use crate::Backbone;
 use crate::extract::{ExtractOptions, Progress, Skipped, fill_batch, pool_output};
-use crate::{Engine, FeatureError, FeatureWriter, Feed, ModelSpec, PixelBatch};
+use crate::{Engine, FeatureError, FeatureWriter, Feed, ModelSpec, PixelBatch, Rows};
 
 /// Decoded batches waiting for the engines: enough to hide a slow image, small enough to
 /// keep memory flat.
@@ -40,6 +40,8 @@ enum Input {
 struct Ready<'a> {
     split: usize,
     kept: Vec<&'a Sample>,
+    /// The [`photo_digest`](crate::photo_digest) of each kept sample's file.
+    photos: Vec<u64>,
     skipped: Vec<Skipped>,
     inputs: Vec<Input>,
     size: usize,
@@ -130,8 +132,8 @@ fn decode_stage<'a>(
         if stopped() {
             return;
         }
-        let (kept, skipped) = pool.install(|| decode(chunk, sizes, size_of, specs, &mut inputs, decoded));
-        if ready.send(Ready { split, kept, skipped, inputs, size: chunk.len() }).is_err() {
+        let (kept, photos, skipped) = pool.install(|| decode(chunk, sizes, size_of, specs, &mut inputs, decoded));
+        if ready.send(Ready { split, kept, photos, skipped, inputs, size: chunk.len() }).is_err() {
             return;
         }
     }
@@ -146,22 +148,26 @@ fn decode<'a>(
     specs: &[&ModelSpec],
     inputs: &mut [Input],
     decoded: &AtomicUsize,
-) -> (Vec<&'a Sample>, Vec<Skipped>) {
-    let images: Vec<Result<Vec<RgbImage>, String>> = chunk
+) -> (Vec<&'a Sample>, Vec<u64>, Vec<Skipped>) {
+    let images: Vec<Result<(u64, Vec<RgbImage>), String>> = chunk
         .par_iter()
         .map(|s| {
             decoded.fetch_add(1, Ordering::Relaxed);
-            let image = imgclf_dataset::load_rgb(&s.path).map_err(|e| e.to_string())?;
-            sizes.iter().map(|r| r.apply(&image, &s.path).map_err(|e| e.to_string())).collect()
+            let bytes = std::fs::read(&s.path).map_err(|e| imgclf_dataset::DatasetError::io(&s.path)(e).to_string())?;
+            let image = imgclf_dataset::decode_rgb(&bytes, &s.path).map_err(|e| e.to_string())?;
+            let resized = sizes.iter().map(|r| r.apply(&image, &s.path).map_err(|e| e.to_string()));
+            Ok((crate::photo_digest(&bytes), resized.collect::<Result<Vec<_>, String>>()?))
         })
         .collect();
     let mut kept = Vec::with_capacity(chunk.len());
+    let mut photos = Vec::with_capacity(chunk.len());
     let mut skipped = Vec::new();
     let mut good = Vec::with_capacity(chunk.len());
     for (sample, result) in chunk.iter().zip(images) {
         match result {
-            Ok(resized) => {
+            Ok((photo, resized)) => {
                 kept.push(sample);
+                photos.push(photo);
                 good.push(resized);
             }
             Err(reason) => skipped.push(Skipped { path: sample.rel.clone(), reason }),
@@ -182,7 +188,7 @@ fn decode<'a>(
             }
         }
     }
-    (kept, skipped)
+    (kept, photos, skipped)
 }
 
 /// Runs each ready batch through every engine and appends the rows to each job's file.
@@ -219,7 +225,13 @@ fn engine_stage(
                     Input::Pixels(pixels) => job.engine.run_pixels(pixels, n)?,
                 };
                 let rows = pool_output(job.backbone, &outputs[0], n)?;
-                job.writer.append(&split.name, rows.view(), labels.as_deref(), &paths)?;
+                let block = Rows {
+                    features: rows.view(),
+                    labels: labels.as_deref(),
+                    paths: &paths,
+                    photos: Some(&batch.photos),
+                };
+                job.writer.append(&split.name, block)?;
                 job.dim = rows.ncols();
                 match job.rows.last_mut() {
                     Some((name, count)) if *name == split.name => *count += n,

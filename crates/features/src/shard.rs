@@ -342,7 +342,7 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
     for name in SPLIT_NAMES {
         for split in shards.iter().filter_map(|(_, set, _)| set.split(name)) {
             if !split.paths.is_empty() {
-                writer.append(name, split.features.view(), split.labels.as_deref(), &split.paths)?;
+                writer.append(name, split.rows())?;
             }
         }
     }

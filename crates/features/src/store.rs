@@ -25,6 +25,43 @@ pub struct SplitFeatures {
     pub labels: Option<Vec<i64>>,
     /// Image path relative to the data root, per row: the key that aligns files.
     pub paths: Vec<String>,
+    /// Per row, the [`photo_digest`] of its image file: what tells two photos at one path
+    /// apart (two copies of a dataset, one edited). `None` in files written before imgclf
+    /// recorded it.
+    pub photos: Option<Vec<u64>>,
+}
+
+impl SplitFeatures {
+    /// All of the split's rows, as [`FeatureWriter::append`] takes them.
+    pub fn rows(&self) -> Rows<'_> {
+        Rows {
+            features: self.features.view(),
+            labels: self.labels.as_deref(),
+            paths: &self.paths,
+            photos: self.photos.as_deref(),
+        }
+    }
+}
+
+/// A block of rows to append to a split: the features and, per row, the label (labelled
+/// splits), the image path and the photo's digest.
+#[derive(Debug, Clone, Copy)]
+pub struct Rows<'a> {
+    /// `(rows, D)` pooled features.
+    pub features: ArrayView2<'a, f32>,
+    /// Class id per row, for labelled splits.
+    pub labels: Option<&'a [i64]>,
+    /// Image path per row, relative to the data root.
+    pub paths: &'a [String],
+    /// [`photo_digest`] per row.
+    pub photos: Option<&'a [u64]>,
+}
+
+/// The first 8 bytes of the sha256 of an image file's bytes, as a little-endian number: a
+/// row's record of which photo it came from.
+pub fn photo_digest(bytes: &[u8]) -> u64 {
+    let digest = Sha256::digest(bytes);
+    u64::from_le_bytes(digest[..8].try_into().expect("sha256 has 32 bytes"))
 }
 
 /// The part of a feature file that says whether it is still valid, and what it holds.
@@ -89,7 +126,7 @@ impl FeatureSet {
         for split in &self.splits {
             sum.split(&split.name);
             for (i, row) in split.features.rows().into_iter().enumerate() {
-                sum.row(&split.paths[i], row, split.labels.as_ref().map(|l| l[i]));
+                sum.row(&split.paths[i], row, split.labels.as_ref().map(|l| l[i]), split.photos.as_ref().map(|p| p[i]));
             }
         }
         sum.hex()
@@ -100,7 +137,7 @@ impl FeatureSet {
     pub fn write(&self, path: &Path) -> Result<(), FeatureError> {
         let mut writer = FeatureWriter::create(path, &self.classes)?;
         for split in &self.splits {
-            writer.append(&split.name, split.features.view(), split.labels.as_deref(), &split.paths)?;
+            writer.append(&split.name, split.rows())?;
         }
         writer.finish(&Origin {
             backbone: &self.backbone,
@@ -138,13 +175,23 @@ impl FeatureSet {
                 .iter()
                 .map(|s| s.as_str().to_string())
                 .collect();
-            if paths.len() != features.nrows() || labels.as_ref().is_some_and(|l| l.len() != features.nrows()) {
+            let photos = match members.contains(&format!("{name}_photos")) {
+                true => {
+                    Some(file.dataset(&format!("{name}_photos")).and_then(|d| d.read_raw::<u64>()).map_err(err(path))?)
+                }
+                false => None,
+            };
+            let rows = features.nrows();
+            if paths.len() != rows
+                || labels.as_ref().is_some_and(|l| l.len() != rows)
+                || photos.as_ref().is_some_and(|p| p.len() != rows)
+            {
                 return Err(FeatureError::FeatureFile {
                     path: path.to_path_buf(),
-                    reason: format!("split `{name}`: row counts of features, labels and paths disagree"),
+                    reason: format!("split `{name}`: row counts of features, labels, paths and photos disagree"),
                 });
             }
-            splits.push(SplitFeatures { name: name.to_string(), features, labels, paths });
+            splits.push(SplitFeatures { name: name.to_string(), features, labels, paths, photos });
         }
         let input_size = file.attr("input_size").and_then(|a| a.read_raw::<u32>()).map_err(err(path))?;
         let set = FeatureSet {
@@ -239,6 +286,7 @@ struct OpenSplit {
     features: hdf5::Dataset,
     labels: Option<hdf5::Dataset>,
     paths: hdf5::Dataset,
+    photos: Option<hdf5::Dataset>,
     rows: usize,
 }
 
@@ -258,24 +306,28 @@ impl FeatureWriter {
     }
 
     /// Appends rows to split `split`. Splits are written one after another: a new name starts
-    /// the next split. A labelled split gives `labels` with every block.
-    pub fn append(
-        &mut self,
-        split: &str,
-        features: ArrayView2<'_, f32>,
-        labels: Option<&[i64]>,
-        paths: &[String],
-    ) -> Result<(), FeatureError> {
+    /// the next split. A labelled split gives labels with every block, and a split whose first
+    /// block gives photo digests gives them with every block.
+    pub fn append(&mut self, split: &str, block: Rows<'_>) -> Result<(), FeatureError> {
+        let Rows { features, labels, paths, photos } = block;
         let n = features.nrows();
         assert_eq!(paths.len(), n, "one path per row");
         if self.split.as_ref().is_none_or(|s| s.name != split) {
-            let opened = open_split(&self.file, split, features.ncols(), labels.is_some());
+            let opened = open_split(&self.file, split, features.ncols(), labels.is_some(), photos.is_some());
             self.split = Some(self.check(opened)?);
             self.checksum.split(split);
         }
+        if self.split.as_ref().is_some_and(|s| s.photos.is_some() != photos.is_some()) {
+            return Err(FeatureError::FeatureFile {
+                path: self.target.clone(),
+                reason: format!(
+                    "split `{split}`: rows with and without photo digests (parts from an older imgclf?): extract again"
+                ),
+            });
+        }
         let rows = features.as_standard_layout();
         for (i, row) in rows.rows().into_iter().enumerate() {
-            self.checksum.row(&paths[i], row, labels.map(|l| l[i]));
+            self.checksum.row(&paths[i], row, labels.map(|l| l[i]), photos.map(|p| p[i]));
         }
         let texts = strings(paths, &self.target)?;
         let open = self.split.as_mut().expect("opened above");
@@ -287,6 +339,10 @@ impl FeatureWriter {
             if let (Some(ds), Some(labels)) = (&open.labels, labels) {
                 ds.resize(end)?;
                 ds.write_slice(labels, ndarray::s![start..end])?;
+            }
+            if let (Some(ds), Some(photos)) = (&open.photos, photos) {
+                ds.resize(end)?;
+                ds.write_slice(photos, ndarray::s![start..end])?;
             }
             open.paths.resize(end)?;
             open.paths.write_slice(&texts, ndarray::s![start..end])
@@ -336,8 +392,8 @@ impl FeatureWriter {
     }
 }
 
-/// A split's three growable datasets: rows, labels (when labelled) and paths.
-fn open_split(file: &hdf5::File, name: &str, dim: usize, labelled: bool) -> hdf5::Result<OpenSplit> {
+/// A split's growable datasets: rows, labels (when labelled), paths and photo digests (when given).
+fn open_split(file: &hdf5::File, name: &str, dim: usize, labelled: bool, photos: bool) -> hdf5::Result<OpenSplit> {
     let features = file.new_dataset::<f32>().chunk((CHUNK_ROWS, dim.max(1))).shape((0.., dim)).create(name)?;
     let labels = match labelled {
         true => Some(file.new_dataset::<i64>().chunk(CHUNK_ROWS).shape(0..).create(label_key(name).as_str())?),
@@ -345,7 +401,11 @@ fn open_split(file: &hdf5::File, name: &str, dim: usize, labelled: bool) -> hdf5
     };
     let paths =
         file.new_dataset::<VarLenUnicode>().chunk(CHUNK_ROWS).shape(0..).create(format!("{name}_paths").as_str())?;
-    Ok(OpenSplit { name: name.to_string(), features, labels, paths, rows: 0 })
+    let photos = match photos {
+        true => Some(file.new_dataset::<u64>().chunk(CHUNK_ROWS).shape(0..).create(format!("{name}_photos").as_str())?),
+        false => None,
+    };
+    Ok(OpenSplit { name: name.to_string(), features, labels, paths, photos, rows: 0 })
 }
 
 /// A failed write against the final name: the system's reason when there is one (a full
@@ -378,12 +438,16 @@ impl Checksum {
         self.text(name);
     }
 
-    fn row(&mut self, path: &str, values: ArrayView1<'_, f32>, label: Option<i64>) {
+    /// A row: its path, values, label and photo digest (files without digests hash as before).
+    fn row(&mut self, path: &str, values: ArrayView1<'_, f32>, label: Option<i64>, photo: Option<u64>) {
         self.text(path);
         self.0.update((values.len() as u64).to_le_bytes());
         values.iter().for_each(|v| self.0.update(v.to_le_bytes()));
         if let Some(l) = label {
             self.0.update(l.to_le_bytes());
+        }
+        if let Some(p) = photo {
+            self.0.update(p.to_le_bytes());
         }
     }
 
@@ -492,12 +556,14 @@ mod tests {
                     features: Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f32 * 0.5),
                     labels: Some(vec![0, 1, 1]),
                     paths: vec!["train/cats/1.jpg".into(), "train/dogs/1.jpg".into(), "train/dogs/é.jpg".into()],
+                    photos: Some(vec![1, u64::MAX, 3]),
                 },
                 SplitFeatures {
                     name: "test".into(),
                     features: Array2::from_elem((1, 4), -1.0),
                     labels: None,
                     paths: vec!["test/1.jpg".into()],
+                    photos: None,
                 },
             ],
             model_sha256: "ab".repeat(32),

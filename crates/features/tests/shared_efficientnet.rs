@@ -52,8 +52,11 @@ fn written_file_reads_in_h5py_like_the_tutorial() {
     let (t, data) = subset(&shared);
     let report = extract_with(EngineKind::Auto, &data, &t.path().join("f"), &model(&shared));
     let script = r#"
-import h5py, json, sys
+import h5py, hashlib, json, os, sys
 h = h5py.File(sys.argv[1], "r")
+def digest(rel):  # the first 8 bytes of the photo's sha256, little-endian
+    with open(os.path.join(sys.argv[2], rel), "rb") as f:
+        return int.from_bytes(hashlib.sha256(f.read()).digest()[:8], "little")
 print(json.dumps({
     "keys": sorted(h.keys()),
     "train": list(h["train"].shape), "dtype": str(h["train"].dtype),
@@ -64,14 +67,34 @@ print(json.dumps({
     "classes": [c if isinstance(c, str) else c.decode() for c in h.attrs["classes"]],
     "backbone": h.attrs["backbone"], "model_sha256": h.attrs["model_sha256"],
     "input_size": [int(v) for v in h.attrs["input_size"]],
+    "photos_dtype": str(h["train_photos"].dtype),
+    "photos_match": all(int(d) == digest(p.decode()) for s in ("train", "validation")
+                        for d, p in zip(h[s + "_photos"][:], h[s + "_paths"][:])),
 }))
 "#;
-    let out: Value =
-        serde_json::from_str(&run_python(&python, &["-c", script, report.output.to_str().unwrap()])).unwrap();
+    let out: Value = serde_json::from_str(&run_python(
+        &python,
+        &["-c", script, report.output.to_str().unwrap(), data.to_str().unwrap()],
+    ))
+    .unwrap();
     let n = PER_CLASS as u64;
     assert_eq!(
         out["keys"],
-        serde_json::json!(["label", "train", "train_paths", "validation", "validation_label", "validation_paths"])
+        serde_json::json!([
+            "label",
+            "train",
+            "train_paths",
+            "train_photos",
+            "validation",
+            "validation_label",
+            "validation_paths",
+            "validation_photos"
+        ])
+    );
+    assert_eq!(
+        (&out["photos_dtype"], &out["photos_match"]),
+        (&"uint64".into(), &true.into()),
+        "h5py and hashlib agree"
     );
     assert_eq!(out["train"], serde_json::json!([2 * n, 1280]));
     assert_eq!(out["dtype"], "float32");

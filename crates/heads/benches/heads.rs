@@ -35,6 +35,7 @@ fn main() {
             labels: Some(labels),
             paths: (0..rows).map(|i| i.to_string()).collect(),
         }],
+        unverified: Vec::new(),
     };
     println!("{rows} x {dim} random features, batch 128, {epochs} epochs, adadelta");
     for (name, architecture) in [("logistic", Architecture::Logistic), ("mlp-256", Architecture::Mlp { hidden: 256 })] {

@@ -51,6 +51,10 @@ pub struct HeadInputs {
     pub sources: Vec<Source>,
     /// The splits every file has, in the first file's order.
     pub splits: Vec<SplitData>,
+    /// Files joined to others by path alone: they do not record their photos (written before
+    /// imgclf did), so a different photo at the same path would go unnoticed. Extract them
+    /// again to have them checked.
+    pub unverified: Vec<PathBuf>,
 }
 
 impl HeadInputs {
@@ -83,7 +87,8 @@ impl HeadInputs {
     }
 
     /// Joins feature sets (each with the file it came from, for messages). Sets from other
-    /// datasets, class lists or splits are refused naming both files.
+    /// datasets, class lists or splits, or whose rows share a path but not a photo, are
+    /// refused naming both files.
     pub fn join(sets: Vec<(PathBuf, FeatureSet)>) -> Result<HeadInputs, HeadError> {
         let Some((first_file, first)) = sets.first() else {
             return Err(HeadError::Config("no feature files given".into()));
@@ -143,7 +148,12 @@ impl HeadInputs {
             }
             splits.push(SplitData { name: reference.name.clone(), x, labels, paths: reference.paths.clone() });
         }
-        Ok(HeadInputs { classes: first.classes.clone(), sources, splits })
+        let unrecorded = |set: &FeatureSet| set.splits.iter().any(|s| s.photos.is_none());
+        let unverified = match sets.len() {
+            1 => Vec::new(),
+            _ => sets.iter().filter(|(_, set)| unrecorded(set)).map(|(file, _)| file.clone()).collect(),
+        };
+        Ok(HeadInputs { classes: first.classes.clone(), sources, splits, unverified })
     }
 
     /// The split named `name`, if the files have it.
@@ -157,7 +167,8 @@ impl HeadInputs {
     }
 }
 
-/// For each row of `reference`, the row of `other` with the same image path.
+/// For each row of `reference`, the row of `other` with the same image path; refused where
+/// both files record the photos and a path's photos differ.
 fn align(reference: &SplitFeatures, other: &SplitFeatures) -> Result<Vec<usize>, String> {
     let split = &reference.name;
     if reference.paths.len() != other.paths.len() {
@@ -168,7 +179,7 @@ fn align(reference: &SplitFeatures, other: &SplitFeatures) -> Result<Vec<usize>,
         ));
     }
     let index: HashMap<&str, usize> = other.paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
-    reference
+    let order = reference
         .paths
         .iter()
         .map(|p| {
@@ -176,7 +187,17 @@ fn align(reference: &SplitFeatures, other: &SplitFeatures) -> Result<Vec<usize>,
                 format!("image `{p}` of split `{split}` is in the first file only (different datasets?)")
             })
         })
-        .collect()
+        .collect::<Result<Vec<usize>, String>>()?;
+    if let (Some(a), Some(b)) = (&reference.photos, &other.photos)
+        && let Some(i) = (0..order.len()).find(|&i| a[i] != b[order[i]])
+    {
+        return Err(format!(
+            "image `{}` of split `{split}` is a different photo in each file (same path, other contents: two \
+             copies of a dataset, one edited?)",
+            reference.paths[i]
+        ));
+    }
+    Ok(order)
 }
 
 fn class_ids(labels: &[i64], classes: usize, file: &Path, split: &str) -> Result<Vec<usize>, HeadError> {

@@ -33,6 +33,7 @@ fn feature_set(backbone: &str, classes: &[&str], dim: usize, splits: &[(&str, us
                 features,
                 labels: Some(items.iter().map(|(_, l)| *l as i64).collect()),
                 paths: items.into_iter().map(|(p, _)| p).collect(),
+                photos: None,
             }
         })
         .collect();
@@ -118,6 +119,37 @@ fn files_of_other_datasets_classes_splits_or_the_same_model_are_refused_naming_b
         assert!(err.contains(expected), "case {i}: {err}");
         assert!(err.contains(&*a.to_string_lossy()) && err.contains(&*b.to_string_lossy()), "names both files: {err}");
     }
+}
+
+/// Photo digests: a path's photo per row, derived from the path and an edit number.
+fn with_photos(mut set: FeatureSet, edited: Option<&str>) -> FeatureSet {
+    for split in &mut set.splits {
+        let digest = |p: &String| u64::from(tag(p).to_bits()) + u64::from(Some(p.as_str()) == edited);
+        split.photos = Some(split.paths.iter().map(digest).collect());
+    }
+    set
+}
+
+#[test]
+fn rows_that_share_a_path_but_not_a_photo_are_refused_and_files_without_photos_are_named() {
+    let t = tempfile::tempdir().unwrap();
+    let (da, db, dc) = (t.path().join("a"), t.path().join("b"), t.path().join("c"));
+    [&da, &db, &dc].iter().for_each(|d| std::fs::create_dir(d).unwrap());
+    // B lists its rows in another order: photos are compared row by row after alignment
+    let a = write(&da, &with_photos(feature_set("A", &["cat", "dog"], 3, SPLITS, 1), None));
+    let b = write(&db, &with_photos(feature_set("B", &["cat", "dog"], 3, SPLITS, 2), None));
+    let joined = HeadInputs::load(&[a.clone(), b.clone()]).unwrap();
+    assert!(joined.unverified.is_empty());
+    let edited = "validation/dog/img7.jpg";
+    let c = write(&dc, &with_photos(feature_set("C", &["cat", "dog"], 3, SPLITS, 2), Some(edited)));
+    let err = HeadInputs::load(&[a.clone(), c.clone()]).unwrap_err().to_string();
+    assert!(err.contains(edited) && err.contains("different photo"), "{err}");
+    assert!(err.contains(&*a.to_string_lossy()) && err.contains(&*c.to_string_lossy()), "names both files: {err}");
+    // a file from before photos were recorded joins by path, and is named for a warning
+    let old = write(&dc, &feature_set("D", &["cat", "dog"], 3, SPLITS, 3));
+    let joined = HeadInputs::load(&[a.clone(), old.clone()]).unwrap();
+    assert_eq!(joined.unverified, std::slice::from_ref(&old));
+    assert!(HeadInputs::load(&[old]).unwrap().unverified.is_empty(), "one file has nothing to compare");
 }
 
 #[test]
