@@ -2,6 +2,7 @@
 
 use image::RgbImage;
 use imgclf_dataset::Rng;
+use imgclf_dataset::limits::{BRIGHTNESS, CHANNEL_SHIFT, CVAL, RESCALE, ROTATION, SHEAR, SHIFT, ZOOM};
 use ndarray::{Array3, Array4, Axis};
 use rayon::prelude::*;
 
@@ -195,31 +196,31 @@ impl Augmenter {
     pub fn new(params: AugmentParams) -> Result<Augmenter, AugmentError> {
         let bad = |name, reason: String| Err(AugmentError::Param { name, reason });
         let p = &params;
-        for (name, v) in [
-            ("rotation_range", p.rotation_range),
-            ("width_shift_range", p.width_shift_range),
-            ("height_shift_range", p.height_shift_range),
-            ("shear_range", p.shear_range),
-            ("channel_shift_range", p.channel_shift_range),
+        let rescale = p.rescale.map_or(1.0, f64::from);
+        for (name, limit, v) in [
+            ("rotation_range", ROTATION, p.rotation_range),
+            ("width_shift_range", SHIFT, p.width_shift_range),
+            ("height_shift_range", SHIFT, p.height_shift_range),
+            ("shear_range", SHEAR, p.shear_range),
+            ("channel_shift_range", CHANNEL_SHIFT, p.channel_shift_range),
+            ("cval", CVAL, f64::from(p.cval)),
+            ("rescale", RESCALE, rescale),
         ] {
-            if !v.is_finite() || v < 0.0 {
-                return bad(name, format!("must be a number ≥ 0, got {v}"));
+            if !limit.allows(v) {
+                return bad(name, format!("must be {limit}, got {v}"));
             }
         }
         let [lo, hi] = p.zoom_range;
-        if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
+        if !(ZOOM.allows(lo) && ZOOM.allows(hi) && lo <= hi) {
             return bad(
                 "zoom_range",
-                format!("needs 0 < lo ≤ hi, got [{lo}, {hi}] (a float z means [1 - z, 1 + z], so z < 1)"),
+                format!("needs lo ≤ hi, each {ZOOM}, got [{lo}, {hi}] (a float z means [1 - z, 1 + z], so z < 1)"),
             );
         }
         if let Some([lo, hi]) = p.brightness_range
-            && !(lo >= 0.0 && lo <= hi && hi.is_finite())
+            && !(BRIGHTNESS.allows(lo) && BRIGHTNESS.allows(hi) && lo <= hi)
         {
-            return bad("brightness_range", format!("needs 0 ≤ lo ≤ hi, got [{lo}, {hi}]"));
-        }
-        if p.rescale.is_some_and(|r| !r.is_finite()) || !p.cval.is_finite() {
-            return bad("rescale", "rescale and cval must be finite numbers".into());
+            return bad("brightness_range", format!("needs lo ≤ hi, each {BRIGHTNESS}, got [{lo}, {hi}]"));
         }
         Ok(Augmenter { params })
     }

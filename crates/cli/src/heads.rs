@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::ValueEnum;
+use imgclf_dataset::limits::{BATCH, DECAY, DROPOUT, EPOCHS, HIDDEN, L2, LEARNING_RATE, MOMENTUM, PATIENCE, VAL_SPLIT};
 use imgclf_heads::Validation;
 use imgclf_heads::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -37,35 +38,35 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value = "logistic")]
     head: HeadKind,
     /// Units of the mlp head's hidden ReLU layer.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
-    hidden: u32,
+    #[arg(long, default_value_t = 256, value_parser = HIDDEN.parser_usize())]
+    hidden: usize,
     /// Dropout rate (before the output layer).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, value_parser = DROPOUT.parser_f32())]
     dropout: f32,
     /// L2 weight decay on the kernels: adds l2·Σw² to the loss, as Keras' l2(l2).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = L2.parser_f32())]
     l2: f32,
     /// sgd, rmsprop, adam or adadelta, with Keras' defaults (adadelta's learning rate is 1.0, as
     /// in the Keras of the tutorial; TF-Keras 2.x uses 0.001).
     #[arg(long, default_value = "adadelta")]
     optimizer: OptimizerConfig,
     /// Learning rate (default: the optimizer's Keras default).
-    #[arg(long)]
+    #[arg(long, value_parser = LEARNING_RATE.parser_f32())]
     lr: Option<f32>,
     /// Inverse-time learning-rate decay, lr / (1 + decay · step), as Keras' `decay`.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = DECAY.parser_f32())]
     decay: f32,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = MOMENTUM.parser_f32())]
     momentum: f32,
     /// Nesterov momentum (SGD).
     #[arg(long)]
     nesterov: bool,
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
-    epochs: u32,
+    #[arg(long, default_value_t = 8, value_parser = EPOCHS.parser_usize())]
+    epochs: usize,
     /// Rows per gradient step.
-    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
-    batch: u32,
+    #[arg(long, default_value_t = 128, value_parser = BATCH.parser_usize())]
+    batch: usize,
     /// Seed of initialisation, shuffling, dropout and --val-split: same seed, same run.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -73,10 +74,10 @@ pub struct TrainArgs {
     #[arg(long)]
     standardize: bool,
     /// Hold out this share of train (stratified, seeded) for validation when there is no validation split.
-    #[arg(long, value_name = "FRACTION")]
+    #[arg(long, value_name = "FRACTION", value_parser = VAL_SPLIT.parser_f32())]
     val_split: Option<f32>,
     /// Stop after N epochs without a lower val_loss and keep the best epoch's weights.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = PATIENCE.parser_usize())]
     patience: Option<usize>,
     /// Loss weight per class: `balanced` (rows / (classes · class rows)) or one number per class, comma-separated.
     #[arg(long, value_name = "balanced|W,W,...")]
@@ -98,13 +99,13 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
     }
     let architecture = match args.head {
         HeadKind::Logistic => Architecture::Logistic,
-        HeadKind::Mlp => Architecture::Mlp { hidden: args.hidden as usize },
+        HeadKind::Mlp => Architecture::Mlp { hidden: args.hidden },
     };
     let config = TrainConfig {
         head: HeadConfig { architecture, dropout: args.dropout, l2: args.l2 },
         optimizer,
-        epochs: args.epochs as usize,
-        batch_size: args.batch as usize,
+        epochs: args.epochs,
+        batch_size: args.batch,
         seed: args.seed,
         standardize: args.standardize,
         val_split: args.val_split,
@@ -112,6 +113,7 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         class_weight: args.class_weight.unwrap_or(ClassWeight::None),
     };
     let inputs = HeadInputs::load(&args.features).context("--features")?;
+    crate::show::warn_unverified(&inputs);
     let train_rows = inputs.split("train").map_or(0, |s| s.paths.len());
     eprintln!(
         "{} classes, {} features ({}); train {train_rows} rows",

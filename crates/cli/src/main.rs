@@ -64,7 +64,14 @@ enum Command {
 fn main() -> std::process::ExitCode {
     // SAFETY: first thing in main: no other thread runs yet.
     unsafe { imgclf_nets::candle_on_one_thread() };
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse_from(negative_values(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            eprintln!("{}", one_line(&e.render().to_string()));
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Augment(args) => augment::run(args),
         Command::Cam(args) => cam::run(args),
@@ -84,5 +91,61 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// `--cval -1` as `--cval=-1`: a negative number (`-1`, `-1e-3`, `-inf`) after a long option
+/// is that option's value, which clap would otherwise read as short flags. The value then
+/// reaches the flag's parser: taken, or refused with the flag's range.
+fn negative_values(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut out: Vec<std::ffi::OsString> = Vec::new();
+    let mut options = true;
+    for arg in args {
+        let negative = arg.to_str().is_some_and(|s| s.starts_with('-') && s[1..].parse::<f64>().is_ok());
+        let after_option = out.last().and_then(|o| o.to_str()).is_some_and(|o| o.starts_with("--") && !o.contains('='));
+        options &= arg != "--";
+        match out.last_mut() {
+            Some(option) if options && negative && after_option && option != "--" => {
+                option.push("=");
+                option.push(&arg);
+            }
+            _ => out.push(arg),
+        }
+    }
+    out
+}
+
+/// A refused command line as one line, like every other error: clap's message and tips
+/// joined, without its usage block (`--help` shows that).
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_numbers_after_an_option_become_its_value() {
+        let join = |args: &[&str]| -> Vec<String> {
+            let args = args.iter().map(std::ffi::OsString::from);
+            negative_values(args).into_iter().map(|a| a.into_string().unwrap()).collect()
+        };
+        assert_eq!(
+            join(&["imgclf", "x", "--lr", "-1e-3", "--cval", "-inf"]),
+            ["imgclf", "x", "--lr=-1e-3", "--cval=-inf"]
+        );
+        // not after a value, an `=`, a short flag or `--`; words stay apart
+        assert_eq!(
+            join(&["x", "--lr=1", "-2", "-v", "-3", "--out", "-x"]),
+            ["x", "--lr=1", "-2", "-v", "-3", "--out", "-x"]
+        );
+        assert_eq!(join(&["x", "--", "-1", "--a", "-1"]), ["x", "--", "-1", "--a", "-1"]);
     }
 }

@@ -10,6 +10,7 @@
 mod error;
 mod folder;
 mod image_io;
+pub mod limits;
 mod names;
 mod natural;
 mod rng;

@@ -75,6 +75,19 @@ impl std::fmt::Display for OptimizerConfig {
 }
 
 impl OptimizerConfig {
+    /// Refuses a learning rate, decay or momentum outside [`imgclf_dataset::limits`].
+    pub fn check(&self) -> Result<(), crate::HeadError> {
+        use imgclf_dataset::limits::{DECAY, LEARNING_RATE, MOMENTUM};
+        let momentum = match self.rule {
+            Rule::Sgd { momentum, .. } => momentum,
+            _ => 0.0,
+        };
+        LEARNING_RATE.check_f32(self.learning_rate).map_err(crate::HeadError::Config)?;
+        DECAY.check_f32(self.decay).map_err(crate::HeadError::Config)?;
+        MOMENTUM.check_f32(momentum).map_err(crate::HeadError::Config)?;
+        Ok(())
+    }
+
     /// Sets SGD's momentum (and Nesterov's variant); refused for the other rules, which have
     /// none.
     pub fn set_momentum(&mut self, momentum: f32, nesterov: bool) -> Result<(), crate::HeadError> {

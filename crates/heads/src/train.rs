@@ -11,6 +11,7 @@ use crate::data::HeadInputs;
 use crate::head::{Architecture, Head, HeadConfig, Standardizer};
 use crate::optim::{Optimizer, OptimizerConfig};
 use imgclf_dataset::Rng;
+use imgclf_dataset::limits::{self, BATCH, EPOCHS, HIDDEN, L2, PATIENCE, VAL_SPLIT};
 
 /// Everything that decides a training run; stored in `run.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -283,21 +284,20 @@ fn check(config: &TrainConfig, classes: usize) -> Result<(), HeadError> {
     if classes < 2 {
         return fail(format!("a classifier needs at least 2 classes, the features have {classes}"));
     }
-    if config.epochs == 0 || config.batch_size == 0 {
-        return fail("--epochs and --batch must be at least 1".into());
-    }
-    if !(0.0..1.0).contains(&h.dropout) {
-        return fail(format!("--dropout must be in [0, 1), got {}", h.dropout));
-    }
-    let (lr, decay) = (config.optimizer.learning_rate, config.optimizer.decay);
-    if !(0.0..f32::INFINITY).contains(&h.l2) || !(0.0..f32::INFINITY).contains(&decay) || !lr.is_finite() || lr <= 0.0 {
-        return fail(format!("--l2 and --decay must be ≥ 0 and --lr > 0, got {}, {decay} and {lr}", h.l2));
-    }
-    if let Some(f) = config.val_split
-        && (f.is_nan() || f <= 0.0 || f >= 1.0)
-    {
-        return fail(format!("--val-split must be in (0, 1), got {f}"));
-    }
+    let limited = || -> Result<(), String> {
+        EPOCHS.check_usize(config.epochs)?;
+        BATCH.check_usize(config.batch_size)?;
+        limits::DROPOUT.check_f32(h.dropout)?;
+        L2.check_f32(h.l2)?;
+        if let Architecture::Mlp { hidden } = h.architecture {
+            HIDDEN.check_usize(hidden)?;
+        }
+        config.val_split.map(|f| VAL_SPLIT.check_f32(f)).transpose()?;
+        config.patience.map(|p| PATIENCE.check_usize(p)).transpose()?;
+        Ok(())
+    };
+    limited().map_err(HeadError::Config)?;
+    config.optimizer.check()?;
     if let ClassWeight::Manual(w) = &config.class_weight
         && (w.len() != classes || w.iter().any(|&v| v.is_nan() || v <= 0.0))
     {

@@ -41,7 +41,10 @@ impl Arch {
         match setting {
             "default" => Ok(Some(self.tutorial_augment())),
             "none" => Ok(None),
-            spec => spec.parse().map(Some),
+            spec => match spec.parse::<AugmentParams>()? {
+                p if p.rescale.is_some() => Err(crate::train::RESCALE_BUILT_IN.into()),
+                p => Ok(Some(p)),
+            },
         }
     }
 
@@ -496,6 +499,8 @@ mod tests {
         assert_eq!(Arch::Small.augment("none").unwrap(), None);
         assert_eq!(Arch::Small.augment("rotation=5").unwrap().unwrap().rotation_range, 5.0);
         assert!(Arch::Small.augment("spin=5").unwrap_err().contains("unknown `spin`"));
+        let rescale = Arch::Small.augment("shear=0.2,rescale=1/255").unwrap_err();
+        assert!(rescale.contains("already applies, in training and scoring alike"), "{rescale}");
     }
 
     #[test]

@@ -13,6 +13,13 @@ use imgclf_heads::{EpochStats, Optimizer, OptimizerConfig, argmax};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageSet, Input, batch_tensor, resize_to};
+use imgclf_dataset::limits::{self, BATCH, EPOCHS, LABEL_SMOOTHING};
+
+/// Why a CNN's augmentation takes no `rescale`: Keras scripts add `rescale=1./255`, which
+/// here would apply on top of the input scaling, to training batches only.
+pub(crate) const RESCALE_BUILT_IN: &str = "augmentation's rescale: the network's input scaling (`unit`: x / 255, the \
+     tutorial's rescale=1./255) already applies, in training and scoring alike; a rescale would apply again, to training \
+     batches only: leave it out";
 use crate::{Arch, Net, NetError, Variant};
 
 /// Everything that decides a training run's result (with the data).
@@ -84,20 +91,23 @@ impl CnnConfig {
     /// Refuses settings no run can use, naming the one at fault.
     pub fn check(&self) -> Result<(), NetError> {
         let bad = |reason: String| Err(NetError::Config(reason));
-        if !(0.0..1.0).contains(&self.label_smoothing) {
-            return bad(format!("label smoothing must be in [0, 1), got {}", self.label_smoothing));
-        }
-        if self.variant.dropout.is_some_and(|d| !(0.0..1.0).contains(&d)) {
-            return bad(format!("dropout must be in [0, 1), got {:?}", self.variant.dropout));
-        }
+        let limited = || -> Result<(), String> {
+            LABEL_SMOOTHING.check_f32(self.label_smoothing)?;
+            self.variant.dropout.map(|d| limits::DROPOUT.check_f32(d)).transpose()?;
+            EPOCHS.check_usize(self.epochs)?;
+            BATCH.check_usize(self.batch_size)?;
+            Ok(())
+        };
+        limited().map_err(NetError::Config)?;
+        self.optimizer.check()?;
         if self.size.iter().any(|s| !(8..=1024).contains(s)) {
             return bad(format!("input size {:?}: each side from 8 to 1024", self.size));
         }
-        if self.epochs == 0 || self.batch_size == 0 {
-            return bad("epochs and batch size must be at least 1".into());
-        }
         if let Some(p) = &self.augment {
             Augmenter::new(p.clone()).map_err(|e| NetError::Config(e.to_string()))?;
+            if p.rescale.is_some() {
+                return bad(RESCALE_BUILT_IN.into());
+            }
         }
         Ok(())
     }
