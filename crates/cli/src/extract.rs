@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
+use imgclf_dataset::limits::{INFERENCE_BATCH, SHARDS, THREADS};
 use imgclf_dataset::{Dataset, SPLIT_NAMES};
 use imgclf_features::prelude::*;
 use imgclf_features::{Shard, extract_all};
@@ -29,16 +30,16 @@ pub struct Args {
     #[command(flatten)]
     engine: EngineArgs,
     /// Images per inference call (default: 32 on the CPU, 256 on a GPU).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    batch: Option<u32>,
+    #[arg(long, value_parser = INFERENCE_BATCH.parser_usize())]
+    batch: Option<usize>,
     /// Engine threads: ONNX Runtime's intra-op threads, or tract's parallel images (default:
     /// all cores up to 4; beyond, the cores the decode threads leave; 2 on a GPU).
-    #[arg(long)]
+    #[arg(long, value_parser = THREADS.parser_usize())]
     threads: Option<usize>,
     /// Threads that decode, resize and preprocess the next batches while the engine runs
     /// (default: all cores up to 4, where they fill the gaps the engine's threads leave; one core
     /// in 8, at least 2, beyond; every core on a GPU).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = THREADS.parser_usize())]
     decode_threads: Option<usize>,
     /// Comma-separated splits to extract (default: every split present).
     #[arg(long, value_delimiter = ',', value_name = "SPLITS")]
@@ -53,8 +54,8 @@ pub struct Args {
     #[arg(long, value_name = "K/N|auto")]
     shard: Option<String>,
     /// With --shard auto: the number of shards (the Indexed Job's completions; checked against Slurm's array).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    shards: Option<u32>,
+    #[arg(long, value_name = "N", value_parser = SHARDS.parser_usize())]
+    shards: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -87,12 +88,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let default_batch = if engine.device.is_gpu() { 256 } else { 32 };
     let options = ExtractOptions {
         engine,
-        batch: args.batch.map_or(default_batch, |b| b as usize),
+        batch: args.batch.unwrap_or(default_batch),
         decode_threads: args.decode_threads.unwrap_or(decode_threads),
         force: args.force,
         stop: Some(stop_on_signals()?),
         shard: shard(&args)?,
     };
+    if let Some(shard) = options.shard {
+        shard.check(&dataset, options.batch).context("--shard")?;
+    }
     let counts: Vec<String> = dataset
         .splits
         .iter()
@@ -141,7 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 /// `--shard K/N`, or `--shard auto` from the scheduler's variables.
 fn shard(args: &Args) -> anyhow::Result<Option<Shard>> {
-    let shards = args.shards.map(|n| n as usize);
+    let shards = args.shards;
     match args.shard.as_deref() {
         None if shards.is_some() => bail!("--shards N goes with --shard auto"),
         None => Ok(None),
@@ -191,6 +195,10 @@ fn print_report(r: &ExtractReport) {
         return;
     }
     let images: usize = r.rows.iter().map(|(_, n)| n).sum::<usize>() + r.skipped.len();
+    if r.rows.is_empty() {
+        say!("{}: no rows ({} images skipped) -> {}", r.backbone, r.skipped.len(), r.output.display());
+        return;
+    }
     say!(
         "{}: {} rows x {} features with {} in {:.1} s ({:.1} images/s) -> {} ({size:.1} MB)",
         r.backbone,

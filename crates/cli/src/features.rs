@@ -28,15 +28,16 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         backbone: Vec<String>,
         /// The shard count to merge, when shards of several counts are in the folder.
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-        shards: Option<u32>,
-        /// Write the merged file again even when it already holds these shards.
+        #[arg(long, value_name = "N", value_parser = imgclf_dataset::limits::SHARDS.parser_usize())]
+        shards: Option<usize>,
+        /// Write the merged file again even when it already holds these shards, and replace a
+        /// gap_<Backbone>.h5 there that did not come from them (refused without it).
         #[arg(long)]
         force: bool,
     },
     /// Per backbone, the shards done, being written (or killed while writing: a temporary file is
-    /// there), missing or damaged,
-    /// and whether they are merged. Fails while any shard is not done.
+    /// there), missing or damaged, and whether they are merged. Runs merge's checks on a complete
+    /// set; fails while any shard is not done, or where merge would refuse the set.
     Status {
         /// The folder extract --out writes the shards into.
         #[arg(default_value = "features")]
@@ -56,8 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 bail!("{}: no shard files (gap_<Backbone>.shard-K-of-N.h5) to merge", dir.display());
             }
             for name in backbones {
-                let r = merge(&dir, &name, shards.map(|n| n as usize), force)
-                    .with_context(|| format!("merging the shards of {name}"))?;
+                let r = merge(&dir, &name, shards, force).with_context(|| format!("merging the shards of {name}"))?;
                 let rows: Vec<String> = r.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
                 let what = if r.reused { "already merged, kept" } else { "merged" };
                 say!(
@@ -76,14 +76,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if all.is_empty() {
                 bail!("{}: no shard files (gap_<Backbone>.shard-K-of-N.h5)", dir.display());
             }
-            let list = |v: &[usize]| {
-                if v.is_empty() {
-                    "-".to_string()
-                } else {
-                    v.iter().map(usize::to_string).collect::<Vec<_>>().join(",")
+            let list = |v: &[usize]| match v.len() {
+                0 => "-".to_string(),
+                n if n > 20 => {
+                    format!("{n} ({}, ...)", v[..10].iter().map(usize::to_string).collect::<Vec<_>>().join(","))
                 }
+                _ => v.iter().map(usize::to_string).collect::<Vec<_>>().join(","),
             };
             let mut unfinished = 0;
+            let mut refused = 0;
             for s in &all {
                 let damaged: Vec<usize> = s.damaged.iter().map(|(k, _)| *k).collect();
                 say!(
@@ -99,12 +100,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 for (k, why) in &s.damaged {
                     say!("  shard {k}: {why}");
                 }
+                if let Some(why) = &s.refused {
+                    say!("  merge would refuse them: {why}");
+                    refused += 1;
+                }
                 unfinished += s.count - s.done.len();
             }
-            if unfinished > 0 {
-                bail!("{unfinished} shard(s) not done yet");
+            match (unfinished, refused) {
+                (0, 0) => Ok(()),
+                (0, _) => bail!("{refused} set(s) of finished shards that merge would refuse (see above)"),
+                _ => bail!("{unfinished} shard(s) not done yet"),
             }
-            Ok(())
         }
     }
 }

@@ -46,6 +46,14 @@ pub enum FeatureError {
         /// What is wrong, in words a user can act on.
         reason: String,
     },
+    /// A shard count the data cannot be split into.
+    #[error("shard {shard}: {reason}")]
+    Shard {
+        /// The shard, `K/N`.
+        shard: String,
+        /// Why not, with the largest count that works.
+        reason: String,
+    },
     /// A file or folder could not be read or written.
     #[error("{path}: {error}")]
     Io {

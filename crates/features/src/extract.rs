@@ -140,6 +140,9 @@ pub fn extract_all(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<ExtractReport>, FeatureError> {
     let started = Instant::now();
+    if let Some(shard) = options.shard {
+        shard.check(dataset, options.batch)?;
+    }
     let whole = dataset;
     let part = options.shard.map(|shard| crate::shard::slice(dataset, shard, options.batch));
     let dataset = part.as_ref().map_or(dataset, |(part, _)| part);

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
+use imgclf_dataset::limits::SHARDS;
 use imgclf_dataset::{Dataset, SPLIT_NAMES, Split};
 use serde::{Deserialize, Serialize};
 
@@ -27,12 +28,11 @@ pub struct Shard {
 impl FromStr for Shard {
     type Err = String;
 
-    /// `K/N` with `0 <= K < N`.
+    /// `K/N` with `0 <= K < N` and `N` within [`SHARDS`].
     fn from_str(s: &str) -> Result<Shard, String> {
         let parse = |v: &str| v.trim().parse::<usize>().ok();
         match s.split_once('/').map(|(k, n)| (parse(k), parse(n))) {
-            Some((Some(index), Some(count))) if index < count => Ok(Shard { index, count }),
-            Some((Some(_), Some(_))) => Err(format!("`{s}`: K must be below N (shards are numbered from 0)")),
+            Some((Some(index), Some(count))) => Shard::new(index, count).map_err(|e| format!("`{s}`: {e}")),
             _ => Err(format!("`{s}`: expected K/N, e.g. 0/4, or auto")),
         }
     }
@@ -45,6 +45,43 @@ impl fmt::Display for Shard {
 }
 
 impl Shard {
+    /// Part `index` of `count`, refusing `index >= count` and counts outside [`SHARDS`].
+    pub fn new(index: usize, count: usize) -> Result<Shard, String> {
+        let count = SHARDS.check_usize(count)?;
+        if index >= count {
+            return Err(format!("K must be below N (shards are numbered from 0), got {index}/{count}"));
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// The most parts `dataset` splits into with `batch` images a batch: its largest split's
+    /// batches (with more, some shard would compute nothing), and at most [`SHARDS`]' bound.
+    pub fn most(dataset: &Dataset, batch: usize) -> usize {
+        let batches = dataset.splits.iter().map(|s| s.samples.len().div_ceil(batch.max(1))).max().unwrap_or(0);
+        batches.clamp(1, SHARDS.most())
+    }
+
+    /// Refuses a count above [`Shard::most`] for `dataset` cut in batches of `batch`.
+    pub fn check(&self, dataset: &Dataset, batch: usize) -> Result<(), FeatureError> {
+        let most = Shard::most(dataset, batch);
+        if self.count <= most {
+            return Ok(());
+        }
+        let largest = dataset.splits.iter().max_by_key(|s| s.samples.len());
+        let (name, batches) = largest.map_or(("", 0), |s| (s.name.as_str(), s.samples.len().div_ceil(batch.max(1))));
+        let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        Err(FeatureError::Shard {
+            shard: self.to_string(),
+            reason: format!(
+                "in batches of {batch}, the data splits into at most {} (its largest split, `{name}`, has {}): \
+                 use at most {}",
+                plural(most, "part", "parts"),
+                plural(batches, "batch", "batches"),
+                plural(most, "shard", "shards"),
+            ),
+        })
+    }
+
     /// This task's shard from the scheduler's variables (read through `var`): a Slurm array
     /// task (`SLURM_ARRAY_TASK_ID` with `SLURM_ARRAY_TASK_COUNT`, or `..._MIN`/`..._MAX`), or
     /// a Kubernetes Indexed Job pod (`JOB_COMPLETION_INDEX`, with `shards` = its completions).
@@ -79,7 +116,7 @@ impl Shard {
                 shard.index, shard.count
             ));
         }
-        Ok(shard)
+        Shard::new(shard.index, shard.count)
     }
 
     /// The samples of a split of `len` this shard computes: batches `⌊K·B/N⌋ .. ⌊(K+1)·B/N⌋`
@@ -98,12 +135,16 @@ impl Shard {
     }
 
     /// The shard a file name stands for, with its backbone: the inverse of [`Shard::file_name`].
-    pub fn parse_file_name(name: &str) -> Option<(String, Shard)> {
+    /// `None` for other names; `Some(Err)` for a shard name no extract writes (`0-of-4000000000`).
+    pub fn parse_file_name(name: &str) -> Option<Result<(String, Shard), String>> {
         let stem = name.strip_prefix("gap_")?.strip_suffix(".h5")?;
         let (backbone, part) = stem.rsplit_once(".shard-")?;
         let (k, n) = part.split_once("-of-")?;
-        let shard = Shard { index: k.parse().ok()?, count: n.parse().ok()? };
-        (shard.index < shard.count && !backbone.is_empty()).then(|| (backbone.to_string(), shard))
+        let (index, count) = (k.parse().ok()?, n.parse().ok()?);
+        if backbone.is_empty() {
+            return None;
+        }
+        Some(Shard::new(index, count).map(|shard| (backbone.to_string(), shard)))
     }
 }
 
@@ -174,12 +215,18 @@ pub struct MergeReport {
     pub seconds: f64,
 }
 
-/// The shard files of each backbone in `dir`: backbone → (shard, path), in shard order.
+/// The shard files of each backbone in `dir`: backbone → (shard, path), in shard order. A
+/// file named as a shard of a count no extract writes is refused by name.
 fn shard_files(dir: &Path) -> Result<HashMap<String, Vec<(Shard, PathBuf)>>, FeatureError> {
     let mut found: HashMap<String, Vec<(Shard, PathBuf)>> = HashMap::new();
     for entry in std::fs::read_dir(dir).map_err(FeatureError::io(dir))?.flatten() {
-        if let Some((backbone, shard)) = Shard::parse_file_name(&entry.file_name().to_string_lossy()) {
-            found.entry(backbone).or_default().push((shard, entry.path()));
+        match Shard::parse_file_name(&entry.file_name().to_string_lossy()) {
+            Some(Ok((backbone, shard))) => found.entry(backbone).or_default().push((shard, entry.path())),
+            Some(Err(reason)) => {
+                let reason = format!("named as a shard, but {reason}: not a file extract writes (remove or rename it)");
+                return Err(FeatureError::FeatureFile { path: entry.path(), reason });
+            }
+            None => {}
         }
     }
     found.values_mut().for_each(|v| v.sort_by_key(|(s, _)| (s.count, s.index)));
@@ -193,22 +240,36 @@ pub fn sharded_backbones(dir: &Path) -> Result<Vec<String>, FeatureError> {
     Ok(names)
 }
 
-/// Joins the shards of `backbone` in `dir` into `dir/gap_<backbone>.h5`, equal to what an
-/// unsharded `extract` writes (rows, labels, paths, checksum, fingerprint). Refuses, naming
-/// the files, missing or damaged shards, shards of another model, spec, class list, dataset,
-/// batch or shard count, and overlapping or duplicated rows; writes nothing then. `count`
-/// picks the shard count when shards of several counts are there. A merged file that is
-/// already complete for these shards is kept unless `force`.
-pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> Result<MergeReport, FeatureError> {
-    let started = Instant::now();
+/// A list of names for a message: the first few, then how many more.
+fn some_of(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    match names.len() {
+        n if n <= SHOWN => names.join(", "),
+        n => format!("{} and {} more", names[..SHOWN].join(", "), n - SHOWN),
+    }
+}
+
+/// One backbone's complete set of shards, read and checked against each other.
+struct Checked {
+    /// The file the merge writes.
+    output: PathBuf,
+    /// The shard count.
+    count: usize,
+    /// Each shard's file, contents and record, in shard order.
+    shards: Vec<(PathBuf, FeatureSet, ShardInfo)>,
+    /// Rows per split of the merged file.
+    rows: Vec<(String, usize)>,
+}
+
+/// Reads the shards of `backbone` in `dir` (of `count` parts, or the one count there) and
+/// checks that they make one dataset: every part there and readable, of one model, spec,
+/// class list, dataset and batch, tiling every split without overlap. What `merge` needs
+/// before writing and what `status` reports before calling a set done.
+fn check(dir: &Path, backbone: &str, count: Option<usize>) -> Result<Checked, FeatureError> {
     let refuse = |path: &Path, reason: String| FeatureError::FeatureFile { path: path.to_path_buf(), reason };
     let files = shard_files(dir)?.remove(backbone).unwrap_or_default();
-    let counts: Vec<usize> = files.iter().map(|(s, _)| s.count).fold(Vec::new(), |mut v, n| {
-        if !v.contains(&n) {
-            v.push(n);
-        }
-        v
-    });
+    let mut counts: Vec<usize> = files.iter().map(|(s, _)| s.count).collect();
+    counts.dedup();
     let output = dir.join(FeatureSet::file_name(backbone));
     let n = match (count, counts.as_slice()) {
         (_, []) => return Err(refuse(&output, format!("no shard files of {backbone} in {}", dir.display()))),
@@ -233,24 +294,24 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
             format!(
                 "{} of {n} shards missing: {} (rerun the array: finished shards are kept)",
                 missing.len(),
-                missing.join(", ")
+                some_of(&missing)
             ),
         ));
     }
 
     let shards = files
-        .iter()
+        .into_iter()
         .map(|(shard, path)| {
-            let set = FeatureSet::read(path)?;
+            let set = FeatureSet::read(&path)?;
             let info =
-                set.shard.clone().ok_or_else(|| refuse(path, "has no `shard` attribute: not a shard file".into()))?;
+                set.shard.clone().ok_or_else(|| refuse(&path, "has no `shard` attribute: not a shard file".into()))?;
             if (info.index, info.count) != (shard.index, shard.count) {
                 return Err(refuse(
-                    path,
+                    &path,
                     format!("its name says shard {shard}, its contents {}/{}", info.index, info.count),
                 ));
             }
-            Ok((path.as_path(), set, info))
+            Ok((path, set, info))
         })
         .collect::<Result<Vec<_>, FeatureError>>()?;
     let (first_path, first, first_info) = &shards[0];
@@ -308,7 +369,6 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
             return Err(refuse(&output, reason));
         }
     }
-
     let rows: Vec<(String, usize)> = SPLIT_NAMES
         .iter()
         .filter_map(|name| {
@@ -316,20 +376,54 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
             (n > 0).then(|| (name.to_string(), n))
         })
         .collect();
-    if !force
-        && let Ok(header) = FeatureSet::read_header(&output)
-        && header.fingerprint == first_info.dataset_fingerprint
-        && header.rows == rows
-        && FeatureSet::read(&output).is_ok()
-    {
-        return Ok(MergeReport {
-            backbone: backbone.into(),
-            output,
-            shards: n,
-            rows,
-            reused: true,
-            seconds: started.elapsed().as_secs_f64(),
-        });
+    Ok(Checked { output, count: n, shards, rows })
+}
+
+/// Whether the feature file at `output` is these shards merged (or an unsharded extract of
+/// the same images, model and spec, which is the same file): `Ok(true)` when it is, `Ok(false)`
+/// when there is none, and why not when another file is there.
+fn holds(output: &Path, fingerprint: &str, rows: &[(String, usize)]) -> Result<bool, String> {
+    if output.symlink_metadata().is_err() {
+        return Ok(false);
+    }
+    let header = FeatureSet::read_header(output).map_err(|e| format!("unreadable ({e})"))?;
+    if header.fingerprint != fingerprint {
+        return Err("made from other images, another model or spec".into());
+    }
+    if header.rows != rows {
+        return Err(format!("its rows {:?} are not the shards' {rows:?}", header.rows));
+    }
+    FeatureSet::read(output).map(|_| true).map_err(|e| e.to_string())
+}
+
+/// Joins the shards of `backbone` in `dir` into `dir/gap_<backbone>.h5`, equal to what an
+/// unsharded `extract` writes (rows, labels, paths, photos, checksum, fingerprint). Refuses,
+/// naming the files, missing or damaged shards, shards of another model, spec, class list,
+/// dataset, batch or shard count, and overlapping or duplicated rows; writes nothing then.
+/// `count` picks the shard count when shards of several counts are there. A merged file that
+/// already holds these shards is kept unless `force`; a feature file there that did not come
+/// from them (another dataset, a fresher extract, a damaged file) is replaced only with `force`.
+pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> Result<MergeReport, FeatureError> {
+    let started = Instant::now();
+    let Checked { output, count: n, shards, rows } = check(dir, backbone, count)?;
+    let (_, first, first_info) = &shards[0];
+    let report = |reused| MergeReport {
+        backbone: backbone.into(),
+        output: output.clone(),
+        shards: n,
+        rows: rows.clone(),
+        reused,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    match holds(&output, &first_info.dataset_fingerprint, &rows) {
+        Ok(true) if !force => return Ok(report(true)),
+        Err(why) if !force => {
+            return Err(FeatureError::FeatureFile {
+                path: output.clone(),
+                reason: format!("exists and is not these shards merged ({why}); pass --force to replace it"),
+            });
+        }
+        _ => {}
     }
 
     let mut engines: Vec<&str> = Vec::new();
@@ -356,14 +450,7 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
         spec: &first.spec,
         shard: None,
     })?;
-    Ok(MergeReport {
-        backbone: backbone.into(),
-        output,
-        shards: n,
-        rows,
-        reused: false,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    Ok(report(false))
 }
 
 /// Where one backbone's shards stand in a folder: what a user looks at while the array runs.
@@ -382,11 +469,21 @@ pub struct ShardStatus {
     pub writing: Vec<usize>,
     /// Shards whose file cannot be used, with why (they are recomputed on rerun).
     pub damaged: Vec<(usize, String)>,
+    /// Every shard is done but [`merge`] would refuse them together: why.
+    pub refused: Option<String>,
     /// `gap_<backbone>.h5` holds these shards merged.
     pub merged: bool,
 }
 
-/// The state of every sharded backbone in `dir`, one entry per backbone and shard count.
+impl ShardStatus {
+    /// Every shard done and mergeable.
+    pub fn ready(&self) -> bool {
+        self.done.len() == self.count && self.refused.is_none()
+    }
+}
+
+/// The state of every sharded backbone in `dir`, one entry per backbone and shard count. A
+/// set whose shards are all done is checked as [`merge`] checks it.
 pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
     let files = shard_files(dir)?;
     let temporary: Vec<String> = std::fs::read_dir(dir)
@@ -409,9 +506,9 @@ pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
                 missing: Vec::new(),
                 writing: Vec::new(),
                 damaged: Vec::new(),
+                refused: None,
                 merged: false,
             };
-            let mut fingerprint = None;
             for index in 0..count {
                 let shard = Shard { index, count };
                 let name = shard.file_name(backbone);
@@ -421,17 +518,20 @@ pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
                     }
                     None => status.missing.push(index),
                     Some((_, path)) => match FeatureSet::read(path) {
-                        Ok(set) => {
-                            fingerprint = set.shard.map(|i| i.dataset_fingerprint);
-                            status.done.push(index);
-                        }
+                        Ok(_) => status.done.push(index),
                         Err(e) => status.damaged.push((index, e.to_string())),
                     },
                 }
             }
-            status.merged = status.done.len() == count
-                && FeatureSet::read_header(&dir.join(FeatureSet::file_name(backbone)))
-                    .is_ok_and(|h| Some(h.fingerprint) == fingerprint);
+            if status.done.len() == count {
+                match check(dir, backbone, Some(count)) {
+                    Ok(checked) => {
+                        let fingerprint = &checked.shards[0].2.dataset_fingerprint;
+                        status.merged = holds(&checked.output, fingerprint, &checked.rows) == Ok(true);
+                    }
+                    Err(e) => status.refused = Some(e.to_string()),
+                }
+            }
             out.push(status);
         }
     }
@@ -467,9 +567,12 @@ mod tests {
         assert!("x".parse::<Shard>().unwrap_err().contains("expected K/N"));
         let name = Shard { index: 3, count: 10 }.file_name("ResNet50.v2");
         assert_eq!(name, "gap_ResNet50.v2.shard-3-of-10.h5");
-        assert_eq!(Shard::parse_file_name(&name), Some(("ResNet50.v2".into(), Shard { index: 3, count: 10 })));
+        assert_eq!(Shard::parse_file_name(&name), Some(Ok(("ResNet50.v2".into(), Shard { index: 3, count: 10 }))));
         assert_eq!(Shard::parse_file_name("gap_ResNet50.h5"), None);
-        assert_eq!(Shard::parse_file_name("gap_X.shard-4-of-4.h5"), None);
+        assert!(Shard::parse_file_name("gap_X.shard-4-of-4.h5").unwrap().unwrap_err().contains("below N"));
+        let absurd = Shard::parse_file_name("gap_X.shard-0-of-4000000000.h5").unwrap().unwrap_err();
+        assert!(absurd.contains("[1, 10000]"), "{absurd}");
+        assert!("0/4294967296".parse::<Shard>().unwrap_err().contains("shards must be a whole number in [1, 10000]"));
     }
 
     #[test]
