@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use imgclf_augment::prelude::*;
 use imgclf_augment::{contact_sheet, variants};
+use imgclf_dataset::limits::{CHANNEL_SHIFT, CVAL, ROTATION, SHEAR, SHIFT, VARIANTS};
 use imgclf_dataset::load_rgb;
+
+use crate::runs::save_image;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -30,8 +33,8 @@ pub struct PreviewArgs {
     #[arg(long, value_name = "FILE")]
     image: PathBuf,
     /// How many variants.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    n: u32,
+    #[arg(long, default_value_t = 20, value_parser = VARIANTS.parser_usize())]
+    n: usize,
     /// Folder for the variants and the sheet (created if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -42,8 +45,8 @@ pub struct PreviewArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Images per row of the contact sheet.
-    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
-    columns: u32,
+    #[arg(long, default_value_t = 7, value_parser = VARIANTS.parser_usize())]
+    columns: usize,
     #[command(flatten)]
     params: ParamArgs,
 }
@@ -58,16 +61,16 @@ pub struct ParamArgs {
         "horizontal_flip", "vertical_flip", "fill_mode", "cval", "brightness", "channel_shift"])]
     augment: Option<AugmentParams>,
     /// rotation_range: degrees, a rotation uniform in [-R, R].
-    #[arg(long, value_name = "DEGREES", default_value_t = 0.0)]
+    #[arg(long, value_name = "DEGREES", default_value_t = 0.0, value_parser = ROTATION.parser_f64())]
     rotation: f64,
     /// width_shift_range: a sideways shift uniform in [-R, R], a share of the width below 1, pixels from 1.
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = SHIFT.parser_f64())]
     width_shift: f64,
     /// height_shift_range: the same vertically, with the height.
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = SHIFT.parser_f64())]
     height_shift: f64,
     /// shear_range: degrees (as Keras 2), a shear angle uniform in [-R, R].
-    #[arg(long, value_name = "DEGREES", default_value_t = 0.0)]
+    #[arg(long, value_name = "DEGREES", default_value_t = 0.0, value_parser = SHEAR.parser_f64())]
     shear: f64,
     /// zoom_range: Z for [1-Z, 1+Z], or LO,HI; factors above 1 zoom out.
     #[arg(long, value_name = "Z|LO,HI", value_parser = parse_range, default_value = "0")]
@@ -82,13 +85,13 @@ pub struct ParamArgs {
     #[arg(long, default_value = "nearest")]
     fill_mode: FillMode,
     /// cval: the value of fill_mode constant.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = CVAL.parser_f32())]
     cval: f32,
     /// brightness_range: LO,HI brightness factors (1 leaves the image as it is).
     #[arg(long, value_name = "LO,HI", value_parser = parse_range)]
     brightness: Option<Range>,
     /// channel_shift_range: a value uniform in [-R, R] added to all channels.
-    #[arg(long, value_name = "R", default_value_t = 0.0)]
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = CHANNEL_SHIFT.parser_f64())]
     channel_shift: f64,
 }
 
@@ -139,16 +142,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let Command::Preview(args) = args.command;
     let augmenter = Augmenter::new(args.params.params()?)?;
     let image = load_rgb(&args.image).context("--image")?;
+    let images = variants(&augmenter, &image, args.n, args.seed);
     std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
-    let images = variants(&augmenter, &image, args.n as usize, args.seed);
     for (i, img) in images.iter().enumerate() {
         let path = args.out.join(format!("{}_{i}.jpg", args.prefix));
-        img.save(&path).with_context(|| format!("writing {}", path.display()))?;
+        save_image(img, &path).with_context(|| format!("writing {}", path.display()))?;
     }
     let sheet_path = args.out.join(format!("{}_sheet.png", args.prefix));
     let all: Vec<_> = std::iter::once(image).chain(images).collect();
-    contact_sheet(&all, args.columns as usize)
-        .save(&sheet_path)
+    save_image(&contact_sheet(&all, args.columns), &sheet_path)
         .with_context(|| format!("writing {}", sheet_path.display()))?;
     say!(
         "{} variants of {} in {}; contact sheet {}",

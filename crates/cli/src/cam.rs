@@ -23,7 +23,7 @@ pub struct Args {
     #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
     images: Vec<PathBuf>,
     /// Draw maps for N images picked at random (seeded) instead of all.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = imgclf_dataset::limits::LISTED.parser_usize())]
     sample: Option<usize>,
     /// Seed of --sample.
     #[arg(long, default_value_t = 0)]
@@ -38,17 +38,20 @@ pub struct Args {
     #[arg(long, value_name = "NAME")]
     backbone: Option<String>,
     /// Width in pixels of each drawn photo.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(32..=2048))]
-    width: u32,
+    #[arg(long, default_value_t = 256, value_parser = imgclf_dataset::limits::WIDTH.parser_usize())]
+    width: usize,
     #[command(flatten)]
     engine: crate::engine::EngineArgs,
 }
 
+/// The most photos a side of a CAM grid holds.
+const GRID_SIDE: usize = 64;
+
 fn parse_grid(s: &str) -> Result<(usize, usize), String> {
-    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|n| (1..=GRID_SIDE).contains(n));
     match s.split_once(['x', 'X']).map(|(c, r)| (parse(c), parse(r))) {
         Some((Some(c), Some(r))) => Ok((c, r)),
-        _ => Err(format!("`{s}`: expected COLUMNSxROWS, e.g. 4x4")),
+        _ => Err(format!("expected COLUMNSxROWS, e.g. 4x4, each from 1 to {GRID_SIDE}")),
     }
 }
 
@@ -94,14 +97,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         // The map covers what the backbone saw: its crop of the photo.
         let photo = load_rgb(path)?;
         let (left, top, w, h) = predictor.resize(index).source_box(photo.width(), photo.height());
-        let photo = resize_width(&image::imageops::crop_imm(&photo, left, top, w, h).to_image(), args.width);
+        let photo = resize_width(&image::imageops::crop_imm(&photo, left, top, w, h).to_image(), args.width as u32);
         cells.push((overlay(&photo, &cam), format!("{} {:.1}%", classes[class], 100.0 * p[class]), path, p[class]));
     }
     match args.grid {
         Some((columns, _)) => {
             let titled: Vec<_> = cells.into_iter().map(|(img, title, _, _)| (img, title)).collect();
             let grid = titled_grid(&titled, columns);
-            grid.save(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
+            crate::runs::save_image(&grid, &args.out).with_context(|| format!("--out {}", args.out.display()))?;
             say!("{} maps in a grid -> {}", titled.len(), args.out.display());
         }
         None => {
@@ -109,8 +112,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for (img, title, path, p) in &cells {
                 let name = path.file_stem().context("an image file has a name")?.to_string_lossy();
                 let out = args.out.join(format!("{name}.png"));
-                label_photo(img, title, imgclf_cam::label_colour(*p), img.width())
-                    .save(&out)
+                crate::runs::save_image(&label_photo(img, title, imgclf_cam::label_colour(*p), img.width()), &out)
                     .with_context(|| format!("writing {}", out.display()))?;
             }
             say!("{} maps -> {}", cells.len(), args.out.display());

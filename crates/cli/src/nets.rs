@@ -3,10 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use imgclf_dataset::limits::{BATCH, DECAY, DROPOUT, EPOCHS, LABEL_SMOOTHING, LEARNING_RATE, MOMENTUM};
 use imgclf_dataset::{Dataset, Filter};
-use imgclf_heads::{OptimizerConfig, Rule};
+use imgclf_heads::{OptimizerConfig, Rule, RunDir};
 use imgclf_nets::prelude::*;
-use imgclf_nets::{FineTuneConfig, FineTuneRun, FitSettings, fit};
+use imgclf_nets::{CnnRunInfo, FineTuneConfig, FineTuneRun, FitSettings, fit};
 use indicatif::ProgressBar;
 
 use crate::engine::EngineArgs;
@@ -24,7 +25,8 @@ continues from the last whole epoch with the same result as an uninterrupted run
 --augment takes `default` (small: shear 0.2, zoom 0.2, horizontal flip; lenet: rotation 30,\n\
 shifts 0.1, shear 0.2, zoom 0.2), `none`, or a list such as `rotation=30,shift=0.1,shear=0.2,zoom=0.2,hflip,brightness=0.7:1.3,fill=nearest`\n\
 (also wshift=, hshift=, vflip, zoom=LO:HI, channel_shift=, cval=; shear in degrees as Keras 2),\n\
-the syntax `imgclf augment preview --augment` takes too.")]
+the syntax `imgclf augment preview --augment` takes too. hflip and vflip alone mean yes, or take\n\
+=true/false, 1/0, yes/no, on/off; each key once; no rescale= (the tutorial's /255 is --input unit).")]
 pub struct TrainArgs {
     /// Network to train: small (3 × Conv 3×3 → ReLU → MaxPool, Dense(64), Dropout(0.5); 150 px,
     /// RMSprop) or lenet (Conv 5×5 20 → Conv 5×5 50 → Dense(500); 32 px, Adam with decay).
@@ -37,30 +39,30 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Continue the run in --out from its last checkpoint (its settings come from its run.json;
-    /// --epochs may raise the total).
-    #[arg(long, conflicts_with_all = ["arch", "data", "size", "batch", "optimizer", "lr", "decay", "momentum", "augment", "input", "schedule", "label_smoothing", "seed", "validation", "force", "batch_norm", "dropout"])]
+    /// --epochs may raise the total; every other setting is refused with it).
+    #[arg(long, conflicts_with_all = RESUME_REFUSES)]
     resume: bool,
     /// Input size, `N` or `HxW` (default: 150 for small, 32 for lenet).
     #[arg(long, value_parser = parse_size)]
     size: Option<[usize; 2]>,
     /// Epochs in all (default: 30 for small, 35 for lenet).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    epochs: Option<u32>,
+    #[arg(long, value_parser = EPOCHS.parser_usize())]
+    epochs: Option<usize>,
     /// Images per gradient step.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    batch: u32,
+    #[arg(long, default_value_t = 32, value_parser = BATCH.parser_usize())]
+    batch: usize,
     /// sgd, rmsprop, adam or adadelta with Keras' defaults (default: rmsprop for small, adam for lenet).
     #[arg(long)]
     optimizer: Option<OptimizerConfig>,
     /// Learning rate (default: the optimizer's Keras default, 0.001 for rmsprop and adam).
-    #[arg(long)]
+    #[arg(long, value_parser = LEARNING_RATE.parser_f32())]
     lr: Option<f32>,
     /// Inverse-time decay per step, lr / (1 + decay · step) (default: lr / epochs for lenet, as
     /// the tutorial; 0 for small).
-    #[arg(long)]
+    #[arg(long, value_parser = DECAY.parser_f32())]
     decay: Option<f32>,
     /// SGD momentum.
-    #[arg(long)]
+    #[arg(long, value_parser = MOMENTUM.parser_f32())]
     momentum: Option<f32>,
     /// Augmentation of training images: default (the network's tutorial setting), none, or
     /// key=value,... (see below).
@@ -81,10 +83,10 @@ pub struct TrainArgs {
     #[arg(long)]
     batch_norm: bool,
     /// Dropout rate before the output layer (small: replaces its 0.5; lenet: adds one).
-    #[arg(long)]
+    #[arg(long, value_parser = DROPOUT.parser_f32())]
     dropout: Option<f32>,
     /// Label smoothing of the targets (0 = none).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = LABEL_SMOOTHING.parser_f32())]
     label_smoothing: f32,
     /// Seed of initialisation, shuffling, augmentation and dropout: same seed, same run.
     #[arg(long, default_value_t = 0)]
@@ -96,6 +98,29 @@ pub struct TrainArgs {
     #[arg(long)]
     force: bool,
 }
+
+/// The flags `--resume` cannot honour (the run's settings come from its run.json): every
+/// flag but --out, --epochs and --resume itself, as a test checks.
+const RESUME_REFUSES: [&str; 18] = [
+    "arch",
+    "data",
+    "size",
+    "batch",
+    "optimizer",
+    "lr",
+    "decay",
+    "momentum",
+    "augment",
+    "input",
+    "interpolation",
+    "schedule",
+    "batch_norm",
+    "dropout",
+    "label_smoothing",
+    "seed",
+    "validation",
+    "force",
+];
 
 fn parse_size(s: &str) -> Result<[usize; 2], String> {
     let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| (8..=1024).contains(&n));
@@ -109,7 +134,7 @@ fn parse_size(s: &str) -> Result<[usize; 2], String> {
 /// The settings from the flags, over the architecture's tutorial recipe.
 fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
     let mut c = CnnConfig::tutorial(arch);
-    c.epochs = args.epochs.map_or(c.epochs, |e| e as usize);
+    c.epochs = args.epochs.unwrap_or(c.epochs);
     c.optimizer = args.optimizer.unwrap_or(c.optimizer);
     c.optimizer.learning_rate = args.lr.unwrap_or(c.optimizer.learning_rate);
     c.optimizer.decay = args.decay.unwrap_or(arch.tutorial_decay(c.optimizer.learning_rate, c.epochs));
@@ -118,7 +143,7 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
     }
     c.variant = Variant { batch_norm: args.batch_norm, dropout: args.dropout };
     c.size = args.size.unwrap_or(c.size);
-    c.batch_size = args.batch as usize;
+    c.batch_size = args.batch;
     c.schedule = args.schedule;
     c.input = args.input;
     if let Some(filter) = args.interpolation {
@@ -131,41 +156,59 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
     Ok(c)
 }
 
+/// What `train-cnn` starts from: a new run (settings from the flags) or a resumed one.
+enum Start {
+    New { config: CnnConfig, data: PathBuf, validation: Option<String> },
+    Resume { info: Box<CnnRunInfo>, net: Net, state: TrainState },
+}
+
 pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     imgclf_nets::keep_freed_memory();
     let out = &args.out;
-    let (mut info, net, state) = if args.resume {
+    let (start, dataset) = if args.resume {
         let (mut info, net, state) = CnnRun::resume(out).context("--resume")?;
         if let Some(epochs) = args.epochs {
-            if (epochs as usize) < state.epochs_done() {
+            if epochs < state.epochs_done() {
                 bail!("--epochs {epochs}: the run already has {} epochs", state.epochs_done());
             }
-            info.config.epochs = epochs as usize;
+            info.config.epochs = epochs;
         }
         if state.epochs_done() >= info.config.epochs {
             bail!("{} is complete ({} epochs); pass a larger --epochs to train on", out.display(), info.config.epochs);
         }
         eprintln!("resuming {} after epoch {} of {}", out.display(), state.epochs_done(), info.config.epochs);
-        (info, net, state)
+        let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
+        (Start::Resume { info: Box::new(info), net, state }, dataset)
     } else {
         let config = config(&args, args.arch.expect("clap requires --arch without --resume"))?;
-        let data = args.data.as_ref().expect("clap requires --data without --resume");
-        let dataset = Dataset::open(data).with_context(|| format!("--data {}", data.display()))?;
+        let data = args.data.clone().expect("clap requires --data without --resume");
+        imgclf_heads::Run::check_out(out, args.force).context("--out")?;
+        let dataset = Dataset::open(&data).with_context(|| format!("--data {}", data.display()))?;
         let validation = imgclf_nets::validation_split(&dataset, args.validation.as_deref()).context("--validation")?;
-        let optimizer = config.optimizer;
-        let (info, net) = CnnRun::create(out, config, dataset.classes.names().to_vec(), data, validation, args.force)
-            .context("--out")?;
-        let state = TrainState::start(&net, optimizer);
-        (info, net, state)
+        (Start::New { config, data, validation }, dataset)
     };
-    let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
+    let (resize, validation_name) = match &start {
+        Start::New { config, validation, .. } => (config.resize(), validation.clone()),
+        Start::Resume { info, .. } => (info.config.resize(), info.validation.clone()),
+    };
     let load = |name: &str| {
-        over_split(&dataset, name, "loading", |samples, bar| {
-            Ok(ImageSet::load(samples, info.config.resize(), || bar.inc(1)))
-        })
+        over_split(&dataset, name, "loading", |samples, bar| Ok(ImageSet::load(samples, resize, || bar.inc(1))))
     };
     let train_set = load("train")?;
-    let validation = info.validation.clone().map(|name| load(&name)).transpose()?;
+    let validation = validation_name.map(|name| load(&name)).transpose()?;
+    // everything is checked and loaded: only now does the run folder start (hidden until its
+    // first checkpoint, so a failure or a kill before it leaves no run behind)
+    let (mut out_dir, mut info, net, state) = match start {
+        Start::Resume { info, net, state } => (RunDir::existing(out), *info, net, state),
+        Start::New { config, data, validation } => {
+            let out_dir = RunDir::begin(out, args.force).context("--out")?;
+            let optimizer = config.optimizer;
+            let classes = dataset.classes.names().to_vec();
+            let (info, net) = CnnRun::create(out_dir.path(), config, classes, &data, validation).context("--out")?;
+            let state = TrainState::start(&net, optimizer);
+            (out_dir, info, net, state)
+        }
+    };
     eprintln!(
         "{:?}, {} parameters, {}x{} px; train {} images{}",
         info.config.arch,
@@ -181,6 +224,10 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     let stop = crate::extract::stop_on_signals()?;
     let epochs = info.config.epochs;
     let config = info.config.clone();
+    let save = |state: &TrainState| {
+        CnnRun::save_epoch(out_dir.path(), &mut info, &net, state)?;
+        Ok(out_dir.publish()?)
+    };
     let result = train(
         &net,
         state,
@@ -188,15 +235,18 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
         &train_set,
         validation.as_ref(),
         Some(&stop),
-        report(epochs, config.batch_size, |state| CnnRun::save_epoch(out, &mut info, &net, state)),
+        report(epochs, config.batch_size, save),
     );
     match result {
         Ok(_) => {
             say!("saved {}", out.display());
             Ok(())
         }
-        Err(e @ imgclf_nets::NetError::Interrupted { .. }) => {
+        Err(e @ imgclf_nets::NetError::Interrupted { .. }) if out_dir.published() => {
             bail!("{e}: {}; continue with `imgclf train-cnn --out {} --resume`", out.display(), out.display())
+        }
+        Err(e @ imgclf_nets::NetError::Interrupted { .. }) => {
+            bail!("{e} before the first epoch ended: {} was not written", out.display())
         }
         Err(e) => Err(e).with_context(|| format!("training {}", out.display())),
     }
@@ -272,17 +322,17 @@ pub struct FineTuneArgs {
     /// Start the trained tail at this tensor of the ONNX graph instead of the last block's input.
     #[arg(long, value_name = "TENSOR")]
     from: Option<String>,
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
-    epochs: u32,
+    #[arg(long, default_value_t = 5, value_parser = EPOCHS.parser_usize())]
+    epochs: usize,
     /// SGD learning rate.
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = LEARNING_RATE.parser_f32())]
     lr: f32,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, value_parser = MOMENTUM.parser_f32())]
     momentum: f32,
     /// Images per gradient step.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..))]
-    batch: u32,
+    #[arg(long, default_value_t = 32, value_parser = BATCH.parser_usize())]
+    batch: usize,
     /// Seed of shuffling and dropout.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -298,15 +348,18 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
     imgclf_nets::keep_freed_memory();
     let base = imgclf_heads::Run::load(&args.run).context("--run")?;
     let config = FineTuneConfig {
-        epochs: args.epochs as usize,
-        batch_size: args.batch as usize,
+        epochs: args.epochs,
+        batch_size: args.batch,
         learning_rate: args.lr,
         momentum: args.momentum,
         seed: args.seed,
     };
-    let run = FineTuneRun::create(&args.out, &base, args.from.as_deref(), &args.data, config.clone(), args.force)
+    // the engine and device first: a GPU that cannot start leaves nothing behind
+    let engine = args.engine.config(None)?;
+    let mut out = RunDir::begin(&args.out, args.force).context("--out")?;
+    let run = FineTuneRun::create(out.path(), &base, args.from.as_deref(), &args.data, config.clone())
         .with_context(|| format!("fine-tuning {}", args.run.display()))?;
-    let FineTuneRun { dir, mut info, model } = run;
+    let FineTuneRun { mut info, model, .. } = run;
     eprintln!(
         "{}: training from `{}` to `{}` ({} tensors) and the head; the rest is frozen",
         info.backbone,
@@ -314,7 +367,7 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
         info.to,
         model.tail.params().len()
     );
-    let mut frozen = info.frozen(&dir, &args.engine.config(None)?)?;
+    let mut frozen = info.frozen(out.path(), &engine)?;
     info.engine = frozen.engine();
     let dataset = Dataset::open(&info.data).with_context(|| format!("--data {}", info.data.display()))?;
     let mut cache = |name: &str| {
@@ -341,9 +394,10 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
     };
     let stop = crate::extract::stop_on_signals()?;
     let validation = validation.as_ref().map(|v| v as &dyn imgclf_nets::Batches);
+    let staging = out.path().to_path_buf();
     let save = |state: &TrainState| {
         info.history = state.history.clone();
-        FineTuneRun::save(&dir, &info, &model)
+        FineTuneRun::save(&staging, &info, &model)
     };
     let state = TrainState::start(&model, optimizer);
     fit(
@@ -355,7 +409,31 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
         Some(&stop),
         report(settings.epochs, settings.batch_size, save),
     )
-    .with_context(|| format!("fine-tuning into {}", dir.display()))?;
-    say!("saved {}", dir.display());
+    .with_context(|| format!("fine-tuning into {} (nothing written)", args.out.display()))?;
+    out.publish().with_context(|| format!("--out {}", args.out.display()))?;
+    say!("saved {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Args as _;
+
+    use super::*;
+
+    /// `--resume` takes its settings from run.json: every other flag but --out and --epochs is
+    /// in the one list it refuses, so a flag added later cannot be ignored without a word.
+    #[test]
+    fn resume_refuses_every_setting() {
+        let command = TrainArgs::augment_args(clap::Command::new("train-cnn"));
+        let mut settings: Vec<&str> = command
+            .get_arguments()
+            .map(|a| a.get_id().as_str())
+            .filter(|id| !["out", "epochs", "resume"].contains(id))
+            .collect();
+        settings.sort();
+        let mut refused = RESUME_REFUSES.to_vec();
+        refused.sort();
+        assert_eq!(settings, refused);
+    }
 }

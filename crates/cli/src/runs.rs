@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use imgclf_dataset::limits::{CLIP, INFERENCE_BATCH, LISTED, TOP};
 use imgclf_heads::{CsvStyle, confusion_png, evaluate, prediction_csv};
 use imgclf_nets::{AnyRun, Scored, SplitSource};
 
@@ -28,7 +29,7 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "DIR")]
     data: Option<PathBuf>,
     /// How many of the most confidently wrong images to list.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = TOP.parser_usize())]
     top: usize,
     /// Fine-tuned runs: where the frozen start of the backbone runs.
     #[command(flatten)]
@@ -87,8 +88,8 @@ pub struct PredictArgs {
     #[arg(value_name = "IMAGE")]
     images: Vec<PathBuf>,
     /// Images: print the K most likely classes of each.
-    #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    top: u32,
+    #[arg(long, value_name = "K", default_value_t = 1, value_parser = LISTED.parser_usize())]
+    top: usize,
     /// Images: one JSON object per line instead of text.
     #[arg(long)]
     json: bool,
@@ -99,8 +100,8 @@ pub struct PredictArgs {
     #[command(flatten)]
     engine: EngineArgs,
     /// Images: images per inference call.
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    batch: u32,
+    #[arg(long, default_value_t = 32, value_parser = INFERENCE_BATCH.parser_usize())]
+    batch: usize,
     /// Split to predict into --csv.
     #[arg(long, default_value = "test")]
     split: String,
@@ -108,7 +109,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// Two classes: clip probabilities to [clip, 1 - clip], bounding the log loss of a confident mistake.
-    #[arg(long, default_value_t = 0.005)]
+    #[arg(long, default_value_t = 0.005, value_parser = CLIP.parser_f32())]
     clip: f32,
     /// One probability column per class instead of a label column.
     #[arg(long)]
@@ -131,9 +132,6 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let Some(csv_path) = &args.csv else {
         bail!("give image files to predict, or --csv FILE to predict the cached --split");
     };
-    if !(0.0..0.5).contains(&args.clip) {
-        bail!("--clip must be in [0, 0.5), got {}", args.clip);
-    }
     let run = AnyRun::open(&args.run).context("--run")?;
     let source = SplitSource { data: args.data.as_deref(), features: &args.features };
     let Scored { classes, paths, probs, .. } = scored(&run, source, Some(&args.split), &args.engine)?;
@@ -156,14 +154,15 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
             args.images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
     }
-    if let Some(dir) = &args.annotate {
-        std::fs::create_dir_all(dir).with_context(|| format!("--annotate {}", dir.display()))?;
-    }
     let run = AnyRun::open(&args.run).context("--run")?;
-    let predictions = run.predict_files(&files, &args.engine.config(None)?, args.batch as usize).context("--run")?;
+    let predictions = run.predict_files(&files, &args.engine.config(None)?, args.batch).context("--run")?;
     let classes = run.classes();
     if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
         bail!("none of the {} images could be read; the first: {first}", files.len());
+    }
+    // the folder only once every prediction is made; each picture renamed into place whole
+    if let Some(dir) = &args.annotate {
+        std::fs::create_dir_all(dir).with_context(|| format!("--annotate {}", dir.display()))?;
     }
     for e in &predictions.skipped {
         eprintln!("warning: skipped {e}");
@@ -171,7 +170,7 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
     for (path, p) in predictions.paths.iter().zip(predictions.probs.outer_iter()) {
         let mut ranked: Vec<usize> = (0..p.len()).collect();
         ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-        ranked.truncate(args.top as usize);
+        ranked.truncate(args.top);
         if args.json {
             let top: Vec<_> =
                 ranked.iter().map(|&c| serde_json::json!({"class": classes[c], "probability": p[c]})).collect();
@@ -186,16 +185,23 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
             let photo = imgclf_dataset::load_rgb(path)?;
             let label = format!("{} {:.2}%", classes[best], 100.0 * p[best]);
             let out = dir.join(path.file_name().context("an image file has a name")?);
-            imgclf_cam::label_photo(&photo, &label, colour, 400)
-                .save(&out)
+            save_image(&imgclf_cam::label_photo(&photo, &label, colour, 400), &out)
                 .with_context(|| format!("writing {}", out.display()))?;
         }
     }
     Ok(())
 }
 
+/// Encodes an image in the format its file name says and writes it with [`write_atomic`].
+pub(crate) fn save_image(image: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
+    let format = image::ImageFormat::from_path(path)?;
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, format)?;
+    write_atomic(path, bytes.get_ref())
+}
+
 /// Writes to a temporary sibling and renames it into place: no half-written file on interruption.
-fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let name = path.file_name().context("not a file path")?.to_string_lossy();
     let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     std::fs::write(&tmp, bytes)?;

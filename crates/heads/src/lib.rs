@@ -46,7 +46,7 @@ pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plot::{confusion_png, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
-pub use run::{RUN_FORMAT, Run, RunInfo};
+pub use run::{RUN_FORMAT, Run, RunDir, RunInfo};
 pub use submission::{CsvStyle, prediction_csv};
 pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Validation, argmax, train};
 

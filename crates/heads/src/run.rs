@@ -96,28 +96,12 @@ impl Run {
         Ok(())
     }
 
-    /// Writes the folder: everything goes to a hidden sibling first and is renamed into place,
-    /// so an interrupted run never leaves a half-written folder. An existing folder is
-    /// replaced only with `overwrite`.
+    /// Writes the folder through a [`RunDir`], so an interrupted run never leaves a
+    /// half-written folder. An existing folder is replaced only with `overwrite`.
     pub fn save(&self, history: &[EpochStats], overwrite: bool) -> Result<(), HeadError> {
-        let dir = &self.dir;
-        Self::check_out(dir, overwrite)?;
-        let name = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-        let staging = dir.with_file_name(format!(".{name}.partial-{}", std::process::id()));
-        if let Some(parent) = staging.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(HeadError::io(parent))?;
-        }
-        let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir(&staging).map_err(HeadError::io(&staging))?;
-        let written = self.write_files(&staging, history);
-        if let Err(e) = written {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
-        }
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(HeadError::io(dir))?;
-        }
-        std::fs::rename(&staging, dir).map_err(HeadError::io(dir))
+        let mut out = RunDir::begin(&self.dir, overwrite)?;
+        self.write_files(out.path(), history)?;
+        out.publish()
     }
 
     fn write_files(&self, dir: &Path, history: &[EpochStats]) -> Result<(), HeadError> {
@@ -187,6 +171,83 @@ impl Run {
             });
         }
         Ok(())
+    }
+}
+
+/// A run folder being written. Files go into a hidden sibling (`.NAME.partial-PID`) until
+/// [`RunDir::publish`] renames it into place, replacing an earlier run only then. Dropped
+/// unpublished (an error, an interruption) it removes the sibling, so the folder keeps its
+/// earlier state or stays absent; a sibling that a killed process left is removed by the
+/// next run for the same folder.
+#[derive(Debug)]
+pub struct RunDir {
+    target: PathBuf,
+    staging: PathBuf,
+    overwrite: bool,
+    published: bool,
+}
+
+impl RunDir {
+    /// Starts writing the run folder `target` (see [`Run::check_out`] for what it may replace).
+    pub fn begin(target: &Path, overwrite: bool) -> Result<RunDir, HeadError> {
+        Run::check_out(target, overwrite)?;
+        let name = target.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
+        let prefix = format!(".{name}.partial-");
+        let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(HeadError::io(parent))?;
+        for entry in std::fs::read_dir(parent).map_err(HeadError::io(parent))?.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let pid = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let staging = parent.join(format!("{prefix}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir(&staging).map_err(HeadError::io(&staging))?;
+        Ok(RunDir { target: target.to_path_buf(), staging, overwrite, published: false })
+    }
+
+    /// An existing run folder written in place (a resumed run): already published.
+    pub fn existing(target: &Path) -> RunDir {
+        RunDir { target: target.to_path_buf(), staging: target.to_path_buf(), overwrite: true, published: true }
+    }
+
+    /// Where files go now: the hidden sibling until published, the run folder after.
+    pub fn path(&self) -> &Path {
+        if self.published { &self.target } else { &self.staging }
+    }
+
+    /// The run folder.
+    pub fn target(&self) -> &Path {
+        &self.target
+    }
+
+    /// Whether the folder is in place (files written since are in the run folder itself).
+    pub fn published(&self) -> bool {
+        self.published
+    }
+
+    /// Renames the sibling into place, removing an earlier run first; later calls do nothing.
+    pub fn publish(&mut self) -> Result<(), HeadError> {
+        if self.published {
+            return Ok(());
+        }
+        Run::check_out(&self.target, self.overwrite)?;
+        if self.target.exists() {
+            std::fs::remove_dir_all(&self.target).map_err(HeadError::io(&self.target))?;
+        }
+        std::fs::rename(&self.staging, &self.target).map_err(HeadError::io(&self.target))?;
+        self.published = true;
+        Ok(())
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = std::fs::remove_dir_all(&self.staging);
+        }
     }
 }
 

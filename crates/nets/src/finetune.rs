@@ -214,6 +214,21 @@ pub struct FineTuneConfig {
     pub seed: u64,
 }
 
+impl FineTuneConfig {
+    /// Refuses values outside [`imgclf_dataset::limits`].
+    pub fn check(&self) -> Result<(), NetError> {
+        use imgclf_dataset::limits::{BATCH, EPOCHS, LEARNING_RATE, MOMENTUM};
+        let limited = || -> Result<(), String> {
+            EPOCHS.check_usize(self.epochs)?;
+            BATCH.check_usize(self.batch_size)?;
+            LEARNING_RATE.check_f32(self.learning_rate)?;
+            MOMENTUM.check_f32(self.momentum)?;
+            Ok(())
+        };
+        limited().map_err(NetError::Config)
+    }
+}
+
 /// Loss and accuracy on a split.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Score {
@@ -295,15 +310,16 @@ fn read_model(path: &Path) -> Result<pb::ModelProto, NetError> {
 impl FineTuneRun {
     /// Prepares a fine-tuning of `base` (a train-head run on one backbone): finds the tail
     /// (from `from`, else the input of the last residual block, to the spec's feature map),
-    /// writes the frozen start into `dir` and returns the run, untrained.
+    /// writes it into `dir` (an empty folder: a [`RunDir`](imgclf_heads::RunDir)'s) with the frozen start,
+    /// and returns the run, untrained.
     pub fn create(
         dir: &Path,
         base: &Run,
         from: Option<&str>,
         data: &Path,
         config: FineTuneConfig,
-        overwrite: bool,
     ) -> Result<FineTuneRun, NetError> {
+        config.check()?;
         let [source] = &base.info.sources[..] else {
             return Err(NetError::file(
                 &base.dir,
@@ -361,12 +377,6 @@ impl FineTuneRun {
             history: Vec::new(),
             engine: String::new(),
         };
-        Run::check_out(dir, overwrite)?;
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(NetError::io(dir))?;
-        }
-        std::fs::create_dir_all(dir).map_err(NetError::io(dir))?;
-        // run.json first: a folder interrupted from here on is recognisably a run
         let model = FineTuned { tail, head: HeadLayers::from_head(head)?, classes: info.classes.len() };
         Self::save(dir, &info, &model)?;
         write_atomic(&dir.join("frozen.onnx"), &prefix_model(&onnx, &from)?.encode_to_vec())?;

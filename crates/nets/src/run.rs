@@ -126,17 +126,16 @@ impl CnnRun {
         Ok(CnnRun { dir: dir.to_path_buf(), info, net })
     }
 
-    /// Starts a run folder at `dir` (replacing an earlier run only with `overwrite`; never a
-    /// file or a folder that is not a run) and writes its `run.json`.
+    /// Starts a run in `dir`, an empty folder (a [`RunDir`](imgclf_heads::RunDir)'s, which
+    /// publishes it after the first epoch): writes its `run.json`.
     pub fn create(
         dir: &Path,
         config: CnnConfig,
         classes: Vec<String>,
         data: &Path,
         validation: Option<String>,
-        overwrite: bool,
     ) -> Result<(CnnRunInfo, Net), NetError> {
-        imgclf_heads::Run::check_out(dir, overwrite)?;
+        config.check()?;
         let net = init_net(&config, classes.len())?;
         let data = std::path::absolute(data).map_err(NetError::io(data))?;
         let info = CnnRunInfo {
@@ -151,10 +150,6 @@ impl CnnRun {
             complete: false,
             metrics: None,
         };
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(NetError::io(dir))?;
-        }
-        std::fs::create_dir_all(dir).map_err(NetError::io(dir))?;
         write_info(dir, &info)?;
         Ok((info, net))
     }

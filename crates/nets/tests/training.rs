@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use image::RgbImage;
 use imgclf_augment::AugmentParams;
 use imgclf_dataset::{Filter, Rng};
-use imgclf_heads::OptimizerConfig;
+use imgclf_heads::{OptimizerConfig, RunDir};
 use imgclf_nets::prelude::*;
 use serde_json::Value;
 
@@ -102,12 +102,14 @@ fn lenet_and_the_small_cnn_learn_a_tiny_set_perfectly() {
 /// Trains `config` into run folder `dir`, checkpointing every epoch; stops after epoch
 /// `stop_after` when given, as Ctrl-C would.
 fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>) -> Result<(), NetError> {
-    let (mut info, net) = CnnRun::create(dir, config.clone(), vec!["a".into(), "b".into()], dir, None, false)?;
+    let mut out = RunDir::begin(dir, false)?;
+    let (mut info, net) = CnnRun::create(out.path(), config.clone(), vec!["a".into(), "b".into()], dir, None)?;
     let stop = AtomicBool::new(false);
     let state = TrainState::start(&net, config.optimizer);
     train(&net, state, config, set, Some(set), Some(&stop), |event| {
         if let FitEvent::Epoch { state, .. } = event {
-            CnnRun::save_epoch(dir, &mut info, &net, state)?;
+            CnnRun::save_epoch(out.path(), &mut info, &net, state)?;
+            out.publish()?;
             stop.store(Some(state.epochs_done()) == stop_after, Ordering::Relaxed);
         }
         Ok(())
@@ -165,7 +167,16 @@ fn a_run_folder_never_replaces_what_is_not_a_run() {
     std::fs::create_dir(&photos).unwrap();
     std::fs::write(photos.join("cat.jpg"), b"x").unwrap();
     let config = config(Arch::Lenet, 16, 1, "adam", None);
-    let err = CnnRun::create(&photos, config, vec!["a".into()], tmp.path(), None, true).err().unwrap().to_string();
+    let err = RunDir::begin(&photos, true).unwrap_err().to_string();
     assert!(err.contains("no run.json"), "{err}");
     assert!(photos.join("cat.jpg").exists());
+    // a config that cannot train is refused before anything is written
+    let out = RunDir::begin(&tmp.path().join("run"), false).unwrap();
+    let nan = CnnConfig { label_smoothing: f32::NAN, ..config };
+    let err = CnnRun::create(out.path(), nan, vec!["a".into()], tmp.path(), None).err().unwrap().to_string();
+    assert!(err.contains("label_smoothing must be a number in [0, 1), got NaN"), "{err}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    drop(out);
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, ["photos"], "no run folder and no staging folder");
 }
