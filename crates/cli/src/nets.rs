@@ -7,7 +7,7 @@ use imgclf_dataset::limits::{BATCH, DECAY, DROPOUT, EPOCHS, LABEL_SMOOTHING, LEA
 use imgclf_dataset::{Dataset, Filter};
 use imgclf_heads::{OptimizerConfig, Rule, RunDir};
 use imgclf_nets::prelude::*;
-use imgclf_nets::{CnnRunInfo, FineTuneConfig, FineTuneRun, FitSettings, fit};
+use imgclf_nets::{FineTuneConfig, FineTuneRun, FitSettings, fit};
 use indicatif::ProgressBar;
 
 use crate::engine::EngineArgs;
@@ -156,16 +156,10 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
     Ok(c)
 }
 
-/// What `train-cnn` starts from: a new run (settings from the flags) or a resumed one.
-enum Start {
-    New { config: CnnConfig, data: PathBuf, validation: Option<String> },
-    Resume { info: Box<CnnRunInfo>, net: Net, state: TrainState },
-}
-
 pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     imgclf_nets::keep_freed_memory();
     let out = &args.out;
-    let (start, dataset) = if args.resume {
+    let (mut info, net, state, dataset) = if args.resume {
         let (mut info, net, state) = CnnRun::resume(out).context("--resume")?;
         if let Some(epochs) = args.epochs {
             if epochs < state.epochs_done() {
@@ -178,36 +172,31 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
         }
         eprintln!("resuming {} after epoch {} of {}", out.display(), state.epochs_done(), info.config.epochs);
         let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
-        (Start::Resume { info: Box::new(info), net, state }, dataset)
+        (info, net, state, dataset)
     } else {
         let config = config(&args, args.arch.expect("clap requires --arch without --resume"))?;
-        let data = args.data.clone().expect("clap requires --data without --resume");
+        let data = args.data.as_ref().expect("clap requires --data without --resume");
         imgclf_heads::Run::check_out(out, args.force).context("--out")?;
-        let dataset = Dataset::open(&data).with_context(|| format!("--data {}", data.display()))?;
+        let dataset = Dataset::open(data).with_context(|| format!("--data {}", data.display()))?;
         let validation = imgclf_nets::validation_split(&dataset, args.validation.as_deref()).context("--validation")?;
-        (Start::New { config, data, validation }, dataset)
-    };
-    let (resize, validation_name) = match &start {
-        Start::New { config, validation, .. } => (config.resize(), validation.clone()),
-        Start::Resume { info, .. } => (info.config.resize(), info.validation.clone()),
+        let optimizer = config.optimizer;
+        let classes = dataset.classes.names().to_vec();
+        let (info, net) = CnnRun::start(config, classes, data, validation)?;
+        let state = TrainState::start(&net, optimizer);
+        (info, net, state, dataset)
     };
     let load = |name: &str| {
-        over_split(&dataset, name, "loading", |samples, bar| Ok(ImageSet::load(samples, resize, || bar.inc(1))))
+        over_split(&dataset, name, "loading", |samples, bar| {
+            Ok(ImageSet::load(samples, info.config.resize(), || bar.inc(1)))
+        })
     };
     let train_set = load("train")?;
-    let validation = validation_name.map(|name| load(&name)).transpose()?;
+    let validation = info.validation.clone().map(|name| load(&name)).transpose()?;
     // everything is checked and loaded: only now does the run folder start (hidden until its
     // first checkpoint, so a failure or a kill before it leaves no run behind)
-    let (mut out_dir, mut info, net, state) = match start {
-        Start::Resume { info, net, state } => (RunDir::existing(out), *info, net, state),
-        Start::New { config, data, validation } => {
-            let out_dir = RunDir::begin(out, args.force).context("--out")?;
-            let optimizer = config.optimizer;
-            let classes = dataset.classes.names().to_vec();
-            let (info, net) = CnnRun::create(out_dir.path(), config, classes, &data, validation).context("--out")?;
-            let state = TrainState::start(&net, optimizer);
-            (out_dir, info, net, state)
-        }
+    let mut out_dir = match args.resume {
+        true => RunDir::existing(out),
+        false => RunDir::begin(out, args.force).context("--out")?,
     };
     eprintln!(
         "{:?}, {} parameters, {}x{} px; train {} images{}",

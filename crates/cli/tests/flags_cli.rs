@@ -203,6 +203,18 @@ fn a_command_that_fails_leaves_no_run_behind() {
     let before = listing(d);
     refused(&imgclf(d, &["train-cnn", "--arch", "lenet", "--data", "empty", "--out", "cnn"]));
     assert_eq!(listing(d), before);
+    // ... nor on photos none of which can be read: found only once they are loaded, which is
+    // now before the run folder starts (it used to be left behind, holding run.json)
+    for class in ["a", "b"] {
+        std::fs::create_dir_all(d.join(format!("junk/train/{class}"))).unwrap();
+        std::fs::write(d.join(format!("junk/train/{class}/x.jpg")), b"not a photo").unwrap();
+    }
+    let before = listing(d);
+    let o = imgclf(d, &["train-cnn", "--arch", "lenet", "--data", "junk", "--out", "cnn", "--epochs", "1"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no training samples could be read"), "{stderr}");
+    assert_eq!(listing(d), before);
 }
 
 #[test]

@@ -56,8 +56,7 @@ pub enum DatasetError {
 }
 
 impl DatasetError {
-    /// The error of reading or writing `path`, for `map_err`.
-    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |error| DatasetError::Io { path, error }
     }

@@ -17,8 +17,13 @@ const MAX_ALLOC: u64 = 1 << 30;
 /// alpha, 16-bit, palette and CMYK images are converted (alpha is dropped, like PIL's
 /// `convert("RGB")`).
 pub fn load_rgb(path: &Path) -> Result<RgbImage, DatasetError> {
-    let bytes = std::fs::read(path).map_err(DatasetError::io(path))?;
-    decode_rgb(&bytes, path)
+    decode_rgb(&read_photo(path)?, path)
+}
+
+/// An image file's bytes, for [`decode_rgb`] and for whatever else needs them (a digest):
+/// [`load_rgb`] in two steps, with its errors.
+pub fn read_photo(path: &Path) -> Result<Vec<u8>, DatasetError> {
+    std::fs::read(path).map_err(DatasetError::io(path))
 }
 
 /// [`load_rgb`] on bytes already read; `path` only names them in errors.

@@ -18,7 +18,7 @@ mod verify;
 
 pub use error::DatasetError;
 pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Sample, Split, is_image_file};
-pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb};
+pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb, read_photo};
 pub use names::one_of;
 pub use natural::natural_cmp;
 pub use rng::Rng;

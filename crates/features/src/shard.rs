@@ -54,21 +54,15 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// The most parts `dataset` splits into with `batch` images a batch: its largest split's
-    /// batches (with more, some shard would compute nothing), and at most [`SHARDS`]' bound.
-    pub fn most(dataset: &Dataset, batch: usize) -> usize {
-        let batches = dataset.splits.iter().map(|s| s.samples.len().div_ceil(batch.max(1))).max().unwrap_or(0);
-        batches.clamp(1, SHARDS.most())
-    }
-
-    /// Refuses a count above [`Shard::most`] for `dataset` cut in batches of `batch`.
+    /// Refuses a count above what `dataset` cut in batches of `batch` splits into: its largest
+    /// split's batches (with more, some shard would compute nothing).
     pub fn check(&self, dataset: &Dataset, batch: usize) -> Result<(), FeatureError> {
-        let most = Shard::most(dataset, batch);
+        let largest = dataset.splits.iter().max_by_key(|s| s.samples.len());
+        let (name, batches) = largest.map_or(("", 0), |s| (s.name.as_str(), s.samples.len().div_ceil(batch.max(1))));
+        let most = batches.clamp(1, SHARDS.most());
         if self.count <= most {
             return Ok(());
         }
-        let largest = dataset.splits.iter().max_by_key(|s| s.samples.len());
-        let (name, batches) = largest.map_or(("", 0), |s| (s.name.as_str(), s.samples.len().div_ceil(batch.max(1))));
         let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         Err(FeatureError::Shard {
             shard: self.to_string(),
@@ -249,22 +243,24 @@ fn some_of(names: &[String]) -> String {
     }
 }
 
+/// One shard file as read: its path, contents and record.
+type ReadShard = (PathBuf, FeatureSet, ShardInfo);
+
 /// One backbone's complete set of shards, read and checked against each other.
 struct Checked {
     /// The file the merge writes.
     output: PathBuf,
     /// The shard count.
     count: usize,
-    /// Each shard's file, contents and record, in shard order.
-    shards: Vec<(PathBuf, FeatureSet, ShardInfo)>,
+    /// Each shard, in shard order.
+    shards: Vec<ReadShard>,
     /// Rows per split of the merged file.
     rows: Vec<(String, usize)>,
 }
 
-/// Reads the shards of `backbone` in `dir` (of `count` parts, or the one count there) and
-/// checks that they make one dataset: every part there and readable, of one model, spec,
-/// class list, dataset and batch, tiling every split without overlap. What `merge` needs
-/// before writing and what `status` reports before calling a set done.
+/// Reads the shards of `backbone` in `dir` (of `count` parts, or the one count there), every
+/// part there and readable, and checks them with [`consistent`]: what `merge` needs before
+/// writing.
 fn check(dir: &Path, backbone: &str, count: Option<usize>) -> Result<Checked, FeatureError> {
     let refuse = |path: &Path, reason: String| FeatureError::FeatureFile { path: path.to_path_buf(), reason };
     let files = shard_files(dir)?.remove(backbone).unwrap_or_default();
@@ -299,21 +295,27 @@ fn check(dir: &Path, backbone: &str, count: Option<usize>) -> Result<Checked, Fe
         ));
     }
 
-    let shards = files
-        .into_iter()
-        .map(|(shard, path)| {
-            let set = FeatureSet::read(&path)?;
-            let info =
-                set.shard.clone().ok_or_else(|| refuse(&path, "has no `shard` attribute: not a shard file".into()))?;
-            if (info.index, info.count) != (shard.index, shard.count) {
-                return Err(refuse(
-                    &path,
-                    format!("its name says shard {shard}, its contents {}/{}", info.index, info.count),
-                ));
-            }
-            Ok((path, set, info))
-        })
-        .collect::<Result<Vec<_>, FeatureError>>()?;
+    let shards = files.into_iter().map(|(shard, path)| read_shard(shard, path)).collect::<Result<Vec<_>, _>>()?;
+    consistent(output, shards)
+}
+
+/// Reads a shard file, refusing one whose contents are not the shard its name says.
+fn read_shard(shard: Shard, path: PathBuf) -> Result<ReadShard, FeatureError> {
+    let refuse = |reason: String| FeatureError::FeatureFile { path: path.clone(), reason };
+    let set = FeatureSet::read(&path)?;
+    let info = set.shard.clone().ok_or_else(|| refuse("has no `shard` attribute: not a shard file".into()))?;
+    if (info.index, info.count) != (shard.index, shard.count) {
+        return Err(refuse(format!("its name says shard {shard}, its contents {}/{}", info.index, info.count)));
+    }
+    Ok((path, set, info))
+}
+
+/// Checks that every shard of a set (all there, in shard order) makes one dataset: of one
+/// model, spec, class list, dataset and batch, tiling every split without overlap or
+/// duplicate, no split empty; what `merge` writes into `output` and `status` reports.
+fn consistent(output: PathBuf, shards: Vec<ReadShard>) -> Result<Checked, FeatureError> {
+    let refuse = |path: &Path, reason: String| FeatureError::FeatureFile { path: path.to_path_buf(), reason };
+    let n = shards.len();
     let (first_path, first, first_info) = &shards[0];
     for (path, set, info) in &shards[1..] {
         let differs = [
@@ -475,15 +477,8 @@ pub struct ShardStatus {
     pub merged: bool,
 }
 
-impl ShardStatus {
-    /// Every shard done and mergeable.
-    pub fn ready(&self) -> bool {
-        self.done.len() == self.count && self.refused.is_none()
-    }
-}
-
-/// The state of every sharded backbone in `dir`, one entry per backbone and shard count. A
-/// set whose shards are all done is checked as [`merge`] checks it.
+/// The state of every sharded backbone in `dir`, one entry per backbone and shard count. Each
+/// shard is read once; a set whose shards are all done is checked as [`merge`] checks it.
 pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
     let files = shard_files(dir)?;
     let temporary: Vec<String> = std::fs::read_dir(dir)
@@ -509,6 +504,7 @@ pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
                 refused: None,
                 merged: false,
             };
+            let mut read = Vec::new();
             for index in 0..count {
                 let shard = Shard { index, count };
                 let name = shard.file_name(backbone);
@@ -517,14 +513,17 @@ pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
                         status.writing.push(index)
                     }
                     None => status.missing.push(index),
-                    Some((_, path)) => match FeatureSet::read(path) {
-                        Ok(_) => status.done.push(index),
+                    Some((_, path)) => match read_shard(shard, path.clone()) {
+                        Ok(shard) => {
+                            status.done.push(index);
+                            read.push(shard);
+                        }
                         Err(e) => status.damaged.push((index, e.to_string())),
                     },
                 }
             }
             if status.done.len() == count {
-                match check(dir, backbone, Some(count)) {
+                match consistent(dir.join(FeatureSet::file_name(backbone)), read) {
                     Ok(checked) => {
                         let fingerprint = &checked.shards[0].2.dataset_fingerprint;
                         status.merged = holds(&checked.output, fingerprint, &checked.rows) == Ok(true);

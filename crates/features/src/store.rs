@@ -175,11 +175,11 @@ impl FeatureSet {
                 .iter()
                 .map(|s| s.as_str().to_string())
                 .collect();
-            let photos = match members.contains(&format!("{name}_photos")) {
-                true => {
-                    Some(file.dataset(&format!("{name}_photos")).and_then(|d| d.read_raw::<u64>()).map_err(err(path))?)
-                }
-                false => None,
+            let photos_key = format!("{name}_photos");
+            let photos = if members.contains(&photos_key) {
+                Some(file.dataset(&photos_key).and_then(|d| d.read_raw::<u64>()).map_err(err(path))?)
+            } else {
+                None
             };
             let rows = features.nrows();
             if paths.len() != rows

@@ -126,10 +126,10 @@ impl CnnRun {
         Ok(CnnRun { dir: dir.to_path_buf(), info, net })
     }
 
-    /// Starts a run in `dir`, an empty folder (a [`RunDir`](imgclf_heads::RunDir)'s, which
-    /// publishes it after the first epoch): writes its `run.json`.
-    pub fn create(
-        dir: &Path,
+    /// A new run's description and initial network, its config checked. Nothing is written:
+    /// [`CnnRun::save_epoch`] writes the folder (a [`RunDir`](imgclf_heads::RunDir)'s, published
+    /// after the first epoch).
+    pub fn start(
         config: CnnConfig,
         classes: Vec<String>,
         data: &Path,
@@ -150,7 +150,6 @@ impl CnnRun {
             complete: false,
             metrics: None,
         };
-        write_info(dir, &info)?;
         Ok((info, net))
     }
 

@@ -8,19 +8,19 @@ use std::time::Instant;
 
 use candle_core::{CpuStorage, D, DType, InplaceOp1, Layout, Tensor, Var};
 use imgclf_augment::{AugmentParams, Augmenter};
+use imgclf_dataset::limits::{self, BATCH, EPOCHS, LABEL_SMOOTHING};
 use imgclf_dataset::{Filter, Resize, Rng};
 use imgclf_heads::{EpochStats, Optimizer, OptimizerConfig, argmax};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageSet, Input, batch_tensor, resize_to};
-use imgclf_dataset::limits::{self, BATCH, EPOCHS, LABEL_SMOOTHING};
+use crate::{Arch, Net, NetError, Variant};
 
 /// Why a CNN's augmentation takes no `rescale`: Keras scripts add `rescale=1./255`, which
 /// here would apply on top of the input scaling, to training batches only.
 pub(crate) const RESCALE_BUILT_IN: &str = "augmentation's rescale: the network's input scaling (`unit`: x / 255, the \
      tutorial's rescale=1./255) already applies, in training and scoring alike; a rescale would apply again, to training \
      batches only: leave it out";
-use crate::{Arch, Net, NetError, Variant};
 
 /// Everything that decides a training run's result (with the data).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

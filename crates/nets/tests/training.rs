@@ -103,7 +103,7 @@ fn lenet_and_the_small_cnn_learn_a_tiny_set_perfectly() {
 /// `stop_after` when given, as Ctrl-C would.
 fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>) -> Result<(), NetError> {
     let mut out = RunDir::begin(dir, false)?;
-    let (mut info, net) = CnnRun::create(out.path(), config.clone(), vec!["a".into(), "b".into()], dir, None)?;
+    let (mut info, net) = CnnRun::start(config.clone(), vec!["a".into(), "b".into()], dir, None)?;
     let stop = AtomicBool::new(false);
     let state = TrainState::start(&net, config.optimizer);
     train(&net, state, config, set, Some(set), Some(&stop), |event| {
@@ -173,7 +173,7 @@ fn a_run_folder_never_replaces_what_is_not_a_run() {
     // a config that cannot train is refused before anything is written
     let out = RunDir::begin(&tmp.path().join("run"), false).unwrap();
     let nan = CnnConfig { label_smoothing: f32::NAN, ..config };
-    let err = CnnRun::create(out.path(), nan, vec!["a".into()], tmp.path(), None).err().unwrap().to_string();
+    let err = CnnRun::start(nan, vec!["a".into()], tmp.path(), None).err().unwrap().to_string();
     assert!(err.contains("label_smoothing must be a number in [0, 1), got NaN"), "{err}");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
     drop(out);
