@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use imgclf_features::{Backbone, EngineConfig, EngineKind};
+use imgclf_runtime::{Backbone, EngineConfig, EngineKind};
 use ndarray::Array4;
 
 #[derive(Clone)]

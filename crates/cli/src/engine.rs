@@ -1,6 +1,6 @@
 //! The flags of every command that runs a backbone: engine, device and precision.
 
-use imgclf_features::{Device, EngineConfig, EngineKind, Precision};
+use imgclf_runtime::{Device, EngineConfig, EngineKind, Precision};
 
 #[derive(clap::Args, Clone, Copy)]
 pub struct EngineArgs {

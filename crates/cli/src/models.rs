@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use imgclf_features::{CachedModel, ModelCache};
+use imgclf_runtime::{CachedModel, ModelCache};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -81,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Show { name } => {
             let m = cache.get(&name)?;
-            let actual = imgclf_features::sha256_file(&m.model)?;
+            let actual = imgclf_runtime::sha256_file(&m.model)?;
             say!("{}", summary(&m));
             say!("file     {}", m.model.display());
             say!(
@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 m.sha256,
                 if actual == m.sha256 { " (checked)" } else { "  CHANGED since it was added" }
             );
-            say!("spec     {}", imgclf_features::ModelSpec::path_for(&m.model).display());
+            say!("spec     {}", imgclf_runtime::ModelSpec::path_for(&m.model).display());
         }
         Command::Add { model, spec, preset, name, replace } => {
             let m = match preset {
@@ -98,7 +98,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     cache.add_with_spec(&model, &text, Path::new(&format!("--preset {p}")), name.as_deref(), replace)
                 }
                 None => {
-                    let spec = spec.unwrap_or_else(|| imgclf_features::ModelSpec::path_for(&model));
+                    let spec = spec.unwrap_or_else(|| imgclf_runtime::ModelSpec::path_for(&model));
                     cache.add(&model, &spec, name.as_deref(), replace)
                 }
             }

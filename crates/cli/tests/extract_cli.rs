@@ -183,13 +183,13 @@ fn cuda_without_a_gpu_build_stops_before_writing_and_cpu_is_the_default() {
 /// A model of input side `size` whose features are its input's channel means: written with
 /// the ONNX writer, with its spec, as `name.onnx` in `dir`.
 fn pooling_model(dir: &Path, name: &str, size: usize) -> PathBuf {
-    use imgclf_features::internal::onnx::{Dim, Graph};
+    use imgclf_runtime::onnx::{Dim, Graph};
     let mut graph = Graph::new(name);
     graph.input("x", &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(size), Dim::Fixed(size)]);
     graph.node("GlobalAveragePool", &["x"], "map", vec![]);
     graph.output("map", &[Dim::Named("N"), Dim::Fixed(3), Dim::Fixed(1), Dim::Fixed(1)]);
     let model = dir.join(format!("{name}.onnx"));
-    std::fs::write(&model, imgclf_features::internal::onnx::encode(&graph.into_model("test", ""))).unwrap();
+    std::fs::write(&model, imgclf_runtime::onnx::encode(&graph.into_model("test", ""))).unwrap();
     let spec = format!(
         r#"{{"name": "{name}", "input": {{"name": "x", "layout": "NCHW", "size": [{size}, {size}], "color": "RGB",
             "scale": "unit"}}, "outputs": {{"features": {{"name": "map"}}}}}}"#

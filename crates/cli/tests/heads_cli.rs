@@ -297,7 +297,7 @@ fn shared_cats_dogs_reaches_the_reference_accuracy() {
     let run = imgclf_heads::Run::load(&run).unwrap();
     let mut predictor = imgclf_heads::Predictor::load(
         run,
-        &imgclf_features::EngineConfig::cpu(imgclf_features::EngineKind::Auto, 2),
+        &imgclf_runtime::EngineConfig::cpu(imgclf_runtime::EngineKind::Auto, 2),
         true,
     )
     .unwrap();

@@ -1,43 +1,12 @@
 use std::path::PathBuf;
 
 use imgclf_dataset::DatasetError;
+use imgclf_runtime::RuntimeError;
 
 /// Everything that can go wrong turning images into feature files; each message names the
 /// file at fault and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
-    /// A model spec is missing or wrong.
-    #[error("{path}: {reason}")]
-    Spec {
-        /// The file or folder at fault.
-        path: PathBuf,
-        /// What is wrong, in words a user can act on.
-        reason: String,
-    },
-    /// A model does not match its spec (input name or shape, outputs).
-    #[error("{model}: does not match its spec: {reason}")]
-    SpecMismatch {
-        /// The ONNX model file.
-        model: PathBuf,
-        /// What is wrong, in words a user can act on.
-        reason: String,
-    },
-    /// No ONNX Runtime library could be loaded.
-    #[error("ONNX Runtime is not available: {0}")]
-    OrtUnavailable(String),
-    /// The device cannot run as asked (no CUDA provider, libraries or GPU; tract on a GPU).
-    #[error("{0}")]
-    Device(String),
-    /// An engine failed to load or run a model.
-    #[error("{model}: {engine} failed: {reason}")]
-    Engine {
-        /// The ONNX model file.
-        model: PathBuf,
-        /// The engine that failed (`ort` or `tract`).
-        engine: &'static str,
-        /// What is wrong, in words a user can act on.
-        reason: String,
-    },
     /// A feature file is unreadable, of another format, damaged or mismatched.
     #[error("{path}: {reason}")]
     FeatureFile {
@@ -87,6 +56,9 @@ pub enum FeatureError {
     /// The dataset could not be read.
     #[error(transparent)]
     Dataset(#[from] DatasetError),
+    /// A backbone could not be loaded or run.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
 }
 
 impl FeatureError {

@@ -1,90 +1,15 @@
 //! Images → backbone → pooled features → `gap_<Backbone>.h5`, reusing the file when the
 //! images, the model and its spec have not changed.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Instant, UNIX_EPOCH};
 
-use image::RgbImage;
 use imgclf_dataset::Dataset;
-use ndarray::{Array2, Array4};
-use rayon::prelude::*;
+use imgclf_runtime::{Backbone, Engine, Precision};
 use sha2::{Digest, Sha256};
 
 use crate::pipeline::Job;
-use crate::{
-    Backbone, Device, Engine, EngineConfig, FORMAT, FeatureError, FeatureSet, FeatureWriter, ModelSpec, Origin,
-    Precision, Shard, ShardInfo, global_average_pool,
-};
-
-/// How to run an extraction.
-#[derive(Debug, Clone)]
-pub struct ExtractOptions {
-    /// Engine, device, precision, engine threads and feed.
-    pub engine: EngineConfig,
-    /// Images per inference call.
-    pub batch: usize,
-    /// Threads that decode, resize and preprocess the next batches while the engine runs.
-    pub decode_threads: usize,
-    /// Recompute even when a valid cached file exists.
-    pub force: bool,
-    /// Set (by a signal handler) to stop between batches with [`FeatureError::Interrupted`].
-    pub stop: Option<Arc<AtomicBool>>,
-    /// Compute only this part of every split, into `gap_<Backbone>.shard-K-of-N.h5`
-    /// (joined by [`crate::merge`]).
-    pub shard: Option<Shard>,
-}
-
-impl ExtractOptions {
-    /// Default (engine threads, decode threads) for `cores` cores. On up to 4 cores both
-    /// stages take every core (measured best on 2: the decode threads fill the engine's gaps).
-    /// On more, they share the cores without overlap, since a parallel operator waits for its
-    /// slowest thread and a decode thread preempting one stalls it: decoding and resizing a
-    /// photo costs about 1 core-ms, a Lite0 image about 22 core-ms of engine time, so one
-    /// decode thread in 8 (at least 2) keeps the engine fed. On a GPU the engine's CPU threads
-    /// only run the few nodes left on the CPU, and decoding is the bottleneck: every core
-    /// decodes.
-    pub fn thread_split(cores: usize, device: Device) -> (usize, usize) {
-        let cores = cores.max(1);
-        match device {
-            Device::Cuda(_) => (2.min(cores), cores),
-            Device::Cpu if cores <= 4 => (cores, cores),
-            Device::Cpu => {
-                let decode = cores.div_ceil(8).max(2);
-                (cores - decode, decode)
-            }
-        }
-    }
-}
-
-/// What the caller hears while an extraction runs (to drive a progress bar).
-#[derive(Debug, Clone, Copy)]
-pub enum Progress<'a> {
-    /// Computation starts: this many images will go through `engine`.
-    Start {
-        /// The backbones computed, joined with ` + `.
-        backbone: &'a str,
-        /// Where they run (`ort`, `tract`, `ort cuda:0`).
-        engine: &'a str,
-        /// Images to go through.
-        images: usize,
-    },
-    /// This many more images were handled (read or skipped).
-    Advance(usize),
-    /// An image could not be read and gets no row.
-    Skipped(&'a Skipped),
-}
-
-/// An image that could not be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Skipped {
-    /// The image's path relative to the data root.
-    pub path: String,
-    /// Why it could not be used.
-    pub reason: String,
-}
+use crate::{ExtractOptions, FORMAT, FeatureError, FeatureSet, FeatureWriter, Origin, Progress, ShardInfo, Skipped};
 
 /// What one backbone's extraction did.
 #[derive(Debug, Clone)]
@@ -168,7 +93,7 @@ pub fn extract_all(
     let engines = todo
         .iter()
         .map(|(_, b, ..)| Engine::load(&b.model, &b.spec, &[b.spec.feature_output()], &options.engine))
-        .collect::<Result<Vec<_>, FeatureError>>()?;
+        .collect::<Result<Vec<_>, imgclf_runtime::RuntimeError>>()?;
     std::fs::create_dir_all(out_dir).map_err(FeatureError::io(out_dir))?;
     let mut jobs = todo
         .iter()
@@ -259,7 +184,7 @@ fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &Extr
     let mut fingerprint = fingerprint(dataset, backbone, options.engine.precision);
     if let Some(shard) = options.shard {
         // the part's images, and how they were cut: another batch size gives other parts
-        fingerprint = hex(&Sha256::digest(format!("{fingerprint} shard {shard} batch {}", options.batch)));
+        fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint} shard {shard} batch {}", options.batch)));
     }
     let mut replaced = None;
     if !options.force && output.exists() {
@@ -287,45 +212,6 @@ fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &Extr
         }
     }
     Cached::Compute { fingerprint, replaced }
-}
-
-/// The input tensor for resized images, laid out and normalised as `spec` says.
-pub fn preprocess_batch(spec: &ModelSpec, images: &[RgbImage]) -> Array4<f32> {
-    let mut input = Array4::zeros(spec.input_shape(images.len()));
-    fill_batch(spec, images.par_iter(), input.as_slice_mut().expect("fresh arrays are contiguous"));
-    input
-}
-
-/// Writes each image into its slot of `out` (one `3*H*W` slot per image, in order), in
-/// parallel on the current rayon pool: the one preprocessing path of `preprocess_batch` and
-/// the extraction pipeline.
-pub(crate) fn fill_batch<'a>(
-    spec: &ModelSpec,
-    images: impl IndexedParallelIterator<Item = &'a RgbImage>,
-    out: &mut [f32],
-) {
-    let slot = spec.input_shape(1).iter().product::<usize>();
-    out.par_chunks_mut(slot).zip(images).for_each(|(slot, image)| spec.fill_input(image, slot));
-}
-
-/// The `(n, D)` feature rows of one engine output: pooled as given, or a map to pool.
-pub(crate) fn pool_output(
-    backbone: &Backbone,
-    output: &ndarray::ArrayD<f32>,
-    n: usize,
-) -> Result<Array2<f32>, FeatureError> {
-    let layout = backbone.spec.feature_map.as_ref().map_or(backbone.spec.layout, |(_, l)| *l);
-    let mismatch = |reason: String| FeatureError::SpecMismatch { model: backbone.model.clone(), reason };
-    let pooled = global_average_pool(output.view(), layout)
-        .map_err(|e| mismatch(format!("output `{}`: {e}", backbone.spec.feature_output())))?;
-    if pooled.nrows() != n {
-        return Err(mismatch(format!(
-            "output `{}` has {} rows for {n} images",
-            backbone.spec.feature_output(),
-            pooled.nrows()
-        )));
-    }
-    Ok(pooled)
 }
 
 /// A hash of everything that decides a feature file's content: the file format, the model
@@ -365,24 +251,5 @@ pub fn fingerprint(dataset: &Dataset, backbone: &Backbone, precision: Precision)
             field(&mtime.to_le_bytes());
         }
     }
-    hex(&h.finalize())
-}
-
-/// sha256 of a file, as lowercase hex.
-pub fn sha256_file(path: &Path) -> Result<String, FeatureError> {
-    let mut file = std::fs::File::open(path).map_err(FeatureError::io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf).map_err(FeatureError::io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("{:x}", h.finalize())
 }

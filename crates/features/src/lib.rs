@@ -1,6 +1,7 @@
-//! Pretrained ONNX backbones as feature extractors: the model spec, two engines (ONNX
-//! Runtime through `ort`, pure-Rust tract), global average pooling, and the HDF5 feature
-//! file `gap_<Backbone>.h5` that later stages (dense heads, CAM) read.
+//! The feature file `gap_<Backbone>.h5` and how it is made: a backbone (from
+//! `imgclf-runtime`) run over every split of a dataset, its pooled rows written to HDF5 with
+//! the fingerprint that decides reuse ([`extract`]), computed in shards and merged
+//! ([`merge`]), and read back by later stages ([`FeatureSet`]).
 //!
 //! Extracting a folder (the core of `examples/extract_folder.rs`):
 //!
@@ -20,44 +21,29 @@
 //! let features = FeatureSet::read(&report.output)?;
 //! assert_eq!(features.split("train").unwrap().features.dim(), (12, 8)); // one unreadable photo skipped
 //! # std::fs::remove_dir_all(&out).ok();
-//! # Ok::<(), FeatureError>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 #![warn(missing_docs)]
 
-mod adapter;
-mod backbone;
-mod cuda;
-mod device;
-mod engine;
 mod error;
 mod extract;
-pub mod internal;
-mod models;
+mod options;
 mod pipeline;
-mod pool;
 mod shard;
-mod spec;
 mod store;
 
-pub use adapter::{PIXELS, POOLED, pixel_model};
-pub use backbone::{Backbone, Embedding};
-pub use device::{Device, EngineConfig, Feed, Precision};
-pub use engine::{Engine, EngineKind, GPU_VENV, PixelBatch, find_ort_library, ort_environment};
 pub use error::FeatureError;
-pub use extract::{
-    ExtractOptions, ExtractReport, Progress, Skipped, extract, extract_all, fingerprint, preprocess_batch, sha256_file,
-};
-pub use models::{CachedModel, ModelCache};
-pub use pool::global_average_pool;
+pub use extract::{ExtractReport, extract, extract_all, fingerprint};
+pub use options::{ExtractOptions, Progress, Skipped};
 pub use shard::{MergeReport, Shard, ShardInfo, ShardStatus, SplitSlice, merge, shard_status, sharded_backbones};
-pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};
 pub use store::{FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, Rows, SplitFeatures, photo_digest};
 
-/// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs.
+/// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs, the
+/// runtime's among them.
 pub mod prelude {
     pub use crate::{
-        Backbone, Device, Engine, EngineConfig, EngineKind, ExtractOptions, ExtractReport, FeatureError, FeatureSet,
-        ModelSpec, Precision, Progress, SplitFeatures, extract, extract_all,
+        ExtractOptions, ExtractReport, FeatureError, FeatureSet, Progress, SplitFeatures, extract, extract_all,
     };
+    pub use imgclf_runtime::prelude::*;
 }

@@ -12,9 +12,9 @@ use imgclf_dataset::{Dataset, Resize, Sample};
 use ndarray::ArrayView4;
 use rayon::prelude::*;
 
-use crate::Backbone;
-use crate::extract::{ExtractOptions, Progress, Skipped, fill_batch, pool_output};
-use crate::{Engine, FeatureError, FeatureWriter, Feed, ModelSpec, PixelBatch, Rows};
+use imgclf_runtime::{Backbone, Engine, Feed, ModelSpec, PixelBatch, fill_batch};
+
+use crate::{ExtractOptions, FeatureError, FeatureWriter, Progress, Rows, Skipped};
 
 /// Decoded batches waiting for the engines: enough to hide a slow image, small enough to
 /// keep memory flat.
@@ -95,7 +95,7 @@ pub(crate) fn run(
                 Feed::Floats => Ok(Input::Floats(Vec::new())),
                 Feed::Pixels => j.engine.pixel_batch(options.batch.max(1), &j.backbone.spec).map(Input::Pixels),
             })
-            .collect::<Result<Vec<_>, FeatureError>>()?;
+            .collect::<Result<Vec<_>, imgclf_runtime::RuntimeError>>()?;
         spare_tx.send(inputs).expect("the receiver is alive");
     }
     let decoded = AtomicUsize::new(0);
@@ -224,7 +224,7 @@ fn engine_stage(
                     }
                     Input::Pixels(pixels) => job.engine.run_pixels(pixels, n)?,
                 };
-                let rows = pool_output(job.backbone, &outputs[0], n)?;
+                let rows = job.backbone.pool_output(&outputs[0], n)?;
                 let block = Rows {
                     features: rows.view(),
                     labels: labels.as_deref(),

@@ -8,9 +8,10 @@ use std::path::Path;
 
 use image::RgbImage;
 use imgclf_dataset::Dataset;
-use imgclf_features::internal::onnx::{Dim, Graph};
 use imgclf_features::prelude::*;
-use imgclf_features::{FeatureSet, Feed, fingerprint, preprocess_batch};
+use imgclf_features::{FeatureSet, fingerprint};
+use imgclf_runtime::onnx::{Dim, Graph};
+use imgclf_runtime::{Feed, preprocess_batch};
 use support::*;
 
 /// A model whose output is its input: what the engine sees is what comes out (named as the
@@ -31,7 +32,7 @@ fn echo_model(dir: &Path, spec_input: &str) -> Backbone {
     graph.node("Identity", &["x"], "y", vec![]);
     graph.output("y", &dims);
     let model = dir.join("echo.onnx");
-    std::fs::write(&model, imgclf_features::internal::onnx::encode(&graph.into_model("test", ""))).unwrap();
+    std::fs::write(&model, imgclf_runtime::onnx::encode(&graph.into_model("test", ""))).unwrap();
     std::fs::write(dir.join("echo.json"), spec).unwrap();
     Backbone::open(&model).unwrap()
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use imgclf_dataset::Dataset;
 use imgclf_features::prelude::*;
-use imgclf_features::{Layout, global_average_pool, preprocess_batch};
+use imgclf_runtime::{Layout, global_average_pool, preprocess_batch};
 use serde_json::Value;
 use support::*;
 
@@ -119,7 +119,7 @@ fn the_pixel_feed_extracts_the_float_paths_vectors() {
     }
     let (t, data) = subset(&shared);
     let floats = EngineConfig::cpu(EngineKind::Ort, 2);
-    let pixels = EngineConfig { feed: imgclf_features::Feed::Pixels, ..floats };
+    let pixels = EngineConfig { feed: imgclf_runtime::Feed::Pixels, ..floats };
     let a = extract_on(floats, &data, &t.path().join("floats"), &model(&shared));
     let b = extract_on(pixels, &data, &t.path().join("pixels"), &model(&shared));
     assert_same_vectors(&a, &b, 1e-5);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use image::RgbImage;
 use imgclf_dataset::Dataset;
 use imgclf_features::prelude::*;
-use imgclf_features::{Layout, global_average_pool, preprocess_batch};
+use imgclf_runtime::{Layout, global_average_pool, preprocess_batch};
 use support::*;
 
 fn tiny_model() -> PathBuf {

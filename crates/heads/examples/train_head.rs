@@ -4,8 +4,9 @@
 //!     cargo run -p imgclf-heads --example train_head
 
 use imgclf_dataset::Dataset;
-use imgclf_features::{Backbone, EngineConfig, EngineKind, ExtractOptions, extract};
+use imgclf_features::{ExtractOptions, extract};
 use imgclf_heads::prelude::*;
+use imgclf_runtime::{Backbone, EngineConfig, EngineKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");

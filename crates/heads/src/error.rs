@@ -9,6 +9,9 @@ pub enum HeadError {
     /// A feature file could not be read.
     #[error(transparent)]
     Features(#[from] FeatureError),
+    /// A backbone could not be loaded or run.
+    #[error(transparent)]
+    Runtime(#[from] imgclf_runtime::RuntimeError),
     /// Two feature files (or a file and a run) do not belong together.
     #[error("{a} and {b} cannot be combined: {reason}")]
     Mismatch {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use image::RgbImage;
 use imgclf_dataset::{DatasetError, load_rgb};
-use imgclf_features::{Backbone, Engine, EngineConfig};
+use imgclf_runtime::{Backbone, Engine, EngineConfig};
 use ndarray::{Array2, Array4, Axis, concatenate};
 use rayon::prelude::*;
 

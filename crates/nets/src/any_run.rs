@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use imgclf_features::EngineConfig;
 use imgclf_heads::{HeadInputs, Predictions, Predictor, Run};
+use imgclf_runtime::EngineConfig;
 
 use crate::run::format_of;
 use crate::{CNN_RUN_FORMAT, CnnRun, FINETUNE_RUN_FORMAT, FineTuneRun, NetError, Scored};

@@ -18,7 +18,7 @@ pub enum NetError {
     Head(#[from] imgclf_heads::HeadError),
     /// A backbone failed to load or run.
     #[error(transparent)]
-    Features(#[from] imgclf_features::FeatureError),
+    Runtime(#[from] imgclf_runtime::RuntimeError),
     /// A setting no run can use.
     #[error("{0}")]
     Config(String),

@@ -7,14 +7,13 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor, Var};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
-use imgclf_features::{Backbone, Engine, EngineConfig, ModelSpec, preprocess_batch};
 use imgclf_heads::internal::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 use imgclf_heads::{EpochStats, Predictions, Run, curves_png};
-use prost::Message;
+use imgclf_runtime::onnx::{self, pb};
+use imgclf_runtime::{Backbone, Engine, EngineConfig, ModelSpec, preprocess_batch};
 use rayon::prelude::*;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
-use tract_onnx::pb;
 
 use crate::run::{Scored, parse_run_json, pick_split, run_json_text, write_atomic};
 use crate::train::{Batches, Trainable, predict_batches};
@@ -304,7 +303,7 @@ pub struct FineTuneRun {
 
 fn read_model(path: &Path) -> Result<pb::ModelProto, NetError> {
     let bytes = std::fs::read(path).map_err(NetError::io(path))?;
-    pb::ModelProto::decode(bytes.as_slice()).map_err(|e| NetError::file(path, format!("not an ONNX model: {e}")))
+    onnx::decode(&bytes).map_err(|reason| NetError::file(path, reason))
 }
 
 impl FineTuneRun {
@@ -331,7 +330,7 @@ impl FineTuneRun {
             return Err(NetError::file(&source.model, "has changed since the head was trained (sha256 differs)"));
         }
         let to = match &backbone.spec.feature_map {
-            Some((name, imgclf_features::Layout::Nchw)) => name.clone(),
+            Some((name, imgclf_runtime::Layout::Nchw)) => name.clone(),
             Some(_) => {
                 return Err(NetError::file(
                     &source.model,
@@ -379,7 +378,7 @@ impl FineTuneRun {
         };
         let model = FineTuned { tail, head: HeadLayers::from_head(head)?, classes: info.classes.len() };
         Self::save(dir, &info, &model)?;
-        write_atomic(&dir.join("frozen.onnx"), &prefix_model(&onnx, &from)?.encode_to_vec())?;
+        write_atomic(&dir.join("frozen.onnx"), &onnx::encode(&prefix_model(&onnx, &from)?))?;
         Ok(FineTuneRun { dir: dir.to_path_buf(), info, model })
     }
 

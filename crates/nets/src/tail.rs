@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use candle_core::{DType, Device, Tensor, Var};
-use tract_onnx::pb;
+use imgclf_runtime::onnx::{self, attribute as attr, constants, pb};
 
 use crate::NetError;
 
@@ -30,43 +30,6 @@ pub struct Tail {
 
 fn fail(reason: impl std::fmt::Display) -> NetError {
     NetError::Config(reason.to_string())
-}
-
-/// Constant tensors of a graph (initializers and Constant nodes) by name.
-fn constants(graph: &pb::GraphProto) -> HashMap<&str, &pb::TensorProto> {
-    let mut out: HashMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-    for node in graph.node.iter().filter(|n| n.op_type == "Constant") {
-        if let (Some(out_name), Some(t)) = (node.output.first(), node.attribute.iter().find_map(|a| a.t.as_ref())) {
-            out.insert(out_name.as_str(), t);
-        }
-    }
-    out
-}
-
-fn floats(t: &pb::TensorProto) -> Result<Vec<f32>, NetError> {
-    match t.data_type {
-        1 if !t.raw_data.is_empty() => {
-            Ok(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
-        }
-        1 => Ok(t.float_data.clone()),
-        other => Err(fail(format!("initializer `{}` has ONNX type {other}, expected float", t.name))),
-    }
-}
-
-fn ints(t: &pb::TensorProto) -> Result<Vec<i64>, NetError> {
-    match t.data_type {
-        7 if !t.raw_data.is_empty() => Ok(t
-            .raw_data
-            .chunks_exact(8)
-            .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
-            .collect()),
-        7 => Ok(t.int64_data.clone()),
-        other => Err(fail(format!("initializer `{}` has ONNX type {other}, expected int64", t.name))),
-    }
-}
-
-fn attr<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
-    node.attribute.iter().find(|a| a.name == name)
 }
 
 /// ONNX 4-D pads `[top, left, bottom, right]` from `[b1, b2, b3, b4, e1, e2, e3, e4]` or a
@@ -130,7 +93,7 @@ impl Tail {
         };
         let var = |t: &pb::TensorProto| -> Result<Var, NetError> {
             let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-            Ok(Var::from_tensor(&Tensor::from_vec(floats(t)?, shape, &Device::Cpu)?)?)
+            Ok(Var::from_tensor(&Tensor::from_vec(onnx::float_values(t).map_err(fail)?, shape, &Device::Cpu)?)?)
         };
         Ok(match node.op_type.as_str() {
             "Conv" => {
@@ -162,9 +125,11 @@ impl Tail {
             "Clip" => {
                 let bound = |i: usize, default: f32| -> Result<f32, NetError> {
                     match node.input.get(i).filter(|n| !n.is_empty()) {
-                        Some(_) => {
-                            floats(constant(i)?)?.first().copied().ok_or_else(|| fail(format!("{name}: empty bound")))
-                        }
+                        Some(_) => onnx::float_values(constant(i)?)
+                            .map_err(fail)?
+                            .first()
+                            .copied()
+                            .ok_or_else(|| fail(format!("{name}: empty bound"))),
                         None => Ok(attr(node, if i == 1 { "min" } else { "max" }).map_or(default, |a| a.f)),
                     }
                 };
@@ -175,14 +140,14 @@ impl Tail {
             "Pad" => {
                 let mode = attr(node, "mode").map_or(&b"constant"[..], |a| &a.s[..]);
                 let value = match node.input.get(2).filter(|n| !n.is_empty()) {
-                    Some(_) => floats(constant(2)?)?.first().copied().unwrap_or(0.0),
+                    Some(_) => onnx::float_values(constant(2)?).map_err(fail)?.first().copied().unwrap_or(0.0),
                     None => 0.0,
                 };
                 if mode != b"constant" || value != 0.0 {
                     return Err(fail(format!("{name}: only zero padding is supported")));
                 }
                 let pads = match node.input.get(1) {
-                    Some(_) => ints(constant(1)?)?,
+                    Some(_) => onnx::int64_values(constant(1)?).map_err(fail)?,
                     None => attr(node, "pads").map(|a| a.ints.clone()).unwrap_or_default(),
                 };
                 Op::Pad { input: input(), output, pads: spatial_pads(&pads, name)? }

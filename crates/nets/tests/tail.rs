@@ -7,23 +7,22 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use imgclf_features::{Backbone, Engine, EngineConfig, EngineKind, preprocess_batch};
 use imgclf_nets::{Tail, last_block_input, prefix_model};
-use prost::Message;
+use imgclf_runtime::{Backbone, Engine, EngineConfig, EngineKind, preprocess_batch};
 use support::*;
 
 /// Cuts `model_path` at its last residual block, runs the start on tract and the rebuilt
 /// tail in candle, and compares with tract's `features` on three real photos. Returns where
 /// it cut.
 fn check_tail(model_path: &Path, shared: &Path) -> String {
-    let model = tract_onnx::pb::ModelProto::decode(std::fs::read(model_path).unwrap().as_slice()).unwrap();
+    let model = imgclf_runtime::onnx::read(model_path).unwrap();
     let from = last_block_input(&model).expect("Lite0 has residual blocks");
     let tail = Tail::from_onnx(&model, &from, "features").unwrap();
     assert_eq!(tail.params().len(), 2 * 7, "blocks 14 and 15 (3 convs each) and the head conv");
 
     let t = tempfile::tempdir().unwrap();
     let prefix_path = t.path().join("frozen.onnx");
-    std::fs::write(&prefix_path, prefix_model(&model, &from).unwrap().encode_to_vec()).unwrap();
+    std::fs::write(&prefix_path, imgclf_runtime::onnx::encode(&prefix_model(&model, &from).unwrap())).unwrap();
     let backbone = Backbone::open(model_path).unwrap();
     let photos: Vec<_> = ["cats/cat.1000.jpg", "dogs/dog.1001.jpg", "cats/cat.1002.jpg"]
         .iter()
@@ -76,10 +75,7 @@ fn the_pulled_lite0s_last_block_is_rebuilt_too() {
 #[test]
 fn a_tail_that_skips_over_its_start_is_refused() {
     let Some(shared) = shared() else { return };
-    let model = tract_onnx::pb::ModelProto::decode(
-        std::fs::read(shared.join("models/efficientnet_lite0.onnx")).unwrap().as_slice(),
-    )
-    .unwrap();
+    let model = imgclf_runtime::onnx::read(&shared.join("models/efficientnet_lite0.onnx")).unwrap();
     // block 14's own expand conv output: its Add also reads block 13's output, from before it
     let err = Tail::from_onnx(&model, "/_blocks.14/_expand_conv/Conv_output_0", "features").err().unwrap().to_string();
     assert!(err.contains("computed before it"), "{err}");

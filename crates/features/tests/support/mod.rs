@@ -55,7 +55,7 @@ pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
 
 /// Whether ONNX Runtime can be loaded here.
 pub fn ort_available() -> bool {
-    match imgclf_features::ort_environment() {
+    match imgclf_runtime::ort_environment() {
         Ok(_) => true,
         Err(e) => {
             skip(&format!("{e}"));

@@ -8,13 +8,11 @@
 
 use std::path::Path;
 
-use prost::Message;
-use tract_onnx::pb;
-use tract_onnx::pb::tensor_proto::DataType;
+use crate::onnx::pb;
+use crate::onnx::pb::tensor_proto::DataType;
 
-use crate::engine::check_input_shape;
-use crate::internal::onnx::{self, Dim};
-use crate::{ColorOrder, FeatureError, Layout, ModelSpec};
+use crate::onnx::{self, Dim};
+use crate::{ColorOrder, Layout, ModelSpec, RuntimeError};
 
 /// The input name of an adapted model.
 pub const PIXELS: &str = "imgclf_pixels";
@@ -25,13 +23,13 @@ pub const POOLED: &str = "imgclf_pooled";
 
 /// `model`'s bytes with its input replaced by [`PIXELS`], a `u8` `N×H×W×3` RGB batch, and,
 /// when the spec has no pooled output, the pooled feature map added as [`POOLED`].
-pub fn pixel_model(model: &Path, spec: &ModelSpec) -> Result<Vec<u8>, FeatureError> {
-    let bytes = std::fs::read(model).map_err(FeatureError::io(model))?;
-    let mismatch = |reason: String| FeatureError::SpecMismatch { model: model.to_path_buf(), reason };
-    let mut proto = pb::ModelProto::decode(bytes.as_slice()).map_err(|e| FeatureError::Engine {
+pub fn pixel_model(model: &Path, spec: &ModelSpec) -> Result<Vec<u8>, RuntimeError> {
+    let bytes = std::fs::read(model).map_err(RuntimeError::io(model))?;
+    let mismatch = |reason: String| RuntimeError::SpecMismatch { model: model.to_path_buf(), reason };
+    let mut proto = onnx::decode(&bytes).map_err(|reason| RuntimeError::Engine {
         model: model.to_path_buf(),
         engine: "ort",
-        reason: e.to_string(),
+        reason,
     })?;
     let graph = proto.graph.as_mut().ok_or_else(|| mismatch("the file holds no graph".into()))?;
     if graph.initializer.iter().any(|t| t.data_location == Some(pb::tensor_proto::DataLocation::External as i32)) {
@@ -43,9 +41,9 @@ pub fn pixel_model(model: &Path, spec: &ModelSpec) -> Result<Vec<u8>, FeatureErr
         .position(|i| i.name == spec.input_name)
         .ok_or_else(|| mismatch(format!("no input `{}`", spec.input_name)))?;
     let original = graph.input.remove(index);
-    let declared = dims(&original);
+    let declared = onnx::declared_dims(&original);
     if !declared.is_empty() {
-        check_input_shape(spec, &declared).map_err(mismatch)?;
+        spec.check_input_shape(&declared).map_err(mismatch)?;
     }
     let batch = declared.first().copied().flatten().map_or(Dim::Named("N"), Dim::Fixed);
     let (h, w) = (spec.resize.height as usize, spec.resize.width as usize);
@@ -84,20 +82,5 @@ pub fn pixel_model(model: &Path, spec: &ModelSpec) -> Result<Vec<u8>, FeatureErr
         graph.node.push(onnx::node("Flatten", &[&name("gap")], POOLED, vec![onnx::int("axis", 1)]));
         graph.output.push(onnx::value_info(POOLED, &[batch, Dim::Named("C")], DataType::Float));
     }
-    Ok(proto.encode_to_vec())
-}
-
-/// The declared dimensions of a graph input (`None` where symbolic or unknown).
-fn dims(input: &pb::ValueInfoProto) -> Vec<Option<usize>> {
-    use pb::tensor_shape_proto::dimension::Value;
-    let Some(pb::type_proto::Value::TensorType(t)) = input.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
-        return Vec::new();
-    };
-    let dims = t.shape.as_ref().map_or(&[][..], |s| &s.dim[..]);
-    dims.iter()
-        .map(|d| match d.value {
-            Some(Value::DimValue(n)) if n > 0 => Some(n as usize),
-            _ => None,
-        })
-        .collect()
+    Ok(onnx::encode(&proto))
 }

@@ -16,7 +16,7 @@ use tract_onnx::prelude::{Tensor as TractTensor, *};
 use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::adapter::{PIXELS, POOLED, pixel_model};
-use crate::{Device, EngineConfig, FeatureError, Feed, Layout, ModelSpec, Precision};
+use crate::{Device, EngineConfig, Feed, ModelSpec, Precision, RuntimeError};
 
 /// Which engine to use; `Auto` takes ONNX Runtime when its library is found, else tract.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,7 +61,7 @@ impl Engine {
         spec: &ModelSpec,
         outputs: &[&str],
         config: &EngineConfig,
-    ) -> Result<Engine, FeatureError> {
+    ) -> Result<Engine, RuntimeError> {
         config.check()?;
         let config = EngineConfig { threads: config.threads.max(1), ..*config };
         // only a plain CPU run may fall back to tract, and it says why
@@ -102,9 +102,9 @@ impl Engine {
     }
 
     /// Runs a batch and returns the requested outputs, in the order they were named.
-    pub fn run(&mut self, input: ArrayView4<'_, f32>) -> Result<Vec<ArrayD<f32>>, FeatureError> {
+    pub fn run(&mut self, input: ArrayView4<'_, f32>) -> Result<Vec<ArrayD<f32>>, RuntimeError> {
         let engine = self.name();
-        let fail = |reason: String| FeatureError::Engine { model: self.model.clone(), engine, reason };
+        let fail = |reason: String| RuntimeError::Engine { model: self.model.clone(), engine, reason };
         if self.config.feed == Feed::Pixels {
             return Err(fail("this engine takes pixels (Engine::run_pixels), not floats".into()));
         }
@@ -116,7 +116,7 @@ impl Engine {
 
     /// A buffer for up to `capacity` images of decoded pixels, for [`Engine::run_pixels`]: in
     /// page-locked memory on a GPU, so the copy to the device needs no staging.
-    pub fn pixel_batch(&self, capacity: usize, spec: &ModelSpec) -> Result<PixelBatch, FeatureError> {
+    pub fn pixel_batch(&self, capacity: usize, spec: &ModelSpec) -> Result<PixelBatch, RuntimeError> {
         let Backend::Ort(session) = &self.backend else {
             return Err(self.fail("the pixel feed runs through ONNX Runtime only".into()));
         };
@@ -128,7 +128,7 @@ impl Engine {
 
     /// Runs the first `n` images of a pixel batch through a `Pixels` engine, its input and
     /// outputs bound through ONNX Runtime's IO binding.
-    pub fn run_pixels(&mut self, batch: &PixelBatch, n: usize) -> Result<Vec<ArrayD<f32>>, FeatureError> {
+    pub fn run_pixels(&mut self, batch: &PixelBatch, n: usize) -> Result<Vec<ArrayD<f32>>, RuntimeError> {
         let result = match &mut self.backend {
             Backend::Ort(session) => session.run_pixels(batch, n),
             Backend::Tract(..) => Err(ort::Error::new("the pixel feed runs through ONNX Runtime only")),
@@ -136,8 +136,8 @@ impl Engine {
         result.map_err(|e| self.fail(one_line(&e.to_string())))
     }
 
-    fn fail(&self, reason: String) -> FeatureError {
-        FeatureError::Engine { model: self.model.clone(), engine: self.name(), reason }
+    fn fail(&self, reason: String) -> RuntimeError {
+        RuntimeError::Engine { model: self.model.clone(), engine: self.name(), reason }
     }
 }
 
@@ -210,13 +210,13 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
 
 /// The process-wide ONNX Runtime environment, created once from the library found on this
 /// machine. Checked before any other `ort` call, since `ort` panics without a library.
-pub fn ort_environment() -> Result<&'static Environment, FeatureError> {
+pub fn ort_environment() -> Result<&'static Environment, RuntimeError> {
     ort_environment_for(Device::Cpu).map(|(env, _)| env)
 }
 
 /// [`ort_environment`] for a device, with the library it came from: a GPU run looks for
 /// onnxruntime-gpu first. The first call in a process decides which library it loads.
-fn ort_environment_for(device: Device) -> Result<&'static (Environment, PathBuf), FeatureError> {
+fn ort_environment_for(device: Device) -> Result<&'static (Environment, PathBuf), RuntimeError> {
     ORT_ENV
         .get_or_init(|| {
             let found = if device.is_gpu() { find_gpu_ort_library() } else { find_ort_library() };
@@ -231,7 +231,7 @@ fn ort_environment_for(device: Device) -> Result<&'static (Environment, PathBuf)
             Ok((env, lib))
         })
         .as_ref()
-        .map_err(|e| FeatureError::OrtUnavailable(e.clone()))
+        .map_err(|e| RuntimeError::OrtUnavailable(e.clone()))
 }
 
 /// An ONNX Runtime session, the device it runs on, the input it takes and the outputs it gives.
@@ -248,7 +248,7 @@ impl OrtSession {
         spec: &ModelSpec,
         outputs: &[&str],
         config: &EngineConfig,
-    ) -> Result<OrtSession, FeatureError> {
+    ) -> Result<OrtSession, RuntimeError> {
         let (env, library) = ort_environment_for(config.device)?;
         if config.device.is_gpu() {
             crate::cuda::ready(library)?;
@@ -257,7 +257,7 @@ impl OrtSession {
             Feed::Pixels => Some(pixel_model(model, spec)?),
             Feed::Floats => None,
         };
-        let fail = |e: ort::Error| FeatureError::Engine {
+        let fail = |e: ort::Error| RuntimeError::Engine {
             model: model.to_path_buf(),
             engine: "ort",
             reason: match config.device {
@@ -266,13 +266,13 @@ impl OrtSession {
             },
         };
         let session = build_session(env, model, pixels.as_deref(), config).map_err(fail)?;
-        let mismatch = |reason: String| FeatureError::SpecMismatch { model: model.to_path_buf(), reason };
+        let mismatch = |reason: String| RuntimeError::SpecMismatch { model: model.to_path_buf(), reason };
         let input_name = if pixels.is_some() { PIXELS } else { spec.input_name.as_str() };
         let input = session.inputs().iter().find(|i| i.name() == input_name).ok_or_else(|| {
             mismatch(format!("no input `{input_name}` (it has {})", names(session.inputs().iter().map(|i| i.name()))))
         })?;
         if let (ValueType::Tensor { shape, .. }, None) = (input.dtype(), &pixels) {
-            check_input_shape(spec, &shape.iter().map(|&d| (d > 0).then_some(d as usize)).collect::<Vec<_>>())
+            spec.check_input_shape(&shape.iter().map(|&d| (d > 0).then_some(d as usize)).collect::<Vec<_>>())
                 .map_err(mismatch)?;
         }
         for want in outputs {
@@ -374,10 +374,10 @@ fn one_line(text: &str) -> String {
 
 // ---------------------------------------------------------------- tract
 
-fn load_tract(model: &Path, spec: &ModelSpec, outputs: &[&str], threads: usize) -> Result<Backend, FeatureError> {
-    let mismatch = |reason: String| FeatureError::SpecMismatch { model: model.to_path_buf(), reason };
+fn load_tract(model: &Path, spec: &ModelSpec, outputs: &[&str], threads: usize) -> Result<Backend, RuntimeError> {
+    let mismatch = |reason: String| RuntimeError::SpecMismatch { model: model.to_path_buf(), reason };
     let engine_err =
-        |e: TractError| FeatureError::Engine { model: model.to_path_buf(), engine: "tract", reason: format!("{e:#}") };
+        |e: TractError| RuntimeError::Engine { model: model.to_path_buf(), engine: "tract", reason: format!("{e:#}") };
     let graph = tract_onnx::onnx().model_for_path(model).map_err(engine_err)?;
     let input_names: Vec<String> =
         graph.input_outlets().map_err(engine_err)?.iter().map(|o| graph.node(o.node).name.clone()).collect();
@@ -395,7 +395,7 @@ fn load_tract(model: &Path, spec: &ModelSpec, outputs: &[&str], threads: usize) 
         .map(|d| d.concretize().and_then(|d| d.as_i64().and_then(|v| usize::try_from(v).ok())))
         .collect();
     if declared.rank().concretize().is_some() {
-        check_input_shape(spec, &dims).map_err(mismatch)?;
+        spec.check_input_shape(&dims).map_err(mismatch)?;
     }
     for want in outputs {
         let known = graph.outlet_labels.values().any(|l| l == want) || graph.nodes().iter().any(|n| n.name == *want);
@@ -409,7 +409,7 @@ fn load_tract(model: &Path, spec: &ModelSpec, outputs: &[&str], threads: usize) 
         .and_then(|g| g.into_optimized())
         .and_then(|g| g.into_runnable())
         .map_err(engine_err)?;
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| FeatureError::Engine {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| RuntimeError::Engine {
         model: model.to_path_buf(),
         engine: "tract",
         reason: e.to_string(),
@@ -440,35 +440,6 @@ fn run_tract(
             Ok(ndarray::concatenate(Axis(0), &views)?)
         })
         .collect()
-}
-
-// ---------------------------------------------------------------- shared checks
-
-/// Compares a graph's declared input dims (`None` = dynamic) with the spec's layout and size.
-pub(crate) fn check_input_shape(spec: &ModelSpec, dims: &[Option<usize>]) -> Result<(), String> {
-    let want = spec.input_shape(1);
-    if dims.len() != 4 {
-        return Err(format!(
-            "input `{}` has {} dimensions; the spec describes a 4-D image batch",
-            spec.input_name,
-            dims.len()
-        ));
-    }
-    for (axis, (got, want)) in dims.iter().zip(want).enumerate().skip(1) {
-        if let Some(got) = got
-            && *got != want
-        {
-            let layout = match spec.layout {
-                Layout::Nchw => "NCHW",
-                Layout::Nhwc => "NHWC",
-            };
-            return Err(format!(
-                "input `{}` has size {got} on axis {axis}, but the spec ({layout}, {}x{}) says {want}",
-                spec.input_name, spec.resize.height, spec.resize.width
-            ));
-        }
-    }
-    Ok(())
 }
 
 fn names<'a>(it: impl Iterator<Item = &'a str>) -> String {

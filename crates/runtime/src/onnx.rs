@@ -1,8 +1,14 @@
-//! Writing ONNX graphs with the protobuf types `tract-onnx` generates (`tract_onnx::pb`):
-//! the zoo's converters build whole graphs, the pixel feed prepends nodes to one.
+//! Reading and writing ONNX files with the protobuf types `tract-onnx` generates ([`pb`]), the
+//! one place in the workspace that touches them: the pixel feed prepends nodes to a model, the
+//! zoo's converters build whole graphs, fine-tuning reads a backbone's last block back as
+//! weights. Reading gives plain values and `String` reasons, which each caller wraps in its
+//! own error with the file's name.
+
+use std::collections::HashMap;
+use std::path::Path;
 
 use prost::Message;
-use tract_onnx::pb;
+pub use tract_onnx::pb;
 use tract_onnx::pb::tensor_proto::DataType;
 
 /// Opset of the graphs written here (the shared reference model's).
@@ -150,4 +156,72 @@ pub fn value_info(name: &str, dims: &[Dim], elem_type: DataType) -> pb::ValueInf
         }),
         ..Default::default()
     }
+}
+
+// ---------------------------------------------------------------- reading
+
+/// Reads an `.onnx` file.
+pub fn read(path: &Path) -> Result<pb::ModelProto, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    decode(&bytes)
+}
+
+/// Decodes a model from the bytes an `.onnx` file holds.
+pub fn decode(bytes: &[u8]) -> Result<pb::ModelProto, String> {
+    pb::ModelProto::decode(bytes).map_err(|e| format!("not an ONNX model: {e}"))
+}
+
+/// Constant tensors of a graph (initializers and Constant nodes) by name.
+pub fn constants(graph: &pb::GraphProto) -> HashMap<&str, &pb::TensorProto> {
+    let mut out: HashMap<&str, &pb::TensorProto> = graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+    for node in graph.node.iter().filter(|n| n.op_type == "Constant") {
+        if let (Some(out_name), Some(t)) = (node.output.first(), node.attribute.iter().find_map(|a| a.t.as_ref())) {
+            out.insert(out_name.as_str(), t);
+        }
+    }
+    out
+}
+
+/// The values of a float32 tensor, raw or listed.
+pub fn float_values(t: &pb::TensorProto) -> Result<Vec<f32>, String> {
+    match t.data_type {
+        1 if !t.raw_data.is_empty() => {
+            Ok(t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+        }
+        1 => Ok(t.float_data.clone()),
+        other => Err(format!("initializer `{}` has ONNX type {other}, expected float", t.name)),
+    }
+}
+
+/// The values of an int64 tensor, raw or listed.
+pub fn int64_values(t: &pb::TensorProto) -> Result<Vec<i64>, String> {
+    match t.data_type {
+        7 if !t.raw_data.is_empty() => Ok(t
+            .raw_data
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+            .collect()),
+        7 => Ok(t.int64_data.clone()),
+        other => Err(format!("initializer `{}` has ONNX type {other}, expected int64", t.name)),
+    }
+}
+
+/// A node's attribute by name.
+pub fn attribute<'a>(node: &'a pb::NodeProto, name: &str) -> Option<&'a pb::AttributeProto> {
+    node.attribute.iter().find(|a| a.name == name)
+}
+
+/// The declared dimensions of a graph input or output (`None` where symbolic or unknown).
+pub fn declared_dims(value: &pb::ValueInfoProto) -> Vec<Option<usize>> {
+    use pb::tensor_shape_proto::dimension::Value;
+    let Some(pb::type_proto::Value::TensorType(t)) = value.r#type.as_ref().and_then(|t| t.value.as_ref()) else {
+        return Vec::new();
+    };
+    let dims = t.shape.as_ref().map_or(&[][..], |s| &s.dim[..]);
+    dims.iter()
+        .map(|d| match d.value {
+            Some(Value::DimValue(n)) if n > 0 => Some(n as usize),
+            _ => None,
+        })
+        .collect()
 }

@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{EngineKind, FeatureError};
+use crate::{EngineKind, RuntimeError};
 
 /// The device an engine computes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -110,8 +110,8 @@ impl EngineConfig {
     }
 
     /// Refuses combinations that cannot run as asked, before anything is loaded.
-    pub fn check(&self) -> Result<(), FeatureError> {
-        let refuse = |reason: &str| Err(FeatureError::Device(reason.to_string()));
+    pub fn check(&self) -> Result<(), RuntimeError> {
+        let refuse = |reason: &str| Err(RuntimeError::Device(reason.to_string()));
         if self.device.is_gpu() && self.kind == EngineKind::Tract {
             return refuse("the tract engine runs on the CPU only: use --engine ort (or auto) with --device cuda");
         }

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use ort::ep::ExecutionProvider;
 
-use crate::FeatureError;
+use crate::RuntimeError;
 
 /// What the CUDA provider cannot start without (its own `NEEDED` entries, and cuDNN, which
 /// it opens at its first convolution), in load order: a library's dependencies first.
@@ -35,7 +35,7 @@ static READY: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// Checks, once per process, that the loaded ONNX Runtime has a CUDA provider and that the
 /// CUDA and cuDNN libraries load; `ort_library` is the `libonnxruntime` in use.
-pub(crate) fn ready(ort_library: &Path) -> Result<(), FeatureError> {
+pub(crate) fn ready(ort_library: &Path) -> Result<(), RuntimeError> {
     READY
         .get_or_init(|| {
             let has_cuda = ort::ep::CUDA::is_available().map_err(|e| e.to_string())?;
@@ -54,7 +54,7 @@ pub(crate) fn ready(ort_library: &Path) -> Result<(), FeatureError> {
             preload(&search_folders(ort_library))
         })
         .clone()
-        .map_err(FeatureError::Device)
+        .map_err(RuntimeError::Device)
 }
 
 /// Loads each CUDA/cuDNN library from the first folder that has it (else by name, through

@@ -8,7 +8,7 @@ use imgclf_dataset::{Filter, Fit, Resize};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::FeatureError;
+use crate::RuntimeError;
 
 /// Largest model input side a spec may declare (the largest ImageNet backbones take ~600).
 pub const MAX_INPUT_SIDE: u32 = 4096;
@@ -66,19 +66,46 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// Compares a graph's declared input dims (`None` = dynamic) with the spec's layout and size.
+    pub(crate) fn check_input_shape(&self, dims: &[Option<usize>]) -> Result<(), String> {
+        let (spec, want) = (self, self.input_shape(1));
+        if dims.len() != 4 {
+            return Err(format!(
+                "input `{}` has {} dimensions; the spec describes a 4-D image batch",
+                spec.input_name,
+                dims.len()
+            ));
+        }
+        for (axis, (got, want)) in dims.iter().zip(want).enumerate().skip(1) {
+            if let Some(got) = got
+                && *got != want
+            {
+                let layout = match spec.layout {
+                    Layout::Nchw => "NCHW",
+                    Layout::Nhwc => "NHWC",
+                };
+                return Err(format!(
+                    "input `{}` has size {got} on axis {axis}, but the spec ({layout}, {}x{}) says {want}",
+                    spec.input_name, spec.resize.height, spec.resize.width
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The spec for `model.onnx` is `model.json` beside it.
     pub fn path_for(model: &Path) -> PathBuf {
         model.with_extension("json")
     }
 
     /// Reads the spec beside an ONNX file.
-    pub fn for_model(model: &Path) -> Result<ModelSpec, FeatureError> {
+    pub fn for_model(model: &Path) -> Result<ModelSpec, RuntimeError> {
         let path = Self::path_for(model);
-        let text = std::fs::read_to_string(&path).map_err(|e| FeatureError::Spec {
+        let text = std::fs::read_to_string(&path).map_err(|e| RuntimeError::Spec {
             path: path.clone(),
             reason: format!("cannot read the model spec ({e}); every ONNX backbone needs a JSON spec beside it"),
         })?;
-        Self::parse(&text).map_err(|reason| FeatureError::Spec { path, reason })
+        Self::parse(&text).map_err(|reason| RuntimeError::Spec { path, reason })
     }
 
     /// Parses spec JSON text; the error says which field is wrong.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{Engine, EngineConfig, EngineKind, FeatureError, ModelSpec, sha256_file};
+use crate::{Engine, EngineConfig, EngineKind, ModelSpec, RuntimeError, sha256_file};
 
 /// A folder of registered backbones.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,16 +64,16 @@ impl ModelCache {
     }
 
     /// Every registered model, by name; an empty list when the folder does not exist yet.
-    pub fn list(&self) -> Result<Vec<CachedModel>, FeatureError> {
+    pub fn list(&self) -> Result<Vec<CachedModel>, RuntimeError> {
         self.known_names().iter().map(|n| self.get(n)).collect()
     }
 
     /// A registered model by name; the error lists the names there are.
-    pub fn get(&self, name: &str) -> Result<CachedModel, FeatureError> {
+    pub fn get(&self, name: &str) -> Result<CachedModel, RuntimeError> {
         let model = self.dir.join(format!("{name}.onnx"));
         if !model.is_file() {
             let known = self.known_names();
-            return Err(FeatureError::Spec {
+            return Err(RuntimeError::Spec {
                 path: model,
                 reason: format!(
                     "no model `{name}` in the cache ({}); `imgclf models add` registers one",
@@ -82,16 +82,16 @@ impl ModelCache {
             });
         }
         let sha_path = model.with_extension("sha256");
-        let sha256 = std::fs::read_to_string(&sha_path).map_err(FeatureError::io(&sha_path))?.trim().to_string();
+        let sha256 = std::fs::read_to_string(&sha_path).map_err(RuntimeError::io(&sha_path))?.trim().to_string();
         Ok(CachedModel { name: name.into(), spec: ModelSpec::for_model(&model)?, model, sha256 })
     }
 
     /// Refuses a name already registered unless `replace`: checked by `add`, and early by
     /// callers with slow work to do before adding (a download, a conversion).
-    pub fn ensure_free(&self, name: &str, replace: bool) -> Result<(), FeatureError> {
+    pub fn ensure_free(&self, name: &str, replace: bool) -> Result<(), RuntimeError> {
         let target = self.dir.join(format!("{name}.onnx"));
         if target.exists() && !replace {
-            return Err(FeatureError::Spec {
+            return Err(RuntimeError::Spec {
                 path: target,
                 reason: format!("a model `{name}` is already registered; pass --replace to replace it"),
             });
@@ -124,8 +124,8 @@ impl ModelCache {
         spec: &Path,
         name: Option<&str>,
         replace: bool,
-    ) -> Result<CachedModel, FeatureError> {
-        let text = std::fs::read_to_string(spec).map_err(FeatureError::io(spec))?;
+    ) -> Result<CachedModel, RuntimeError> {
+        let text = std::fs::read_to_string(spec).map_err(RuntimeError::io(spec))?;
         self.add_with_spec(model, &text, spec, name, replace)
     }
 
@@ -137,12 +137,12 @@ impl ModelCache {
         spec: &Path,
         name: Option<&str>,
         replace: bool,
-    ) -> Result<CachedModel, FeatureError> {
+    ) -> Result<CachedModel, RuntimeError> {
         let parsed =
-            ModelSpec::parse(text).map_err(|reason| FeatureError::Spec { path: spec.to_path_buf(), reason })?;
+            ModelSpec::parse(text).map_err(|reason| RuntimeError::Spec { path: spec.to_path_buf(), reason })?;
         let name = name.map_or_else(|| default_name(&parsed.name), str::to_string);
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(FeatureError::Spec {
+            return Err(RuntimeError::Spec {
                 path: spec.to_path_buf(),
                 reason: format!("`{name}` is not a usable model name (letters, digits, - _ . only)"),
             });
@@ -150,15 +150,15 @@ impl ModelCache {
         Engine::load(model, &parsed, &parsed.outputs(), &EngineConfig::cpu(EngineKind::Tract, 1))?;
         self.ensure_free(&name, replace)?;
         let target = self.dir.join(format!("{name}.onnx"));
-        std::fs::create_dir_all(&self.dir).map_err(FeatureError::io(&self.dir))?;
+        std::fs::create_dir_all(&self.dir).map_err(RuntimeError::io(&self.dir))?;
         let sha256 = sha256_file(model)?;
         let staged = self.dir.join(format!(".{name}.onnx.partial"));
-        std::fs::copy(model, &staged).map_err(FeatureError::io(&staged))?;
+        std::fs::copy(model, &staged).map_err(RuntimeError::io(&staged))?;
         let spec_path = ModelSpec::path_for(&target);
-        std::fs::write(&spec_path, text).map_err(FeatureError::io(&spec_path))?;
+        std::fs::write(&spec_path, text).map_err(RuntimeError::io(&spec_path))?;
         let sha_path = target.with_extension("sha256");
-        std::fs::write(&sha_path, format!("{sha256}\n")).map_err(FeatureError::io(&sha_path))?;
-        std::fs::rename(&staged, &target).map_err(FeatureError::io(&target))?;
+        std::fs::write(&sha_path, format!("{sha256}\n")).map_err(RuntimeError::io(&sha_path))?;
+        std::fs::rename(&staged, &target).map_err(RuntimeError::io(&target))?;
         self.get(&name)
     }
 }
