@@ -17,7 +17,7 @@ pub fn label_colour(p: f32) -> Rgb<u8> {
 
 /// Draws `text` with its top-left corner at `(x, y)`, `size` pixels high, anti-aliased.
 pub fn draw_text(image: &mut RgbImage, text: &str, (x, y): (i32, i32), size: f32, colour: Rgb<u8>) {
-    let font = FontRef::try_from_slice(imgclf_heads::internal::FONT).expect("the bundled font parses");
+    let font = FontRef::try_from_slice(imgclf_dataset::FONT).expect("the bundled font parses");
     let scale = PxScale::from(size);
     let scaled = font.as_scaled(scale);
     let mut caret = x as f32;
@@ -42,7 +42,7 @@ pub fn draw_text(image: &mut RgbImage, text: &str, (x, y): (i32, i32), size: f32
 
 /// The width `text` takes at `size` pixels.
 pub fn text_width(text: &str, size: f32) -> f32 {
-    let font = FontRef::try_from_slice(imgclf_heads::internal::FONT).expect("the bundled font parses");
+    let font = FontRef::try_from_slice(imgclf_dataset::FONT).expect("the bundled font parses");
     let scaled = font.as_scaled(PxScale::from(size));
     text.chars().map(|c| scaled.h_advance(scaled.glyph_id(c))).sum()
 }

@@ -4,6 +4,11 @@
 //! evidence is. Coloured and blended as the tutorial does (`cv2.applyColorMap(JET)`,
 //! `addWeighted(photo, 0.8, heat, 0.4)`).
 //!
+//! This crate only draws: it takes feature maps and a linear head's weights as arrays, and
+//! runs no model, so it links no HDF5, ONNX Runtime or tract. Getting the maps (a backbone
+//! run on the photo) is `imgclf_runtime::Backbone::embed`'s job, or `imgclf_heads::Predictor`'s
+//! for a trained run.
+//!
 //! A map for one photo (the core of `examples/cam_image.rs`):
 //!
 //! ```
@@ -26,17 +31,11 @@ pub use draw::{
 };
 
 use image::{Rgb, RgbImage};
-use imgclf_heads::Head;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView3, Axis, s};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayView3, Axis, s};
 
 /// Why a map cannot be drawn for a head.
 #[derive(Debug, thiserror::Error)]
 pub enum CamError {
-    /// The head has a hidden layer, so no map is a sum of weighted channels.
-    #[error(
-        "CAM needs a linear head (--head logistic): with a hidden layer the class score is no longer a weighted sum of the feature map"
-    )]
-    NotLinear,
     /// The head and the backbones disagree on the feature width.
     #[error("the head takes {head} features, but the backbones' widths add up to {sources}")]
     Width {
@@ -55,32 +54,39 @@ pub enum CamError {
     },
 }
 
+/// What CAM needs of a trained linear head (a head with a hidden layer has no map: its class
+/// score is no weighted sum of the feature map).
+#[derive(Debug, Clone, Copy)]
+pub struct LinearHead<'a> {
+    /// `(inputs, classes)`, or `(inputs, 1)` for a sigmoid unit.
+    pub kernel: ArrayView2<'a, f32>,
+    /// What the head divides its inputs by, when it standardizes them.
+    pub scale: Option<ArrayView1<'a, f32>>,
+}
+
 /// The weights of backbone `index`'s columns toward `class`, as they act on the raw GAP
 /// features (divided by the standardizer's scale; its mean only shifts every position
 /// alike). `widths` are the backbones' feature widths in column order. For a sigmoid head,
 /// class 0 gets the negated weights.
-pub fn class_weights(head: &Head, widths: &[usize], index: usize, class: usize) -> Result<Array1<f32>, CamError> {
-    if head.hidden.is_some() {
-        return Err(CamError::NotLinear);
-    }
+pub fn class_weights(head: &LinearHead, widths: &[usize], index: usize, class: usize) -> Result<Array1<f32>, CamError> {
     let total: usize = widths.iter().sum();
-    if total != head.inputs() {
-        return Err(CamError::Width { head: head.inputs(), sources: total });
+    if total != head.kernel.nrows() {
+        return Err(CamError::Width { head: head.kernel.nrows(), sources: total });
     }
     if index >= widths.len() {
         return Err(CamError::Backbone { index, count: widths.len() });
     }
     let start: usize = widths[..index].iter().sum();
     let rows = start..start + widths[index];
-    let kernel = &head.output.kernel;
+    let kernel = head.kernel;
     let mut w = if kernel.ncols() == 1 {
         let sign = if class == 1 { 1.0 } else { -1.0 };
         kernel.slice(s![rows.clone(), ..]).column(0).mapv(|v| v * sign)
     } else {
         kernel.slice(s![rows.clone(), ..]).column(class).to_owned()
     };
-    if let Some(s) = &head.standardizer {
-        w /= &s.scale.slice(s![rows]);
+    if let Some(scale) = head.scale {
+        w /= &scale.slice(s![rows]);
     }
     Ok(w)
 }
@@ -153,7 +159,6 @@ pub fn overlay(photo: &RgbImage, cam01: &Array2<f32>) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use imgclf_heads::{Architecture, HeadConfig, Rng, Standardizer};
     use ndarray::{Array3, array};
 
     #[test]
@@ -174,20 +179,19 @@ mod tests {
 
     #[test]
     fn weights_are_the_backbones_slice_toward_the_class_on_raw_features() {
-        let config = HeadConfig { architecture: Architecture::Logistic, dropout: 0.5, l2: 0.0 };
-        let mut head = Head::new(config, 5, 2, &mut Rng::new(1));
-        head.standardizer = Some(Standardizer { mean: Array1::zeros(5), scale: array![1.0, 2.0, 4.0, 1.0, 0.5] });
-        let k = head.output.kernel.column(0).to_owned();
+        let kernel = Array2::from_shape_fn((5, 1), |(i, _)| i as f32 - 1.5);
+        let scale = array![1.0, 2.0, 4.0, 1.0, 0.5];
+        let head = LinearHead { kernel: kernel.view(), scale: Some(scale.view()) };
+        let k = kernel.column(0).to_owned();
         let dog = class_weights(&head, &[2, 3], 1, 1).unwrap();
         assert_eq!(dog, array![k[2] / 4.0, k[3], k[4] / 0.5]);
         let cat = class_weights(&head, &[2, 3], 1, 0).unwrap();
         assert_eq!(cat, -&dog);
         assert!(matches!(class_weights(&head, &[2, 2], 0, 1), Err(CamError::Width { .. })));
         assert!(matches!(class_weights(&head, &[2, 3], 2, 1), Err(CamError::Backbone { .. })));
-        let mlp =
-            Head::new(HeadConfig { architecture: Architecture::Mlp { hidden: 4 }, ..config }, 5, 2, &mut Rng::new(1));
-        let err = class_weights(&mlp, &[5], 0, 1).unwrap_err().to_string();
-        assert!(err.contains("linear head"), "{err}");
+        let softmax = Array2::from_shape_fn((5, 3), |(i, j)| (i * 3 + j) as f32);
+        let head = LinearHead { kernel: softmax.view(), scale: None };
+        assert_eq!(class_weights(&head, &[2, 3], 0, 2).unwrap(), array![2.0, 5.0]);
     }
 
     #[test]

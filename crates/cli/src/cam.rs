@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use imgclf_cam::{class_activation_map, class_weights, label_photo, normalize, overlay, resize_width, titled_grid};
+use imgclf_cam::{
+    LinearHead, class_activation_map, class_weights, label_photo, normalize, overlay, resize_width, titled_grid,
+};
 use imgclf_dataset::{Rng, load_rgb};
 use imgclf_heads::{Predictor, Run, argmax, image_files};
 use ndarray::Axis;
@@ -58,7 +60,10 @@ fn parse_grid(s: &str) -> Result<(usize, usize), String> {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let run = Run::load(&args.run).context("--run")?;
     if run.head.hidden.is_some() {
-        bail!("--run {}: {}", args.run.display(), imgclf_cam::CamError::NotLinear);
+        bail!(
+            "--run {}: CAM needs a linear head (--head logistic): with a hidden layer the class score is no longer a weighted sum of the feature map",
+            args.run.display()
+        );
     }
     let index = match &args.backbone {
         None => 0,
@@ -87,11 +92,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let widths: Vec<usize> = predictor.backbones().iter().map(|b| b.1).collect();
     let (head, classes) = (&predictor.run.head, &predictor.run.info.classes);
+    let linear =
+        LinearHead { kernel: head.output.kernel.view(), scale: head.standardizer.as_ref().map(|s| s.scale.view()) };
     let mut cells = Vec::new();
     for (i, path) in predictions.paths.iter().enumerate() {
         let p = predictions.probs.row(i);
         let class = argmax(p);
-        let weights = class_weights(head, &widths, index, class)?;
+        let weights = class_weights(&linear, &widths, index, class)?;
         let map = predictions.maps[index].index_axis(Axis(0), i);
         let cam = normalize(&class_activation_map(map, weights.view()));
         // The map covers what the backbone saw: its crop of the photo.

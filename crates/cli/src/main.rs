@@ -63,7 +63,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     // SAFETY: first thing in main: no other thread runs yet.
-    unsafe { imgclf_nets::candle_on_one_thread() };
+    unsafe { imgclf_kernels::candle_on_one_thread() };
     let cli = match Cli::try_parse_from(negative_values(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version

@@ -157,7 +157,7 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
 }
 
 pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
-    imgclf_nets::keep_freed_memory();
+    imgclf_kernels::keep_freed_memory();
     let out = &args.out;
     let (mut info, net, state, dataset) = if args.resume {
         let (mut info, net, state) = CnnRun::resume(out).context("--resume")?;
@@ -334,7 +334,7 @@ pub struct FineTuneArgs {
 }
 
 pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
-    imgclf_nets::keep_freed_memory();
+    imgclf_kernels::keep_freed_memory();
     let base = imgclf_heads::Run::load(&args.run).context("--run")?;
     let config = FineTuneConfig {
         epochs: args.epochs,

@@ -307,7 +307,12 @@ fn shared_cats_dogs_reaches_the_reference_accuracy() {
         resize.load(photo).unwrap().save(&resized).unwrap();
         let ours = predictor.predict(std::slice::from_ref(photo), 1).unwrap(); // resized as `resized`
         let class = imgclf_heads::argmax(ours.probs.row(0));
-        let weights = imgclf_cam::class_weights(&predictor.run.head, &[1280], 0, class).unwrap();
+        let head = &predictor.run.head;
+        let linear = imgclf_cam::LinearHead {
+            kernel: head.output.kernel.view(),
+            scale: head.standardizer.as_ref().map(|s| s.scale.view()),
+        };
+        let weights = imgclf_cam::class_weights(&linear, &[1280], 0, class).unwrap();
         let map = ours.maps[0].index_axis(ndarray::Axis(0), 0);
         let cam = imgclf_cam::normalize(&imgclf_cam::class_activation_map(map, weights.view()));
         let script = support::workspace_root().join("tools/reference_cam.py");

@@ -24,6 +24,10 @@ pub use natural::natural_cmp;
 pub use rng::Rng;
 pub use verify::{Unreadable, quarantine, verify};
 
+/// DejaVu Sans (Bitstream Vera licence, see `assets/`), the font every stage draws text on
+/// pictures with (plots, labelled photos, CAM grids), so labels render on any machine.
+pub static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+
 /// `use imgclf_dataset::prelude::*` brings the types every stage uses.
 pub mod prelude {
     pub use crate::{ClassIndex, Dataset, DatasetError, Filter, Fit, Resize, Sample, Split, load_rgb};

@@ -2,8 +2,8 @@
 
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 
-use crate::matmul::matmul;
 use imgclf_dataset::Rng;
+use imgclf_kernels::matmul;
 
 /// A fully connected layer `y = x·kernel + bias`; the kernel is `(inputs, outputs)` as in Keras.
 #[derive(Debug, Clone, PartialEq)]

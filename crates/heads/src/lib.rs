@@ -27,7 +27,6 @@ mod gradcheck;
 mod head;
 mod layers;
 mod loss;
-mod matmul;
 mod metrics;
 mod optim;
 mod plot;
@@ -46,18 +45,9 @@ pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plot::{confusion_png, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
-pub use run::{RUN_FORMAT, Run, RunDir, RunInfo};
+pub use run::{NamedTensor, RUN_FORMAT, Run, RunDir, RunInfo, f32_safetensors, f32_tensor, history_csv};
 pub use submission::{CsvStyle, prediction_csv};
 pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Validation, argmax, train};
-
-/// `use imgclf_heads::prelude::*` brings what a training script needs.
-/// Plumbing the sibling crates share, not part of the heads API: the matrix product, the
-/// bundled font, and the safetensors and history files of run folders.
-pub mod internal {
-    pub use crate::matmul::{matmul, matmul_in};
-    pub use crate::plot::FONT;
-    pub use crate::run::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
-}
 
 /// `use imgclf_heads::prelude::*` brings what training and scoring a head needs.
 pub mod prelude {

@@ -11,10 +11,6 @@ use crate::HeadError;
 use crate::metrics::Evaluation;
 use crate::train::EpochStats;
 
-/// DejaVu Sans (Bitstream Vera licence, see assets/), so labels render on any machine; also
-/// what other stages draw their text with.
-pub static FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
-
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Loss and accuracy per epoch, training and validation, side by side.
@@ -147,7 +143,9 @@ fn render(
     draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> DrawResult,
 ) -> Result<(), HeadError> {
     static REGISTER: Once = Once::new();
-    REGISTER.call_once(|| assert!(register_font("sans-serif", FontStyle::Normal, FONT).is_ok(), "bundled font parses"));
+    REGISTER.call_once(|| {
+        assert!(register_font("sans-serif", FontStyle::Normal, imgclf_dataset::FONT).is_ok(), "bundled font parses")
+    });
     let mut buffer = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();

@@ -1,5 +1,5 @@
 //! One training step (forward, loss, backward) of the tutorial's nets at batch 32, with
-//! imgclf-nets' custom ops (`conv2d`, `pool_relu`) and with candle's own ops on the same
+//! imgclf-kernels' custom ops (`conv2d`, `pool_relu`) and with candle's own ops on the same
 //! weights: what the custom ops are worth. `cargo bench -p imgclf-nets --bench step`.
 
 use std::time::Instant;
@@ -8,8 +8,8 @@ use candle_core::{Device, Tensor};
 use imgclf_dataset::Rng;
 use imgclf_nets::{Arch, LayerSpec, Net, Variant, loss};
 
-/// The same network through candle's `conv2d`, bias `broadcast_add`, `relu` and
-/// `max_pool2d`, taking the weights in `net.params()` order (no dropout, as in inference).
+/// The same network through candle's own ops (`imgclf_kernels::reference`, `relu`,
+/// `max_pool2d`), taking the weights in `net.params()` order (no dropout, as in inference).
 fn candle_forward(net: &Net, x: &Tensor) -> Tensor {
     let params = net.params();
     let mut weights = params.iter().map(|(_, v)| v.as_tensor());
@@ -19,14 +19,14 @@ fn candle_forward(net: &Net, x: &Tensor) -> Tensor {
             LayerSpec::Conv { kernel, same, .. } => {
                 let (k, b) = (weights.next().unwrap(), weights.next().unwrap());
                 let pad = if same { kernel / 2 } else { 0 };
-                x.conv2d(k, pad, 1, 1, 1).unwrap().broadcast_add(&b.reshape((1, (), 1, 1)).unwrap()).unwrap()
+                imgclf_kernels::reference::conv2d(&x, k, b, pad).unwrap()
             }
             LayerSpec::Relu => x.relu().unwrap(),
             LayerSpec::MaxPool => x.max_pool2d(2).unwrap(),
             LayerSpec::Flatten => x.flatten_from(1).unwrap(),
             LayerSpec::Dense { .. } => {
                 let (k, b) = (weights.next().unwrap(), weights.next().unwrap());
-                x.matmul(k).unwrap().broadcast_add(b).unwrap()
+                imgclf_kernels::reference::dense(&x, k, b, false).unwrap()
             }
             LayerSpec::Dropout { .. } | LayerSpec::BatchNorm => x,
         };
@@ -52,8 +52,8 @@ fn time_step(classes: usize, labels: &[usize], forward: impl Fn() -> Tensor) -> 
 fn main() {
     // as `imgclf train-cnn` does
     // SAFETY: first thing in main: no other thread runs yet.
-    unsafe { imgclf_nets::candle_on_one_thread() };
-    imgclf_nets::keep_freed_memory();
+    unsafe { imgclf_kernels::candle_on_one_thread() };
+    imgclf_kernels::keep_freed_memory();
     println!("| net | ops | step (s) | forward (s) | images/s |");
     println!("|---|---|---|---|---|");
     for (arch, size, classes) in [(Arch::Small, 150, 2), (Arch::Lenet, 32, 43)] {

@@ -180,7 +180,7 @@ pub struct Conv {
 impl Conv {
     /// The convolution of an NCHW batch.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, NetError> {
-        Ok(crate::conv2d(x, self.kernel.as_tensor(), self.bias.as_tensor(), self.padding)?)
+        Ok(imgclf_kernels::conv2d(x, self.kernel.as_tensor(), self.bias.as_tensor(), self.padding)?)
     }
 }
 
@@ -195,7 +195,7 @@ pub struct Dense {
 impl Dense {
     /// `x · kernel + bias`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor, NetError> {
-        Ok(crate::dense(x, self.kernel.as_tensor(), self.bias.as_tensor(), false)?)
+        Ok(imgclf_kernels::dense(x, self.kernel.as_tensor(), self.bias.as_tensor(), false)?)
     }
 }
 
@@ -437,15 +437,15 @@ impl Net {
             x = match layer {
                 Layer::Conv(l) => l.forward(&x)?,
                 Layer::BatchNorm(l) => l.forward(&x, dropout.is_some())?,
-                Layer::ReluPool => crate::pool_relu(&x)?,
+                Layer::ReluPool => imgclf_kernels::pool_relu(&x)?,
                 Layer::ConvReluPool(l) => {
-                    crate::conv_relu_pool(&x, l.kernel.as_tensor(), l.bias.as_tensor(), l.padding)?
+                    imgclf_kernels::conv_relu_pool(&x, l.kernel.as_tensor(), l.bias.as_tensor(), l.padding)?
                 }
                 Layer::Relu => x.relu()?,
                 Layer::MaxPool => x.max_pool2d(2)?,
                 Layer::Flatten => x.flatten_from(1)?,
                 Layer::Dense(l) => l.forward(&x)?,
-                Layer::DenseRelu(l) => crate::dense(&x, l.kernel.as_tensor(), l.bias.as_tensor(), true)?,
+                Layer::DenseRelu(l) => imgclf_kernels::dense(&x, l.kernel.as_tensor(), l.bias.as_tensor(), true)?,
                 Layer::Dropout(rate) => match dropout.as_deref_mut() {
                     Some(rng) => self::dropout(&x, *rate, rng)?,
                     None => x,

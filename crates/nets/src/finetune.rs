@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor, Var};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
-use imgclf_heads::internal::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 use imgclf_heads::{EpochStats, Predictions, Run, curves_png};
+use imgclf_heads::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 use imgclf_runtime::onnx::{self, pb};
 use imgclf_runtime::{Backbone, Engine, EngineConfig, ModelSpec, preprocess_batch};
 use rayon::prelude::*;

@@ -22,32 +22,20 @@
 
 mod any_run;
 mod arch;
-mod conv;
 mod data;
-mod dense;
-mod depthwise;
 mod error;
 mod finetune;
-mod fused;
-mod pool;
-mod process;
 mod run;
 mod tail;
 mod train;
 
 pub use any_run::{AnyRun, SplitSource};
 pub use arch::{Arch, BatchNorm, Conv, Dense, LayerSpec, LayerSummary, Net, Variant, output_units};
-pub use conv::conv2d;
 pub use data::{ImageSet, Input, batch_tensor, resize_to, validation_split};
-pub use dense::dense;
-pub use depthwise::depthwise_conv2d;
 pub use error::NetError;
 pub use finetune::{
     Activations, FINETUNE_RUN_FORMAT, FineTuneConfig, FineTuneInfo, FineTuneRun, FineTuned, Frozen, HeadLayers, Score,
 };
-pub use fused::conv_relu_pool;
-pub use pool::pool_relu;
-pub use process::{candle_on_one_thread, keep_freed_memory};
 pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net, run_format};
 pub use tail::{Tail, last_block_input, prefix_model};
 pub use train::{

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
-use imgclf_heads::internal::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 use imgclf_heads::{EpochStats, Optimizer, Predictions, curves_png};
+use imgclf_heads::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 use ndarray::Array2;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};

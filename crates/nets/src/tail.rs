@@ -179,9 +179,9 @@ impl Tail {
                 Op::Conv { input, output, kernel, bias, group, pads } => {
                     let x = get(&values, input)?;
                     let y = if *group == 1 {
-                        crate::conv2d(&pad(&x, *pads)?, kernel.as_tensor(), bias.as_tensor(), 0)?
+                        imgclf_kernels::conv2d(&pad(&x, *pads)?, kernel.as_tensor(), bias.as_tensor(), 0)?
                     } else if *group == x.dim(1)? && kernel.dim(1)? == 1 && kernel.dim(0)? == *group {
-                        crate::depthwise_conv2d(&x, kernel.as_tensor(), bias.as_tensor(), *pads)?
+                        imgclf_kernels::depthwise_conv2d(&x, kernel.as_tensor(), bias.as_tensor(), *pads)?
                     } else {
                         return Err(fail(format!("{output}: grouped convolution with {group} groups; depthwise only")));
                     };

@@ -2,15 +2,15 @@
 //! validation each epoch, and a checkpoint after every epoch from which a resumed run continues
 //! exactly as an uninterrupted one (every random draw is keyed by seed, epoch and batch).
 
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{CpuStorage, D, DType, InplaceOp1, Layout, Tensor, Var};
+use candle_core::{D, DType, Tensor, Var};
 use imgclf_augment::{AugmentParams, Augmenter};
 use imgclf_dataset::limits::{self, BATCH, EPOCHS, LABEL_SMOOTHING};
 use imgclf_dataset::{Filter, Resize, Rng};
 use imgclf_heads::{EpochStats, Optimizer, OptimizerConfig, argmax};
+use imgclf_kernels::update_in_place;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageSet, Input, batch_tensor, resize_to};
@@ -337,9 +337,7 @@ pub fn fit(
             let rates = state.optimizer.begin_step();
             for (i, (name, var)) in model.params().iter().enumerate() {
                 let g = grads.get(var).ok_or_else(|| NetError::Config(format!("no gradient reached {name}")))?;
-                let (g, layout) = g.storage_and_layout();
-                let g = crate::conv::storage_values(&g, layout, "gradient")?;
-                var.inplace_op1(&InPlace(RefCell::new(|p: &mut [f32]| state.optimizer.update(rates, i, p, g))))?;
+                update_in_place(var, g, |p, g| state.optimizer.update(rates, i, p, g))?;
             }
             loss_sum += f64::from(loss.to_scalar::<f32>()?) * chunk.len() as f64;
             let probs = probabilities(&logits.detach(), model.classes())?;
@@ -367,24 +365,6 @@ pub fn fit(
     }
     state.optimizer.config.learning_rate = base_lr;
     Ok(state)
-}
-
-/// `f` run on a tensor's values in place: the optimizer updates each parameter where candle
-/// keeps it, without copying it out and back every step.
-struct InPlace<F>(RefCell<F>);
-
-impl<F: FnMut(&mut [f32])> InplaceOp1 for InPlace<F> {
-    fn name(&self) -> &'static str {
-        "in-place"
-    }
-    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("a parameter is not contiguous")
-        };
-        let CpuStorage::F32(values) = storage else { candle_core::bail!("a parameter is not f32") };
-        (self.0.borrow_mut())(&mut values[start..end]);
-        Ok(())
-    }
 }
 
 /// Class probabilities `(n, classes)` from logits: a sigmoid unit becomes two columns.

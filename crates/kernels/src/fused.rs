@@ -18,6 +18,9 @@ use crate::pool::{NO_WINNER, relu_pool_plane, window_index};
 /// `max(0, max of each 2×2 window)` of `x (n, c, h, w)` convolved with `kernel (o, c, k, k)`
 /// (`pad` zeros on every side) plus `bias (o)`: `(n, o, ho / 2, wo / 2)`.
 pub fn conv_relu_pool(x: &Tensor, kernel: &Tensor, bias: &Tensor, pad: usize) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return crate::reference::conv_relu_pool(x, kernel, bias, pad);
+    }
     let op = ConvReluPool { pad, winners: OnceLock::new() };
     x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, op)
 }

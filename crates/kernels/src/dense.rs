@@ -3,14 +3,17 @@
 //! candle ops (matmul, broadcast add, relu and their backward passes) it was a dozen small
 //! operations per step, each paying for its own threads and buffers.
 
+use crate::matmul::{matmul, matmul_in};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use imgclf_heads::internal::{matmul, matmul_in};
 use ndarray::{Array2, ArrayView2, Axis, Order};
 
 use crate::conv::{storage_values, values};
 
 /// `x (n, inputs) · kernel (inputs, outputs) + bias (outputs)`, through ReLU when `relu`.
 pub fn dense(x: &Tensor, kernel: &Tensor, bias: &Tensor, relu: bool) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return crate::reference::dense(x, kernel, bias, relu);
+    }
     x.contiguous()?.apply_op3(&kernel.contiguous()?, &bias.contiguous()?, Dense { relu })
 }
 
@@ -110,10 +113,7 @@ mod tests {
             let kernel = Var::from_vec(values(7 * 4, 2), (7, 4), &dev).unwrap();
             let bias = Var::from_vec(values(4, 3), 4, &dev).unwrap();
             let ours = dense(&x, &kernel, &bias, relu).unwrap();
-            let mut theirs = x.matmul(&kernel).unwrap().broadcast_add(&bias).unwrap();
-            if relu {
-                theirs = theirs.relu().unwrap();
-            }
+            let theirs = crate::reference::dense(&x, &kernel, &bias, relu).unwrap();
             let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let close = |a: &Tensor, b: &Tensor, what: &str| {
                 let (a, b) = (flat(a), flat(b));
