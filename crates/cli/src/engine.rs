@@ -1,5 +1,6 @@
 //! The flags of every command that runs a backbone: engine, device and precision.
 
+use anyhow::Context;
 use imgclf_runtime::{Device, EngineConfig, EngineKind, Precision};
 
 #[derive(clap::Args, Clone, Copy)]
@@ -24,7 +25,9 @@ impl EngineArgs {
     pub fn config(&self, threads: Option<usize>) -> anyhow::Result<EngineConfig> {
         let threads = threads.unwrap_or_else(cores);
         let config = EngineConfig::new(self.engine, self.device, self.precision, threads);
-        config.check()?;
+        config.check().with_context(|| {
+            format!("--engine {} --device {} --precision {}", self.engine, self.device, self.precision)
+        })?;
         Ok(config)
     }
 }

@@ -95,7 +95,7 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
     }
     optimizer.decay = args.decay;
     if args.momentum != 0.0 || args.nesterov {
-        optimizer.set_momentum(args.momentum, args.nesterov).context("--momentum/--nesterov")?;
+        optimizer.set_momentum(args.momentum, args.nesterov).context("--momentum/--nesterov need --optimizer sgd")?;
     }
     let architecture = match args.head {
         HeadKind::Logistic => Architecture::Logistic,

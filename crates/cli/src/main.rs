@@ -20,6 +20,7 @@ mod models;
 mod nets;
 mod runs;
 mod show;
+mod terms;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -88,7 +89,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", terms::for_users(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

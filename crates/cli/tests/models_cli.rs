@@ -92,7 +92,7 @@ fn presets_describe_usual_exports_and_refuse_models_they_do_not_fit() {
     let ok = stdout(&imgclf(&home, &["models", "add", m, "--preset", "efficientnet-lite0", "--name", "lite0"]));
     assert!(ok.contains("registered lite0"), "{ok}");
     let list = stdout(&imgclf(&home, &["models", "list"]));
-    assert!(list.contains("1280 features") && list.contains("registered with --preset"), "{list}");
+    assert!(list.contains("1280 features") && list.contains("registered from its preset"), "{list}");
 
     // the ResNet50 preset says NHWC 224x224x3: Lite0's NCHW input contradicts it
     let err = stderr(&imgclf(&home, &["models", "add", m, "--preset", "keras-resnet50", "--name", "wrong"]));

@@ -88,20 +88,25 @@ impl Shard {
             let count = match (number("SLURM_ARRAY_TASK_COUNT")?, number("SLURM_ARRAY_TASK_MAX")?) {
                 (Some(count), _) => count,
                 (None, Some(max)) => max + 1 - min.min(max),
-                (None, None) => shards.ok_or("SLURM_ARRAY_TASK_ID is set but not the array's size: pass --shards N")?,
+                (None, None) => {
+                    shards.ok_or("SLURM_ARRAY_TASK_ID is set but not the array's size: give the count (`shards`)")?
+                }
             };
             if shards.is_some_and(|n| n != count) {
-                return Err(format!("--shards {} disagrees with the Slurm array's {count} tasks", shards.unwrap_or(0)));
+                return Err(format!(
+                    "a count of {} (`shards`) disagrees with the Slurm array's {count} tasks",
+                    shards.unwrap_or(0)
+                ));
             }
             Shard { index: id.checked_sub(min).ok_or("SLURM_ARRAY_TASK_ID is below SLURM_ARRAY_TASK_MIN")?, count }
         } else if let Some(index) = number("JOB_COMPLETION_INDEX")? {
             let count = shards.ok_or(
-                "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): pass --shards N, the Job's completions",
+                "JOB_COMPLETION_INDEX is set (a Kubernetes Indexed Job): give the Job's completions as the count (`shards`)",
             )?;
             Shard { index, count }
         } else {
             return Err("neither SLURM_ARRAY_TASK_ID (a Slurm array task) nor JOB_COMPLETION_INDEX (a Kubernetes \
-                        Indexed Job) is set: run it as an array task, or give --shard K/N"
+                        Indexed Job) is set: run it as an array task, or name the part"
                 .into());
         };
         if shard.index >= shard.count {
@@ -275,7 +280,11 @@ fn check(dir: &Path, backbone: &str, count: Option<usize>) -> Result<Checked, Fe
             let several: Vec<String> = several.iter().map(usize::to_string).collect();
             return Err(refuse(
                 &output,
-                format!("shards of {} runs with {} parts are here: pass --shards N", backbone, several.join(" and ")),
+                format!(
+                    "shards of {} runs with {} parts are here: say which count (`shards`)",
+                    backbone,
+                    several.join(" and ")
+                ),
             ));
         }
     };
@@ -422,7 +431,7 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
         Err(why) if !force => {
             return Err(FeatureError::FeatureFile {
                 path: output.clone(),
-                reason: format!("exists and is not these shards merged ({why}); pass --force to replace it"),
+                reason: format!("exists and is not these shards merged ({why}); it is replaced only with `force`"),
             });
         }
         _ => {}
@@ -586,7 +595,7 @@ mod tests {
         assert_eq!(Shard::from_scheduler(min_max, None).unwrap(), Shard { index: 1, count: 3 });
         let k8s = env(&[("JOB_COMPLETION_INDEX", "0")]);
         assert_eq!(Shard::from_scheduler(k8s, Some(4)).unwrap(), Shard { index: 0, count: 4 });
-        assert!(Shard::from_scheduler(k8s, None).unwrap_err().contains("--shards N"));
+        assert!(Shard::from_scheduler(k8s, None).unwrap_err().contains("(`shards`)"));
         assert!(Shard::from_scheduler(env(&[]), None).unwrap_err().contains("neither SLURM_ARRAY_TASK_ID"));
         let clash = env(&[("SLURM_ARRAY_TASK_ID", "0"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
         assert!(Shard::from_scheduler(clash, Some(4)).unwrap_err().contains("disagrees"));

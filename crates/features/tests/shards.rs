@@ -195,7 +195,7 @@ fn a_changed_image_needs_every_shard_rerun_and_only_its_own_is_recomputed() {
 fn mixed_shard_counts_and_renamed_shards_are_refused() {
     let (_t, data, model, out) = three_shards();
     extract_shard(&data, &model, &out, shard(0, 2), 2);
-    refused(&out, None, "gap_TinyConvNet.h5", "runs with 2 and 3 parts are here: pass --shards N");
+    refused(&out, None, "gap_TinyConvNet.h5", "runs with 2 and 3 parts are here: say which count (`shards`)");
     // choosing the count merges those shards
     merge(&out, NAME, Some(3), false).unwrap();
     fs::remove_file(out.join("gap_TinyConvNet.h5")).unwrap();

@@ -66,13 +66,13 @@ impl HeadInputs {
             .map(|f| {
                 let f = &std::path::absolute(f).unwrap_or_else(|_| f.clone());
                 if !f.is_file() {
-                    let reason = "no such feature file (`imgclf extract` writes them)".into();
+                    let reason = "no such feature file (`extract` writes them)".into();
                     return Err(HeadError::Input { path: f.clone(), reason });
                 }
                 let set = FeatureSet::read(f)?;
                 if let Some(shard) = &set.shard {
                     let reason = format!(
-                        "shard {}/{} of {}, a part of the dataset: join the shards first (imgclf features merge {})",
+                        "shard {}/{} of {}, a part of the dataset: join the shards in {} first (`merge`)",
                         shard.index,
                         shard.count,
                         set.backbone,

@@ -41,7 +41,7 @@ impl Predictor {
             let fail = |reason: String| HeadError::Run { path: run.dir.join("run.json"), reason };
             if source.model.as_os_str().is_empty() {
                 return Err(fail(format!(
-                    "names no model file for {} (its features predate that record): extract again with `imgclf extract` and retrain",
+                    "names no model file for {} (its features predate that record): `extract` again and retrain",
                     source.backbone
                 )));
             }

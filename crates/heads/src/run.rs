@@ -81,16 +81,16 @@ impl Run {
             return Ok(());
         }
         if !dir.is_dir() {
-            return Err(HeadError::run(dir, "is a file, not a run folder; choose another --out"));
+            return Err(HeadError::run(dir, "is a file, not a run folder; choose another folder"));
         }
         if !overwrite {
-            return Err(HeadError::run(dir, "already exists; choose another --out or pass --force to replace it"));
+            return Err(HeadError::run(dir, "already exists; choose another folder, or replace it with `overwrite`"));
         }
         let empty = std::fs::read_dir(dir).map_err(HeadError::io(dir))?.next().is_none();
         if !empty && !dir.join("run.json").is_file() {
             return Err(HeadError::run(
                 dir,
-                "holds something other than a run (no run.json): not replaced, even with --force",
+                "holds something other than a run (no run.json): not replaced, even with `overwrite`",
             ));
         }
         Ok(())
@@ -115,7 +115,7 @@ impl Run {
     /// Reads a run folder written by [`Run::save`].
     pub fn load(dir: &Path) -> Result<Run, HeadError> {
         let text = std::fs::read_to_string(dir.join("run.json")).map_err(|e| {
-            HeadError::run(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf train-head`?"))
+            HeadError::run(dir, format!("no readable run.json ({e}); is this a run folder a head's training wrote?"))
         })?;
         Run::from_run_json(dir, &text)
     }

@@ -191,7 +191,7 @@ pub fn train(
     let (train_rows, val_rows, validation) = match (labelled("validation"), config.val_split) {
         (Some(_), Some(_)) => {
             return Err(HeadError::Config(
-                "--val-split holds out part of train, but the features have a `validation` split; drop one".into(),
+                "`val_split` holds out part of train, but the features have a `validation` split; drop one".into(),
             ));
         }
         (Some((split, labels)), None) => {
@@ -207,7 +207,7 @@ pub fn train(
     };
     if config.patience.is_some() && val_rows.is_none() {
         return Err(HeadError::Config(
-            "early stopping watches validation loss: give --val-split, or features with a validation split".into(),
+            "early stopping (`patience`) watches validation loss: give `val_split`, or features with a validation split".into(),
         ));
     }
     let train = Rows { x: train_split.x.view(), labels: train_labels, index: train_rows };
@@ -301,7 +301,7 @@ fn check(config: &TrainConfig, classes: usize) -> Result<(), HeadError> {
     if let ClassWeight::Manual(w) = &config.class_weight
         && (w.len() != classes || w.iter().any(|&v| v.is_nan() || v <= 0.0))
     {
-        return fail(format!("--class-weight needs {classes} positive weights (one per class), got {w:?}"));
+        return fail(format!("`class_weight` needs {classes} positive weights (one per class), got {w:?}"));
     }
     Ok(())
 }

@@ -220,7 +220,7 @@ fn val_split_holds_out_a_stratified_share_and_conflicts_with_a_validation_split(
     std::fs::create_dir(&sub).unwrap();
     let both = HeadInputs::load(&[write(&sub, &feature_set("A", &["a", "b"], 6, SPLITS, 1))]).unwrap();
     let err = train(&both, &cfg, &mut |_| {}).unwrap_err().to_string();
-    assert!(err.contains("--val-split") && err.contains("validation"), "{err}");
+    assert!(err.contains("`val_split`") && err.contains("validation"), "{err}");
     let err = train(&inputs, &TrainConfig { patience: Some(2), ..config(2) }, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains("early stopping"), "{err}");
 }

@@ -71,17 +71,16 @@ impl AnyRun {
         split: Option<&str>,
         engine: &EngineConfig,
     ) -> Result<Scored, NetError> {
-        let refuse =
-            |what: &str, instead: &str| NetError::Config(format!("{} is {what} (use {instead})", self.dir().display()));
+        let refuse = |what: &str| NetError::Config(format!("{} is {what}", self.dir().display()));
         match self {
             AnyRun::Head(run) => {
                 if source.data.is_some() {
-                    return Err(refuse("a head run, which reads feature files, not a data root", "--features"));
+                    return Err(refuse("a head run, which reads feature files, not a data root"));
                 }
                 score_head(run, source.features, split)
             }
             _ if !source.features.is_empty() => {
-                Err(refuse("a CNN or fine-tuning run, which reads images, not feature files", "--data"))
+                Err(refuse("a CNN or fine-tuning run, which reads images, not feature files"))
             }
             AnyRun::Cnn(run) => run.score_split(source.data, split),
             AnyRun::FineTune(run) => run.score_split(source.data, split, engine),

@@ -343,7 +343,7 @@ impl FineTuneRun {
         let from = match from {
             Some(f) => f.to_string(),
             None => last_block_input(&onnx).ok_or_else(|| {
-                NetError::file(&source.model, "no residual block found; name the tail's first tensor with --from")
+                NetError::file(&source.model, "no residual block found; name the tail's first tensor (`from`)")
             })?,
         };
         let tail = Tail::from_onnx(&onnx, &from, &to).map_err(|e| NetError::file(&source.model, e))?;

@@ -274,7 +274,7 @@ pub(crate) fn pick_split<'a>(
     let name = match split {
         Some(name) => name.to_string(),
         None => validation_split(dataset, None)?
-            .ok_or_else(|| NetError::file(root, "no labelled validation or test split; name one with --split"))?,
+            .ok_or_else(|| NetError::file(root, "no labelled validation or test split; name one (`split`)"))?,
     };
     let names = || dataset.splits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ");
     let samples = &dataset

@@ -29,7 +29,7 @@ const OPTIONAL: &[&str] = &[
 ];
 
 /// The fix every message ends with.
-const FIX: &str = "run ./just setup-gpu, or point ORT_DYLIB_PATH at onnxruntime-gpu's libonnxruntime.so";
+const FIX: &str = "install the onnxruntime-gpu wheel and point ORT_DYLIB_PATH at its libonnxruntime.so";
 
 static READY: OnceLock<Result<(), String>> = OnceLock::new();
 
@@ -47,8 +47,8 @@ pub(crate) fn ready(ort_library: &Path) -> Result<(), RuntimeError> {
                 ));
             }
             if ort::util::preload_dylib("libcuda.so.1").is_err() {
-                return Err("no NVIDIA driver on this machine (libcuda.so.1 does not load): --device cuda needs an \
-                            NVIDIA GPU with its driver; use --device cpu"
+                return Err("no NVIDIA driver on this machine (libcuda.so.1 does not load): CUDA needs an NVIDIA GPU \
+                            with its driver; compute on the CPU instead"
                     .into());
             }
             preload(&search_folders(ort_library))
@@ -78,7 +78,7 @@ fn preload(folders: &[PathBuf]) -> Result<(), String> {
     let looked: Vec<String> = folders.iter().filter(|f| f.is_dir()).map(|f| f.display().to_string()).collect();
     Err(format!(
         "CUDA 13 / cuDNN 9 libraries not found or not loadable: {} (looked in {} and the system's loader paths): \
-         run ./just setup-gpu (it installs them as pip wheels), or set CUDA_HOME to a CUDA 13 installation",
+         install them (NVIDIA's pip wheels), or set CUDA_HOME to a CUDA 13 installation",
         missing.join(", "),
         if looked.is_empty() { "no existing folder".to_string() } else { looked.join(", ") }
     ))
@@ -156,7 +156,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let err = preload(&[t.path().to_path_buf()]).unwrap_err();
         assert!(err.contains("libcudart.so.13") && err.contains("libcudnn.so.9"), "{err}");
-        assert!(err.contains("./just setup-gpu") && err.contains(&t.path().display().to_string()), "{err}");
+        assert!(err.contains("CUDA_HOME") && err.contains(&t.path().display().to_string()), "{err}");
         // optional libraries are not reported
         assert!(!err.contains("libnvrtc"), "{err}");
     }

@@ -113,10 +113,10 @@ impl EngineConfig {
     pub fn check(&self) -> Result<(), RuntimeError> {
         let refuse = |reason: &str| Err(RuntimeError::Device(reason.to_string()));
         if self.device.is_gpu() && self.kind == EngineKind::Tract {
-            return refuse("the tract engine runs on the CPU only: use --engine ort (or auto) with --device cuda");
+            return refuse("the tract engine runs on the CPU only: a GPU needs the ort engine (or auto)");
         }
         if !self.device.is_gpu() && self.precision == Precision::Tf32 {
-            return refuse("--precision tf32 is a GPU setting: the CPU computes in fp32 (add --device cuda)");
+            return refuse("precision tf32 is a GPU setting: the CPU computes in fp32");
         }
         if self.kind == EngineKind::Tract && self.feed == Feed::Pixels {
             return refuse("the pixel feed runs through ONNX Runtime only");

@@ -76,7 +76,7 @@ impl ModelCache {
             return Err(RuntimeError::Spec {
                 path: model,
                 reason: format!(
-                    "no model `{name}` in the cache ({}); `imgclf models add` registers one",
+                    "no model `{name}` in the cache ({}); `ModelCache::add` registers one",
                     if known.is_empty() { "it is empty".into() } else { format!("it has {}", known.join(", ")) }
                 ),
             });
@@ -93,7 +93,7 @@ impl ModelCache {
         if target.exists() && !replace {
             return Err(RuntimeError::Spec {
                 path: target,
-                reason: format!("a model `{name}` is already registered; pass --replace to replace it"),
+                reason: format!("a model `{name}` is already registered; it is replaced only with `replace`"),
             });
         }
         Ok(())

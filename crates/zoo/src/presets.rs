@@ -26,7 +26,7 @@ pub fn preset(name: &str) -> Result<String, ZooError> {
                 "features": {"name": "features", "layout": "NHWC", "shape": ["batch", map, map, 2048]},
                 "pooled": {"name": "gap", "shape": ["batch", 2048]},
             },
-            "source": format!("a Keras {app} (include_top=False) export registered with --preset"),
+            "source": format!("a Keras {app} (include_top=False) export registered from its preset"),
         });
         serde_json::to_string_pretty(&spec).expect("a JSON value serialises") + "\n"
     };
@@ -37,7 +37,7 @@ pub fn preset(name: &str) -> Result<String, ZooError> {
         "keras-resnet50" => Ok(keras("ResNet50", 224, 7, caffe)),
         "keras-inceptionv3" => Ok(keras("InceptionV3", 299, 8, tf)),
         "keras-xception" => Ok(keras("Xception", 299, 10, tf)),
-        "efficientnet-lite0" => Ok(efficientnet::LITE0.spec("an EfficientNet-Lite0 export registered with --preset")),
+        "efficientnet-lite0" => Ok(efficientnet::LITE0.spec("an EfficientNet-Lite0 export registered from its preset")),
         "torchvision-resnet50" => Ok(torchvision_resnet50()),
         _ => Err(ZooError::Unknown { name: name.into(), known: PRESETS.join(", ") }),
     }
@@ -58,7 +58,7 @@ fn torchvision_resnet50() -> String {
             "features": {"name": "features", "layout": "NCHW", "shape": ["batch", 2048, 7, 7]},
             "pooled": {"name": "gap", "shape": ["batch", 2048]},
         },
-        "source": "a torchvision ResNet50 exported by tools/export_torchvision.py, registered with --preset",
+        "source": "a torchvision ResNet50 exported by tools/export_torchvision.py, registered from its preset",
     });
     serde_json::to_string_pretty(&spec).expect("a JSON value serialises") + "\n"
 }

