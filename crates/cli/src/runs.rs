@@ -200,11 +200,7 @@ pub(crate) fn save_image(image: &image::RgbImage, path: &Path) -> anyhow::Result
     write_atomic(path, bytes.get_ref())
 }
 
-/// Writes to a temporary sibling and renames it into place: no half-written file on interruption.
+/// [`imgclf_dataset::write_atomic`] with the file's name in the error.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let name = path.file_name().context("not a file path")?.to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    imgclf_dataset::write_atomic(path, bytes).with_context(|| path.display().to_string())
 }

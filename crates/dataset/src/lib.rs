@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod files;
 mod folder;
 mod image_io;
 pub mod limits;
@@ -17,6 +18,7 @@ mod rng;
 mod verify;
 
 pub use error::DatasetError;
+pub use files::{TempFile, staging_path, write_atomic};
 pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Sample, Split, is_image_file};
 pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb, read_photo};
 pub use names::one_of;

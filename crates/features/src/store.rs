@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use hdf5::types::VarLenUnicode;
+use imgclf_dataset::TempFile;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use sha2::{Digest, Sha256};
 
@@ -297,7 +298,7 @@ impl FeatureWriter {
     /// Starts `target` (written under a temporary name) with its class list.
     pub fn create(target: &Path, classes: &[String]) -> Result<FeatureWriter, FeatureError> {
         let tmp = TempFile::beside(target);
-        let file = hdf5::File::create(&tmp.0).map_err(|e| write_error(target, e))?;
+        let file = hdf5::File::create(tmp.path()).map_err(|e| write_error(target, e))?;
         let writer =
             FeatureWriter { target: target.to_path_buf(), checksum: Checksum::new(classes), tmp, file, split: None };
         let classes = strings(classes, target)?;
@@ -382,9 +383,7 @@ impl FeatureWriter {
         let FeatureWriter { target, tmp, file, split, .. } = self;
         drop(split);
         file.close().map_err(|e| write_error(&target, e))?;
-        std::fs::rename(&tmp.0, &target).map_err(FeatureError::io(&target))?;
-        std::mem::forget(tmp);
-        Ok(())
+        tmp.persist().map_err(FeatureError::io(&target))
     }
 
     fn check<T>(&self, result: hdf5::Result<T>) -> Result<T, FeatureError> {
@@ -513,33 +512,6 @@ fn to_vlen(s: &str, path: &Path) -> Result<VarLenUnicode, FeatureError> {
 
 fn strings(items: &[String], path: &Path) -> Result<Array1<VarLenUnicode>, FeatureError> {
     items.iter().map(|s| to_vlen(s, path)).collect::<Result<Vec<_>, _>>().map(Array1::from)
-}
-
-/// A temporary file beside the target, removed on drop unless renamed into place.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    /// `.<name>.tmp-<pid>` beside `target`. Temporary files that a killed run (SIGKILL, power
-    /// loss) left for the same target are removed first: their process no longer exists.
-    fn beside(target: &Path) -> TempFile {
-        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let prefix = format!(".{name}.tmp-");
-        let dir = target.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            let pid = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok());
-            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-        TempFile(target.with_file_name(format!("{prefix}{}", std::process::id())))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[cfg(test)]

@@ -191,18 +191,9 @@ impl RunDir {
     /// Starts writing the run folder `target` (see [`Run::check_out`] for what it may replace).
     pub fn begin(target: &Path, overwrite: bool) -> Result<RunDir, HeadError> {
         Run::check_out(target, overwrite)?;
-        let name = target.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
-        let prefix = format!(".{name}.partial-");
         let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(HeadError::io(parent))?;
-        for entry in std::fs::read_dir(parent).map_err(HeadError::io(parent))?.flatten() {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            let pid = file.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok());
-            if pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()) {
-                let _ = std::fs::remove_dir_all(entry.path());
-            }
-        }
-        let staging = parent.join(format!("{prefix}{}", std::process::id()));
+        let staging = imgclf_dataset::staging_path(target, "partial");
         let _ = std::fs::remove_dir_all(&staging);
         std::fs::create_dir(&staging).map_err(HeadError::io(&staging))?;
         Ok(RunDir { target: target.to_path_buf(), staging, overwrite, published: false })

@@ -319,10 +319,7 @@ fn set_params(net: &Net, st: &SafeTensors, prefix: &str, path: &Path) -> Result<
     Ok(())
 }
 
-/// Writes beside `path` and renames into place.
+/// [`imgclf_dataset::write_atomic`], failing with the file's name.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NetError> {
-    let name = path.file_name().map_or("file".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(NetError::io(path))?;
-    std::fs::rename(&tmp, path).map_err(NetError::io(path))
+    imgclf_dataset::write_atomic(path, bytes).map_err(NetError::io(path))
 }

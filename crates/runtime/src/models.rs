@@ -152,13 +152,13 @@ impl ModelCache {
         let target = self.dir.join(format!("{name}.onnx"));
         std::fs::create_dir_all(&self.dir).map_err(RuntimeError::io(&self.dir))?;
         let sha256 = sha256_file(model)?;
-        let staged = self.dir.join(format!(".{name}.onnx.partial"));
-        std::fs::copy(model, &staged).map_err(RuntimeError::io(&staged))?;
+        let staged = imgclf_dataset::TempFile::beside(&target);
+        std::fs::copy(model, staged.path()).map_err(RuntimeError::io(staged.path()))?;
         let spec_path = ModelSpec::path_for(&target);
         std::fs::write(&spec_path, text).map_err(RuntimeError::io(&spec_path))?;
         let sha_path = target.with_extension("sha256");
         std::fs::write(&sha_path, format!("{sha256}\n")).map_err(RuntimeError::io(&sha_path))?;
-        std::fs::rename(&staged, &target).map_err(RuntimeError::io(&target))?;
+        staged.persist().map_err(RuntimeError::io(&target))?;
         self.get(&name)
     }
 }
