@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use imgclf_dataset::limits::{BATCH, DECAY, DROPOUT, EPOCHS, LABEL_SMOOTHING, LEARNING_RATE, MOMENTUM};
 use imgclf_dataset::{Dataset, Filter};
-use imgclf_heads::{OptimizerConfig, Rule, RunDir};
+use imgclf_heads::{OptimizerConfig, RunDir};
 use imgclf_nets::prelude::*;
-use imgclf_nets::{FineTuneConfig, FineTuneRun, FitSettings, fit};
+use imgclf_nets::{FineTuneConfig, FineTuneRun};
 use indicatif::ProgressBar;
 
 use crate::engine::EngineArgs;
@@ -160,16 +160,7 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     imgclf_kernels::keep_freed_memory();
     let out = &args.out;
     let (mut info, net, state, dataset) = if args.resume {
-        let (mut info, net, state) = CnnRun::resume(out).context("--resume")?;
-        if let Some(epochs) = args.epochs {
-            if epochs < state.epochs_done() {
-                bail!("--epochs {epochs}: the run already has {} epochs", state.epochs_done());
-            }
-            info.config.epochs = epochs;
-        }
-        if state.epochs_done() >= info.config.epochs {
-            bail!("{} is complete ({} epochs); pass a larger --epochs to train on", out.display(), info.config.epochs);
-        }
+        let (info, net, state) = CnnRun::resume(out, args.epochs).context("--resume")?;
         eprintln!("resuming {} after epoch {} of {}", out.display(), state.epochs_done(), info.config.epochs);
         let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
         (info, net, state, dataset)
@@ -211,21 +202,9 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
         }
     );
     let stop = crate::extract::stop_on_signals()?;
-    let epochs = info.config.epochs;
-    let config = info.config.clone();
-    let save = |state: &TrainState| {
-        CnnRun::save_epoch(out_dir.path(), &mut info, &net, state)?;
-        Ok(out_dir.publish()?)
-    };
-    let result = train(
-        &net,
-        state,
-        &config,
-        &train_set,
-        validation.as_ref(),
-        Some(&stop),
-        report(epochs, config.batch_size, save),
-    );
+    let progress = report(info.config.epochs, info.config.batch_size);
+    let result =
+        CnnRun::train(&mut out_dir, &mut info, &net, state, &train_set, validation.as_ref(), Some(&stop), progress);
     match result {
         Ok(_) => {
             say!("saved {}", out.display());
@@ -241,12 +220,8 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Training's event handler: a bar per epoch, Keras' line after it, then `save` (the checkpoint).
-fn report(
-    epochs: usize,
-    batch: usize,
-    mut save: impl FnMut(&TrainState) -> Result<(), imgclf_nets::NetError>,
-) -> impl FnMut(FitEvent) -> Result<(), imgclf_nets::NetError> {
+/// Training's event handler: a bar per epoch, Keras' line after it (the epoch is saved by then).
+fn report(epochs: usize, batch: usize) -> impl FnMut(FitEvent) -> Result<(), imgclf_nets::NetError> {
     let mut epoch_bar = ProgressBar::hidden();
     move |event| {
         match event {
@@ -256,10 +231,9 @@ fn report(
                 }
                 epoch_bar.set_position(done as u64);
             }
-            FitEvent::Epoch { stats, state } => {
+            FitEvent::Epoch { stats, .. } => {
                 epoch_bar.finish_and_clear();
                 say!("{}", epoch_line(stats, epochs));
-                save(state)?;
             }
         }
         Ok(())
@@ -346,59 +320,33 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
     // the engine and device first: a GPU that cannot start leaves nothing behind
     let engine = args.engine.config(None)?;
     let mut out = RunDir::begin(&args.out, args.force).context("--out")?;
-    let run = FineTuneRun::create(out.path(), &base, args.from.as_deref(), &args.data, config.clone())
+    let mut run = FineTuneRun::create(out.path(), &base, args.from.as_deref(), &args.data, config)
         .with_context(|| format!("fine-tuning {}", args.run.display()))?;
-    let FineTuneRun { mut info, model, .. } = run;
     eprintln!(
         "{}: training from `{}` to `{}` ({} tensors) and the head; the rest is frozen",
-        info.backbone,
-        info.from,
-        info.to,
-        model.tail.params().len()
+        run.info.backbone,
+        run.info.from,
+        run.info.to,
+        run.model.tail.params().len()
     );
-    let mut frozen = info.frozen(out.path(), &engine)?;
-    info.engine = frozen.engine();
-    let dataset = Dataset::open(&info.data).with_context(|| format!("--data {}", info.data.display()))?;
+    let mut frozen = run.frozen(&engine)?;
+    run.info.engine = frozen.engine();
+    let dataset = Dataset::open(&run.info.data).with_context(|| format!("--data {}", run.info.data.display()))?;
     let mut cache = |name: &str| {
         over_split(&dataset, name, "frozen start over", |samples, bar| {
             Ok(frozen.run(samples, 32, |n| bar.inc(n as u64))?)
         })
     };
     let train_set = cache("train")?;
-    let validation = info.validation.clone().map(|name| cache(&name)).transpose()?;
+    let validation = run.info.validation.clone().map(|name| cache(&name)).transpose()?;
     if let Some(v) = &validation {
-        let (loss, acc) = imgclf_nets::score_batches(&model, v)?;
-        say!("before fine-tuning: val_loss: {loss:.4} - val_acc: {acc:.4}");
-        info.before = Some(imgclf_nets::Score { loss, acc });
+        let before = run.score_before(v)?;
+        say!("before fine-tuning: val_loss: {:.4} - val_acc: {:.4}", before.loss, before.acc);
     }
-    let mut optimizer = OptimizerConfig::keras_default("sgd").expect("sgd is known");
-    optimizer.learning_rate = config.learning_rate;
-    optimizer.rule = Rule::Sgd { momentum: config.momentum, nesterov: false };
-    let settings = FitSettings {
-        epochs: config.epochs,
-        batch_size: config.batch_size,
-        schedule: Schedule::Constant,
-        label_smoothing: 0.0,
-        seed: config.seed,
-    };
     let stop = crate::extract::stop_on_signals()?;
-    let validation = validation.as_ref().map(|v| v as &dyn imgclf_nets::Batches);
-    let staging = out.path().to_path_buf();
-    let save = |state: &TrainState| {
-        info.history = state.history.clone();
-        FineTuneRun::save(&staging, &info, &model)
-    };
-    let state = TrainState::start(&model, optimizer);
-    fit(
-        &model,
-        state,
-        &settings,
-        &train_set,
-        validation,
-        Some(&stop),
-        report(settings.epochs, settings.batch_size, save),
-    )
-    .with_context(|| format!("fine-tuning into {} (nothing written)", args.out.display()))?;
+    let progress = report(run.info.config.epochs, run.info.config.batch_size);
+    run.train(&train_set, validation.as_ref(), Some(&stop), progress)
+        .with_context(|| format!("fine-tuning into {} (nothing written)", args.out.display()))?;
     out.publish().with_context(|| format!("--out {}", args.out.display()))?;
     say!("saved {}", args.out.display());
     Ok(())

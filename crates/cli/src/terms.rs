@@ -11,6 +11,7 @@ const TERMS: &[(&str, &str)] = &[
     ("`val_split`", "--val-split"),
     ("`patience`", "--patience"),
     ("`class_weight`", "--class-weight"),
+    ("`epochs`", "--epochs"),
     ("`shards`", "--shards"),
     ("`from`", "--from"),
     ("`split`", "--split"),

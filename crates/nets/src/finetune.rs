@@ -4,10 +4,11 @@
 //! initializers) plus the head train with SGD at a low learning rate.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor, Var};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
-use imgclf_heads::{EpochStats, Predictions, Run, curves_png};
+use imgclf_heads::{EpochStats, OptimizerConfig, Predictions, Rule, Run, curves_png};
 use imgclf_heads::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 use imgclf_runtime::onnx::{self, pb};
 use imgclf_runtime::{Backbone, Engine, EngineConfig, ModelSpec, preprocess_batch};
@@ -16,7 +17,9 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::run::{Scored, parse_run_json, pick_split, run_json_text, write_atomic};
-use crate::train::{Batches, Trainable, predict_batches};
+use crate::train::{
+    Batches, FitEvent, FitSettings, Schedule, TrainState, Trainable, fit, predict_batches, score_batches,
+};
 use crate::{Dense, NetError, Tail, last_block_input, prefix_model, validation_split};
 
 /// Format tag of a fine-tuning run's `run.json`.
@@ -385,6 +388,47 @@ impl FineTuneRun {
     /// The frozen start on an engine.
     pub fn frozen(&self, engine: &EngineConfig) -> Result<Frozen, NetError> {
         self.info.frozen(&self.dir, engine)
+    }
+
+    /// The head's score on `validation` before any fine-tuning, recorded in `run.json`.
+    pub fn score_before(&mut self, validation: &Activations) -> Result<Score, NetError> {
+        let (loss, acc) = score_batches(&self.model, validation)?;
+        self.info.before = Some(Score { loss, acc });
+        Ok(Score { loss, acc })
+    }
+
+    /// Trains the tail and the head together with SGD as `info.config` says (the tutorial's:
+    /// constant rate, no label smoothing), saving into the run folder after every epoch. An
+    /// interruption ([`NetError::Interrupted`]) leaves the last whole epoch saved.
+    pub fn train(
+        &mut self,
+        train_set: &Activations,
+        validation: Option<&Activations>,
+        stop: Option<&AtomicBool>,
+        mut on_event: impl FnMut(FitEvent) -> Result<(), NetError>,
+    ) -> Result<(), NetError> {
+        let config = &self.info.config;
+        let mut optimizer = OptimizerConfig::keras_default("sgd").expect("sgd is known");
+        optimizer.learning_rate = config.learning_rate;
+        optimizer.rule = Rule::Sgd { momentum: config.momentum, nesterov: false };
+        let settings = FitSettings {
+            epochs: config.epochs,
+            batch_size: config.batch_size,
+            schedule: Schedule::Constant,
+            label_smoothing: 0.0,
+            seed: config.seed,
+        };
+        let state = TrainState::start(&self.model, optimizer);
+        let validation = validation.map(|v| v as &dyn Batches);
+        let FineTuneRun { dir, info, model } = self;
+        fit(&*model, state, &settings, train_set, validation, stop, |event| {
+            if let FitEvent::Epoch { state, .. } = &event {
+                info.history = state.history.clone();
+                FineTuneRun::save(dir, info, model)?;
+            }
+            on_event(event)
+        })
+        .map(|_| ())
     }
 
     /// Writes weights, history, curves and `run.json` into `dir`, each renamed into place.

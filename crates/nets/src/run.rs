@@ -3,17 +3,18 @@
 //! state and history after the last whole epoch) from which `--resume` continues.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
-use imgclf_heads::{EpochStats, Optimizer, Predictions, curves_png};
+use imgclf_heads::{EpochStats, Optimizer, Predictions, RunDir, curves_png};
 use imgclf_heads::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 use ndarray::Array2;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ImageSet, validation_split};
-use crate::train::{CnnConfig, INIT, TrainState, predict};
+use crate::train::{CnnConfig, FitEvent, INIT, TrainState, predict};
 use crate::{Net, NetError};
 
 /// Format tag of a CNN run's `run.json`.
@@ -181,8 +182,58 @@ impl CnnRun {
         write_info(dir, info)
     }
 
+    /// The run's description and its network and state at the last checkpoint, to train on
+    /// to `epochs` in all when given (else to its configured count); refused when it has
+    /// already trained as far.
+    pub fn resume(dir: &Path, epochs: Option<usize>) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
+        let (mut info, net, state) = Self::last_checkpoint(dir)?;
+        if let Some(epochs) = epochs {
+            if epochs < state.epochs_done() {
+                return Err(NetError::Config(format!(
+                    "{}: `epochs` {epochs} is fewer than the {} the run already has",
+                    dir.display(),
+                    state.epochs_done()
+                )));
+            }
+            info.config.epochs = epochs;
+        }
+        if state.epochs_done() >= info.config.epochs {
+            return Err(NetError::Config(format!(
+                "{} is complete ({} epochs); ask for more `epochs` to train on",
+                dir.display(),
+                info.config.epochs
+            )));
+        }
+        Ok((info, net, state))
+    }
+
+    /// Trains `net` on from `state` to `info.config.epochs`, saving a checkpoint into `out` after
+    /// every epoch ([`CnnRun::save_epoch`]); an unpublished `out` appears at the first one. An
+    /// interruption ([`NetError::Interrupted`]) leaves the last whole epoch saved, or, before
+    /// the first, no folder.
+    #[allow(clippy::too_many_arguments)]
+    pub fn train(
+        out: &mut RunDir,
+        info: &mut CnnRunInfo,
+        net: &Net,
+        state: TrainState,
+        train_set: &ImageSet,
+        validation: Option<&ImageSet>,
+        stop: Option<&AtomicBool>,
+        mut on_event: impl FnMut(FitEvent) -> Result<(), NetError>,
+    ) -> Result<TrainState, NetError> {
+        let config = info.config.clone();
+        crate::train(net, state, &config, train_set, validation, stop, |event| {
+            if let FitEvent::Epoch { state, .. } = &event {
+                CnnRun::save_epoch(out.path(), info, net, state)?;
+                out.publish()?;
+            }
+            on_event(event)
+        })
+    }
+
     /// The run's description and its network and state at the last checkpoint.
-    pub fn resume(dir: &Path) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
+    fn last_checkpoint(dir: &Path) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
         let info = read_info(dir)?;
         let path = dir.join("checkpoint.safetensors");
         let bytes =

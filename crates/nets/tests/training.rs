@@ -106,10 +106,8 @@ fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>
     let (mut info, net) = CnnRun::start(config.clone(), vec!["a".into(), "b".into()], dir, None)?;
     let stop = AtomicBool::new(false);
     let state = TrainState::start(&net, config.optimizer);
-    train(&net, state, config, set, Some(set), Some(&stop), |event| {
+    CnnRun::train(&mut out, &mut info, &net, state, set, Some(set), Some(&stop), |event| {
         if let FitEvent::Epoch { state, .. } = event {
-            CnnRun::save_epoch(out.path(), &mut info, &net, state)?;
-            out.publish()?;
             stop.store(Some(state.epochs_done()) == stop_after, Ordering::Relaxed);
         }
         Ok(())
@@ -138,15 +136,9 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     let info = CnnRun::load(&cut).unwrap().info;
     assert_eq!((info.epochs_run, info.complete), (1, false));
 
-    let (mut info, net, state) = CnnRun::resume(&cut).unwrap();
+    let (mut info, net, state) = CnnRun::resume(&cut, None).unwrap();
     assert_eq!(state.epochs_done(), 1);
-    train(&net, state, &info.config.clone(), &set, Some(&set), None, |event| {
-        if let FitEvent::Epoch { state, .. } = event {
-            CnnRun::save_epoch(&cut, &mut info, &net, state)?;
-        }
-        Ok(())
-    })
-    .unwrap();
+    CnnRun::train(&mut RunDir::existing(&cut), &mut info, &net, state, &set, Some(&set), None, |_| Ok(())).unwrap();
     let bytes = |dir: &Path| std::fs::read(dir.join("weights.safetensors")).unwrap();
     assert!(bytes(&whole) == bytes(&cut), "resumed weights differ from the uninterrupted run's");
     let (a, b) = (CnnRun::load(&whole).unwrap().info, CnnRun::load(&cut).unwrap().info);
