@@ -197,6 +197,7 @@ ci: system-deps
     cargo fmt --all -- --check
     cargo clippy --all-targets -- -D warnings
     RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links" cargo doc --no-deps --workspace --lib --quiet
+    python3 tools/check_layers.py   # crates only use lower floors; no module cycle (ARCHITECTURE.md)
     {{just_executable()}} --justfile {{justfile()}} test
 
 # The tutorial's Keras backbones (ResNet50, InceptionV3, Xception; random weights) as ONNX in backbones/

@@ -36,8 +36,10 @@ mod store;
 pub use error::FeatureError;
 pub use extract::{ExtractReport, extract, extract_all, fingerprint};
 pub use options::{ExtractOptions, Progress, Skipped};
-pub use shard::{MergeReport, Shard, ShardInfo, ShardStatus, SplitSlice, merge, shard_status, sharded_backbones};
-pub use store::{FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, Rows, SplitFeatures, photo_digest};
+pub use shard::{MergeReport, Shard, ShardStatus, merge, shard_status, sharded_backbones};
+pub use store::{
+    FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, Rows, ShardInfo, SplitFeatures, SplitSlice, photo_digest,
+};
 
 /// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs, the
 /// runtime's among them.

@@ -12,9 +12,8 @@ use std::time::Instant;
 
 use imgclf_dataset::limits::SHARDS;
 use imgclf_dataset::{Dataset, SPLIT_NAMES, Split};
-use serde::{Deserialize, Serialize};
 
-use crate::{FeatureError, FeatureSet, FeatureWriter, Origin};
+use crate::{FeatureError, FeatureSet, FeatureWriter, Origin, ShardInfo, SplitSlice};
 
 /// Part `index` (from 0) of `count` of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,36 +144,6 @@ impl Shard {
         }
         Some(Shard::new(index, count).map(|shard| (backbone.to_string(), shard)))
     }
-}
-
-/// What a shard file records of its part (its `shard` attribute, as JSON), so that `merge`
-/// can check the parts before joining them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardInfo {
-    /// The part, from 0.
-    pub index: usize,
-    /// How many parts in all.
-    pub count: usize,
-    /// Images per batch: the parts are cut on batch boundaries.
-    pub batch: usize,
-    /// The fingerprint of the whole dataset: what every shard of one run shares, and the
-    /// merged file's own fingerprint.
-    pub dataset_fingerprint: String,
-    /// This part of each split: samples `start..end` of `total`.
-    pub slices: Vec<SplitSlice>,
-}
-
-/// One split's part in a shard.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SplitSlice {
-    /// The split.
-    pub split: String,
-    /// The first sample of the part.
-    pub start: usize,
-    /// One past its last sample.
-    pub end: usize,
-    /// Samples in the whole split.
-    pub total: usize,
 }
 
 /// The part of `dataset` that `shard` computes, with the slices it records.

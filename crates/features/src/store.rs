@@ -8,7 +8,9 @@ use imgclf_dataset::TempFile;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use sha2::{Digest, Sha256};
 
-use crate::{FeatureError, ShardInfo};
+use serde::{Deserialize, Serialize};
+
+use crate::FeatureError;
 
 /// Format tag stored in every file; a reader refuses files with another one. Version 2 added
 /// the `model` attribute (the model file, for predicting new images); version 3 the
@@ -512,6 +514,36 @@ fn to_vlen(s: &str, path: &Path) -> Result<VarLenUnicode, FeatureError> {
 
 fn strings(items: &[String], path: &Path) -> Result<Array1<VarLenUnicode>, FeatureError> {
     items.iter().map(|s| to_vlen(s, path)).collect::<Result<Vec<_>, _>>().map(Array1::from)
+}
+
+/// What a shard file records of its part (its `shard` attribute, as JSON), so that `merge`
+/// can check the parts before joining them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// The part, from 0.
+    pub index: usize,
+    /// How many parts in all.
+    pub count: usize,
+    /// Images per batch: the parts are cut on batch boundaries.
+    pub batch: usize,
+    /// The fingerprint of the whole dataset: what every shard of one run shares, and the
+    /// merged file's own fingerprint.
+    pub dataset_fingerprint: String,
+    /// This part of each split: samples `start..end` of `total`.
+    pub slices: Vec<SplitSlice>,
+}
+
+/// One split's part in a shard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitSlice {
+    /// The split.
+    pub split: String,
+    /// The first sample of the part.
+    pub start: usize,
+    /// One past its last sample.
+    pub end: usize,
+    /// Samples in the whole split.
+    pub total: usize,
 }
 
 #[cfg(test)]
