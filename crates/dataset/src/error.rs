@@ -61,3 +61,14 @@ impl DatasetError {
         move |error| DatasetError::Io { path, error }
     }
 }
+
+/// A file or folder that could not be read or written, with the operating system's reason:
+/// the `Io` case of every imgclf error type.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {error}")]
+pub struct IoError {
+    /// The file or folder at fault.
+    pub path: PathBuf,
+    /// The operating system's error.
+    pub error: std::io::Error,
+}

@@ -17,7 +17,7 @@ mod natural;
 mod rng;
 mod verify;
 
-pub use error::DatasetError;
+pub use error::{DatasetError, IoError};
 pub use files::{TempFile, staging_path, write_atomic};
 pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Sample, Split, is_image_file};
 pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb, read_photo};

@@ -10,7 +10,8 @@ fn main() -> Result<(), FeatureError> {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
     let dataset = Dataset::open(fixtures.join("tiny_data"))?;
     let backbone = Backbone::open(&fixtures.join("tiny_convnet.onnx"))?; // its spec is tiny_convnet.json
-    let out = tempfile::tempdir().map_err(|e| FeatureError::Io { path: "tempdir".into(), error: e })?;
+    let out = tempfile::tempdir()
+        .map_err(|e| FeatureError::Io(imgclf_dataset::IoError { path: "tempdir".into(), error: e }))?;
     let options = ExtractOptions {
         engine: EngineConfig::cpu(EngineKind::Tract, 2), // pure Rust: no ONNX Runtime needed
         batch: 4,

@@ -24,13 +24,8 @@ pub enum FeatureError {
         reason: String,
     },
     /// A file or folder could not be read or written.
-    #[error("{path}: {error}")]
-    Io {
-        /// The file or folder at fault.
-        path: PathBuf,
-        /// The operating system's error.
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] imgclf_dataset::IoError),
     /// No image of a split could be read.
     #[error("split `{split}`: none of its {total} images could be read (first: {first})")]
     NoImages {
@@ -64,7 +59,7 @@ pub enum FeatureError {
 impl FeatureError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |error| FeatureError::Io { path, error }
+        move |error| FeatureError::Io(imgclf_dataset::IoError { path, error })
     }
 
     pub(crate) fn file(path: impl Into<PathBuf>) -> impl FnOnce(hdf5::Error) -> Self {

@@ -85,7 +85,7 @@ pub(crate) fn run(
         .num_threads(options.decode_threads.max(1))
         .thread_name(|i| format!("imgclf-decode-{i}"))
         .build()
-        .map_err(|e| FeatureError::Io { path: dataset.root.clone(), error: std::io::Error::other(e) })?;
+        .map_err(|e| FeatureError::io(&dataset.root)(std::io::Error::other(e)))?;
 
     let (spare_tx, spare_rx) = channel::<Vec<Input>>();
     for _ in 0..=QUEUE {

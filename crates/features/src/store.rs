@@ -413,7 +413,7 @@ fn open_split(file: &hdf5::File, name: &str, dim: usize, labelled: bool, photos:
 /// disk, a file size limit), else HDF5's.
 fn write_error(target: &Path, e: hdf5::Error) -> FeatureError {
     match os_error(&e.to_string()) {
-        Some(error) => FeatureError::Io { path: target.to_path_buf(), error },
+        Some(error) => FeatureError::io(target)(error),
         None => FeatureError::file(target)(e),
     }
 }

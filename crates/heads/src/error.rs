@@ -41,20 +41,15 @@ pub enum HeadError {
         /// What is wrong, in words a user can act on.
         reason: String,
     },
-    /// A file could not be read or written.
-    #[error("{path}: {error}")]
-    Io {
-        /// The file or folder at fault.
-        path: PathBuf,
-        /// The operating system's error.
-        error: std::io::Error,
-    },
+    /// A file or folder could not be read or written.
+    #[error(transparent)]
+    Io(#[from] imgclf_dataset::IoError),
 }
 
 impl HeadError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |error| HeadError::Io { path, error }
+        move |error| HeadError::Io(imgclf_dataset::IoError { path, error })
     }
 
     pub(crate) fn run(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {

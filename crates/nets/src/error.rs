@@ -30,14 +30,9 @@ pub enum NetError {
         /// What is wrong, in words a user can act on.
         reason: String,
     },
-    /// A file could not be read or written.
-    #[error("{path}: {error}")]
-    Io {
-        /// The file or folder at fault.
-        path: PathBuf,
-        /// The operating system's error.
-        error: std::io::Error,
-    },
+    /// A file or folder could not be read or written.
+    #[error(transparent)]
+    Io(#[from] imgclf_dataset::IoError),
     /// Training was stopped (Ctrl-C, SIGTERM) between batches.
     #[error("interrupted during epoch {epoch}; the run folder holds epoch {saved}")]
     Interrupted {
@@ -51,7 +46,7 @@ pub enum NetError {
 impl NetError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |error| NetError::Io { path, error }
+        move |error| NetError::Io(imgclf_dataset::IoError { path, error })
     }
 
     pub(crate) fn file(path: impl Into<PathBuf>, reason: impl std::fmt::Display) -> Self {

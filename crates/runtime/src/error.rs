@@ -37,18 +37,13 @@ pub enum RuntimeError {
         reason: String,
     },
     /// A file or folder could not be read or written.
-    #[error("{path}: {error}")]
-    Io {
-        /// The file or folder at fault.
-        path: PathBuf,
-        /// The operating system's error.
-        error: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] imgclf_dataset::IoError),
 }
 
 impl RuntimeError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |error| RuntimeError::Io { path, error }
+        move |error| RuntimeError::Io(imgclf_dataset::IoError { path, error })
     }
 }
