@@ -116,6 +116,7 @@ bench: setup system-deps
     cargo bench -p imgclf-heads --bench heads
     cargo bench -p imgclf-augment --bench augment
     cargo bench -p imgclf-nets --bench step
+    cargo bench -p imgclf-nets --bench dense_head
     if [ -x .venv-keras/bin/python ]; then .venv-keras/bin/python tools/bench_keras_heads.py 2>/dev/null; .venv-keras/bin/python tools/bench_keras_augment.py 2>/dev/null; else echo "Keras side skipped: run ./just keras-backbones to make .venv-keras"; fi
 
 # Seconds per epoch of train-cnn next to Keras on the same photos, one after the other (needs ../shared and

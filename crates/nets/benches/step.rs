@@ -62,7 +62,7 @@ fn main() {
         let labels: Vec<usize> = (0..32).map(|i| i % classes).collect();
         let ours = time_step(classes, &labels, || net.forward(&x, None).unwrap());
         let theirs = time_step(classes, &labels, || candle_forward(&net, &x));
-        for (ops, (step, forward)) in [("imgclf-nets custom ops", ours), ("candle's own ops", theirs)] {
+        for (ops, (step, forward)) in [("imgclf-kernels custom ops", ours), ("candle's own ops", theirs)] {
             println!("| {arch:?} {size} px | {ops} | {step:.3} | {forward:.3} | {:.0} |", 32.0 / step);
         }
     }

@@ -82,6 +82,23 @@ impl HeadLayers {
     }
 }
 
+/// A dense head trained on candle (features in, logits out), as fine-tuning trains it behind
+/// the tail; `benches/dense_head.rs` times it against imgclf-heads' own path.
+impl Trainable for HeadLayers {
+    fn params(&self) -> Vec<(String, &Var)> {
+        HeadLayers::params(self)
+    }
+
+    fn logits(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor, NetError> {
+        self.forward(x, dropout)
+    }
+
+    fn classes(&self) -> usize {
+        // a sigmoid unit stands for two classes
+        self.output.kernel.dims()[1].max(2)
+    }
+}
+
 /// The trainable part of a fine-tuned backbone: last block → global average pool → head.
 pub struct FineTuned {
     /// The backbone's trainable end.
