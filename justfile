@@ -150,15 +150,29 @@ setup-gpu:
         ls ${CUDA_HOME:+"$CUDA_HOME"/lib64/$1 "$CUDA_HOME"/targets/*/lib/$1} /usr/local/cuda*/targets/*/lib/$1 \
             /usr/local/cuda*/lib64/$1 >/dev/null 2>&1 || /sbin/ldconfig -p 2>/dev/null | grep -q "$1"
     }
+    # the one list cuda.rs preloads: required libraries decide the pip extras, all are checked after
+    list=crates/runtime/src/cuda_libraries.txt
     extras=() more=()
-    # cuBLAS is no extra of its own: it comes with cuDNN's wheel, or alone
-    has libcudart.so.13 && has libcublas.so.13 || { extras+=(cuda); more+=("nvidia-cublas~=13.0"); }
-    has libcudnn.so.9 || extras+=(cudnn)
+    for lib in $(awk '$1 == "required" {print $2}' "$list"); do
+        has "$lib" && continue
+        case "$lib" in
+            libcudnn*) [[ " ${extras[*]} " == *" cudnn "* ]] || extras+=(cudnn) ;;
+            # cuBLAS is no extra of its own: it comes with cuDNN's wheel, or alone
+            *) [[ " ${extras[*]} " == *" cuda "* ]] || { extras+=(cuda); more+=("nvidia-cublas~=13.0"); } ;;
+        esac
+    done
     spec="onnxruntime-gpu==1.31.1"
     [ ${#extras[@]} -eq 0 ] || spec="onnxruntime-gpu[$(IFS=,; echo "${extras[*]}")]==1.31.1"
     echo "installing $spec ${more[*]} into $venv" >&2
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "$spec" "${more[@]}"
     ls "$venv"/lib/python*/site-packages/onnxruntime/capi/libonnxruntime.so.*
+    missing=()
+    while read -r kind lib; do
+        [[ "$kind" == required || "$kind" == optional ]] || continue
+        has "$lib" || find "$venv" -name "$lib" -print -quit | grep -q . && continue
+        [ "$kind" = required ] && missing+=("$lib") || echo "note: optional $lib is not installed (loaded when present; cuDNN opens its sub-libraries at first use)" >&2
+    done < "$list"
+    [ ${#missing[@]} -eq 0 ] || { echo "error: still missing after the install: ${missing[*]}" >&2; exit 1; }
     nvidia-smi -L 2>/dev/null || echo "note: no NVIDIA GPU answers here (nvidia-smi); --device cuda will say why it cannot run" >&2
 
 # System libraries the build links: libhdf5 (installed with apt when missing and allowed)

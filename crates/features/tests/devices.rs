@@ -88,6 +88,36 @@ fn the_pixel_feed_converts_like_the_cpu_for_every_scaling_and_layout() {
     }
 }
 
+/// A short batch (a split's last, or one with skipped images) is run as the whole buffer, so
+/// the input shape never changes within a run (one cuDNN search per model on a GPU): its rows
+/// are the float path's, whatever the unused slots hold.
+#[test]
+fn a_short_pixel_batch_gives_its_own_rows_whatever_the_unused_slots_hold() {
+    if !ort_available() {
+        return;
+    }
+    let t = tempfile::tempdir().unwrap();
+    let backbone = echo_model(t.path(), r#""layout": "NCHW", "color": "RGB", "scale": "torch""#);
+    let images = photos(4);
+    let mut engine = Engine::load(&backbone.model, &backbone.spec, &["y"], &pixel_config(1)).unwrap();
+    let mut batch = engine.pixel_batch(4, &backbone.spec).unwrap();
+    let mut rows_after = |filled: &[RgbImage], n: usize| {
+        for (slot, image) in batch.as_mut_slice().chunks_mut(5 * 7 * 3).zip(filled) {
+            slot.copy_from_slice(image.as_raw());
+        }
+        let out = engine.run_pixels(&batch, n).unwrap().remove(0);
+        out.iter().copied().collect::<Vec<f32>>()
+    };
+    let full = rows_after(&images, 4);
+    assert_eq!(full.len(), 4 * 3 * 5 * 7);
+    // two fresh images over the first slots; slots 3 and 4 still hold the earlier batch
+    let fresh = [images[3].clone(), images[2].clone()];
+    let short = rows_after(&fresh, 2);
+    let want: Vec<f32> = preprocess_batch(&backbone.spec, &fresh).iter().copied().collect();
+    assert_eq!(short.len(), want.len(), "only the batch's own rows come back");
+    assert!(rel_diff(&short, &want) <= 1e-6, "{}", rel_diff(&short, &want));
+}
+
 /// A whole extraction through the pixel feed (pixel buffers recycled through the pipeline,
 /// IO binding, full and shorter batches, the feature map pooled inside the graph) gives the
 /// float path's rows, paths and labels.

@@ -10,23 +10,17 @@ use ort::ep::ExecutionProvider;
 
 use crate::RuntimeError;
 
-/// What the CUDA provider cannot start without (its own `NEEDED` entries, and cuDNN, which
-/// it opens at its first convolution), in load order: a library's dependencies first.
-const REQUIRED: &[&str] =
-    &["libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10", "libcudnn.so.9"];
+/// `required NAME` / `optional NAME` lines, in load order (see the file's header).
+const LIBRARIES: &str = include_str!("cuda_libraries.txt");
 
-/// Loaded when present: cuDNN's sub-libraries (it opens them by name), FFT and NVRTC kernels.
-const OPTIONAL: &[&str] = &[
-    "libcufft.so.12",
-    "libnvrtc.so.13",
-    "libcudnn_graph.so.9",
-    "libcudnn_ops.so.9",
-    "libcudnn_heuristic.so.9",
-    "libcudnn_adv.so.9",
-    "libcudnn_cnn.so.9",
-    "libcudnn_engines_precompiled.so.9",
-    "libcudnn_engines_runtime_compiled.so.9",
-];
+/// Each library of [`LIBRARIES`] with whether the provider needs it.
+fn libraries() -> impl Iterator<Item = (&'static str, bool)> {
+    LIBRARIES.lines().filter_map(|line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["required", name] => Some((name, true)),
+        ["optional", name] => Some((name, false)),
+        _ => None,
+    })
+}
 
 /// The fix every message ends with.
 const FIX: &str = "install the onnxruntime-gpu wheel and point ORT_DYLIB_PATH at its libonnxruntime.so";
@@ -51,7 +45,15 @@ pub(crate) fn ready(ort_library: &Path) -> Result<(), RuntimeError> {
                             with its driver; compute on the CPU instead"
                     .into());
             }
-            preload(&search_folders(ort_library))
+            let failed = preload(&search_folders(ort_library))?;
+            if !failed.is_empty() {
+                eprintln!(
+                    "warning: optional CUDA libraries did not load: {}; cuDNN opens its sub-libraries at their first \
+                     use, and may fail there",
+                    failed.join(", ")
+                );
+            }
+            Ok(())
         })
         .clone()
         .map_err(RuntimeError::Device)
@@ -59,21 +61,12 @@ pub(crate) fn ready(ort_library: &Path) -> Result<(), RuntimeError> {
 
 /// Loads each CUDA/cuDNN library from the first folder that has it (else by name, through
 /// the system's loader cache), so the provider finds them wherever they were installed.
-fn preload(folders: &[PathBuf]) -> Result<(), String> {
-    let mut missing = Vec::new();
-    for (name, required) in REQUIRED.iter().map(|n| (n, true)).chain(OPTIONAL.iter().map(|n| (n, false))) {
-        let loaded = match folders.iter().map(|f| f.join(name)).find(|p| p.is_file()) {
-            Some(path) => ort::util::preload_dylib(&path).map_err(|e| format!("{}: {e}", path.display())),
-            None => ort::util::preload_dylib(*name).map_err(|_| name.to_string()),
-        };
-        if let Err(e) = loaded
-            && required
-        {
-            missing.push(e);
-        }
-    }
+/// A required library that does not load is the error; the optional ones that did not load
+/// come back, each with why.
+fn preload(folders: &[PathBuf]) -> Result<Vec<String>, String> {
+    let (missing, failed) = preload_each(folders, libraries());
     if missing.is_empty() {
-        return Ok(());
+        return Ok(failed);
     }
     let looked: Vec<String> = folders.iter().filter(|f| f.is_dir()).map(|f| f.display().to_string()).collect();
     Err(format!(
@@ -82,6 +75,27 @@ fn preload(folders: &[PathBuf]) -> Result<(), String> {
         missing.join(", "),
         if looked.is_empty() { "no existing folder".to_string() } else { looked.join(", ") }
     ))
+}
+
+/// The (required, optional) libraries of `libraries` that did not load, each with why.
+fn preload_each(
+    folders: &[PathBuf],
+    libraries: impl Iterator<Item = (&'static str, bool)>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut missing, mut failed) = (Vec::new(), Vec::new());
+    for (name, required) in libraries {
+        let loaded = match folders.iter().map(|f| f.join(name)).find(|p| p.is_file()) {
+            Some(path) => ort::util::preload_dylib(&path).map_err(|e| format!("{}: {e}", path.display())),
+            None if required => ort::util::preload_dylib(name).map_err(|_| name.to_string()),
+            None => ort::util::preload_dylib(name).map_err(|_| format!("{name} (not found)")),
+        };
+        match loaded {
+            Err(e) if required => missing.push(e),
+            Err(e) => failed.push(e),
+            Ok(()) => {}
+        }
+    }
+    (missing, failed)
 }
 
 /// Where CUDA and cuDNN may be, most specific first: `CUDA_HOME`/`CUDA_PATH`, the `nvidia`
@@ -159,5 +173,26 @@ mod tests {
         assert!(err.contains("CUDA_HOME") && err.contains(&t.path().display().to_string()), "{err}");
         // optional libraries are not reported
         assert!(!err.contains("libnvrtc"), "{err}");
+    }
+
+    #[test]
+    fn an_optional_library_that_does_not_load_is_named_with_why() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::write(t.path().join("libcudnn_ext.so.9"), b"not a shared library").unwrap();
+        let names = [("libcudnn_ext.so.9", false), ("libimgclf_absent_test.so.1", false)];
+        let (missing, failed) = preload_each(&[t.path().to_path_buf()], names.into_iter());
+        assert!(missing.is_empty());
+        assert_eq!(failed.len(), 2, "{failed:?}");
+        assert!(failed[0].starts_with(&t.path().join("libcudnn_ext.so.9").display().to_string()), "{failed:?}");
+        assert_eq!(failed[1], "libimgclf_absent_test.so.1 (not found)");
+    }
+
+    #[test]
+    fn the_list_has_the_provider_needs_and_cudnn_sub_libraries() {
+        let all: Vec<_> = libraries().collect();
+        assert_eq!(all.iter().filter(|(_, r)| *r).count(), 5);
+        for name in ["libcudnn_engines_tensor_ir.so.9", "libcudnn_ext.so.9", "libcudnn_cnn.so.9"] {
+            assert!(all.contains(&(name, false)), "{name}");
+        }
     }
 }

@@ -319,22 +319,23 @@ impl OrtSession {
     /// straight from its pinned buffer, the outputs are bound to host memory.
     fn run_pixels(&mut self, batch: &PixelBatch, n: usize) -> ort::Result<Vec<ArrayD<f32>>> {
         let mut binding = self.session.create_binding()?;
-        let shape = batch.tensor.shape().to_vec();
-        if n as i64 == shape[0] {
-            binding.bind_input(PIXELS, &batch.tensor)?;
-        } else {
-            // a split's last, shorter batch: its images in a tensor of their own
-            let mut part = Tensor::<u8>::new(&self.allocator()?, [n, shape[1] as usize, shape[2] as usize, 3])?;
-            let (_, data) = part.extract_tensor_mut();
-            data.copy_from_slice(&batch.tensor.extract_tensor().1[..data.len()]);
-            binding.bind_input(PIXELS, &part)?;
-        }
+        // The whole buffer every time, however many of its images are this batch's (a split's
+        // last batch, a batch with skipped images): the input shape never changes within a
+        // run, so CUDA allocates once and cuDNN searches each convolution's algorithm once,
+        // where every new shape cost seconds. Rows past `n` (earlier pixels) are dropped.
+        binding.bind_input(PIXELS, &batch.tensor)?;
         let host = MemoryInfo::new(AllocationDevice::CPU, 0, AllocatorType::Device, MemoryType::CPUOutput)?;
         for output in &self.outputs {
             binding.bind_output_to_device(output.as_str(), &host)?;
         }
         let result = self.session.run_binding(&binding)?;
-        self.outputs.iter().map(|o| Ok(result[o.as_str()].try_extract_array::<f32>()?.to_owned())).collect()
+        self.outputs
+            .iter()
+            .map(|o| {
+                let all = result[o.as_str()].try_extract_array::<f32>()?;
+                Ok(all.slice_axis(Axis(0), (0..n.min(all.shape()[0])).into()).to_owned())
+            })
+            .collect()
     }
 }
 
