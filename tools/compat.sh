@@ -21,7 +21,7 @@ for model in "$models"/*.onnx; do
     name=$(basename "$model" .onnx)
     for engine in ort tract; do
         if out=$("$imgclf" extract --data "$work/data" --model "$model" --out "$work/$engine" --engine "$engine" --batch 8 --force 2>&1); then
-            rate=$(grep -o '([0-9.]* images/s)' <<<"$out" | tr -d '()' | cut -d' ' -f1)
+            rate=$(grep -o '([0-9.]* images/s' <<<"$out" | tr -d '(' | cut -d' ' -f1)
             printf '%-14s %-8s %-12s %s\n' "$name" "$engine" "$rate" ok
         else
             printf '%-14s %-8s %-12s %s\n' "$name" "$engine" - "FAILED: $(tail -1 <<<"$out")"

@@ -61,7 +61,7 @@ rate() { "$@" | awk '/images\/s/ {print $2}'; }
 extract_rate() {
     local dir=$1; shift
     rm -rf "$dir"
-    "$imgclf" extract --data "$data" --out "$dir" --force "$@" | sed -n 's/.*(\([0-9.]*\) images\/s).*/\1/p' | head -1
+    "$imgclf" extract --data "$data" --out "$dir" --force "$@" | sed -n 's/.*(\([0-9.]*\) images\/s.*/\1/p' | head -1
 }
 
 row "raw ORT CUDA EP, IO binding, ResNet50 fp32, batch 256" "$(rate "$py" tools/gpu_bench.py raw-ort "$out/resnet50.onnx" --precision fp32)"

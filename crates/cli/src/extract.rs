@@ -199,8 +199,9 @@ fn print_report(r: &ExtractReport) {
         say!("{}: no rows ({} images skipped) -> {}", r.backbone, r.skipped.len(), r.output.display());
         return;
     }
+    let steady = r.steady.map_or(String::new(), |s| format!("; {s:.1} steady after the first batches"));
     say!(
-        "{}: {} rows x {} features with {} in {:.1} s ({:.1} images/s) -> {} ({size:.1} MB)",
+        "{}: {} rows x {} features with {} in {:.1} s ({:.1} images/s{steady}) -> {} ({size:.1} MB)",
         r.backbone,
         rows.join(", "),
         r.dim,

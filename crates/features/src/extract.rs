@@ -37,6 +37,10 @@ pub struct ExtractReport {
     pub dim: usize,
     /// Seconds since the call started.
     pub seconds: f64,
+    /// Images per second after the first batches (the engine set up; on a GPU, cuDNN's
+    /// algorithm search done): the rate a long run keeps. None for a reused file, or a pass
+    /// of no more than those batches.
+    pub steady: Option<f64>,
 }
 
 /// Extracts `backbone`'s pooled features for every split of `dataset` into
@@ -147,6 +151,7 @@ pub fn extract_all(
             decoded: pass.decoded,
             dim: job.dim,
             seconds: started.elapsed().as_secs_f64(),
+            steady: pass.steady,
         });
     }
     Ok(reports.into_iter().flatten().collect())
@@ -203,6 +208,7 @@ fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &Extr
                         skipped: Vec::new(),
                         decoded: 0,
                         seconds: 0.0,
+                        steady: None,
                     });
                 }
                 Err(e) => replaced = Some(e.to_string()),

@@ -16,6 +16,10 @@ use imgclf_runtime::{Backbone, Engine, Feed, ModelSpec, PixelBatch, fill_batch};
 
 use crate::{ExtractOptions, FeatureError, FeatureWriter, Progress, Rows, Skipped};
 
+/// Batches after which a pass counts its steady rate: by then the engines have set up their
+/// buffers and, on a GPU, cuDNN has picked each convolution's algorithm.
+pub(crate) const WARMUP_BATCHES: usize = 3;
+
 /// Decoded batches waiting for the engines: enough to hide a slow image, small enough to
 /// keep memory flat.
 const QUEUE: usize = 2;
@@ -53,6 +57,8 @@ pub(crate) struct Pass {
     pub skipped: Vec<Skipped>,
     /// Images decoded: each once, whatever the number of jobs.
     pub decoded: usize,
+    /// Images per second after the first [`WARMUP_BATCHES`] batches, when there were more.
+    pub steady: Option<f64>,
 }
 
 /// Runs every image of `dataset` through every job.
@@ -99,7 +105,7 @@ pub(crate) fn run(
         spare_tx.send(inputs).expect("the receiver is alive");
     }
     let decoded = AtomicUsize::new(0);
-    let skipped = std::thread::scope(|scope| {
+    let (skipped, steady) = std::thread::scope(|scope| {
         let (ready_tx, ready_rx) = sync_channel::<Ready>(QUEUE);
         let stop = options.stop.clone();
         let decoded = &decoded;
@@ -110,7 +116,7 @@ pub(crate) fn run(
         });
         engine_stage(dataset, jobs, options, progress, ready_rx, spare_tx)
     })?;
-    Ok(Pass { skipped, decoded: decoded.into_inner() })
+    Ok(Pass { skipped, decoded: decoded.into_inner(), steady })
 }
 
 /// Decodes batch after batch into recycled tensors until the batches run out, the engine
@@ -199,12 +205,13 @@ fn engine_stage(
     progress: &mut dyn FnMut(Progress<'_>),
     ready: Receiver<Ready<'_>>,
     spare: Sender<Vec<Input>>,
-) -> Result<Vec<Skipped>, FeatureError> {
+) -> Result<(Vec<Skipped>, Option<f64>), FeatureError> {
     let total: usize = dataset.splits.iter().map(|s| s.samples.len()).sum();
     let mut kept_per_split = vec![0usize; dataset.splits.len()];
     let mut skipped = Vec::new();
     let mut done = 0;
-    for batch in ready {
+    let mut warm = None;
+    for (b, batch) in ready.into_iter().enumerate() {
         if options.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
             let backbone = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
             return Err(FeatureError::Interrupted { backbone, done, total });
@@ -241,6 +248,9 @@ fn engine_stage(
         }
         kept_per_split[batch.split] += n;
         done += batch.size;
+        if b + 1 == WARMUP_BATCHES {
+            warm = Some((std::time::Instant::now(), done));
+        }
         progress(Progress::Advance(batch.size));
         skipped.extend(batch.skipped);
         let _ = spare.send(batch.inputs);
@@ -259,5 +269,8 @@ fn engine_stage(
             first: skipped.last().map(|s: &Skipped| format!("{}: {}", s.path, s.reason)).unwrap_or_default(),
         });
     }
-    Ok(skipped)
+    let steady = warm
+        .filter(|&(_, warmed)| done > warmed)
+        .map(|(since, warmed)| (done - warmed) as f64 / since.elapsed().as_secs_f64().max(1e-9));
+    Ok((skipped, steady))
 }

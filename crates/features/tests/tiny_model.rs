@@ -182,6 +182,20 @@ fn batch_size_and_threads_do_not_change_the_features() {
     assert_eq!(a.splits, b.splits);
 }
 
+/// The steady rate counts the images after the first three batches: there is one when a pass
+/// has more batches than that, none for three (one per split here) or for a reused file.
+#[test]
+fn the_steady_rate_is_measured_after_the_first_batches() {
+    let (t, data, model) = scratch();
+    let one_each = run(&data, &model, &t.path().join("a"), &ExtractOptions { batch: 64, ..options(EngineKind::Tract) });
+    assert_eq!(one_each.steady, None, "3 batches: nothing after the warm-up");
+    let many = run(&data, &model, &t.path().join("b"), &ExtractOptions { batch: 1, ..options(EngineKind::Tract) });
+    let steady = many.steady.expect("18 batches of one image");
+    assert!(steady.is_finite() && steady > 0.0, "{steady}");
+    let reused = run(&data, &model, &t.path().join("b"), &ExtractOptions { batch: 1, ..options(EngineKind::Tract) });
+    assert!(reused.reused && reused.steady.is_none());
+}
+
 /// A copy of the tiny model under another name with its spec changed by `edit`.
 fn variant(dir: &Path, name: &str, edit: impl Fn(&mut serde_json::Value)) -> Backbone {
     let model = dir.join(format!("{name}.onnx"));
