@@ -58,6 +58,32 @@ pub struct HeadInputs {
 }
 
 impl HeadInputs {
+    /// A `train` split of `rows` random rows × `dim` features in two classes (alternating),
+    /// each row's every 7th feature raised by a tenth for class 1: learnable, for benchmarks
+    /// that time training without a feature file.
+    pub fn synthetic(rows: usize, dim: usize, seed: u64) -> HeadInputs {
+        let mut rng = imgclf_dataset::Rng::new(seed);
+        let labels: Vec<usize> = (0..rows).map(|i| i % 2).collect();
+        let x = Array2::from_shape_fn((rows, dim), |(r, c)| {
+            rng.next_f32() + if c % 7 == 0 { 0.1 * labels[r] as f32 } else { 0.0 }
+        });
+        let source = Source {
+            file: "synthetic".into(),
+            backbone: "synthetic".into(),
+            model_sha256: String::new(),
+            model: PathBuf::new(),
+            dim,
+            engine: String::new(),
+        };
+        let paths = (0..rows).map(|i| i.to_string()).collect();
+        HeadInputs {
+            classes: vec!["a".into(), "b".into()],
+            sources: vec![source],
+            splits: vec![SplitData { name: "train".into(), x, labels: Some(labels), paths }],
+            unverified: Vec::new(),
+        }
+    }
+
     /// Reads and joins feature files; the first file's row order is kept. Each source records
     /// its file's absolute path, so a run trained on them works from any folder.
     pub fn load(files: &[PathBuf]) -> Result<HeadInputs, HeadError> {

@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use imgclf_heads::Rng;
 use imgclf_heads::prelude::*;
-use imgclf_heads::{Rng, Source, SplitData};
 use imgclf_nets::{Batches, FitSettings, HeadLayers, NetError, Schedule, TrainState, fit};
 use ndarray::Array2;
 
@@ -38,41 +38,15 @@ fn main() {
     // SAFETY: first thing in main, no other thread runs yet.
     unsafe { imgclf_kernels::candle_on_one_thread() };
     imgclf_kernels::keep_freed_memory();
-    let mut rng = Rng::new(1);
-    let labels: Vec<usize> = (0..rows).map(|i| i % 2).collect();
-    let x = Array2::from_shape_fn((rows, dim), |(r, c)| {
-        rng.next_f32() + if c % 7 == 0 { 0.1 * labels[r] as f32 } else { 0.0 }
-    });
-    let inputs = HeadInputs {
-        classes: vec!["a".into(), "b".into()],
-        sources: vec![Source {
-            file: "random".into(),
-            backbone: "random".into(),
-            model_sha256: String::new(),
-            model: "".into(),
-            dim,
-            engine: String::new(),
-        }],
-        splits: vec![SplitData { name: "train".into(), x, labels: Some(labels), paths: vec![String::new(); rows] }],
-        unverified: Vec::new(),
-    };
+    let inputs = HeadInputs::synthetic(rows, dim, 1);
     let split = &inputs.splits[0];
     println!("{rows} x {dim} random features, batch 128, {epochs} epochs, adadelta, dropout 0.5; s/epoch");
     println!("{:>9}  {:>14}  {:>14}", "head", "imgclf-heads", "candle+kernels");
     for (name, architecture) in [("logistic", Architecture::Logistic), ("mlp-256", Architecture::Mlp { hidden: 256 })] {
-        let head = HeadConfig { architecture, dropout: 0.5, l2: 0.0 };
-        let optimizer = OptimizerConfig::keras_default("adadelta").unwrap();
-        let config = TrainConfig {
-            head,
-            optimizer,
-            epochs,
-            batch_size: 128,
-            seed: 1,
-            standardize: false,
-            val_split: None,
-            patience: None,
-            class_weight: ClassWeight::None,
-        };
+        // the tutorial's head: adadelta, batch 128, dropout 0.5
+        let base = TrainConfig::tutorial();
+        let (head, optimizer) = (HeadConfig { architecture, ..base.head }, base.optimizer);
+        let config = TrainConfig { head, epochs, seed: 1, ..base };
         let started = Instant::now();
         train(&inputs, &config, &mut |_| {}).unwrap();
         let ours = started.elapsed().as_secs_f64() / epochs as f64;
