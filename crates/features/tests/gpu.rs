@@ -24,20 +24,11 @@ fn asked() -> bool {
     on
 }
 
-/// Up to `n` readable photos under `dir`, resized as `backbone`'s spec says.
-fn photos(backbone: &Backbone, dir: &Path, n: usize) -> Vec<RgbImage> {
-    let mut files: Vec<_> = walk(dir);
-    files.sort();
-    files.iter().filter_map(|f| backbone.spec.resize.load(f).ok()).take(n).collect()
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
-    }
-    out
+/// Up to `n` readable photos of the dataset at `root`, resized as `backbone`'s spec says.
+fn photos(backbone: &Backbone, root: &Path, n: usize) -> Vec<RgbImage> {
+    let dataset = imgclf_dataset::Dataset::open(root).unwrap();
+    let samples = dataset.splits.iter().flat_map(|s| &s.samples);
+    samples.filter_map(|s| backbone.spec.resize.load(&s.path).ok()).take(n).collect()
 }
 
 /// The GPU's rows for a full batch of `photos` and a short one (its first half), each within

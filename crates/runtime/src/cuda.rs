@@ -86,8 +86,9 @@ fn preload_each(
     for (name, required) in libraries {
         let loaded = match folders.iter().map(|f| f.join(name)).find(|p| p.is_file()) {
             Some(path) => ort::util::preload_dylib(&path).map_err(|e| format!("{}: {e}", path.display())),
-            None if required => ort::util::preload_dylib(name).map_err(|_| name.to_string()),
-            None => ort::util::preload_dylib(name).map_err(|_| format!("{name} (not found)")),
+            // a required library's absence is named in the error's list; an optional one's here
+            None => ort::util::preload_dylib(name)
+                .map_err(|_| if required { name.to_string() } else { format!("{name} (not found)") }),
         };
         match loaded {
             Err(e) if required => missing.push(e),
