@@ -15,6 +15,7 @@ checks. Needs torch and torchvision (and onnx for the check at the end).
 
 import argparse
 import hashlib
+import inspect
 import json
 import pathlib
 
@@ -75,10 +76,12 @@ def main():
     args.out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out_dir / f"{args.arch}.onnx"
     dummy = torch.zeros(2, 3, 224, 224)
+    # the TorchScript exporter: torch >= 2.9 defaults to dynamo, older ones have no such flag
+    legacy = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
     torch.onnx.export(
         model, dummy, str(onnx_path), input_names=["input"], output_names=["features", "gap", "logits"],
         dynamic_axes={name: {0: "batch"} for name in ["input", "features", "gap", "logits"]},
-        opset_version=args.opset, dynamo=False,
+        opset_version=args.opset, **legacy,
     )
     with open(onnx_path.with_suffix(".json"), "w") as f:
         json.dump(spec(args.arch, channels, args.weights), f, indent=2)
