@@ -214,6 +214,29 @@ ci: system-deps
     RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links" cargo doc --no-deps --workspace --lib --quiet
     python3 tools/check_layers.py   # crates only use lower floors; no module cycle (ARCHITECTURE.md)
     {{just_executable()}} --justfile {{justfile()}} test
+    {{just_executable()}} --justfile {{justfile()}} gpu-dry-run
+
+# What a lent GPU machine needs, in parts a device call carries (README: "On an NVIDIA GPU")
+gpu-bundle OUT="gpu-bundle": setup system-deps
+    tools/gpu_bundle.sh {{OUT}}
+
+# The GPU check's every line on this CPU: a dry-run bundle (CPU wheel, debug build, 16 photos),
+# then tools/gpu_check.sh --cpu-dry-run on it with Debian's CPU PyTorch in /usr/bin/python3
+gpu-dry-run: setup system-deps
+    #!/usr/bin/env bash
+    set -euo pipefail
+    ci() { [ -n "${CI:-}" ] && [ "$CI" != false ]; }
+    if [ ! -d {{shared}}/data/cats_dogs ]; then
+        ci && { echo "CI must provide {{shared}}: the dry run bundles its photos and Lite0" >&2; exit 1; }
+        echo "SKIPPED: the GPU dry run needs {{shared}} (its photos and Lite0)" >&2; exit 0
+    fi
+    if ! /usr/bin/python3 -c 'import torch, torchvision, h5py, PIL, onnx, pip' 2>/dev/null; then
+        sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+        echo "installing Debian's CPU PyTorch for /usr/bin/python3 with apt (the dry run's stand-in for the device's python3)" >&2
+        $sudo apt-get install -y -q --no-install-recommends python3-torch python3-torchvision python3-h5py python3-pil python3-pip python3-onnx
+    fi
+    tools/gpu_bundle.sh --cpu-dry-run target/gpu-dry-bundle
+    WORK=target/gpu-dry-run tools/gpu_check.sh --cpu-dry-run target/gpu-dry-bundle
 
 # The tutorial's Keras backbones (ResNet50, InceptionV3, Xception; random weights) as ONNX in backbones/
 keras-backbones:

@@ -7,8 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The project root (the workspace folder).
+/// The project root (the workspace folder): `IMGCLF_ROOT` for a test binary carried to another
+/// machine (tools/gpu_check.sh), else where the tests were built.
 pub fn workspace_root() -> PathBuf {
+    if let Some(root) = std::env::var_os("IMGCLF_ROOT").filter(|r| !r.is_empty()) {
+        return PathBuf::from(root);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/<name> layout").to_path_buf()
 }
 
