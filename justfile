@@ -110,10 +110,11 @@ augment-preview IMAGE *FLAGS: build
     target/debug/imgclf augment preview --image {{IMAGE}} --out preview {{FLAGS}}
 
 # Benchmarks next to Python and Keras on this machine: extraction (images/s, peak RSS; needs ../shared and
-# `just keras-backbones`), heads (s/epoch, 20,000 x 6,144) and augmentation (150x150 images/s)
+# `just keras-backbones`), heads (s/epoch, 20,000 x 6,144), merge (s, peak RSS) and augmentation (150x150 images/s)
 bench: setup system-deps
     cargo bench -p imgclf --bench extract
     cargo bench -p imgclf-heads --bench heads
+    cargo bench -p imgclf-features --bench merge
     cargo bench -p imgclf-augment --bench augment
     cargo bench -p imgclf-nets --bench step
     cargo bench -p imgclf-nets --bench dense_head

@@ -38,7 +38,8 @@ pub use extract::{ExtractReport, extract, extract_all, fingerprint};
 pub use options::{ExtractOptions, Progress, Skipped};
 pub use shard::{MergeReport, Shard, ShardStatus, merge, shard_status, sharded_backbones};
 pub use store::{
-    FORMAT, FeatureHeader, FeatureSet, FeatureWriter, Origin, Rows, ShardInfo, SplitFeatures, SplitSlice, photo_digest,
+    FORMAT, FeatureHeader, FeatureReader, FeatureSet, FeatureWriter, Origin, Rows, ShardInfo, SplitFeatures,
+    SplitSlice, Verifier, photo_digest,
 };
 
 /// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs, the

@@ -13,7 +13,9 @@ use std::time::Instant;
 use imgclf_dataset::limits::SHARDS;
 use imgclf_dataset::{Dataset, SPLIT_NAMES, Split};
 
-use crate::{FeatureError, FeatureSet, FeatureWriter, Origin, ShardInfo, SplitSlice};
+use sha2::{Digest, Sha256};
+
+use crate::{FeatureError, FeatureReader, FeatureSet, FeatureWriter, Origin, ShardInfo, SplitSlice, Verifier};
 
 /// Part `index` (from 0) of `count` of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,8 +219,15 @@ fn some_of(names: &[String]) -> String {
     }
 }
 
-/// One shard file as read: its path, contents and record.
-type ReadShard = (PathBuf, FeatureSet, ShardInfo);
+/// One shard file opened: its path, its reader (rows not read yet) and its record.
+type ReadShard = (PathBuf, FeatureReader, ShardInfo);
+
+/// Feature bytes `merge` and `status` read at a time: their memory stays near this whatever
+/// the number of rows.
+const BLOCK_BYTES: usize = 64 << 20;
+
+/// Paths read at a time by the duplicate check.
+const PATH_BLOCK: usize = 1 << 16;
 
 /// One backbone's complete set of shards, read and checked against each other.
 struct Checked {
@@ -232,9 +241,9 @@ struct Checked {
     rows: Vec<(String, usize)>,
 }
 
-/// Reads the shards of `backbone` in `dir` (of `count` parts, or the one count there), every
+/// Opens the shards of `backbone` in `dir` (of `count` parts, or the one count there), every
 /// part there and readable, and checks them with [`consistent`]: what `merge` needs before
-/// writing.
+/// writing (their rows are checked as `merge` copies them).
 fn check(dir: &Path, backbone: &str, count: Option<usize>) -> Result<Checked, FeatureError> {
     let refuse = |path: &Path, reason: String| FeatureError::FeatureFile { path: path.to_path_buf(), reason };
     let files = shard_files(dir)?.remove(backbone).unwrap_or_default();
@@ -277,25 +286,28 @@ fn check(dir: &Path, backbone: &str, count: Option<usize>) -> Result<Checked, Fe
     consistent(output, shards)
 }
 
-/// Reads a shard file, refusing one whose contents are not the shard its name says.
+/// Opens a shard file, refusing one whose contents are not the shard its name says.
 fn read_shard(shard: Shard, path: PathBuf) -> Result<ReadShard, FeatureError> {
     let refuse = |reason: String| FeatureError::FeatureFile { path: path.clone(), reason };
-    let set = FeatureSet::read(&path)?;
-    let info = set.shard.clone().ok_or_else(|| refuse("has no `shard` attribute: not a shard file".into()))?;
+    let reader = FeatureReader::open(&path)?;
+    let info = reader.info.shard.clone().ok_or_else(|| refuse("has no `shard` attribute: not a shard file".into()))?;
     if (info.index, info.count) != (shard.index, shard.count) {
         return Err(refuse(format!("its name says shard {shard}, its contents {}/{}", info.index, info.count)));
     }
-    Ok((path, set, info))
+    Ok((path, reader, info))
 }
 
 /// Checks that every shard of a set (all there, in shard order) makes one dataset: of one
 /// model, spec, class list, dataset and batch, tiling every split without overlap or
-/// duplicate, no split empty; what `merge` writes into `output` and `status` reports.
+/// duplicate, no split empty; what `merge` writes into `output` and `status` reports. Reads
+/// the shards' paths (a block at a time), not their rows.
 fn consistent(output: PathBuf, shards: Vec<ReadShard>) -> Result<Checked, FeatureError> {
     let refuse = |path: &Path, reason: String| FeatureError::FeatureFile { path: path.to_path_buf(), reason };
     let n = shards.len();
     let (first_path, first, first_info) = &shards[0];
-    for (path, set, info) in &shards[1..] {
+    let first = &first.info;
+    for (path, reader, info) in &shards[1..] {
+        let set = &reader.info;
         let differs = [
             ("model", set.model_sha256 != first.model_sha256),
             ("spec", set.spec != first.spec),
@@ -332,18 +344,21 @@ fn consistent(output: PathBuf, shards: Vec<ReadShard>) -> Result<Checked, Featur
             }
         }
     }
-    let mut seen: HashMap<&str, &Path> = HashMap::new();
-    for (path, set, _) in &shards {
-        for split in &set.splits {
-            for p in &split.paths {
-                if let Some(other) = seen.insert(p.as_str(), path) {
-                    return Err(refuse(path, format!("row `{p}` is also in {}: duplicated rows", other.display())));
+    // each path as a 128-bit digest: 16 bytes a row, whatever the paths' length
+    let mut seen: HashMap<u128, &Path> = HashMap::new();
+    for (path, reader, _) in &shards {
+        for (name, rows) in &reader.rows {
+            for start in (0..*rows).step_by(PATH_BLOCK) {
+                for p in reader.paths(name, start..(start + PATH_BLOCK).min(*rows))? {
+                    if let Some(other) = seen.insert(path_digest(&p), path) {
+                        return Err(refuse(path, format!("row `{p}` is also in {}: duplicated rows", other.display())));
+                    }
                 }
             }
         }
     }
     for slice in &first_info.slices {
-        if !shards.iter().any(|(_, set, _)| set.split(&slice.split).is_some_and(|s| !s.paths.is_empty())) {
+        if !shards.iter().any(|(_, reader, _)| reader.split_rows(&slice.split).is_some_and(|n| n > 0)) {
             let reason =
                 format!("split `{}`: none of its {} images could be read, in any shard", slice.split, slice.total);
             return Err(refuse(&output, reason));
@@ -352,7 +367,7 @@ fn consistent(output: PathBuf, shards: Vec<ReadShard>) -> Result<Checked, Featur
     let rows: Vec<(String, usize)> = SPLIT_NAMES
         .iter()
         .filter_map(|name| {
-            let n: usize = shards.iter().filter_map(|(_, set, _)| set.split(name)).map(|s| s.paths.len()).sum();
+            let n: usize = shards.iter().filter_map(|(_, reader, _)| reader.split_rows(name)).sum();
             (n > 0).then(|| (name.to_string(), n))
         })
         .collect();
@@ -366,14 +381,19 @@ fn holds(output: &Path, fingerprint: &str, rows: &[(String, usize)]) -> Result<b
     if output.symlink_metadata().is_err() {
         return Ok(false);
     }
-    let header = FeatureSet::read_header(output).map_err(|e| format!("unreadable ({e})"))?;
-    if header.fingerprint != fingerprint {
+    let reader = FeatureReader::open(output).map_err(|e| format!("unreadable ({e})"))?;
+    if reader.info.fingerprint != fingerprint {
         return Err("made from other images, another model or spec".into());
     }
-    if header.rows != rows {
-        return Err(format!("its rows {:?} are not the shards' {rows:?}", header.rows));
+    if reader.rows != rows {
+        return Err(format!("its rows {:?} are not the shards' {rows:?}", reader.rows));
     }
-    FeatureSet::read(output).map(|_| true).map_err(|e| e.to_string())
+    reader.verify(reader.block_rows(BLOCK_BYTES)).map(|()| true).map_err(|e| e.to_string())
+}
+
+/// The first 16 bytes of a path's sha256: what the duplicate check keeps of each row.
+fn path_digest(path: &str) -> u128 {
+    u128::from_le_bytes(Sha256::digest(path.as_bytes())[..16].try_into().expect("sha256 has 32 bytes"))
 }
 
 /// Joins the shards of `backbone` in `dir` into `dir/gap_<backbone>.h5`, equal to what an
@@ -383,7 +403,20 @@ fn holds(output: &Path, fingerprint: &str, rows: &[(String, usize)]) -> Result<b
 /// `count` picks the shard count when shards of several counts are there. A merged file that
 /// already holds these shards is kept unless `force`; a feature file there that did not come
 /// from them (another dataset, a fresher extract, a damaged file) is replaced only with `force`.
+/// Rows are copied a block of about 64 MiB at a time, each shard's checked against its
+/// checksum on the way: memory stays flat whatever the number of rows.
 pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> Result<MergeReport, FeatureError> {
+    merge_in_blocks(dir, backbone, count, force, BLOCK_BYTES)
+}
+
+/// [`merge`], reading about `block_bytes` of features at a time.
+fn merge_in_blocks(
+    dir: &Path,
+    backbone: &str,
+    count: Option<usize>,
+    force: bool,
+    block_bytes: usize,
+) -> Result<MergeReport, FeatureError> {
     let started = Instant::now();
     let Checked { output, count: n, shards, rows } = check(dir, backbone, count)?;
     let (_, first, first_info) = &shards[0];
@@ -407,19 +440,29 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
     }
 
     let mut engines: Vec<&str> = Vec::new();
-    for (_, set, _) in &shards {
-        if !engines.contains(&set.engine.as_str()) {
-            engines.push(&set.engine);
+    for (_, reader, _) in &shards {
+        if !engines.contains(&reader.info.engine.as_str()) {
+            engines.push(&reader.info.engine);
         }
     }
+    let first = &first.info;
     let mut writer = FeatureWriter::create(&output, &first.classes)?;
+    // split by split, shard by shard, a block at a time; a damaged shard is found as it is
+    // copied, and the unfinished file is dropped then (nothing is written)
+    let block_rows = shards[0].1.block_rows(block_bytes);
+    let mut checks: Vec<Verifier> = shards.iter().map(|(_, reader, _)| reader.verifier()).collect();
     for name in SPLIT_NAMES {
-        for split in shards.iter().filter_map(|(_, set, _)| set.split(name)) {
-            if !split.paths.is_empty() {
-                writer.append(name, split.rows())?;
+        for ((_, reader, _), check) in shards.iter().zip(&mut checks) {
+            let Some(rows) = reader.split_rows(name) else { continue };
+            check.split(name);
+            for start in (0..rows).step_by(block_rows) {
+                let block = reader.block(name, start..(start + block_rows).min(rows))?;
+                check.rows(&block);
+                writer.append(name, block.rows())?;
             }
         }
     }
+    checks.into_iter().try_for_each(Verifier::finish)?;
     writer.finish(&Origin {
         backbone: &first.backbone,
         model_sha256: &first.model_sha256,
@@ -491,7 +534,9 @@ pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
                         status.writing.push(index)
                     }
                     None => status.missing.push(index),
-                    Some((_, path)) => match read_shard(shard, path.clone()) {
+                    Some((_, path)) => match read_shard(shard, path.clone())
+                        .and_then(|s| s.1.verify(s.1.block_rows(BLOCK_BYTES)).map(|()| s))
+                    {
                         Ok(shard) => {
                             status.done.push(index);
                             read.push(shard);
@@ -518,6 +563,80 @@ pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SplitFeatures;
+    use ndarray::Array2;
+
+    /// One split of `n` rows of width 3 with its paths, labels and photo digests.
+    fn split(name: &str, n: usize, labelled: bool) -> SplitFeatures {
+        SplitFeatures {
+            name: name.into(),
+            features: Array2::from_shape_fn((n, 3), |(i, j)| (i * 3 + j) as f32 * 0.25 - 1.0),
+            labels: labelled.then(|| (0..n as i64).map(|i| i % 2).collect()),
+            paths: (0..n).map(|i| format!("{name}/{i}.jpg")).collect(),
+            photos: Some((0..n as u64).map(|i| i * 7919).collect()),
+        }
+    }
+
+    /// The rows `range` of a split.
+    fn part(s: &SplitFeatures, range: Range<usize>) -> SplitFeatures {
+        SplitFeatures {
+            name: s.name.clone(),
+            features: s.features.slice(ndarray::s![range.clone(), ..]).to_owned(),
+            labels: s.labels.as_ref().map(|l| l[range.clone()].to_vec()),
+            paths: s.paths[range.clone()].to_vec(),
+            photos: s.photos.as_ref().map(|p| p[range].to_vec()),
+        }
+    }
+
+    #[test]
+    fn merging_a_row_at_a_time_gives_the_unsharded_file() {
+        let t = tempfile::tempdir().unwrap();
+        let whole = FeatureSet {
+            backbone: "Net".into(),
+            classes: vec!["cats".into(), "dogs".into()],
+            splits: vec![split("train", 11, true), split("test", 5, false)],
+            model_sha256: "ab".repeat(32),
+            model: "/models/net.onnx".into(),
+            input_size: [8, 8],
+            engine: "tract".into(),
+            fingerprint: "dataset".into(),
+            spec: "{}".into(),
+            shard: None,
+        };
+        let (count, batch) = (3, 2);
+        for index in 0..count {
+            let shard = Shard { index, count };
+            let ranges: Vec<Range<usize>> = whole.splits.iter().map(|s| shard.range(s.paths.len(), batch)).collect();
+            let slices = whole.splits.iter().zip(&ranges);
+            let info = ShardInfo {
+                index,
+                count,
+                batch,
+                dataset_fingerprint: "dataset".into(),
+                slices: slices
+                    .clone()
+                    .map(|(s, r)| SplitSlice {
+                        split: s.name.clone(),
+                        start: r.start,
+                        end: r.end,
+                        total: s.paths.len(),
+                    })
+                    .collect(),
+            };
+            let set = FeatureSet {
+                splits: slices.map(|(s, r)| part(s, r.clone())).collect(),
+                fingerprint: format!("shard {index}"),
+                shard: Some(info),
+                ..whole.clone()
+            };
+            set.write(&t.path().join(shard.file_name("Net"))).unwrap();
+        }
+        let report = merge_in_blocks(t.path(), "Net", None, false, 1).unwrap();
+        assert_eq!(report.rows, vec![("train".to_string(), 11), ("test".to_string(), 5)]);
+        assert_eq!(FeatureSet::read(&report.output).unwrap(), whole, "rows, labels, paths, photos, checksum");
+        let status = &shard_status(t.path()).unwrap()[0];
+        assert_eq!((status.done.len(), status.merged), (3, true));
+    }
 
     #[test]
     fn shards_cut_whole_batches_and_tile_the_split() {

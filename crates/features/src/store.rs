@@ -1,11 +1,12 @@
 //! The feature file `gap_<Backbone>.h5`, laid out so that h5py reads it the way the tutorial
 //! does (`h['train']`, `h['label']`, `h['test']`) and written atomically.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use hdf5::types::VarLenUnicode;
 use imgclf_dataset::TempFile;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, s};
 use sha2::{Digest, Sha256};
 
 use serde::{Deserialize, Serialize};
@@ -154,76 +155,14 @@ impl FeatureSet {
         })
     }
 
-    /// Reads a whole feature file written by `write`.
+    /// Reads a whole feature file written by `write`; [`FeatureReader`] reads one a block of
+    /// rows at a time.
     pub fn read(path: &Path) -> Result<FeatureSet, FeatureError> {
-        let err = FeatureError::file;
-        let file = open(path)?;
-        let members = file.member_names().map_err(err(path))?;
-        let mut splits = Vec::new();
-        for name in imgclf_dataset::SPLIT_NAMES {
-            if !members.iter().any(|m| m == name) {
-                continue;
-            }
-            let features = file.dataset(name).and_then(|d| d.read_2d::<f32>()).map_err(err(path))?;
-            let key = label_key(name);
-            let labels = if members.contains(&key) {
-                Some(file.dataset(&key).and_then(|d| d.read_raw::<i64>()).map_err(err(path))?)
-            } else {
-                None
-            };
-            let paths: Vec<String> = file
-                .dataset(&format!("{name}_paths"))
-                .and_then(|d| d.read_raw::<VarLenUnicode>())
-                .map_err(err(path))?
-                .iter()
-                .map(|s| s.as_str().to_string())
-                .collect();
-            let photos_key = format!("{name}_photos");
-            let photos = if members.contains(&photos_key) {
-                Some(file.dataset(&photos_key).and_then(|d| d.read_raw::<u64>()).map_err(err(path))?)
-            } else {
-                None
-            };
-            let rows = features.nrows();
-            if paths.len() != rows
-                || labels.as_ref().is_some_and(|l| l.len() != rows)
-                || photos.as_ref().is_some_and(|p| p.len() != rows)
-            {
-                return Err(FeatureError::FeatureFile {
-                    path: path.to_path_buf(),
-                    reason: format!("split `{name}`: row counts of features, labels, paths and photos disagree"),
-                });
-            }
-            splits.push(SplitFeatures { name: name.to_string(), features, labels, paths, photos });
-        }
-        let input_size = file.attr("input_size").and_then(|a| a.read_raw::<u32>()).map_err(err(path))?;
-        let set = FeatureSet {
-            backbone: text_attr(&file, "backbone", path)?,
-            classes: file
-                .attr("classes")
-                .and_then(|a| a.read_raw::<VarLenUnicode>())
-                .map_err(err(path))?
-                .iter()
-                .map(|s| s.as_str().to_string())
-                .collect(),
-            splits,
-            model_sha256: text_attr(&file, "model_sha256", path)?,
-            model: text_attr(&file, "model", path)?,
-            input_size: input_size.try_into().map_err(|_| FeatureError::FeatureFile {
-                path: path.to_path_buf(),
-                reason: "attribute input_size is not [height, width]".into(),
-            })?,
-            engine: text_attr(&file, "engine", path)?,
-            fingerprint: text_attr(&file, "fingerprint", path)?,
-            spec: text_attr(&file, "spec", path)?,
-            shard: shard_attr(&file, path)?,
-        };
-        let stored = text_attr(&file, "checksum", path)?;
-        if set.checksum() != stored {
-            return Err(FeatureError::FeatureFile {
-                path: path.to_path_buf(),
-                reason: "damaged: its rows no longer match the checksum written with them; extract again".into(),
-            });
+        let reader = FeatureReader::open(path)?;
+        let splits = reader.rows.iter().map(|(name, n)| reader.block(name, 0..*n)).collect::<Result<_, _>>()?;
+        let set = FeatureSet { splits, ..reader.info.clone() };
+        if set.checksum() != reader.checksum {
+            return Err(damaged(path));
         }
         Ok(set)
     }
@@ -246,6 +185,182 @@ impl FeatureSet {
             rows,
             dim,
         })
+    }
+}
+
+/// A feature file opened for reading: its attributes at once, its rows a block at a time, so
+/// that memory stays flat whatever the file's size (`merge` and `status` read shards so).
+pub struct FeatureReader {
+    path: PathBuf,
+    file: hdf5::File,
+    /// Everything the file holds but its rows: `info.splits` is empty.
+    pub info: FeatureSet,
+    /// Rows per split, in file order.
+    pub rows: Vec<(String, usize)>,
+    /// Feature width `D`.
+    pub dim: usize,
+    members: Vec<String>,
+    checksum: String,
+}
+
+impl FeatureReader {
+    /// Opens a feature file and reads its attributes and the shape of each split, refusing a
+    /// file that is not one of ours or whose row counts disagree; no rows are read.
+    pub fn open(path: &Path) -> Result<FeatureReader, FeatureError> {
+        let err = FeatureError::file;
+        let file = open(path)?;
+        let members = file.member_names().map_err(err(path))?;
+        let length = |key: &str| -> Result<Option<usize>, FeatureError> {
+            match members.iter().any(|m| m == key) {
+                true => file.dataset(key).map(|d| Some(d.shape().first().copied().unwrap_or(0))).map_err(err(path)),
+                false => Ok(None),
+            }
+        };
+        let (mut rows, mut dim) = (Vec::new(), 0);
+        for name in imgclf_dataset::SPLIT_NAMES.into_iter().filter(|n| members.iter().any(|m| m == n)) {
+            let shape = file.dataset(name).map_err(err(path))?.shape();
+            let n = shape.first().copied().unwrap_or(0);
+            dim = shape.get(1).copied().unwrap_or(0);
+            let others =
+                [length(&format!("{name}_paths"))?, length(&label_key(name))?, length(&format!("{name}_photos"))?];
+            if others[0].is_none() || others.iter().flatten().any(|&len| len != n) {
+                return Err(FeatureError::FeatureFile {
+                    path: path.to_path_buf(),
+                    reason: format!("split `{name}`: row counts of features, labels, paths and photos disagree"),
+                });
+            }
+            rows.push((name.to_string(), n));
+        }
+        let input_size = file.attr("input_size").and_then(|a| a.read_raw::<u32>()).map_err(err(path))?;
+        let info = FeatureSet {
+            backbone: text_attr(&file, "backbone", path)?,
+            classes: file
+                .attr("classes")
+                .and_then(|a| a.read_raw::<VarLenUnicode>())
+                .map_err(err(path))?
+                .iter()
+                .map(|s| s.as_str().to_string())
+                .collect(),
+            splits: Vec::new(),
+            model_sha256: text_attr(&file, "model_sha256", path)?,
+            model: text_attr(&file, "model", path)?,
+            input_size: input_size.try_into().map_err(|_| FeatureError::FeatureFile {
+                path: path.to_path_buf(),
+                reason: "attribute input_size is not [height, width]".into(),
+            })?,
+            engine: text_attr(&file, "engine", path)?,
+            fingerprint: text_attr(&file, "fingerprint", path)?,
+            spec: text_attr(&file, "spec", path)?,
+            shard: shard_attr(&file, path)?,
+        };
+        let checksum = text_attr(&file, "checksum", path)?;
+        Ok(FeatureReader { path: path.to_path_buf(), file, info, rows, dim, members, checksum })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Rows in split `name`; `None` when the file has no such split.
+    pub fn split_rows(&self, name: &str) -> Option<usize> {
+        self.rows.iter().find(|(n, _)| n == name).map(|(_, n)| *n)
+    }
+
+    /// Rows of this file that make about `bytes` of features: the block size for reading it.
+    pub fn block_rows(&self, bytes: usize) -> usize {
+        (bytes / (self.dim.max(1) * size_of::<f32>())).max(1)
+    }
+
+    /// Rows `range` of split `name`: features, labels, paths and photo digests.
+    pub fn block(&self, name: &str, range: Range<usize>) -> Result<SplitFeatures, FeatureError> {
+        let err = || FeatureError::file(&self.path);
+        let features = match range.is_empty() {
+            true => Array2::zeros((0, self.dim)),
+            false => self.file.dataset(name).and_then(|d| d.read_slice_2d(s![range.clone(), ..])).map_err(err())?,
+        };
+        Ok(SplitFeatures {
+            name: name.to_string(),
+            features,
+            labels: self.column::<i64>(&label_key(name), &range)?,
+            paths: self.paths(name, range.clone())?,
+            photos: self.column::<u64>(&format!("{name}_photos"), &range)?,
+        })
+    }
+
+    /// The image paths of rows `range` of split `name`, without their features.
+    pub fn paths(&self, name: &str, range: Range<usize>) -> Result<Vec<String>, FeatureError> {
+        let paths = self.column::<VarLenUnicode>(&format!("{name}_paths"), &range)?.unwrap_or_default();
+        Ok(paths.iter().map(|p| p.as_str().to_string()).collect())
+    }
+
+    /// Rows `range` of the 1-D dataset `key`; `None` when the file has no such dataset.
+    fn column<T: hdf5::H5Type + Clone>(&self, key: &str, range: &Range<usize>) -> Result<Option<Vec<T>>, FeatureError> {
+        if !self.members.iter().any(|m| m == key) {
+            return Ok(None);
+        }
+        if range.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let values = self.file.dataset(key).and_then(|d| d.read_slice_1d::<T, _>(s![range.clone()]));
+        Ok(Some(values.map_err(FeatureError::file(&self.path))?.to_vec()))
+    }
+
+    /// A check of this file's rows against its stored checksum, fed as they are read.
+    pub fn verifier(&self) -> Verifier {
+        Verifier { sum: Checksum::new(&self.info.classes), expected: self.checksum.clone(), path: self.path.clone() }
+    }
+
+    /// Reads every row once, `block_rows` at a time, and checks them against the checksum:
+    /// a file that reads whole and undamaged, in flat memory.
+    pub fn verify(&self, block_rows: usize) -> Result<(), FeatureError> {
+        let mut check = self.verifier();
+        for (name, n) in &self.rows {
+            check.split(name);
+            for start in (0..*n).step_by(block_rows.max(1)) {
+                check.rows(&self.block(name, start..(start + block_rows).min(*n))?);
+            }
+        }
+        check.finish()
+    }
+}
+
+/// A file's checksum recomputed from its rows as they are read: every split in file order
+/// (`split`), each split's rows in order (`rows`), then `finish`.
+pub struct Verifier {
+    sum: Checksum,
+    expected: String,
+    path: PathBuf,
+}
+
+impl Verifier {
+    /// The next split begins.
+    pub fn split(&mut self, name: &str) {
+        self.sum.split(name);
+    }
+
+    /// The next rows of the current split.
+    pub fn rows(&mut self, block: &SplitFeatures) {
+        for (i, row) in block.features.rows().into_iter().enumerate() {
+            let (label, photo) = (block.labels.as_ref().map(|l| l[i]), block.photos.as_ref().map(|p| p[i]));
+            self.sum.row(&block.paths[i], row, label, photo);
+        }
+    }
+
+    /// Whether the rows fed were the file's, undamaged.
+    pub fn finish(self) -> Result<(), FeatureError> {
+        match self.sum.hex() == self.expected {
+            true => Ok(()),
+            false => Err(damaged(&self.path)),
+        }
+    }
+}
+
+/// A file whose rows no longer match the checksum written with them.
+fn damaged(path: &Path) -> FeatureError {
+    FeatureError::FeatureFile {
+        path: path.to_path_buf(),
+        reason: "damaged: its rows no longer match the checksum written with them; extract again".into(),
     }
 }
 
@@ -593,6 +708,43 @@ mod tests {
         // nothing but the final file is left in the folder
         let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["gap_Net.h5"]);
+    }
+
+    #[test]
+    fn blocks_of_any_size_read_the_rows_and_verify() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("gap_Net.h5");
+        let set = sample_set();
+        set.write(&p).unwrap();
+        let reader = FeatureReader::open(&p).unwrap();
+        assert_eq!((reader.rows.clone(), reader.dim), (vec![("train".into(), 3), ("test".into(), 1)], 4));
+        assert_eq!(reader.info, FeatureSet { splits: Vec::new(), ..set.clone() });
+        for size in [1, 2, 3, 5] {
+            reader.verify(size).unwrap();
+            for split in &set.splits {
+                let mut got = Vec::new();
+                for start in (0..split.paths.len()).step_by(size) {
+                    got.push(reader.block(&split.name, start..(start + size).min(split.paths.len())).unwrap());
+                }
+                let features: Vec<f32> = got.iter().flat_map(|b| b.features.iter().copied()).collect();
+                assert_eq!(features, split.features.iter().copied().collect::<Vec<_>>(), "{} by {size}", split.name);
+                assert_eq!(got.iter().flat_map(|b| b.paths.clone()).collect::<Vec<_>>(), split.paths);
+                let labels: Option<Vec<i64>> =
+                    got.iter().map(|b| b.labels.clone()).collect::<Option<Vec<_>>>().map(|l| l.concat());
+                assert_eq!(labels, split.labels);
+                let photos: Option<Vec<u64>> =
+                    got.iter().map(|b| b.photos.clone()).collect::<Option<Vec<_>>>().map(|p| p.concat());
+                assert_eq!(photos, split.photos);
+            }
+        }
+        // rows fed in another order are not the file's
+        let mut check = reader.verifier();
+        check.split("train");
+        check.rows(&reader.block("train", 1..3).unwrap());
+        check.rows(&reader.block("train", 0..1).unwrap());
+        check.split("test");
+        check.rows(&reader.block("test", 0..1).unwrap());
+        assert!(check.finish().unwrap_err().to_string().contains("damaged"));
     }
 
     #[test]
