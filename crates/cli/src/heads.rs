@@ -112,7 +112,8 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         patience: args.patience,
         class_weight: args.class_weight.unwrap_or(ClassWeight::None),
     };
-    let inputs = HeadInputs::load(&args.features).context("--features")?;
+    // training reads train and validation; a test split is checked but not held
+    let inputs = HeadInputs::load_splits(&args.features, &["train", "validation"]).context("--features")?;
     crate::show::warn_unverified(&inputs);
     let train_rows = inputs.split("train").map_or(0, |s| s.paths.len());
     eprintln!(

@@ -15,6 +15,7 @@ use imgclf_dataset::{Dataset, SPLIT_NAMES, Split};
 
 use sha2::{Digest, Sha256};
 
+use crate::store::BLOCK_BYTES;
 use crate::{FeatureError, FeatureReader, FeatureSet, FeatureWriter, Origin, ShardInfo, SplitSlice, Verifier};
 
 /// Part `index` (from 0) of `count` of a dataset.
@@ -221,10 +222,6 @@ fn some_of(names: &[String]) -> String {
 
 /// One shard file opened: its path, its reader (rows not read yet) and its record.
 type ReadShard = (PathBuf, FeatureReader, ShardInfo);
-
-/// Feature bytes `merge` and `status` read at a time: their memory stays near this whatever
-/// the number of rows.
-const BLOCK_BYTES: usize = 64 << 20;
 
 /// Paths read at a time by the duplicate check.
 const PATH_BLOCK: usize = 1 << 16;

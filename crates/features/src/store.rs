@@ -158,13 +158,31 @@ impl FeatureSet {
     /// Reads a whole feature file written by `write`; [`FeatureReader`] reads one a block of
     /// rows at a time.
     pub fn read(path: &Path) -> Result<FeatureSet, FeatureError> {
+        FeatureSet::read_splits(path, &imgclf_dataset::SPLIT_NAMES)
+    }
+
+    /// Reads the splits named in `names` that the file has, and checks the whole file against
+    /// its checksum: the other splits are read a block at a time and dropped, so they cost
+    /// reading, not memory (scoring `validation` does not hold `train`).
+    pub fn read_splits(path: &Path, names: &[&str]) -> Result<FeatureSet, FeatureError> {
         let reader = FeatureReader::open(path)?;
-        let splits = reader.rows.iter().map(|(name, n)| reader.block(name, 0..*n)).collect::<Result<_, _>>()?;
-        let set = FeatureSet { splits, ..reader.info.clone() };
-        if set.checksum() != reader.checksum {
-            return Err(damaged(path));
+        let mut check = reader.verifier();
+        let mut splits = Vec::new();
+        for (name, n) in &reader.rows {
+            check.split(name);
+            if names.contains(&name.as_str()) {
+                let block = reader.block(name, 0..*n)?;
+                check.rows(&block);
+                splits.push(block);
+            } else {
+                let step = reader.block_rows(BLOCK_BYTES);
+                for start in (0..*n).step_by(step) {
+                    check.rows(&reader.block(name, start..(start + step).min(*n))?);
+                }
+            }
         }
-        Ok(set)
+        check.finish()?;
+        Ok(FeatureSet { splits, ..reader.info })
     }
 
     /// What a cache check needs (fingerprint, engine, rows per split, width), read from the
@@ -187,6 +205,9 @@ impl FeatureSet {
         })
     }
 }
+
+/// Bytes of features read at a time where a whole split need not be in memory.
+pub(crate) const BLOCK_BYTES: usize = 64 << 20;
 
 /// A feature file opened for reading: its attributes at once, its rows a block at a time, so
 /// that memory stays flat whatever the file's size (`merge` and `status` read shards so).
@@ -265,6 +286,11 @@ impl FeatureReader {
     /// Rows in split `name`; `None` when the file has no such split.
     pub fn split_rows(&self, name: &str) -> Option<usize> {
         self.rows.iter().find(|(n, _)| n == name).map(|(_, n)| *n)
+    }
+
+    /// Whether split `name` is in the file with a label per row.
+    pub fn is_labelled(&self, name: &str) -> bool {
+        self.split_rows(name).is_some() && self.members.iter().any(|m| *m == label_key(name))
     }
 
     /// Rows of this file that make about `bytes` of features: the block size for reading it.
@@ -745,6 +771,23 @@ mod tests {
         check.split("test");
         check.rows(&reader.block("test", 0..1).unwrap());
         assert!(check.finish().unwrap_err().to_string().contains("damaged"));
+    }
+
+    #[test]
+    fn read_splits_holds_the_named_splits_and_still_checks_the_others() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("gap_Net.h5");
+        let set = sample_set();
+        set.write(&p).unwrap();
+        let test_only = FeatureSet::read_splits(&p, &["test", "validation"]).unwrap();
+        assert_eq!(test_only, FeatureSet { splits: vec![set.splits[1].clone()], ..set.clone() });
+        assert_eq!(FeatureSet::read_splits(&p, &["train", "test"]).unwrap(), set);
+        // a damaged row of a split that is not held is still found
+        let file = hdf5::File::open_rw(&p).unwrap();
+        file.dataset("train").unwrap().write_slice(&Array2::from_elem((1, 4), 7.0f32), s![1..2, ..]).unwrap();
+        drop(file);
+        let e = FeatureSet::read_splits(&p, &["test"]).unwrap_err().to_string();
+        assert!(e.contains("gap_Net.h5") && e.contains("damaged"), "{e}");
     }
 
     #[test]

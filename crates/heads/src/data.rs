@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use imgclf_features::{FeatureSet, SplitFeatures};
+use imgclf_features::{FeatureReader, FeatureSet, SplitFeatures};
 use ndarray::{Array2, Axis, s};
 use serde::{Deserialize, Serialize};
 
@@ -87,15 +87,18 @@ impl HeadInputs {
     /// Reads and joins feature files; the first file's row order is kept. Each source records
     /// its file's absolute path, so a run trained on them works from any folder.
     pub fn load(files: &[PathBuf]) -> Result<HeadInputs, HeadError> {
+        HeadInputs::load_splits(files, &imgclf_dataset::SPLIT_NAMES)
+    }
+
+    /// [`HeadInputs::load`] holding only the splits in `names` (every file is still checked
+    /// whole, the other splits a block at a time): training does not hold `test`, scoring
+    /// `validation` does not hold `train`.
+    pub fn load_splits(files: &[PathBuf], names: &[&str]) -> Result<HeadInputs, HeadError> {
         let sets = files
             .iter()
             .map(|f| {
-                let f = &std::path::absolute(f).unwrap_or_else(|_| f.clone());
-                if !f.is_file() {
-                    let reason = "no such feature file (`extract` writes them)".into();
-                    return Err(HeadError::Input { path: f.clone(), reason });
-                }
-                let set = FeatureSet::read(f)?;
+                let f = &feature_file(f)?;
+                let set = FeatureSet::read_splits(f, names)?;
                 if let Some(shard) = &set.shard {
                     let reason = format!(
                         "shard {}/{} of {}, a part of the dataset: join the shards in {} first (`merge`)",
@@ -182,6 +185,13 @@ impl HeadInputs {
         Ok(HeadInputs { classes: first.classes.clone(), sources, splits, unverified })
     }
 
+    /// The splits a feature file holds, in file order, each with whether it is labelled; read
+    /// from its attributes and shapes, no rows.
+    pub fn splits_of(file: &Path) -> Result<Vec<(String, bool)>, HeadError> {
+        let reader = FeatureReader::open(&feature_file(file)?)?;
+        Ok(reader.rows.iter().map(|(name, _)| (name.clone(), reader.is_labelled(name))).collect())
+    }
+
     /// The split named `name`, if the files have it.
     pub fn split(&self, name: &str) -> Option<&SplitData> {
         self.splits.iter().find(|s| s.name == name)
@@ -190,6 +200,15 @@ impl HeadInputs {
     /// Width of the joined feature vector.
     pub fn dim(&self) -> usize {
         self.sources.iter().map(|s| s.dim).sum()
+    }
+}
+
+/// `file` as an absolute path, refused when there is no such file.
+fn feature_file(file: &Path) -> Result<PathBuf, HeadError> {
+    let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    match path.is_file() {
+        true => Ok(path),
+        false => Err(HeadError::Input { path, reason: "no such feature file (`extract` writes them)".into() }),
     }
 }
 

@@ -97,6 +97,22 @@ fn files_are_joined_by_image_path_not_by_row_position() {
 }
 
 #[test]
+fn load_splits_holds_only_the_named_splits_joined_as_load_does() {
+    let t = tempfile::tempdir().unwrap();
+    let a = write(t.path(), &feature_set("A", &["cat", "dog"], 3, SPLITS, 1));
+    let b = write(t.path(), &feature_set("B", &["cat", "dog"], 5, SPLITS, 2));
+    let files = [a.clone(), b];
+    let all = HeadInputs::load(&files).unwrap();
+    let validation = HeadInputs::load_splits(&files, &["validation"]).unwrap();
+    assert_eq!(validation.splits, vec![all.split("validation").unwrap().clone()]);
+    assert_eq!((validation.classes, validation.sources), (all.classes, all.sources));
+    let have = HeadInputs::splits_of(&a).unwrap();
+    assert_eq!(have, [("train".to_string(), true), ("validation".to_string(), true)]);
+    let e = HeadInputs::splits_of(&t.path().join("nothing.h5")).unwrap_err().to_string();
+    assert!(e.contains("nothing.h5") && e.contains("no such feature file"), "{e}");
+}
+
+#[test]
 fn files_of_other_datasets_classes_splits_or_the_same_model_are_refused_naming_both() {
     let t = tempfile::tempdir().unwrap();
     let a = write(t.path(), &feature_set("A", &["cat", "dog"], 3, SPLITS, 1));

@@ -111,22 +111,26 @@ fn score_head(run: &Run, overrides: &[PathBuf], split: Option<&str>) -> Result<S
     } else {
         overrides.to_vec()
     };
-    let inputs = HeadInputs::load(&files)?;
-    run.check_inputs(&inputs)?;
-    let labelled = |name: &str| inputs.split(name).is_some_and(|s| s.labels.is_some());
+    let first = files.first().ok_or_else(|| NetError::Config("the run names no feature files".into()))?;
+    let have = HeadInputs::splits_of(first)?;
+    let labelled = |name: &str| have.iter().any(|(n, labels)| n == name && *labels);
     let name = match split {
         Some(name) => name,
         None if labelled("validation") => "validation",
         None if labelled("test") => "test",
         None => return Err(NetError::Config("no labelled validation or test split in the feature files".into())),
     };
-    let Some(data) = inputs.split(name) else {
-        let have: Vec<&str> = inputs.splits.iter().map(|s| s.name.as_str()).collect();
+    if !have.iter().any(|(n, _)| n == name) {
+        let have: Vec<&str> = have.iter().map(|(n, _)| n.as_str()).collect();
         return Err(NetError::Config(format!(
             "split `{name}`: not in the feature files (they have {})",
             have.join(", ")
         )));
-    };
+    }
+    // only the scored split is held: scoring `test` does not read a million train rows into memory
+    let inputs = HeadInputs::load_splits(&files, &[name])?;
+    run.check_inputs(&inputs)?;
+    let data = inputs.split(name).expect("every file has the split: join checks them against the first");
     Ok(Scored {
         split: name.to_string(),
         classes: inputs.classes.clone(),
