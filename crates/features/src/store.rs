@@ -600,9 +600,15 @@ impl Checksum {
 
 /// Opens a feature file, refusing anything that is not one of ours (or of another version).
 fn open(path: &Path) -> Result<hdf5::File, FeatureError> {
-    let file = hdf5::File::open(path).map_err(|e| FeatureError::FeatureFile {
-        path: path.to_path_buf(),
-        reason: format!("not a readable HDF5 file ({e})"),
+    let file = hdf5::File::open(path).map_err(|e| {
+        let reason = match e.to_string().contains("truncated file") {
+            true => format!(
+                "truncated: cut short at {} bytes (an interrupted copy or a full disk); copy it again or extract again",
+                std::fs::metadata(path).map_or(0, |m| m.len())
+            ),
+            false => format!("not a readable HDF5 file ({e})"),
+        };
+        FeatureError::FeatureFile { path: path.to_path_buf(), reason }
     })?;
     match text_attr(&file, "format", path) {
         Ok(f) if f == FORMAT => Ok(file),
@@ -811,6 +817,15 @@ mod tests {
         std::fs::write(&junk, b"not hdf5 at all").unwrap();
         let e = FeatureSet::read(&junk).unwrap_err().to_string();
         assert!(e.contains("junk.h5") && e.contains("not a readable HDF5"), "{e}");
+
+        let cut = t.path().join("gap_Net.h5");
+        sample_set().write(&cut).unwrap();
+        let size = std::fs::metadata(&cut).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&cut).unwrap().set_len(size / 2).unwrap();
+        for e in [FeatureSet::read(&cut).unwrap_err(), FeatureReader::open(&cut).err().unwrap()] {
+            let e = e.to_string();
+            assert!(e.contains("gap_Net.h5") && e.contains("truncated") && e.contains("extract again"), "{e}");
+        }
 
         let other = t.path().join("other.h5");
         hdf5::File::create(&other).unwrap();
