@@ -450,10 +450,12 @@ fn merge_in_blocks(
     let mut checks: Vec<Verifier> = shards.iter().map(|(_, reader, _)| reader.verifier()).collect();
     for name in SPLIT_NAMES {
         for ((_, reader, _), check) in shards.iter().zip(&mut checks) {
-            let Some(rows) = reader.split_rows(name) else { continue };
+            if reader.split_rows(name).is_none() {
+                continue;
+            }
             check.split(name);
-            for start in (0..rows).step_by(block_rows) {
-                let block = reader.block(name, start..(start + block_rows).min(rows))?;
+            for block in reader.blocks(name, block_rows) {
+                let block = block?;
                 check.rows(&block);
                 writer.append(name, block.rows())?;
             }

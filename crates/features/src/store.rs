@@ -175,9 +175,8 @@ impl FeatureSet {
                 check.rows(&block);
                 splits.push(block);
             } else {
-                let step = reader.block_rows(BLOCK_BYTES);
-                for start in (0..*n).step_by(step) {
-                    check.rows(&reader.block(name, start..(start + step).min(*n))?);
+                for block in reader.blocks(name, reader.block_rows(BLOCK_BYTES)) {
+                    check.rows(&block?);
                 }
             }
         }
@@ -314,6 +313,13 @@ impl FeatureReader {
         })
     }
 
+    /// Split `name` in order, `block_rows` rows at a time (empty for a split the file lacks).
+    pub fn blocks(&self, name: &str, block_rows: usize) -> impl Iterator<Item = Result<SplitFeatures, FeatureError>> {
+        let rows = self.split_rows(name).unwrap_or(0);
+        let step = block_rows.max(1);
+        (0..rows).step_by(step).map(move |start| self.block(name, start..(start + step).min(rows)))
+    }
+
     /// The image paths of rows `range` of split `name`, without their features.
     pub fn paths(&self, name: &str, range: Range<usize>) -> Result<Vec<String>, FeatureError> {
         let paths = self.column::<VarLenUnicode>(&format!("{name}_paths"), &range)?.unwrap_or_default();
@@ -341,10 +347,10 @@ impl FeatureReader {
     /// a file that reads whole and undamaged, in flat memory.
     pub fn verify(&self, block_rows: usize) -> Result<(), FeatureError> {
         let mut check = self.verifier();
-        for (name, n) in &self.rows {
+        for (name, _) in &self.rows {
             check.split(name);
-            for start in (0..*n).step_by(block_rows.max(1)) {
-                check.rows(&self.block(name, start..(start + block_rows).min(*n))?);
+            for block in self.blocks(name, block_rows) {
+                check.rows(&block?);
             }
         }
         check.finish()
