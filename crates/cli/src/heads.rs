@@ -9,7 +9,13 @@ use imgclf_heads::Validation;
 use imgclf_heads::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::budget::BudgetArgs;
 use crate::show::{epoch_line, metrics};
+
+/// Bytes as MiB, for messages.
+fn mib(bytes: usize) -> String {
+    format!("{:.0} MiB", bytes as f64 / (1 << 20) as f64)
+}
 
 #[derive(Clone, Copy, ValueEnum)]
 enum HeadKind {
@@ -85,6 +91,8 @@ pub struct TrainArgs {
     /// Replace --out if it exists.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    budget: BudgetArgs,
 }
 
 pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
@@ -113,15 +121,25 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         class_weight: args.class_weight.unwrap_or(ClassWeight::None),
     };
     // training reads train and validation; a test split is checked but not held
-    let inputs = HeadInputs::load_splits(&args.features, &["train", "validation"]).context("--features")?;
+    let budget = args.budget.bytes();
+    let inputs = HeadInputs::open(&args.features, &["train", "validation"], budget).context("--features")?;
     crate::show::warn_unverified(&inputs);
-    let train_rows = inputs.split("train").map_or(0, |s| s.paths.len());
+    let train_split = inputs.split("train");
+    let train_rows = train_split.map_or(0, |s| s.len());
     eprintln!(
         "{} classes, {} features ({}); train {train_rows} rows",
         inputs.classes.len(),
         inputs.dim(),
         inputs.sources.iter().map(|s| format!("{} {}", s.backbone, s.dim)).collect::<Vec<_>>().join(" + ")
     );
+    if train_split.is_some_and(|s| s.x.is_none()) {
+        let chunk = inputs.chunk_rows().min(train_rows);
+        eprintln!(
+            "memory budget {}: train read from the files in {} chunks of {chunk} rows, visited in a seeded order",
+            mib(budget),
+            train_rows.div_ceil(chunk.max(1))
+        );
+    }
 
     // A bar per epoch; indicatif draws it only when stderr is a terminal.
     let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {elapsed}")

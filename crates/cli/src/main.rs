@@ -11,6 +11,7 @@ macro_rules! say {
 }
 
 mod augment;
+mod budget;
 mod cam;
 mod engine;
 mod extract;

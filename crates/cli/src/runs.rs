@@ -8,6 +8,7 @@ use imgclf_dataset::limits::{CLIP, INFERENCE_BATCH, LISTED, TOP};
 use imgclf_heads::{CsvStyle, confusion_png, evaluate, prediction_csv};
 use imgclf_nets::{AnyRun, Scored, SplitSource};
 
+use crate::budget::BudgetArgs;
 use crate::engine::EngineArgs;
 use crate::show::warn_skipped;
 
@@ -34,11 +35,15 @@ pub struct EvaluateArgs {
     /// Fine-tuned runs: where the frozen start of the backbone runs.
     #[command(flatten)]
     engine: EngineArgs,
+    /// Head runs: feature rows held at once.
+    #[command(flatten)]
+    budget: BudgetArgs,
 }
 
 pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
     let run = AnyRun::open(&args.run).context("--run")?;
-    let source = SplitSource { data: args.data.as_deref(), features: &args.features };
+    let source =
+        SplitSource { data: args.data.as_deref(), features: &args.features, memory_budget: args.budget.given() };
     let scored = scored(&run, source, args.split.as_deref(), &args.engine)?;
     let Some(labels) = &scored.labels else {
         bail!("--split {}: unlabelled, nothing to score (use `imgclf predict` for it)", scored.split);
@@ -99,6 +104,9 @@ pub struct PredictArgs {
     /// Images (and fine-tuned runs): where the backbone runs.
     #[command(flatten)]
     engine: EngineArgs,
+    /// Head runs' --split: feature rows held at once.
+    #[command(flatten)]
+    budget: BudgetArgs,
     /// Images: images per inference call.
     #[arg(long, default_value_t = 32, value_parser = INFERENCE_BATCH.parser_usize())]
     batch: usize,
@@ -133,7 +141,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         bail!("give image files to predict, or --csv FILE to predict the cached --split");
     };
     let run = AnyRun::open(&args.run).context("--run")?;
-    let source = SplitSource { data: args.data.as_deref(), features: &args.features };
+    let source =
+        SplitSource { data: args.data.as_deref(), features: &args.features, memory_budget: args.budget.given() };
     let Scored { classes, paths, probs, .. } = scored(&run, source, Some(&args.split), &args.engine)?;
     let style = match (args.proba, classes.len()) {
         (true, _) => CsvStyle::Proba,

@@ -12,6 +12,8 @@ const TERMS: &[(&str, &str)] = &[
     ("`patience`", "--patience"),
     ("`class_weight`", "--class-weight"),
     ("`epochs`", "--epochs"),
+    ("`memory_budget`", "--memory-budget"),
+    ("`batch_size`", "--batch"),
     ("`shards`", "--shards"),
     ("`from`", "--from"),
     ("`split`", "--split"),

@@ -299,18 +299,39 @@ impl FeatureReader {
 
     /// Rows `range` of split `name`: features, labels, paths and photo digests.
     pub fn block(&self, name: &str, range: Range<usize>) -> Result<SplitFeatures, FeatureError> {
-        let err = || FeatureError::file(&self.path);
-        let features = match range.is_empty() {
-            true => Array2::zeros((0, self.dim)),
-            false => self.file.dataset(name).and_then(|d| d.read_slice_2d(s![range.clone(), ..])).map_err(err())?,
-        };
         Ok(SplitFeatures {
             name: name.to_string(),
-            features,
-            labels: self.column::<i64>(&label_key(name), &range)?,
+            features: self.features(name, range.clone())?,
+            labels: self.labels(name, range.clone())?,
             paths: self.paths(name, range.clone())?,
-            photos: self.column::<u64>(&format!("{name}_photos"), &range)?,
+            photos: self.photos(name, range)?,
         })
+    }
+
+    /// The features of rows `range` of split `name`, `(rows, D)`, and nothing else: what a
+    /// head reads a chunk at a time.
+    pub fn features(&self, name: &str, range: Range<usize>) -> Result<Array2<f32>, FeatureError> {
+        if range.is_empty() {
+            return Ok(Array2::zeros((0, self.dim)));
+        }
+        let rows = self.file.dataset(name).and_then(|d| d.read_slice_2d(s![range, ..]));
+        rows.map_err(FeatureError::file(&self.path))
+    }
+
+    /// The labels of rows `range` of split `name`; `None` for an unlabelled split.
+    pub fn labels(&self, name: &str, range: Range<usize>) -> Result<Option<Vec<i64>>, FeatureError> {
+        self.column::<i64>(&label_key(name), &range)
+    }
+
+    /// The photo digests of rows `range` of split `name`; `None` in files that do not record them.
+    pub fn photos(&self, name: &str, range: Range<usize>) -> Result<Option<Vec<u64>>, FeatureError> {
+        self.column::<u64>(&format!("{name}_photos"), &range)
+    }
+
+    /// The checksum attribute: it changes whenever the file's rows do, so a reader opened
+    /// later can tell that the file was replaced in between.
+    pub fn checksum(&self) -> &str {
+        &self.checksum
     }
 
     /// Split `name` in order, `block_rows` rows at a time (empty for a split the file lacks).

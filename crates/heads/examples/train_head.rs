@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = TrainConfig { epochs: 20, ..TrainConfig::tutorial() };
     let trained = train(&inputs, &config, &mut |_| {})?;
     let validation = inputs.split("validation").expect("the fixtures have one");
-    let probs = trained.head.predict(validation.x.view());
+    let probs = predict_split(&trained.head, &inputs, "validation")?;
     let labels = validation.labels.as_ref().expect("a labelled split");
     let report = evaluate(&inputs.classes, probs.view(), labels, &validation.paths, 3);
     println!(

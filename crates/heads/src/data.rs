@@ -1,10 +1,11 @@
 //! Feature files joined column-wise into one matrix per split, rows aligned by image path.
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use imgclf_features::{FeatureReader, FeatureSet, SplitFeatures};
-use ndarray::{Array2, Axis, s};
+use imgclf_features::FeatureReader;
+use ndarray::{Array2, Axis, CowArray, Ix2, s};
 use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
@@ -33,12 +34,28 @@ pub struct Source {
 pub struct SplitData {
     /// The split's name.
     pub name: String,
-    /// `(rows, Σ dims)`.
-    pub x: Array2<f32>,
+    /// `(rows, Σ dims)` when the split is held in memory; `None` when it is read from the
+    /// files a chunk at a time ([`HeadInputs::open`] under a budget it does not fit).
+    pub x: Option<Array2<f32>>,
     /// Class id per row, for labelled splits.
     pub labels: Option<Vec<usize>>,
     /// Image path relative to the data root, per row.
     pub paths: Vec<String>,
+    /// Per source, the row of its file that holds each row; `None` where the file's rows are
+    /// in this order (files of one dataset usually are).
+    order: Vec<Option<Vec<usize>>>,
+}
+
+impl SplitData {
+    /// Rows in the split.
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+
+    /// Whether the split has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
 }
 
 /// The input of a head: one or more feature files of the same dataset, concatenated the way
@@ -55,7 +72,16 @@ pub struct HeadInputs {
     /// imgclf did), so a different photo at the same path would go unnoticed. Extract them
     /// again to have them checked.
     pub unverified: Vec<PathBuf>,
+    /// Bytes of feature rows held at once (see [`HeadInputs::open`]).
+    pub memory_budget: usize,
+    /// Each source file's checksum when opened: a file replaced since is refused, not read.
+    checksums: Vec<String>,
 }
+
+/// A budget's share kept for reading a file a block at a time; the rest holds rows.
+const READ_SHARE: usize = 8;
+/// The most bytes of one file read at once.
+const MAX_READ_BYTES: usize = 64 << 20;
 
 impl HeadInputs {
     /// A `train` split of `rows` random rows × `dim` features in two classes (alternating),
@@ -79,110 +105,141 @@ impl HeadInputs {
         HeadInputs {
             classes: vec!["a".into(), "b".into()],
             sources: vec![source],
-            splits: vec![SplitData { name: "train".into(), x, labels: Some(labels), paths }],
+            splits: vec![SplitData {
+                name: "train".into(),
+                x: Some(x),
+                labels: Some(labels),
+                paths,
+                order: vec![None],
+            }],
             unverified: Vec::new(),
+            memory_budget: usize::MAX,
+            checksums: vec![String::new()],
         }
     }
 
-    /// Reads and joins feature files; the first file's row order is kept. Each source records
-    /// its file's absolute path, so a run trained on them works from any folder.
+    /// Reads and joins feature files, holding every split; the first file's row order is
+    /// kept. Each source records its file's absolute path, so a run trained on them works
+    /// from any folder.
     pub fn load(files: &[PathBuf]) -> Result<HeadInputs, HeadError> {
         HeadInputs::load_splits(files, &imgclf_dataset::SPLIT_NAMES)
     }
 
     /// [`HeadInputs::load`] holding only the splits in `names` (every file is still checked
-    /// whole, the other splits a block at a time): training does not hold `test`, scoring
-    /// `validation` does not hold `train`.
+    /// whole, a block at a time): training does not hold `test`, scoring `validation` does
+    /// not hold `train`.
     pub fn load_splits(files: &[PathBuf], names: &[&str]) -> Result<HeadInputs, HeadError> {
-        let sets = files
+        HeadInputs::open(files, names, usize::MAX)
+    }
+
+    /// Opens and joins feature files for the splits in `names`, keeping at most
+    /// `memory_budget` bytes of feature rows in memory. Each file is checked against its
+    /// checksum (read a block at a time) and the files' paths, labels and photos are joined
+    /// here; the features are held when the named splits fit in the budget less its read
+    /// share (an eighth, at most 64 MiB), and otherwise read from the files a chunk at a
+    /// time by [`HeadInputs::reader`].
+    pub fn open(files: &[PathBuf], names: &[&str], memory_budget: usize) -> Result<HeadInputs, HeadError> {
+        let readers = files
             .iter()
             .map(|f| {
-                let f = &feature_file(f)?;
-                let set = FeatureSet::read_splits(f, names)?;
-                if let Some(shard) = &set.shard {
+                let reader = FeatureReader::open(&feature_file(f)?)?;
+                if let Some(shard) = &reader.info.shard {
+                    let f = reader.path();
                     let reason = format!(
                         "shard {}/{} of {}, a part of the dataset: join the shards in {} first (`merge`)",
                         shard.index,
                         shard.count,
-                        set.backbone,
+                        reader.info.backbone,
                         f.parent().map_or(".".into(), |d| d.display().to_string())
                     );
-                    return Err(HeadError::Input { path: f.clone(), reason });
+                    return Err(HeadError::Input { path: f.to_path_buf(), reason });
                 }
-                Ok((f.clone(), set))
+                Ok(reader)
             })
             .collect::<Result<Vec<_>, HeadError>>()?;
-        HeadInputs::join(sets)
-    }
-
-    /// Joins feature sets (each with the file it came from, for messages). Sets from other
-    /// datasets, class lists or splits, or whose rows share a path but not a photo, are
-    /// refused naming both files.
-    pub fn join(sets: Vec<(PathBuf, FeatureSet)>) -> Result<HeadInputs, HeadError> {
-        let Some((first_file, first)) = sets.first() else {
+        let Some(first) = readers.first() else {
             return Err(HeadError::Config("no feature files given".into()));
         };
         let mismatch = |other: &Path, reason: String| HeadError::Mismatch {
-            a: first_file.clone(),
+            a: first.path().to_path_buf(),
             b: other.to_path_buf(),
             reason,
         };
-        let mut sources = Vec::new();
-        for (file, set) in &sets {
-            if set.classes != first.classes {
-                return Err(mismatch(file, format!("class lists differ ({:?} vs {:?})", first.classes, set.classes)));
+        let named = |r: &FeatureReader| -> Vec<String> {
+            r.rows.iter().map(|(n, _)| n.clone()).filter(|n| names.contains(&n.as_str())).collect()
+        };
+        let mut sources: Vec<Source> = Vec::new();
+        for reader in &readers {
+            let (file, info) = (reader.path(), &reader.info);
+            if info.classes != first.info.classes {
+                return Err(mismatch(
+                    file,
+                    format!("class lists differ ({:?} vs {:?})", first.info.classes, info.classes),
+                ));
             }
-            let names = |s: &FeatureSet| s.splits.iter().map(|x| x.name.clone()).collect::<Vec<_>>();
-            if names(set) != names(first) {
-                return Err(mismatch(file, format!("splits differ ({:?} vs {:?})", names(first), names(set))));
+            if named(reader) != named(first) {
+                return Err(mismatch(file, format!("splits differ ({:?} vs {:?})", named(first), named(reader))));
             }
-            if let Some(dup) = sources.iter().find(|s: &&Source| s.model_sha256 == set.model_sha256) {
+            if let Some(dup) = sources.iter().find(|s| s.model_sha256 == info.model_sha256) {
                 return Err(HeadError::Mismatch {
                     a: dup.file.clone(),
-                    b: file.clone(),
-                    reason: format!("both hold features of the same model ({})", set.backbone),
+                    b: file.to_path_buf(),
+                    reason: format!("both hold features of the same model ({})", info.backbone),
                 });
             }
             sources.push(Source {
-                file: file.clone(),
-                backbone: set.backbone.clone(),
-                model_sha256: set.model_sha256.clone(),
-                model: PathBuf::from(&set.model),
-                dim: set.dim(),
-                engine: set.engine.clone(),
+                file: file.to_path_buf(),
+                backbone: info.backbone.clone(),
+                model_sha256: info.model_sha256.clone(),
+                model: PathBuf::from(&info.model),
+                dim: reader.dim,
+                engine: info.engine.clone(),
             });
         }
-        let width: usize = sources.iter().map(|s| s.dim).sum();
-        let mut splits = Vec::new();
-        for reference in &first.splits {
-            let labels =
-                reference.labels.as_ref().map(|l| class_ids(l, first.classes.len(), first_file, &reference.name));
-            let labels = labels.transpose()?;
-            let mut x = Array2::<f32>::zeros((reference.paths.len(), width));
-            let mut col = 0;
-            for (file, set) in &sets {
-                let split = set.split(&reference.name).expect("split names checked above");
-                let order = align(reference, split).map_err(|reason| mismatch(file, reason))?;
-                let block = split.features.select(Axis(0), &order);
-                x.slice_mut(s![.., col..col + block.ncols()]).assign(&block);
-                col += block.ncols();
-                if let (Some(a), Some(b)) = (&reference.labels, &split.labels)
-                    && order.iter().enumerate().any(|(i, &j)| a[i] != b[j])
-                {
-                    return Err(mismatch(
-                        file,
-                        format!("labels of split `{}` differ for the same images", reference.name),
-                    ));
-                }
-            }
-            splits.push(SplitData { name: reference.name.clone(), x, labels, paths: reference.paths.clone() });
+        for reader in &readers {
+            reader.verify(read_rows(reader.dim, read_bytes(memory_budget)))?;
         }
-        let unrecorded = |set: &FeatureSet| set.splits.iter().any(|s| s.photos.is_none());
-        let unverified = match sets.len() {
+        let mut splits = Vec::new();
+        for name in named(first) {
+            let rows = first.split_rows(&name).unwrap_or(0);
+            let (paths, photos) = (first.paths(&name, 0..rows)?, first.photos(&name, 0..rows)?);
+            let raw_labels = first.labels(&name, 0..rows)?;
+            let labels = raw_labels.as_ref().map(|l| class_ids(l, first.info.classes.len(), first.path(), &name));
+            let mut order = Vec::new();
+            for reader in &readers {
+                let rows = reader.split_rows(&name).unwrap_or(0);
+                let file = reader.path();
+                let (other_paths, other_photos) = (reader.paths(&name, 0..rows)?, reader.photos(&name, 0..rows)?);
+                let map = align(&name, (&paths, photos.as_deref()), (&other_paths, other_photos.as_deref()))
+                    .map_err(|reason| mismatch(file, reason))?;
+                if let (Some(a), Some(b)) = (&raw_labels, reader.labels(&name, 0..rows)?)
+                    && map.iter().enumerate().any(|(i, &j)| a[i] != b[j])
+                {
+                    return Err(mismatch(file, format!("labels of split `{name}` differ for the same images")));
+                }
+                let identity = map.iter().enumerate().all(|(i, &j)| i == j);
+                order.push((!identity).then_some(map));
+            }
+            splits.push(SplitData { name, x: None, labels: labels.transpose()?, paths, order });
+        }
+        let unrecorded = |r: &FeatureReader| r.rows.iter().any(|(n, _)| r.photos(n, 0..0).ok().flatten().is_none());
+        let unverified = match readers.len() {
             1 => Vec::new(),
-            _ => sets.iter().filter(|(_, set)| unrecorded(set)).map(|(file, _)| file.clone()).collect(),
+            _ => readers.iter().filter(|r| unrecorded(r)).map(|r| r.path().to_path_buf()).collect(),
         };
-        Ok(HeadInputs { classes: first.classes.clone(), sources, splits, unverified })
+        let checksums = readers.iter().map(|r| r.checksum().to_string()).collect();
+        let mut inputs =
+            HeadInputs { classes: first.info.classes.clone(), sources, splits, unverified, memory_budget, checksums };
+        drop(readers);
+        let total: usize = inputs.splits.iter().map(|s| s.len()).sum();
+        if total.saturating_mul(inputs.dim() * size_of::<f32>()) <= inputs.row_bytes() {
+            for i in 0..inputs.splits.len() {
+                let rows: Vec<usize> = (0..inputs.splits[i].len()).collect();
+                let x = inputs.reader(&inputs.splits[i].name)?.gather(&rows)?;
+                inputs.splits[i].x = Some(x);
+            }
+        }
+        Ok(inputs)
     }
 
     /// The splits a feature file holds, in file order, each with whether it is labelled; read
@@ -201,6 +258,106 @@ impl HeadInputs {
     pub fn dim(&self) -> usize {
         self.sources.iter().map(|s| s.dim).sum()
     }
+
+    /// Bytes of the budget that hold rows: all of it less the read share.
+    fn row_bytes(&self) -> usize {
+        self.memory_budget - read_bytes(self.memory_budget)
+    }
+
+    /// Rows of the joined matrix held at once when a split is read in chunks: the budget's
+    /// row share over the row width (at least one).
+    pub fn chunk_rows(&self) -> usize {
+        (self.row_bytes() / (self.dim().max(1) * size_of::<f32>())).max(1)
+    }
+
+    /// Reads the rows of split `name`: from memory when held, else from the files (opened
+    /// here, and refused if replaced since [`HeadInputs::open`]).
+    pub fn reader(&self, name: &str) -> Result<RowReader<'_>, HeadError> {
+        let split = self.split(name).ok_or_else(|| HeadError::Config(format!("no split `{name}` in the features")))?;
+        let mut files = Vec::new();
+        if split.x.is_none() {
+            for (source, checksum) in self.sources.iter().zip(&self.checksums) {
+                let reader = FeatureReader::open(&source.file)?;
+                if reader.checksum() != checksum || reader.dim != source.dim {
+                    return Err(HeadError::Input {
+                        path: source.file.clone(),
+                        reason: "replaced while in use (extracted again?): run the command again".into(),
+                    });
+                }
+                files.push(reader);
+            }
+        }
+        Ok(RowReader { split, files, read_bytes: read_bytes(self.memory_budget), width: self.dim() })
+    }
+}
+
+/// Rows of one split, by row number, from memory or from the feature files.
+pub struct RowReader<'a> {
+    split: &'a SplitData,
+    /// The source files, in column order (empty when the split is held).
+    files: Vec<FeatureReader>,
+    read_bytes: usize,
+    width: usize,
+}
+
+impl RowReader<'_> {
+    /// Rows `range` of the joined matrix: a view when the split is held, else read.
+    pub fn range(&self, range: Range<usize>) -> Result<CowArray<'_, f32, Ix2>, HeadError> {
+        match &self.split.x {
+            Some(x) => Ok(CowArray::from(x.slice(s![range, ..]))),
+            None => Ok(CowArray::from(self.gather(&range.collect::<Vec<_>>())?)),
+        }
+    }
+
+    /// The joined rows `rows` (any order, repeats allowed), in that order. From the files,
+    /// each file's rows are read in ascending order a block at a time, a block spanning
+    /// rows not asked for only where they lie between rows asked for.
+    pub fn gather(&self, rows: &[usize]) -> Result<Array2<f32>, HeadError> {
+        if let Some(x) = &self.split.x {
+            return Ok(x.select(Axis(0), rows));
+        }
+        let mut out = Array2::<f32>::zeros((rows.len(), self.width));
+        let mut col = 0;
+        for (reader, order) in self.files.iter().zip(&self.split.order) {
+            let at = |r: usize| order.as_ref().map_or(r, |o| o[r]);
+            let mut wanted: Vec<(usize, usize)> = rows.iter().enumerate().map(|(i, &r)| (at(r), i)).collect();
+            wanted.sort_unstable();
+            let span = read_rows(reader.dim, self.read_bytes);
+            let mut start = 0;
+            while start < wanted.len() {
+                let first = wanted[start].0;
+                let end = start + wanted[start..].partition_point(|w| w.0 < first + span);
+                let block = reader.features(&self.split.name, first..wanted[end - 1].0 + 1)?;
+                for &(r, i) in &wanted[start..end] {
+                    out.slice_mut(s![i, col..col + reader.dim]).assign(&block.row(r - first));
+                }
+                start = end;
+            }
+            col += reader.dim;
+        }
+        Ok(out)
+    }
+}
+
+/// The budget's read share: an eighth, at most [`MAX_READ_BYTES`].
+fn read_bytes(memory_budget: usize) -> usize {
+    (memory_budget / READ_SHARE).min(MAX_READ_BYTES)
+}
+
+/// Rows of a `dim`-wide file that make `read_bytes` (at least one).
+fn read_rows(dim: usize, read_bytes: usize) -> usize {
+    (read_bytes / (dim.max(1) * size_of::<f32>())).max(1)
+}
+
+/// The memory budget when none is given: a quarter of the memory available when the command
+/// starts (`MemAvailable` in `/proc/meminfo`), at most 1.5 GiB, 1 GiB where that cannot be read.
+pub fn default_memory_budget() -> usize {
+    const CAP: usize = 3 << 29;
+    let available = std::fs::read_to_string("/proc/meminfo").ok().and_then(|text| {
+        let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+        line.split_whitespace().nth(1)?.parse::<usize>().ok().map(|kib| kib * 1024)
+    });
+    available.map_or(1 << 30, |bytes| (bytes / 4).min(CAP))
 }
 
 /// `file` as an absolute path, refused when there is no such file.
@@ -212,20 +369,23 @@ fn feature_file(file: &Path) -> Result<PathBuf, HeadError> {
     }
 }
 
-/// For each row of `reference`, the row of `other` with the same image path; refused where
-/// both files record the photos and a path's photos differ.
-fn align(reference: &SplitFeatures, other: &SplitFeatures) -> Result<Vec<usize>, String> {
-    let split = &reference.name;
-    if reference.paths.len() != other.paths.len() {
+/// For each row of `reference` (paths, photos), the row of `other` with the same image path;
+/// refused where both files record the photos and a path's photos differ.
+fn align(
+    split: &str,
+    reference: (&[String], Option<&[u64]>),
+    other: (&[String], Option<&[u64]>),
+) -> Result<Vec<usize>, String> {
+    let ((paths, photos), (other_paths, other_photos)) = (reference, other);
+    if paths.len() != other_paths.len() {
         return Err(format!(
             "split `{split}` has {} rows in the first and {} in the second (different datasets?)",
-            reference.paths.len(),
-            other.paths.len()
+            paths.len(),
+            other_paths.len()
         ));
     }
-    let index: HashMap<&str, usize> = other.paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
-    let order = reference
-        .paths
+    let index: HashMap<&str, usize> = other_paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
+    let order = paths
         .iter()
         .map(|p| {
             index.get(p.as_str()).copied().ok_or_else(|| {
@@ -233,13 +393,13 @@ fn align(reference: &SplitFeatures, other: &SplitFeatures) -> Result<Vec<usize>,
             })
         })
         .collect::<Result<Vec<usize>, String>>()?;
-    if let (Some(a), Some(b)) = (&reference.photos, &other.photos)
+    if let (Some(a), Some(b)) = (photos, other_photos)
         && let Some(i) = (0..order.len()).find(|&i| a[i] != b[order[i]])
     {
         return Err(format!(
             "image `{}` of split `{split}` is a different photo in each file (same path, other contents: two \
              copies of a dataset, one edited?)",
-            reference.paths[i]
+            paths[i]
         ));
     }
     Ok(order)

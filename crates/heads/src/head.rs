@@ -46,27 +46,53 @@ impl Standardizer {
     /// Mean and standard deviation of the given rows of `x` (accumulated in f64, no copy);
     /// constant features get scale 1.
     pub fn fit(x: ArrayView2<f32>, rows: &[usize]) -> Standardizer {
-        let mut sum = Array1::<f64>::zeros(x.ncols());
-        let mut sq = Array1::<f64>::zeros(x.ncols());
-        for &r in rows {
-            ndarray::Zip::from(&mut sum).and(&mut sq).and(x.row(r)).for_each(|s, q, &v| {
-                *s += v as f64;
-                *q += v as f64 * v as f64;
-            });
-        }
-        let n = rows.len().max(1) as f64;
-        let mean = sum.mapv(|s| s / n);
-        let scale = ndarray::Zip::from(&sq).and(&mean).map_collect(|&q, &m| {
-            let sd = (q / n - m * m).max(0.0).sqrt();
-            if sd > 1e-6 { sd as f32 } else { 1.0 }
-        });
-        Standardizer { mean: mean.mapv(|m| m as f32), scale }
+        let mut moments = Moments::new(x.ncols());
+        moments.add(x, rows);
+        moments.standardizer()
     }
 
     /// Standardises `x`'s rows in place.
     pub fn apply(&self, x: &mut Array2<f32>) {
         *x -= &self.mean;
         *x /= &self.scale;
+    }
+}
+
+/// The sums a [`Standardizer`] is fitted from, fed a block of rows at a time: rows fed in
+/// ascending order give the statistics of [`Standardizer::fit`] bit for bit, whatever the blocks.
+#[derive(Debug, Clone)]
+pub struct Moments {
+    sum: Array1<f64>,
+    sq: Array1<f64>,
+    rows: usize,
+}
+
+impl Moments {
+    /// No rows yet, `dim` features.
+    pub fn new(dim: usize) -> Moments {
+        Moments { sum: Array1::zeros(dim), sq: Array1::zeros(dim), rows: 0 }
+    }
+
+    /// Adds rows `rows` of the block `x`.
+    pub fn add(&mut self, x: ArrayView2<f32>, rows: &[usize]) {
+        for &r in rows {
+            ndarray::Zip::from(&mut self.sum).and(&mut self.sq).and(x.row(r)).for_each(|s, q, &v| {
+                *s += v as f64;
+                *q += v as f64 * v as f64;
+            });
+        }
+        self.rows += rows.len();
+    }
+
+    /// The mean and standard deviation of the rows added; constant features get scale 1.
+    pub fn standardizer(&self) -> Standardizer {
+        let n = self.rows.max(1) as f64;
+        let mean = self.sum.mapv(|s| s / n);
+        let scale = ndarray::Zip::from(&self.sq).and(&mean).map_collect(|&q, &m| {
+            let sd = (q / n - m * m).max(0.0).sqrt();
+            if sd > 1e-6 { sd as f32 } else { 1.0 }
+        });
+        Standardizer { mean: mean.mapv(|m| m as f32), scale }
     }
 }
 

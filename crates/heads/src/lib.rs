@@ -9,10 +9,11 @@
 //! ```no_run
 //! use imgclf_heads::prelude::*;
 //!
-//! let inputs = HeadInputs::load(&["features/gap_EfficientNet-Lite0.h5".into()])?;
+//! // hold at most 1 GiB of feature rows: a bigger split is read from the file in chunks
+//! let inputs = HeadInputs::open(&["features/gap_EfficientNet-Lite0.h5".into()], &["train", "validation"], 1 << 30)?;
 //! let trained = train(&inputs, &TrainConfig::tutorial(), &mut |_| {})?;
+//! let probs = predict_split(&trained.head, &inputs, "validation")?;
 //! let validation = inputs.split("validation").unwrap();
-//! let probs = trained.head.predict(validation.x.view());
 //! let labels = validation.labels.as_ref().unwrap();
 //! println!("{}", evaluate(&inputs.classes, probs.view(), labels, &validation.paths, 5));
 //! # Ok::<(), HeadError>(())
@@ -35,9 +36,9 @@ mod run;
 mod submission;
 mod train;
 
-pub use data::{HeadInputs, Source, SplitData};
+pub use data::{HeadInputs, RowReader, Source, SplitData, default_memory_budget};
 pub use error::HeadError;
-pub use head::{Architecture, BatchGrads, Head, HeadConfig, Standardizer};
+pub use head::{Architecture, BatchGrads, Head, HeadConfig, Moments, Standardizer};
 pub use imgclf_dataset::Rng;
 pub use layers::{Dense, Dropout, relu, relu_backward};
 pub use loss::Loss;
@@ -47,12 +48,12 @@ pub use plot::{confusion_png, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
 pub use run::{NamedTensor, RUN_FORMAT, Run, RunDir, RunInfo, f32_safetensors, f32_tensor, history_csv};
 pub use submission::{CsvStyle, prediction_csv};
-pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Validation, argmax, train};
+pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Validation, argmax, predict_split, train};
 
 /// `use imgclf_heads::prelude::*` brings what training and scoring a head needs.
 pub mod prelude {
     pub use crate::{
         Architecture, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, OptimizerConfig, Run,
-        TrainConfig, TrainEvent, evaluate, prediction_csv, train,
+        TrainConfig, TrainEvent, evaluate, predict_split, prediction_csv, train,
     };
 }

@@ -3,12 +3,12 @@
 
 use std::time::Instant;
 
-use ndarray::{ArrayView1, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView1, ArrayView2, s};
 use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
-use crate::data::HeadInputs;
-use crate::head::{Architecture, Head, HeadConfig, Standardizer};
+use crate::data::{HeadInputs, RowReader};
+use crate::head::{Architecture, Head, HeadConfig, Moments};
 use crate::optim::{Optimizer, OptimizerConfig};
 use imgclf_dataset::Rng;
 use imgclf_dataset::limits::{self, BATCH, EPOCHS, HIDDEN, L2, PATIENCE, VAL_SPLIT};
@@ -162,10 +162,17 @@ pub struct Trained {
     pub validation: Validation,
 }
 
-/// Rows of one matrix with their labels, used without copying the matrix.
+/// Rows of one split with their labels, read through a [`RowReader`].
 struct Rows<'a> {
-    x: ArrayView2<'a, f32>,
+    reader: &'a RowReader<'a>,
     labels: &'a [usize],
+    index: Vec<usize>,
+}
+
+/// A run of the train split read at once: rows `start..end`, of which `index` are trained on.
+struct Chunk {
+    start: usize,
+    end: usize,
     index: Vec<usize>,
 }
 
@@ -173,9 +180,15 @@ const INIT: u64 = 1;
 const SHUFFLE: u64 = 2;
 const DROPOUT: u64 = 3;
 const HOLDOUT: u64 = 4;
+const CHUNKS: u64 = 5;
 
 /// Trains a head on the `train` split. The same inputs, config and seed give the same
 /// weights and numbers.
+///
+/// A held split is one chunk. A split read from the files comes in chunks of
+/// [`HeadInputs::chunk_rows`] rows: each epoch visits the chunks in a seeded order and
+/// shuffles the rows within each, drawing from the one stream the held split is shuffled
+/// with, so a split that fits one chunk trains exactly as when held.
 pub fn train(
     inputs: &HeadInputs,
     config: &TrainConfig,
@@ -187,21 +200,38 @@ pub fn train(
     let Some((train_split, train_labels)) = labelled("train") else {
         return Err(HeadError::Input { path: first_file, reason: "no labelled `train` split to train on".into() });
     };
+    let chunk_rows = match &train_split.x {
+        Some(_) => usize::MAX,
+        None => inputs.chunk_rows(),
+    };
+    if chunk_rows < config.batch_size {
+        return Err(HeadError::Config(format!(
+            "`memory_budget` of {} MiB holds {chunk_rows} rows of {} features, fewer than a batch of {}: raise it, or \
+             lower `batch_size`",
+            inputs.memory_budget >> 20,
+            inputs.dim(),
+            config.batch_size
+        )));
+    }
+    let train_reader = inputs.reader("train")?;
+    let val_split = labelled("validation");
+    let val_reader = val_split.map(|(split, _)| inputs.reader(&split.name)).transpose()?;
     let all: Vec<usize> = (0..train_labels.len()).collect();
-    let (train_rows, val_rows, validation) = match (labelled("validation"), config.val_split) {
+    let (train_rows, val_rows, validation) = match (val_split, config.val_split) {
         (Some(_), Some(_)) => {
             return Err(HeadError::Config(
                 "`val_split` holds out part of train, but the features have a `validation` split; drop one".into(),
             ));
         }
         (Some((split, labels)), None) => {
-            let val = Rows { x: split.x.view(), labels, index: (0..labels.len()).collect() };
+            let reader = val_reader.as_ref().expect("opened above");
+            let val = Rows { reader, labels, index: (0..labels.len()).collect() };
             (all, Some(val), Validation::Split(split.name.clone()))
         }
         (None, Some(fraction)) => {
             let (keep, held) = stratified_holdout(train_labels, inputs.classes.len(), fraction, config.seed);
             let validation = Validation::Holdout { fraction, rows: held.len() };
-            (keep, Some(Rows { x: train_split.x.view(), labels: train_labels, index: held }), validation)
+            (keep, Some(Rows { reader: &train_reader, labels: train_labels, index: held }), validation)
         }
         (None, None) => (all, None, Validation::None),
     };
@@ -210,42 +240,56 @@ pub fn train(
             "early stopping (`patience`) watches validation loss: give `val_split`, or features with a validation split".into(),
         ));
     }
-    let train = Rows { x: train_split.x.view(), labels: train_labels, index: train_rows };
+    let train = Rows { reader: &train_reader, labels: train_labels, index: train_rows };
     let weights = class_weights(&config.class_weight, &train, inputs.classes.len());
+    let chunks = chunks(&train.index, train_split.len(), chunk_rows);
 
     let mut head = Head::new(config.head, inputs.dim(), inputs.classes.len(), &mut Rng::stream(config.seed, INIT, 0));
     if config.standardize {
-        head.standardizer = Some(Standardizer::fit(train.x, &train.index));
+        // one pass in ascending row order: the sums of a held split, bit for bit
+        let mut moments = Moments::new(inputs.dim());
+        for chunk in &chunks {
+            let local: Vec<usize> = chunk.index.iter().map(|r| r - chunk.start).collect();
+            moments.add(train.reader.range(chunk.start..chunk.end)?.view(), &local);
+        }
+        head.standardizer = Some(moments.standardizer());
     }
     let sizes: Vec<usize> = head.params_mut().iter().map(|p| p.len()).collect();
     let mut optimizer = Optimizer::new(config.optimizer, &sizes);
 
-    let batches = train.index.len().div_ceil(config.batch_size);
+    let batches = chunks.iter().map(|c| c.index.len().div_ceil(config.batch_size)).sum();
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, Head)> = None;
     for epoch in 1..=config.epochs {
         on_event(TrainEvent::EpochStart { epoch, epochs: config.epochs, batches });
         let started = Instant::now();
-        let mut order = train.index.clone();
-        Rng::stream(config.seed, SHUFFLE, epoch as u64).shuffle(&mut order);
-        let (mut loss_sum, mut correct) = (0.0f64, 0usize);
-        for (b, rows) in order.chunks(config.batch_size).enumerate() {
-            let labels: Vec<usize> = rows.iter().map(|&r| train.labels[r]).collect();
-            let w: Option<Vec<f32>> = weights.as_ref().map(|w| labels.iter().map(|&l| w[l]).collect());
-            let dropout = Rng::stream(config.seed, DROPOUT, ((epoch as u64) << 32) | b as u64).next_u64();
-            let out = head.batch_grads(train.x, rows, &labels, w.as_deref(), dropout);
-            let weighted: f64 =
-                out.losses.iter().enumerate().map(|(i, &l)| (l * w.as_ref().map_or(1.0, |w| w[i])) as f64).sum();
-            loss_sum += weighted + head.penalty() as f64 * rows.len() as f64;
-            correct += count_correct(head.loss.probabilities(out.logits.view()).view(), &labels);
-            let grads: Vec<&[f32]> = out.grads.iter().map(Vec::as_slice).collect();
-            optimizer.step(&mut head.params_mut(), &grads);
-            on_event(TrainEvent::Batch);
+        let mut visit: Vec<usize> = (0..chunks.len()).collect();
+        Rng::stream(config.seed, CHUNKS, epoch as u64).shuffle(&mut visit);
+        let mut shuffle = Rng::stream(config.seed, SHUFFLE, epoch as u64);
+        let (mut loss_sum, mut correct, mut b) = (0.0f64, 0usize, 0u64);
+        for chunk in visit.iter().map(|&c| &chunks[c]) {
+            let x = train.reader.range(chunk.start..chunk.end)?;
+            let mut order: Vec<usize> = chunk.index.iter().map(|r| r - chunk.start).collect();
+            shuffle.shuffle(&mut order);
+            for rows in order.chunks(config.batch_size) {
+                let labels: Vec<usize> = rows.iter().map(|&r| train.labels[chunk.start + r]).collect();
+                let w: Option<Vec<f32>> = weights.as_ref().map(|w| labels.iter().map(|&l| w[l]).collect());
+                let dropout = Rng::stream(config.seed, DROPOUT, ((epoch as u64) << 32) | b).next_u64();
+                let out = head.batch_grads(x.view(), rows, &labels, w.as_deref(), dropout);
+                let weighted: f64 =
+                    out.losses.iter().enumerate().map(|(i, &l)| (l * w.as_ref().map_or(1.0, |w| w[i])) as f64).sum();
+                loss_sum += weighted + head.penalty() as f64 * rows.len() as f64;
+                correct += count_correct(head.loss.probabilities(out.logits.view()).view(), &labels);
+                let grads: Vec<&[f32]> = out.grads.iter().map(Vec::as_slice).collect();
+                optimizer.step(&mut head.params_mut(), &grads);
+                on_event(TrainEvent::Batch);
+                b += 1;
+            }
         }
         let n = train.index.len() as f64;
         let (val_loss, val_acc) = match &val_rows {
             Some(v) => {
-                let (loss, acc) = score(&head, v);
+                let (loss, acc) = score(&head, v)?;
                 (Some(loss + head.penalty() as f64), Some(acc))
             }
             None => (None, None),
@@ -345,17 +389,48 @@ pub fn argmax(values: ArrayView1<f32>) -> usize {
     values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
-/// Mean cross-entropy and accuracy of `head` on `rows`, in inference mode.
-fn score(head: &Head, rows: &Rows) -> (f64, f64) {
+/// Mean cross-entropy and accuracy of `head` on `rows`, in inference mode, read 4,096 rows
+/// at a time.
+fn score(head: &Head, rows: &Rows) -> Result<(f64, f64), HeadError> {
     let (mut loss, mut correct) = (0.0f64, 0usize);
-    for chunk in rows.index.chunks(4096) {
-        let probs = head.predict(rows.x.select(Axis(0), chunk).view());
+    for chunk in rows.index.chunks(SCORE_ROWS) {
+        let probs = head.predict(rows.reader.gather(chunk)?.view());
         let labels: Vec<usize> = chunk.iter().map(|&r| rows.labels[r]).collect();
         loss += labels.iter().enumerate().map(|(i, &l)| -(probs[[i, l]].max(1e-7) as f64).ln()).sum::<f64>();
         correct += count_correct(probs.view(), &labels);
     }
     let n = rows.index.len().max(1) as f64;
-    (loss / n, correct as f64 / n)
+    Ok((loss / n, correct as f64 / n))
+}
+
+/// Rows scored at once.
+const SCORE_ROWS: usize = 4096;
+
+/// Class probabilities of `head` for every row of split `split`, read 4,096 rows at a time
+/// (the same numbers as [`Head::predict`] on the held split).
+pub fn predict_split(head: &Head, inputs: &HeadInputs, split: &str) -> Result<Array2<f32>, HeadError> {
+    let reader = inputs.reader(split)?;
+    let rows = inputs.split(split).map_or(0, |s| s.len());
+    let mut probs = Array2::zeros((rows, head.classes()));
+    for start in (0..rows).step_by(SCORE_ROWS) {
+        let end = (start + SCORE_ROWS).min(rows);
+        probs.slice_mut(s![start..end, ..]).assign(&head.predict(reader.range(start..end)?.view()));
+    }
+    Ok(probs)
+}
+
+/// The train split cut into runs of `chunk_rows` rows, each with the rows of `index`
+/// (ascending) it holds; runs holding none are left out.
+fn chunks(index: &[usize], rows: usize, chunk_rows: usize) -> Vec<Chunk> {
+    let mut chunks: Vec<Chunk> = Vec::new();
+    for &r in index {
+        let start = r / chunk_rows * chunk_rows;
+        match chunks.last_mut() {
+            Some(chunk) if chunk.start == start => chunk.index.push(r),
+            _ => chunks.push(Chunk { start, end: (start + chunk_rows).min(rows), index: vec![r] }),
+        }
+    }
+    chunks
 }
 
 #[cfg(test)]

@@ -89,8 +89,9 @@ fn files_are_joined_by_image_path_not_by_row_position() {
         let original = FeatureSet::read(&a).unwrap();
         assert_eq!(split.paths, original.split(&split.name).unwrap().paths, "the first file's order is kept");
         for (r, path) in split.paths.iter().enumerate() {
-            assert_eq!(split.x[[r, 0]], tag(path), "A's columns belong to {path}");
-            assert_eq!(split.x[[r, 3]], tag(path), "B's columns were moved to {path}'s row");
+            let x = split.x.as_ref().expect("load holds every split");
+            assert_eq!(x[[r, 0]], tag(path), "A's columns belong to {path}");
+            assert_eq!(x[[r, 3]], tag(path), "B's columns were moved to {path}'s row");
             assert_eq!(split.labels.as_ref().unwrap()[r], usize::from(path.contains("/dog/")));
         }
     }
@@ -217,7 +218,7 @@ fn early_stopping_keeps_the_epoch_with_the_lowest_validation_loss() {
     assert_eq!(losses[best - 1], min);
     // The kept weights are those of the best epoch: scoring them again gives its val_loss.
     let val = inputs.split("validation").unwrap();
-    let probs = trained.head.predict(val.x.view());
+    let probs = predict_split(&trained.head, &inputs, "validation").unwrap();
     let e = evaluate(&inputs.classes, probs.view(), val.labels.as_ref().unwrap(), &val.paths, 0);
     assert!((e.log_loss - min).abs() < 1e-4, "{} vs {min}", e.log_loss);
 }
@@ -259,7 +260,7 @@ fn balanced_class_weights_raise_the_recall_of_a_rare_class() {
     let recall = |weights: ClassWeight| {
         let trained = train(&inputs, &TrainConfig { class_weight: weights, ..config(20) }, &mut |_| {}).unwrap();
         let val = inputs.split("validation").unwrap();
-        let probs = trained.head.predict(val.x.view());
+        let probs = predict_split(&trained.head, &inputs, "validation").unwrap();
         evaluate(&inputs.classes, probs.view(), val.labels.as_ref().unwrap(), &val.paths, 0).classes[1].recall
     };
     let (plain, balanced) = (recall(ClassWeight::None), recall(ClassWeight::Balanced));
@@ -294,7 +295,7 @@ fn a_saved_run_loads_and_predicts_exactly_the_same() {
     assert_eq!(loaded.info, run.info);
     assert_eq!(loaded.head, run.head);
     loaded.check_inputs(&inputs).unwrap();
-    let x = inputs.split("validation").unwrap().x.view();
+    let x = inputs.split("validation").unwrap().x.as_ref().unwrap().view();
     assert_eq!(loaded.head.predict(x), run.head.predict(x));
 
     let err = run.save(&history, false).unwrap_err().to_string();
@@ -333,4 +334,97 @@ fn thread_count_does_not_change_the_weights() {
         };
         assert_eq!(run(1), run(3), "{architecture:?}");
     }
+}
+
+/// A budget whose row share (all but an eighth) holds `rows` rows `dim` wide.
+fn budget_for(rows: usize, dim: usize) -> usize {
+    (rows * dim * 4 * 8).div_ceil(7) + 8
+}
+
+#[test]
+fn rows_read_from_the_files_in_chunks_are_the_rows_held_in_memory() {
+    let t = tempfile::tempdir().unwrap();
+    let a = write(t.path(), &feature_set("A", &["cat", "dog"], 3, SPLITS, 1));
+    let b = write(t.path(), &feature_set("B", &["cat", "dog"], 5, SPLITS, 2)); // other row order
+    let files = [a, b];
+    let held = HeadInputs::load(&files).unwrap();
+    let chunked = HeadInputs::open(&files, &["train", "validation"], budget_for(10, 8)).unwrap();
+    assert_eq!(chunked.chunk_rows(), 10);
+    let mut rng = Rng::new(4);
+    for split in &held.splits {
+        let on_disk = chunked.split(&split.name).unwrap();
+        assert!(on_disk.x.is_none(), "160 rows are over a 10-row budget");
+        assert_eq!((&on_disk.paths, &on_disk.labels), (&split.paths, &split.labels));
+        let x = split.x.as_ref().unwrap();
+        let reader = chunked.reader(&split.name).unwrap();
+        assert_eq!(reader.range(0..split.len()).unwrap(), x.view());
+        assert_eq!(reader.range(7..23).unwrap(), x.slice(ndarray::s![7..23, ..]));
+        // any order, repeats included: B's rows are found through its order map
+        let rows: Vec<usize> = (0..50).map(|_| rng.below(split.len())).collect();
+        assert_eq!(reader.gather(&rows).unwrap(), x.select(ndarray::Axis(0), &rows));
+    }
+}
+
+#[test]
+fn a_train_split_read_as_one_chunk_trains_exactly_as_when_held() {
+    let t = tempfile::tempdir().unwrap();
+    let file = write(t.path(), &feature_set("A", &["a", "b", "c"], 12, SPLITS, 1));
+    let held = HeadInputs::load(std::slice::from_ref(&file)).unwrap();
+    // train's 120 rows fit one chunk, train and validation (160) do not fit together
+    let chunked = HeadInputs::open(&[file], &["train", "validation"], budget_for(130, 12)).unwrap();
+    assert!(chunked.split("train").unwrap().x.is_none() && chunked.chunk_rows() >= 120);
+    for architecture in [Architecture::Logistic, Architecture::Mlp { hidden: 16 }] {
+        let cfg = TrainConfig {
+            head: HeadConfig { architecture, dropout: 0.3, l2: 1e-3 },
+            standardize: true,
+            class_weight: ClassWeight::Balanced,
+            ..config(4)
+        };
+        let (a, b) = (train(&held, &cfg, &mut |_| {}).unwrap(), train(&chunked, &cfg, &mut |_| {}).unwrap());
+        assert_eq!(a.head, b.head, "{architecture:?}: byte-identical weights");
+        let numbers = |t: &imgclf_heads::Trained| t.history.iter().map(|h| (h.loss, h.val_loss)).collect::<Vec<_>>();
+        assert_eq!(numbers(&a), numbers(&b));
+        let probs = predict_split(&b.head, &chunked, "validation").unwrap();
+        assert_eq!(probs, b.head.predict(held.split("validation").unwrap().x.as_ref().unwrap().view()));
+    }
+}
+
+#[test]
+fn training_in_many_chunks_is_seeded_learns_and_standardizes_as_held() {
+    let t = tempfile::tempdir().unwrap();
+    let file = write(t.path(), &feature_set("A", &["a", "b", "c"], 12, SPLITS, 1));
+    let held = HeadInputs::load(std::slice::from_ref(&file)).unwrap();
+    let chunked = HeadInputs::open(std::slice::from_ref(&file), &["train", "validation"], budget_for(16, 12)).unwrap();
+    assert_eq!(chunked.chunk_rows(), 16, "120 train rows in 8 chunks");
+    let cfg = TrainConfig { standardize: true, ..config(30) };
+    let first = train(&chunked, &cfg, &mut |_| {}).unwrap();
+    assert_eq!(first.head, train(&chunked, &cfg, &mut |_| {}).unwrap().head, "same seed and budget, same weights");
+    let in_memory = train(&held, &cfg, &mut |_| {}).unwrap();
+    assert_ne!(first.head, in_memory.head, "chunks change the order rows are visited in");
+    assert_eq!(first.head.standardizer, in_memory.head.standardizer, "one streaming pass, the same statistics");
+    let (chunk_acc, held_acc) =
+        (first.history.last().unwrap().val_acc.unwrap(), in_memory.history.last().unwrap().val_acc.unwrap());
+    assert!(chunk_acc > 0.9 && (chunk_acc - held_acc).abs() <= 0.05, "{chunk_acc} in chunks, {held_acc} held");
+    // rows held out of train for validation are read from the chunks' files too
+    let only_train = t.path().join("only_train");
+    std::fs::create_dir(&only_train).unwrap();
+    let only_train = write(&only_train, &feature_set("A", &["a", "b", "c"], 12, &[("train", 120)], 1));
+    let chunked = HeadInputs::open(std::slice::from_ref(&only_train), &["train"], budget_for(16, 12)).unwrap();
+    let held = HeadInputs::load(&[only_train]).unwrap();
+    let holdout = TrainConfig { val_split: Some(0.25), ..config(3) };
+    let (a, b) = (train(&chunked, &holdout, &mut |_| {}).unwrap(), train(&held, &holdout, &mut |_| {}).unwrap());
+    assert_eq!(a.validation, b.validation);
+    assert!(a.history.iter().all(|h| h.val_loss.is_some()));
+}
+
+#[test]
+fn a_budget_under_one_batch_and_a_file_replaced_while_open_are_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let file = write(t.path(), &feature_set("A", &["a", "b"], 12, SPLITS, 1));
+    let tiny = HeadInputs::open(std::slice::from_ref(&file), &["train", "validation"], budget_for(10, 12)).unwrap();
+    let err = train(&tiny, &config(1), &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains("`memory_budget`") && err.contains("10 rows") && err.contains("`batch_size`"), "{err}");
+    write(t.path(), &feature_set("A", &["a", "b"], 12, SPLITS, 9)); // extracted again, other rows
+    let err = train(&tiny, &TrainConfig { batch_size: 8, ..config(1) }, &mut |_| {}).unwrap_err().to_string();
+    assert!(err.contains(&*file.to_string_lossy()) && err.contains("replaced while in use"), "{err}");
 }

@@ -54,7 +54,8 @@ fn main() {
         let layers = HeadLayers::from_head(&Head::new(head, dim, 2, &mut Rng::new(1))).unwrap();
         let settings =
             FitSettings { epochs, batch_size: 128, schedule: Schedule::Constant, label_smoothing: 0.0, seed: 1 };
-        let data = Rows { x: &split.x, labels: split.labels.as_ref().unwrap() };
+        let data =
+            Rows { x: split.x.as_ref().expect("synthetic rows are held"), labels: split.labels.as_ref().unwrap() };
         let started = Instant::now();
         fit(&layers, TrainState::start(&layers, optimizer), &settings, &data, None, None, |_| Ok(())).unwrap();
         let candle = started.elapsed().as_secs_f64() / epochs as f64;
