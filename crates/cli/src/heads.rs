@@ -14,7 +14,7 @@ use crate::show::{epoch_line, metrics};
 
 /// Bytes as MiB, for messages.
 fn mib(bytes: usize) -> String {
-    format!("{:.0} MiB", bytes as f64 / (1 << 20) as f64)
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -105,6 +105,35 @@ fn train_evaluate_predict_write_what_they_promise_and_repeat_exactly() {
 }
 
 #[test]
+fn a_memory_budget_under_the_features_trains_in_chunks_reproducibly_and_scores_the_same() {
+    let t = tempfile::tempdir().unwrap();
+    let features = fixture_features(t.path());
+    let f = s(&features);
+    // 8 features × 4 bytes a row: 300 bytes hold 8 of the 12 train rows
+    let train = |out: &str, budget: &[&str]| {
+        let dir = t.path().join(out);
+        let args = ["train-head", "--features", f, "--out", s(&dir), "--epochs", "3", "--batch", "4", "--seed", "2"];
+        let o = imgclf(&args.iter().chain(budget).copied().collect::<Vec<_>>());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (dir, String::from_utf8_lossy(&o.stderr).into_owned())
+    };
+    let (chunked, log) = train("chunked", &["--memory-budget", "300B"]);
+    assert!(log.contains("in 2 chunks of 8 rows"), "{log}");
+    let (again, _) = train("again", &["--memory-budget", "300B"]);
+    let (held, log) = train("held", &[]);
+    assert!(!log.contains("chunks"), "the default budget holds the fixture's rows: {log}");
+    let weights = |dir: &Path| std::fs::read(dir.join("weights.safetensors")).unwrap();
+    assert_eq!(weights(&chunked), weights(&again), "same seed and budget, same weights");
+    assert_ne!(weights(&chunked), weights(&held), "chunks visit rows in another order");
+    // scoring block by block from the file prints what scoring the held split prints
+    let scores = |budget: &[&str]| {
+        let args = ["evaluate", "--run", s(&chunked), "--split", "train"];
+        ok(&args.iter().chain(budget).copied().collect::<Vec<_>>())
+    };
+    assert_eq!(scores(&["--memory-budget", "100B"]), scores(&[]));
+}
+
+#[test]
 fn another_tool_reads_the_weights_and_gets_the_same_probabilities() {
     let Some(python) = python_with(&["h5py", "numpy", "safetensors"]) else { return };
     let t = tempfile::tempdir().unwrap();
@@ -172,6 +201,8 @@ fn misuse_gets_one_line_errors_naming_the_culprit_and_writes_nothing() {
             "sgd, rmsprop, adam, adadelta",
         ),
         (vec!["train-head", "--features", f, "--out", s(&other), "--momentum", "0.9"], "--optimizer sgd"),
+        (vec!["train-head", "--features", f, "--out", s(&other), "--memory-budget", "100B"], "lower --batch"),
+        (vec!["train-head", "--features", f, "--out", s(&other), "--memory-budget", "lots"], "--memory-budget"),
         (vec!["evaluate", "--run", s(&run), "--split", "test"], "unlabelled"),
         (vec!["evaluate", "--run", s(&run), "--split", "holdout"], "not in the feature files"),
         (vec!["evaluate", "--run", s(&other)], "run.json"),
@@ -214,9 +245,10 @@ fn help_explains_every_flag() {
                 "--patience",
                 "--class-weight",
                 "--force",
+                "--memory-budget",
             ][..],
         ),
-        ("evaluate", &["--run", "--split", "--features", "--top"][..]),
+        ("evaluate", &["--run", "--split", "--features", "--top", "--memory-budget"][..]),
         (
             "predict",
             &[
@@ -232,6 +264,7 @@ fn help_explains_every_flag() {
                 "--clip",
                 "--proba",
                 "--features",
+                "--memory-budget",
             ][..],
         ),
         (

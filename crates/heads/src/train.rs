@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use ndarray::{Array2, ArrayView1, ArrayView2, s};
+use ndarray::{Array2, ArrayView1, ArrayView2, CowArray, Ix2, s};
 use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
@@ -169,11 +169,12 @@ struct Rows<'a> {
     index: Vec<usize>,
 }
 
-/// A run of the train split read at once: rows `start..end`, of which `index` are trained on.
-struct Chunk {
-    start: usize,
-    end: usize,
-    index: Vec<usize>,
+/// Train rows in memory: the matrix that holds them (a held split's whole matrix, else the
+/// rows read), where in it the chunk's rows are, and the label of each of its rows.
+struct Chunk<'a> {
+    x: CowArray<'a, f32, Ix2>,
+    at: Vec<usize>,
+    labels: Vec<usize>,
 }
 
 const INIT: u64 = 1;
@@ -185,10 +186,12 @@ const CHUNKS: u64 = 5;
 /// Trains a head on the `train` split. The same inputs, config and seed give the same
 /// weights and numbers.
 ///
-/// A held split is one chunk. A split read from the files comes in chunks of
-/// [`HeadInputs::chunk_rows`] rows: each epoch visits the chunks in a seeded order and
-/// shuffles the rows within each, drawing from the one stream the held split is shuffled
-/// with, so a split that fits one chunk trains exactly as when held.
+/// A held split is one chunk. A split read from the files comes in chunks of at most
+/// [`HeadInputs::chunk_rows`] rows, each made of short blocks of rows (at most 64, at least 64
+/// blocks a chunk) drawn from the whole split in a seeded order redrawn every epoch: a
+/// file's rows sit in class order, and a chunk of neighbouring rows would hold a few classes.
+/// Rows are shuffled within a chunk from the one stream a held split is shuffled with, so a
+/// split that fits one chunk trains exactly as when held.
 pub fn train(
     inputs: &HeadInputs,
     config: &TrainConfig,
@@ -242,43 +245,66 @@ pub fn train(
     }
     let train = Rows { reader: &train_reader, labels: train_labels, index: train_rows };
     let weights = class_weights(&config.class_weight, &train, inputs.classes.len());
-    let chunks = chunks(&train.index, train_split.len(), chunk_rows);
+    let held = train_split.x.is_some();
+    let blocks = blocks(&train.index, block_rows(chunk_rows));
+    let per_chunk = match held {
+        true => blocks.len().max(1),
+        false => chunk_rows / block_rows(chunk_rows),
+    };
+    let read = |rows: Vec<usize>| -> Result<Chunk, HeadError> {
+        Ok(match held {
+            true => Chunk { x: train.reader.range(0..train_split.len())?, at: rows, labels: train.labels.to_vec() },
+            false => Chunk {
+                x: CowArray::from(train.reader.gather(&rows)?),
+                at: (0..rows.len()).collect(),
+                labels: rows.iter().map(|&r| train.labels[r]).collect(),
+            },
+        })
+    };
+    let chunk_rows_of = |group: &[usize]| -> Vec<usize> {
+        let mut rows: Vec<usize> = group.iter().flat_map(|&b| blocks[b].iter().copied()).collect();
+        rows.sort_unstable();
+        rows
+    };
 
     let mut head = Head::new(config.head, inputs.dim(), inputs.classes.len(), &mut Rng::stream(config.seed, INIT, 0));
     if config.standardize {
         // one pass in ascending row order: the sums of a held split, bit for bit
         let mut moments = Moments::new(inputs.dim());
-        for chunk in &chunks {
-            let local: Vec<usize> = chunk.index.iter().map(|r| r - chunk.start).collect();
-            moments.add(train.reader.range(chunk.start..chunk.end)?.view(), &local);
+        let ascending: Vec<usize> = (0..blocks.len()).collect();
+        for group in ascending.chunks(per_chunk) {
+            let chunk = read(chunk_rows_of(group))?;
+            moments.add(chunk.x.view(), &chunk.at);
         }
         head.standardizer = Some(moments.standardizer());
     }
     let sizes: Vec<usize> = head.params_mut().iter().map(|p| p.len()).collect();
     let mut optimizer = Optimizer::new(config.optimizer, &sizes);
 
-    let batches = chunks.iter().map(|c| c.index.len().div_ceil(config.batch_size)).sum();
     let mut history = Vec::new();
     let mut best: Option<(f64, usize, Head)> = None;
     for epoch in 1..=config.epochs {
+        let mut visit: Vec<usize> = (0..blocks.len()).collect();
+        if !held {
+            Rng::stream(config.seed, CHUNKS, epoch as u64).shuffle(&mut visit);
+        }
+        let chunks: Vec<Vec<usize>> = visit.chunks(per_chunk).map(chunk_rows_of).collect();
+        let batches = chunks.iter().map(|c| c.len().div_ceil(config.batch_size)).sum();
         on_event(TrainEvent::EpochStart { epoch, epochs: config.epochs, batches });
         let started = Instant::now();
-        let mut visit: Vec<usize> = (0..chunks.len()).collect();
-        Rng::stream(config.seed, CHUNKS, epoch as u64).shuffle(&mut visit);
         let mut shuffle = Rng::stream(config.seed, SHUFFLE, epoch as u64);
         let (mut loss_sum, mut correct, mut b) = (0.0f64, 0usize, 0u64);
-        for chunk in visit.iter().map(|&c| &chunks[c]) {
-            let x = train.reader.range(chunk.start..chunk.end)?;
-            let mut order: Vec<usize> = chunk.index.iter().map(|r| r - chunk.start).collect();
-            shuffle.shuffle(&mut order);
-            for rows in order.chunks(config.batch_size) {
-                let labels: Vec<usize> = rows.iter().map(|&r| train.labels[chunk.start + r]).collect();
+        for rows in chunks {
+            let Chunk { x, mut at, labels: label_of } = read(rows)?;
+            shuffle.shuffle(&mut at);
+            for batch in at.chunks(config.batch_size) {
+                let labels: Vec<usize> = batch.iter().map(|&r| label_of[r]).collect();
                 let w: Option<Vec<f32>> = weights.as_ref().map(|w| labels.iter().map(|&l| w[l]).collect());
                 let dropout = Rng::stream(config.seed, DROPOUT, ((epoch as u64) << 32) | b).next_u64();
-                let out = head.batch_grads(x.view(), rows, &labels, w.as_deref(), dropout);
+                let out = head.batch_grads(x.view(), batch, &labels, w.as_deref(), dropout);
                 let weighted: f64 =
                     out.losses.iter().enumerate().map(|(i, &l)| (l * w.as_ref().map_or(1.0, |w| w[i])) as f64).sum();
-                loss_sum += weighted + head.penalty() as f64 * rows.len() as f64;
+                loss_sum += weighted + head.penalty() as f64 * batch.len() as f64;
                 correct += count_correct(head.loss.probabilities(out.logits.view()).view(), &labels);
                 let grads: Vec<&[f32]> = out.grads.iter().map(Vec::as_slice).collect();
                 optimizer.step(&mut head.params_mut(), &grads);
@@ -289,7 +315,7 @@ pub fn train(
         let n = train.index.len() as f64;
         let (val_loss, val_acc) = match &val_rows {
             Some(v) => {
-                let (loss, acc) = score(&head, v)?;
+                let (loss, acc) = score(&head, v, score_rows(inputs))?;
                 (Some(loss + head.penalty() as f64), Some(acc))
             }
             None => (None, None),
@@ -389,11 +415,11 @@ pub fn argmax(values: ArrayView1<f32>) -> usize {
     values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
-/// Mean cross-entropy and accuracy of `head` on `rows`, in inference mode, read 4,096 rows
+/// Mean cross-entropy and accuracy of `head` on `rows`, in inference mode, read `step` rows
 /// at a time.
-fn score(head: &Head, rows: &Rows) -> Result<(f64, f64), HeadError> {
+fn score(head: &Head, rows: &Rows, step: usize) -> Result<(f64, f64), HeadError> {
     let (mut loss, mut correct) = (0.0f64, 0usize);
-    for chunk in rows.index.chunks(SCORE_ROWS) {
+    for chunk in rows.index.chunks(step) {
         let probs = head.predict(rows.reader.gather(chunk)?.view());
         let labels: Vec<usize> = chunk.iter().map(|&r| rows.labels[r]).collect();
         loss += labels.iter().enumerate().map(|(i, &l)| -(probs[[i, l]].max(1e-7) as f64).ln()).sum::<f64>();
@@ -403,34 +429,44 @@ fn score(head: &Head, rows: &Rows) -> Result<(f64, f64), HeadError> {
     Ok((loss / n, correct as f64 / n))
 }
 
-/// Rows scored at once.
-const SCORE_ROWS: usize = 4096;
+/// Rows scored at once: 4,096, fewer where the budget's chunk is smaller.
+fn score_rows(inputs: &HeadInputs) -> usize {
+    inputs.chunk_rows().min(4096)
+}
 
-/// Class probabilities of `head` for every row of split `split`, read 4,096 rows at a time
-/// (the same numbers as [`Head::predict`] on the held split).
+/// Class probabilities of `head` for every row of split `split`, read a block of rows at a
+/// time (the same numbers as [`Head::predict`] on the held split).
 pub fn predict_split(head: &Head, inputs: &HeadInputs, split: &str) -> Result<Array2<f32>, HeadError> {
     let reader = inputs.reader(split)?;
     let rows = inputs.split(split).map_or(0, |s| s.len());
+    let step = score_rows(inputs);
     let mut probs = Array2::zeros((rows, head.classes()));
-    for start in (0..rows).step_by(SCORE_ROWS) {
-        let end = (start + SCORE_ROWS).min(rows);
+    for start in (0..rows).step_by(step) {
+        let end = (start + step).min(rows);
         probs.slice_mut(s![start..end, ..]).assign(&head.predict(reader.range(start..end)?.view()));
     }
     Ok(probs)
 }
 
-/// The train split cut into runs of `chunk_rows` rows, each with the rows of `index`
-/// (ascending) it holds; runs holding none are left out.
-fn chunks(index: &[usize], rows: usize, chunk_rows: usize) -> Vec<Chunk> {
-    let mut chunks: Vec<Chunk> = Vec::new();
+/// Rows of the blocks a chunk of `chunk_rows` is drawn in: 64 (one HDF5 chunk of a feature
+/// file) when a chunk holds 64 blocks or more, fewer so that it does.
+fn block_rows(chunk_rows: usize) -> usize {
+    (chunk_rows / 64).clamp(1, 64)
+}
+
+/// The rows of `index` (ascending) in blocks of `block_rows` neighbouring rows, empty blocks
+/// left out.
+fn blocks(index: &[usize], block_rows: usize) -> Vec<Vec<usize>> {
+    let mut blocks: Vec<Vec<usize>> = Vec::new();
+    let mut current = usize::MAX;
     for &r in index {
-        let start = r / chunk_rows * chunk_rows;
-        match chunks.last_mut() {
-            Some(chunk) if chunk.start == start => chunk.index.push(r),
-            _ => chunks.push(Chunk { start, end: (start + chunk_rows).min(rows), index: vec![r] }),
+        if r / block_rows != current {
+            current = r / block_rows;
+            blocks.push(Vec::new());
         }
+        blocks.last_mut().expect("pushed above").push(r);
     }
-    chunks
+    blocks
 }
 
 #[cfg(test)]
