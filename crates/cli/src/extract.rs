@@ -3,7 +3,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
-use imgclf_dataset::limits::{INFERENCE_BATCH, SHARDS, THREADS};
+use imgclf_dataset::limits::{CHECKPOINT_BATCHES, CHECKPOINT_SECS, INFERENCE_BATCH, SHARDS, THREADS};
 use imgclf_dataset::{Dataset, SPLIT_NAMES};
 use imgclf_features::prelude::*;
 use imgclf_features::{Shard, extract_all};
@@ -56,6 +56,15 @@ pub struct Args {
     /// With --shard auto: the number of shards (the Indexed Job's completions; checked against Slurm's array).
     #[arg(long, value_name = "N", value_parser = SHARDS.parser_usize())]
     shards: Option<usize>,
+    /// Commit the rows done every SECS seconds into gap_<Backbone>.h5.partial/ beside the
+    /// output; a run stopped or killed (Ctrl-C, SIGKILL, power loss) is continued from the last
+    /// commit by the same command. The finished file is assembled from the parts (the same
+    /// rows as an uninterrupted run) and the folder removed.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = CHECKPOINT_SECS.parser_f64())]
+    checkpoint_secs: f64,
+    /// Also commit every N batches, whichever comes first (default: time alone).
+    #[arg(long, value_name = "N", value_parser = CHECKPOINT_BATCHES.parser_usize())]
+    checkpoint_batches: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -93,6 +102,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         force: args.force,
         stop: Some(stop_on_signals()?),
         shard: shard(&args)?,
+        checkpoints: Checkpoints {
+            seconds: args.checkpoint_secs,
+            batches: args.checkpoint_batches.unwrap_or(usize::MAX),
+        },
     };
     if let Some(shard) = options.shard {
         shard.check(&dataset, options.batch).context("--shard")?;
@@ -124,6 +137,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             bar.set_prefix(format!("{backbone} ({engine})"));
         }
         Progress::Advance(n) => bar.inc(n as u64),
+        Progress::Resumed { images } => bar
+            .suspend(|| eprintln!("continuing an interrupted extraction: {images} images were done by an earlier run")),
         Progress::Skipped(s) => bar.suspend(|| eprintln!("warning: skipped {}", s.reason)),
     })
     .with_context(|| format!("extracting {}", args.data.display()))?;
@@ -194,12 +209,16 @@ fn print_report(r: &ExtractReport) {
         );
         return;
     }
-    let images: usize = r.rows.iter().map(|(_, n)| n).sum::<usize>() + r.skipped.len();
+    // the rate counts this run's images: an interrupted run's are in the file, not in the time
+    let images: usize = r.rows.iter().map(|(_, n)| n).sum::<usize>() + r.skipped.len() - r.resumed;
     if r.rows.is_empty() {
         say!("{}: no rows ({} images skipped) -> {}", r.backbone, r.skipped.len(), r.output.display());
         return;
     }
-    let steady = r.steady.map_or(String::new(), |s| format!("; {s:.1} steady after the first batches"));
+    let mut steady = r.steady.map_or(String::new(), |s| format!("; {s:.1} steady after the first batches"));
+    if r.resumed > 0 {
+        steady.push_str(&format!("; {} images done by an earlier run", r.resumed));
+    }
     say!(
         "{}: {} rows x {} features with {} in {:.1} s ({:.1} images/s{steady}) -> {} ({size:.1} MB)",
         r.backbone,

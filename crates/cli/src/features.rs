@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use imgclf_features::{merge, shard_status, sharded_backbones};
+use imgclf_features::{merge, partials_in, shard_status, sharded_backbones};
 
 #[derive(clap::Args)]
 #[command(after_help = "Example (3 shards, then the merge):\n  \
@@ -73,8 +73,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Status { dir } => {
             let all = shard_status(&dir).context(dir.display().to_string())?;
-            if all.is_empty() {
-                bail!("{}: no shard files (gap_<Backbone>.shard-K-of-N.h5)", dir.display());
+            let partials = partials_in(&dir);
+            for p in &partials {
+                let rows: Vec<String> = p.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
+                say!(
+                    "{}: partial, {} of {} images ({}): the same extract command continues it",
+                    p.output.display(),
+                    p.images,
+                    p.total,
+                    if rows.is_empty() { "no rows yet".to_string() } else { format!("rows {}", rows.join(", ")) }
+                );
+            }
+            if all.is_empty() && partials.is_empty() {
+                bail!(
+                    "{}: no shard files (gap_<Backbone>.shard-K-of-N.h5) and no unfinished extraction",
+                    dir.display()
+                );
             }
             let list = |v: &[usize]| match v.len() {
                 0 => "-".to_string(),
@@ -105,6 +119,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     refused += 1;
                 }
                 unfinished += s.count - s.done.len();
+            }
+            if !partials.is_empty() {
+                bail!("{} extraction(s) not finished (see above)", partials.len());
             }
             match (unfinished, refused) {
                 (0, 0) => Ok(()),

@@ -1,8 +1,9 @@
 //! Killing `imgclf extract` at any point loses nothing: the final name holds either the
 //! previous complete file or a new complete one (never a partial file), SIGINT and SIGTERM
-//! stop between batches saying how far they got, and the next run completes. Real child
-//! processes and real signals, over the shared cats_dogs photos (decoding is the slow part,
-//! so the tiny fixture model keeps each run to a few seconds).
+//! stop between batches saying how far they got, the rows committed so far wait in
+//! `NAME.partial/`, and the next run continues from them. Real child processes and real
+//! signals, over the shared cats_dogs photos (decoding is the slow part, so the tiny fixture
+//! model keeps each run to a few seconds).
 
 #[path = "../../features/tests/support/mod.rs"]
 mod support;
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use imgclf_features::FeatureSet;
+use imgclf_features::{FeatureSet, partial_dir, partial_status};
 use support::*;
 
 fn spawn(data: &Path, out: &Path, extra: &[&str]) -> Child {
@@ -29,13 +30,20 @@ fn spawn(data: &Path, out: &Path, extra: &[&str]) -> Child {
         .unwrap()
 }
 
-/// Files in `out` other than the final one: temporary files left behind.
+/// What `imgclf features status` prints about `dir` (it fails while work is unfinished).
+fn imgclf_status(dir: &Path) -> Vec<u8> {
+    let o = Command::new(env!("CARGO_BIN_EXE_imgclf")).args(["features", "status"]).arg(dir).output().unwrap();
+    assert!(!o.status.success(), "an unfinished extraction is not done");
+    o.stdout
+}
+
+/// Files in `out` other than the final one and its parts folder: temporary files left behind.
 fn leftovers(out: &Path) -> Vec<String> {
     std::fs::read_dir(out)
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
-        .filter(|n| n != "gap_TinyConvNet.h5")
+        .filter(|n| n != "gap_TinyConvNet.h5" && n != "gap_TinyConvNet.h5.partial")
         .collect()
 }
 
@@ -60,6 +68,7 @@ fn killed_extractions_leave_the_old_file_or_a_complete_new_one() {
     let o = spawn(&data, &out, &[]).wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let complete = FeatureSet::read(&file).unwrap();
+    assert!(!partial_dir(&file).exists(), "the parts are gone once the file is assembled");
 
     let mut outcomes = Vec::new();
     for signal in ["INT", "TERM", "KILL"] {
@@ -84,6 +93,7 @@ fn killed_extractions_leave_the_old_file_or_a_complete_new_one() {
             // the next run completes (reusing the file) and sweeps what a SIGKILL left
             let o = spawn(&data, &out, &[]).wait_with_output().unwrap();
             assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert!(!partial_dir(&file).exists(), "a reused file sweeps the parts of a stopped --force run");
         }
     }
     // a temporary file of a process that no longer exists (a SIGKILL during the write) is swept
@@ -94,4 +104,35 @@ fn killed_extractions_leave_the_old_file_or_a_complete_new_one() {
     assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
     eprintln!("{}", outcomes.join("\n"));
     assert!(outcomes.iter().any(|o| o.contains("stopped cleanly")), "some signal must land mid-run: {outcomes:?}");
+
+    // SIGKILL after two commits (every 4 batches of 16): the rerun continues after them
+    std::fs::remove_file(&file).unwrap();
+    let child = spawn(&data, &out, &["--checkpoint-batches", "4"]);
+    let second = partial_dir(&file).join("part-00001.json");
+    let waited = std::time::Instant::now();
+    while !second.exists() && waited.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
+    assert!(!child.wait_with_output().unwrap().status.success(), "killed before the end");
+    let status = partial_status(&file).expect("the parts folder survives a SIGKILL");
+    let kept = status.images;
+    assert!(kept >= 128 && kept.is_multiple_of(64) && status.total == 2780 && !file.exists(), "{status:?}");
+    let shown = String::from_utf8_lossy(&imgclf_status(&out)).into_owned();
+    assert!(shown.contains(&format!("partial, {kept} of 2780 images")), "{shown}");
+    let head = Command::new(env!("CARGO_BIN_EXE_imgclf"))
+        .args(["train-head", "--out"])
+        .arg(out.join("run"))
+        .arg("--features")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let refused = String::from_utf8_lossy(&head.stderr);
+    assert!(!head.status.success() && refused.contains("partial") && refused.contains("extract"), "{refused}");
+    let o = spawn(&data, &out, &["--checkpoint-batches", "4"]).wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains(&format!("{kept} images done by an earlier run")), "{stdout}");
+    assert_eq!(FeatureSet::read(&file).unwrap(), complete, "the same file as an uninterrupted run");
+    assert!(!partial_dir(&file).exists() && leftovers(&out).is_empty(), "{:?}", leftovers(&out));
 }

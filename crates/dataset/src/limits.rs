@@ -153,6 +153,10 @@ pub const PATIENCE: Limit = Limit::count("patience", 1, 100_000);
 pub const THREADS: Limit = Limit::count("threads", 1, 1024);
 /// Parts of a sharded extraction; an extraction also caps it by its batches.
 pub const SHARDS: Limit = Limit::count("shards", 1, 10_000);
+/// Seconds between an extraction's checkpoints.
+pub const CHECKPOINT_SECS: Limit = Limit::real("checkpoint_secs", 0.0, 1e9, true, false);
+/// Batches between an extraction's checkpoints.
+pub const CHECKPOINT_BATCHES: Limit = Limit::count("checkpoint_batches", 1, 1_000_000_000);
 /// Images or classes listed or drawn (CAM samples, a prediction's top classes).
 pub const LISTED: Limit = Limit::count("count", 1, 100_000);
 /// Pixels across one drawn photo (CAM pictures).

@@ -19,6 +19,7 @@ fn main() -> Result<(), FeatureError> {
         force: false,
         stop: None,
         shard: None,
+        checkpoints: Checkpoints::default(),
     };
     let report = extract(&dataset, &backbone, out.path(), &options, &mut |_| {})?;
     for skipped in &report.skipped {

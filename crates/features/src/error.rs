@@ -38,7 +38,7 @@ pub enum FeatureError {
     },
     /// The run was stopped (Ctrl-C, SIGTERM) between batches.
     #[error(
-        "interrupted after {done} of {total} images of {backbone}; nothing was written, and a cached file from an earlier run is untouched"
+        "interrupted after {done} of {total} images of {backbone}; the rows done are kept beside the output (NAME.partial): the same command continues from there, and a cached file from an earlier run is untouched"
     )]
     Interrupted {
         /// The backbone(s) being extracted.

@@ -8,8 +8,9 @@ use imgclf_dataset::Dataset;
 use imgclf_runtime::{Backbone, Engine, Precision};
 use sha2::{Digest, Sha256};
 
+use crate::checkpoint::Partial;
 use crate::pipeline::Job;
-use crate::{ExtractOptions, FORMAT, FeatureError, FeatureSet, FeatureWriter, Origin, Progress, ShardInfo, Skipped};
+use crate::{ExtractOptions, FORMAT, FeatureError, FeatureSet, FeatureWriter, Progress, ShardInfo, Skipped};
 
 /// What one backbone's extraction did.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct ExtractReport {
     /// Images this call decoded: each once, shared by every backbone it computed (0 when
     /// the file was reused).
     pub decoded: usize,
+    /// Images an earlier, stopped or killed run had done, continued from its checkpoint.
+    pub resumed: usize,
     /// Feature width `D`.
     pub dim: usize,
     /// Seconds since the call started.
@@ -80,6 +83,11 @@ pub fn extract_all(
     for (i, backbone) in backbones.iter().enumerate() {
         match cached(dataset, backbone, out_dir, options) {
             Cached::Reuse(mut report) => {
+                // parts of a run stopped after the file was made (`--force`) are of no use now
+                let parts = crate::partial_dir(&report.output);
+                if parts.is_dir() {
+                    std::fs::remove_dir_all(&parts).map_err(FeatureError::io(&parts))?;
+                }
                 if options.shard.is_some() {
                     record_dataset(&report.output, &fingerprint(whole, backbone, options.engine.precision))?;
                 }
@@ -102,21 +110,34 @@ pub fn extract_all(
     let mut jobs = todo
         .iter()
         .zip(engines)
-        .map(|((_, backbone, ..), engine)| {
-            Ok(Job {
-                backbone,
-                engine,
-                writer: FeatureWriter::create(&output_path(out_dir, backbone, options), dataset.classes.names())?,
-                rows: Vec::new(),
-                dim: 0,
-            })
+        .map(|((_, backbone, fingerprint, _), engine)| {
+            let stamp = stamp(dataset, backbone, &engine.describe(), fingerprint);
+            let output = output_path(out_dir, backbone, options);
+            let writer = Partial::open(&output, stamp, options.batch, options.force)?;
+            Ok(Job { backbone, engine, writer })
         })
         .collect::<Result<Vec<_>, FeatureError>>()?;
+    // every file continues from the last commit all of them reached (a kill between two
+    // files' commits leaves one a part ahead)
+    let mut common = jobs[0].writer.boundaries();
+    for job in &jobs[1..] {
+        let theirs = job.writer.boundaries();
+        common.retain(|b| theirs.contains(b));
+    }
+    let resume = common.into_iter().max().unwrap_or(0);
+    for job in &mut jobs {
+        job.writer.truncate(resume)?;
+    }
+    let start = jobs[0].writer.done();
     let names = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
     let images = dataset.splits.iter().map(|s| s.samples.len()).sum();
     let engine = jobs[0].engine.describe();
     progress(Progress::Start { backbone: &names, engine: &engine, images });
-    let pass = crate::pipeline::run(dataset, &mut jobs, options, progress)?;
+    if start.images > 0 {
+        progress(Progress::Resumed { images: start.images });
+        progress(Progress::Advance(start.images));
+    }
+    let pass = crate::pipeline::run(dataset, &mut jobs, options, &start, progress)?;
     for (job, (i, backbone, fingerprint, replaced)) in jobs.into_iter().zip(todo) {
         let spec = &backbone.spec;
         let output = output_path(out_dir, backbone, options);
@@ -127,18 +148,12 @@ pub fn extract_all(
             dataset_fingerprint: self::fingerprint(whole, backbone, options.engine.precision),
             slices: slices.clone(),
         });
-        let model = std::path::absolute(&backbone.model).unwrap_or_else(|_| backbone.model.clone());
         let engine = job.engine.describe();
-        job.writer.finish(&Origin {
-            backbone: &spec.name,
-            model_sha256: &backbone.sha256,
-            model: &model.to_string_lossy(),
-            input_size: [spec.resize.height, spec.resize.width],
-            engine: &engine,
-            fingerprint: &fingerprint,
-            spec: &spec.source_json,
-            shard: shard.as_ref(),
-        })?;
+        let mut writer = FeatureWriter::create(&output, dataset.classes.names())?;
+        let dim = job.writer.assemble_into(&mut writer)?;
+        writer.finish(&FeatureSet { shard, ..stamp(dataset, backbone, &engine, &fingerprint) }.origin())?;
+        let rows = job.writer.done().rows;
+        job.writer.remove()?;
         reports[i] = Some(ExtractReport {
             backbone: spec.name.clone(),
             output,
@@ -146,15 +161,35 @@ pub fn extract_all(
             replaced,
             engine,
             fallback_reason: job.engine.fallback_reason,
-            rows: job.rows,
+            rows,
             skipped: pass.skipped.clone(),
             decoded: pass.decoded,
-            dim: job.dim,
+            resumed: start.images,
+            dim,
             seconds: started.elapsed().as_secs_f64(),
             steady: pass.steady,
         });
     }
     Ok(reports.into_iter().flatten().collect())
+}
+
+/// What a feature file of `backbone` over `dataset` records besides its rows (no splits, no
+/// shard): the attributes its parts and the file are written with.
+fn stamp(dataset: &Dataset, backbone: &Backbone, engine: &str, fingerprint: &str) -> FeatureSet {
+    let spec = &backbone.spec;
+    let model = std::path::absolute(&backbone.model).unwrap_or_else(|_| backbone.model.clone());
+    FeatureSet {
+        backbone: spec.name.clone(),
+        classes: dataset.classes.names().to_vec(),
+        splits: Vec::new(),
+        model_sha256: backbone.sha256.clone(),
+        model: model.to_string_lossy().into_owned(),
+        input_size: [spec.resize.height, spec.resize.width],
+        engine: engine.to_string(),
+        fingerprint: fingerprint.to_string(),
+        spec: spec.source_json.clone(),
+        shard: None,
+    }
 }
 
 /// A reused shard records the whole dataset as it is now (`dataset_fingerprint`), so that
@@ -207,6 +242,7 @@ fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &Extr
                         fallback_reason: None,
                         skipped: Vec::new(),
                         decoded: 0,
+                        resumed: 0,
                         seconds: 0.0,
                         steady: None,
                     });

@@ -14,7 +14,7 @@
 //! let backbone = Backbone::open(&fixtures.join("tiny_convnet.onnx"))?;
 //! let options = ExtractOptions {
 //!     engine: EngineConfig::cpu(EngineKind::Tract, 1),
-//!     batch: 4, decode_threads: 1, force: false, stop: None, shard: None,
+//!     batch: 4, decode_threads: 1, force: false, stop: None, shard: None, checkpoints: Checkpoints::default(),
 //! };
 //! let out = std::env::temp_dir().join(format!("imgclf-doc-{}", std::process::id()));
 //! let report = extract(&dataset, &backbone, &out, &options, &mut |_| {})?;
@@ -26,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod error;
 mod extract;
 mod options;
@@ -33,6 +34,7 @@ mod pipeline;
 mod shard;
 mod store;
 
+pub use checkpoint::{Checkpoints, PartialStatus, partial_dir, partial_status, partials_in};
 pub use error::FeatureError;
 pub use extract::{ExtractReport, extract, extract_all, fingerprint};
 pub use options::{ExtractOptions, Progress, Skipped};
@@ -46,7 +48,8 @@ pub use store::{
 /// runtime's among them.
 pub mod prelude {
     pub use crate::{
-        ExtractOptions, ExtractReport, FeatureError, FeatureSet, Progress, SplitFeatures, extract, extract_all,
+        Checkpoints, ExtractOptions, ExtractReport, FeatureError, FeatureSet, Progress, SplitFeatures, extract,
+        extract_all,
     };
     pub use imgclf_runtime::prelude::*;
 }

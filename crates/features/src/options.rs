@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use imgclf_runtime::{Device, EngineConfig};
 
-use crate::Shard;
+use crate::{Checkpoints, Shard};
 
 /// How to run an extraction.
 #[derive(Debug, Clone)]
@@ -24,6 +24,9 @@ pub struct ExtractOptions {
     /// Compute only this part of every split, into `gap_<Backbone>.shard-K-of-N.h5`
     /// (joined by [`crate::merge`]).
     pub shard: Option<Shard>,
+    /// How often the rows done are committed to the output's parts folder, which a rerun
+    /// continues from after a stop or a kill.
+    pub checkpoints: Checkpoints,
 }
 
 impl ExtractOptions {
@@ -62,6 +65,11 @@ pub enum Progress<'a> {
     },
     /// This many more images were handled (read or skipped).
     Advance(usize),
+    /// An earlier run's committed parts are kept: the pass continues after `images` images.
+    Resumed {
+        /// Images handled by earlier runs.
+        images: usize,
+    },
     /// An image could not be read and gets no row.
     Skipped(&'a Skipped),
 }

@@ -14,7 +14,8 @@ use rayon::prelude::*;
 
 use imgclf_runtime::{Backbone, Engine, Feed, ModelSpec, PixelBatch, fill_batch};
 
-use crate::{ExtractOptions, FeatureError, FeatureWriter, Progress, Rows, Skipped};
+use crate::checkpoint::{Clock, Commit, Partial, Progressed};
+use crate::{ExtractOptions, FeatureError, Progress, Rows, Skipped};
 
 /// Batches after which a pass counts its steady rate: by then the engines have set up their
 /// buffers and, on a GPU, cuDNN has picked each convolution's algorithm.
@@ -24,14 +25,11 @@ pub(crate) const WARMUP_BATCHES: usize = 3;
 /// keep memory flat.
 const QUEUE: usize = 2;
 
-/// One backbone's part of a pass: its engine and the file its rows go to.
+/// One backbone's part of a pass: its engine and the parts its rows go to.
 pub(crate) struct Job<'a> {
     pub backbone: &'a Backbone,
     pub engine: Engine,
-    pub writer: FeatureWriter,
-    /// Rows written per split, and the feature width.
-    pub rows: Vec<(String, usize)>,
-    pub dim: usize,
+    pub writer: Partial,
 }
 
 /// One job's input for a batch, in the form its engine takes (see [`Feed`]).
@@ -61,11 +59,13 @@ pub(crate) struct Pass {
     pub steady: Option<f64>,
 }
 
-/// Runs every image of `dataset` through every job.
+/// Runs every image of `dataset` after the batches `start` has done through every job,
+/// committing the jobs' rows at each checkpoint, when stopped, and at the end.
 pub(crate) fn run(
     dataset: &Dataset,
     jobs: &mut [Job<'_>],
     options: &ExtractOptions,
+    start: &Progressed,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Pass, FeatureError> {
     // each distinct input size (size, fit, filter) is made once per image
@@ -86,6 +86,7 @@ pub(crate) fn run(
         .iter()
         .enumerate()
         .flat_map(|(i, s)| s.samples.chunks(options.batch.max(1)).map(move |c| (i, c)))
+        .skip(start.batches)
         .collect();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.decode_threads.max(1))
@@ -114,7 +115,7 @@ pub(crate) fn run(
                 stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
             })
         });
-        engine_stage(dataset, jobs, options, progress, ready_rx, spare_tx)
+        engine_stage(dataset, jobs, options, start, progress, ready_rx, spare_tx)
     })?;
     Ok(Pass { skipped, decoded: decoded.into_inner(), steady })
 }
@@ -197,24 +198,35 @@ fn decode<'a>(
     (kept, photos, skipped)
 }
 
-/// Runs each ready batch through every engine and appends the rows to each job's file.
+/// Runs each ready batch through every engine and appends the rows to each job's parts,
+/// committing them when the checkpoint clock says so, when stopped and at the end.
 fn engine_stage(
     dataset: &Dataset,
     jobs: &mut [Job<'_>],
     options: &ExtractOptions,
+    start: &Progressed,
     progress: &mut dyn FnMut(Progress<'_>),
     ready: Receiver<Ready<'_>>,
     spare: Sender<Vec<Input>>,
 ) -> Result<(Vec<Skipped>, Option<f64>), FeatureError> {
     let total: usize = dataset.splits.iter().map(|s| s.samples.len()).sum();
-    let mut kept_per_split = vec![0usize; dataset.splits.len()];
-    let mut skipped = Vec::new();
-    let mut done = 0;
+    let mut kept_per_split: Vec<usize> = dataset
+        .splits
+        .iter()
+        .map(|s| start.rows.iter().find(|(name, _)| *name == s.name).map_or(0, |(_, n)| *n))
+        .collect();
+    let mut skipped = start.skipped.clone();
+    let (mut done, mut batches) = (start.images, start.batches);
+    let mut clock = Clock::new(options.checkpoints);
+    // the skipped images of the batches since the last commit are the last `skipped_since`
+    let mut skipped_since = 0;
+    let commit = |jobs: &mut [Job<'_>], batches: usize, images: usize, new: &[Skipped]| {
+        jobs.iter_mut().try_for_each(|job| job.writer.commit(Commit { batches, images, total }, new))
+    };
     let mut warm = None;
     for (b, batch) in ready.into_iter().enumerate() {
         if options.stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)) {
-            let backbone = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
-            return Err(FeatureError::Interrupted { backbone, done, total });
+            break;
         }
         batch.skipped.iter().for_each(|s| progress(Progress::Skipped(s)));
         let split = &dataset.splits[batch.split];
@@ -239,24 +251,29 @@ fn engine_stage(
                     photos: Some(&batch.photos),
                 };
                 job.writer.append(&split.name, block)?;
-                job.dim = rows.ncols();
-                match job.rows.last_mut() {
-                    Some((name, count)) if *name == split.name => *count += n,
-                    _ => job.rows.push((split.name.clone(), n)),
-                }
             }
         }
         kept_per_split[batch.split] += n;
         done += batch.size;
+        batches += 1;
         if b + 1 == WARMUP_BATCHES {
             warm = Some((std::time::Instant::now(), done));
         }
         progress(Progress::Advance(batch.size));
+        skipped_since += batch.skipped.len();
         skipped.extend(batch.skipped);
         let _ = spare.send(batch.inputs);
+        if clock.tick() {
+            commit(jobs, batches, done, &skipped[skipped.len() - skipped_since..])?;
+            skipped_since = 0;
+        }
+    }
+    // the batches since the last commit, when there are: after a stop, what was done is kept
+    if !clock.fresh() {
+        commit(jobs, batches, done, &skipped[skipped.len() - skipped_since..])?;
     }
     if done < total {
-        // the decode stage saw the stop flag first
+        // stopped (the decode stage may have seen the flag first)
         let backbone = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
         return Err(FeatureError::Interrupted { backbone, done, total });
     }

@@ -143,7 +143,12 @@ impl FeatureSet {
         for split in &self.splits {
             writer.append(&split.name, split.rows())?;
         }
-        writer.finish(&Origin {
+        writer.finish(&self.origin())
+    }
+
+    /// Its attributes besides `classes`, as [`FeatureWriter::finish`] takes them.
+    pub fn origin(&self) -> Origin<'_> {
+        Origin {
             backbone: &self.backbone,
             model_sha256: &self.model_sha256,
             model: &self.model,
@@ -152,7 +157,7 @@ impl FeatureSet {
             fingerprint: &self.fingerprint,
             spec: &self.spec,
             shard: self.shard.as_ref(),
-        })
+        }
     }
 
     /// Reads a whole feature file written by `write`; [`FeatureReader`] reads one a block of

@@ -37,7 +37,15 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn options(shard: Option<Shard>, batch: usize) -> ExtractOptions {
     let engine = EngineConfig::cpu(EngineKind::Tract, 1);
-    ExtractOptions { engine, batch, decode_threads: 1, force: false, stop: None, shard }
+    ExtractOptions {
+        engine,
+        batch,
+        decode_threads: 1,
+        force: false,
+        stop: None,
+        shard,
+        checkpoints: Checkpoints::default(),
+    }
 }
 
 fn extract_shard(data: &Path, model: &Path, out: &Path, shard: Option<Shard>, batch: usize) -> ExtractReport {

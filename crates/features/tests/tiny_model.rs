@@ -47,6 +47,7 @@ fn options(engine: EngineKind) -> ExtractOptions {
         stop: None,
         decode_threads: 1,
         shard: None,
+        checkpoints: Checkpoints::default(),
     }
 }
 
@@ -347,4 +348,65 @@ fn embed_gives_the_extracted_rows_and_maps_and_a_pooled_only_spec_says_what_cam_
     };
     let err = err.to_string();
     assert!(err.contains("tiny_convnet.json") && err.contains("feature map"), "{err}");
+}
+
+#[test]
+fn a_stopped_extraction_continues_from_its_last_checkpoint_and_ends_as_an_uninterrupted_one() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (t, data, model) = scratch();
+    let backbone = Backbone::open(&model).unwrap();
+    // 18 images in batches of 2, a commit after every batch
+    let opts = ExtractOptions {
+        batch: 2,
+        checkpoints: Checkpoints { seconds: 1e9, batches: 1 },
+        ..options(EngineKind::Tract)
+    };
+    let whole = run(&data, &model, &t.path().join("whole"), &opts);
+    let reference = FeatureSet::read(&whole.output).unwrap();
+    let checksum = |p: &Path| imgclf_features::FeatureReader::open(p).unwrap().checksum().to_string();
+    // stopped after k commits; the last with its record lost (killed between a part and its record)
+    for (k, lose_last) in [(1, false), (2, false), (3, true)] {
+        let out = t.path().join(format!("stopped-{k}-{lose_last}"));
+        let output = out.join("gap_TinyConvNet.h5");
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = ExtractOptions { stop: Some(Arc::clone(&stop)), ..opts.clone() };
+        let mut batches = 0;
+        let dataset = Dataset::open(&data).unwrap();
+        let err = extract(&dataset, &backbone, &out, &stopping, &mut |p| {
+            if let Progress::Advance(_) = p {
+                batches += 1;
+                stop.store(batches == k, Ordering::Relaxed);
+            }
+        })
+        .unwrap_err();
+        assert!(matches!(err, FeatureError::Interrupted { done, .. } if done == 2 * k), "{err}");
+        assert!(!output.exists(), "no file under the final name before the end");
+        assert_eq!(imgclf_features::partial_status(&output).unwrap().images, 2 * k, "images kept");
+        if lose_last {
+            fs::remove_file(imgclf_features::partial_dir(&output).join(format!("part-{:05}.json", k - 1))).unwrap();
+        }
+        let kept = if lose_last { 2 * (k - 1) } else { 2 * k };
+        let report = run(&data, &model, &out, &opts);
+        assert_eq!((report.resumed, report.decoded), (kept, 18 - kept), "only the batches left are decoded");
+        assert_eq!(FeatureSet::read(&output).unwrap(), reference, "the rows of an uninterrupted run");
+        assert_eq!(checksum(&output), checksum(&whole.output));
+        assert_eq!(report.skipped, whole.skipped, "images skipped before the stop are still reported");
+        assert!(!imgclf_features::partial_dir(&output).exists(), "the parts are removed once assembled");
+    }
+    // parts of images that have changed since are not resumed from: the cache rule holds
+    let out = t.path().join("changed");
+    let stop = Arc::new(AtomicBool::new(true));
+    let first_batch_only = ExtractOptions { stop: Some(Arc::clone(&stop)), ..opts.clone() };
+    stop.store(false, std::sync::atomic::Ordering::Relaxed);
+    let dataset = Dataset::open(&data).unwrap();
+    let _ = extract(&dataset, &backbone, &out, &first_batch_only, &mut |p| {
+        if let Progress::Advance(_) = p {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    assert!(imgclf_features::partial_dir(&out.join("gap_TinyConvNet.h5")).is_dir());
+    fs::copy(data.join("test/1.jpg"), data.join("test/2.jpg")).unwrap();
+    let report = run(&data, &model, &out, &opts);
+    assert_eq!((report.resumed, report.decoded), (0, 18), "a changed image starts the pass again");
 }

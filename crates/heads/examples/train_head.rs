@@ -4,7 +4,7 @@
 //!     cargo run -p imgclf-heads --example train_head
 
 use imgclf_dataset::Dataset;
-use imgclf_features::{ExtractOptions, extract};
+use imgclf_features::{Checkpoints, ExtractOptions, extract};
 use imgclf_heads::prelude::*;
 use imgclf_runtime::{Backbone, EngineConfig, EngineKind};
 
@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         force: false,
         stop: None,
         shard: None,
+        checkpoints: Checkpoints::default(),
     };
     let backbone = Backbone::open(&fixtures.join("tiny_convnet.onnx"))?;
     let file =

@@ -372,10 +372,18 @@ pub fn default_memory_budget() -> usize {
 /// `file` as an absolute path, refused when there is no such file.
 fn feature_file(file: &Path) -> Result<PathBuf, HeadError> {
     let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-    match path.is_file() {
-        true => Ok(path),
-        false => Err(HeadError::Input { path, reason: "no such feature file (`extract` writes them)".into() }),
+    if path.is_file() {
+        return Ok(path);
     }
+    let reason = match imgclf_features::partial_status(&path) {
+        Some(p) => format!(
+            "not written yet: an extraction stopped at {} of {} images (partial); run the same `extract` again to \
+             finish it",
+            p.images, p.total
+        ),
+        None => "no such feature file (`extract` writes them)".into(),
+    };
+    Err(HeadError::Input { path, reason })
 }
 
 /// For each row of `reference` (paths, photos), the row of `other` with the same image path;
