@@ -62,9 +62,21 @@ pub struct Args {
     /// rows as an uninterrupted run) and the folder removed.
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = CHECKPOINT_SECS.parser_f64())]
     checkpoint_secs: f64,
+    /// How feature values are stored: f32, or f16 (half the disk and read bandwidth; values
+    /// rounded to half precision, read back as f32; h5py sees float16). Part of the cache rule.
+    #[arg(long, value_enum, default_value = "f32")]
+    store: StoreArg,
     /// Also commit every N batches, whichever comes first (default: time alone).
     #[arg(long, value_name = "N", value_parser = CHECKPOINT_BATCHES.parser_usize())]
     checkpoint_batches: Option<usize>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StoreArg {
+    /// 4 bytes a value.
+    F32,
+    /// 2 bytes a value.
+    F16,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -105,6 +117,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         checkpoints: Checkpoints {
             seconds: args.checkpoint_secs,
             batches: args.checkpoint_batches.unwrap_or(usize::MAX),
+        },
+        storage: match args.store {
+            StoreArg::F32 => Storage::F32,
+            StoreArg::F16 => Storage::F16,
         },
     };
     if let Some(shard) = options.shard {

@@ -134,6 +134,21 @@ fn a_memory_budget_under_the_features_trains_in_chunks_reproducibly_and_scores_t
 }
 
 #[test]
+fn heads_train_and_score_on_f16_feature_files() {
+    let t = tempfile::tempdir().unwrap();
+    for f in ["tiny_convnet.onnx", "tiny_convnet.json"] {
+        std::fs::copy(fixtures().join(f), t.path().join(f)).unwrap();
+    }
+    let (data, model, out) = (fixtures().join("tiny_data"), t.path().join("tiny_convnet.onnx"), t.path().join("f"));
+    ok(&["extract", "--data", s(&data), "--model", s(&model), "--out", s(&out), "--engine", "tract", "--store", "f16"]);
+    let run = t.path().join("run");
+    let features = out.join("gap_TinyConvNet.h5");
+    ok(&["train-head", "--features", s(&features), "--out", s(&run), "--epochs", "2", "--batch", "4"]);
+    let report = ok(&["evaluate", "--run", s(&run), "--split", "train", "--memory-budget", "200B"]);
+    assert!(report.contains("accuracy ") && report.contains("(12 images)"), "{report}");
+}
+
+#[test]
 fn another_tool_reads_the_weights_and_gets_the_same_probabilities() {
     let Some(python) = python_with(&["h5py", "numpy", "safetensors"]) else { return };
     let t = tempfile::tempdir().unwrap();

@@ -20,6 +20,7 @@ fn main() -> Result<(), FeatureError> {
         stop: None,
         shard: None,
         checkpoints: Checkpoints::default(),
+        storage: Storage::F32,
     };
     let report = extract(&dataset, &backbone, out.path(), &options, &mut |_| {})?;
     for skipped in &report.skipped {

@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 
 use crate::store::BLOCK_BYTES;
-use crate::{FeatureError, FeatureReader, FeatureSet, FeatureWriter, Rows, Skipped};
+use crate::{FeatureError, FeatureReader, FeatureSet, FeatureWriter, Rows, Skipped, Storage};
 
 /// When a pass commits its rows: every `seconds`, or every `batches` batches, whichever
 /// comes first. A kill loses at most that much work.
@@ -77,6 +77,7 @@ pub(crate) struct Partial {
     dir: PathBuf,
     /// The attributes (and classes) every part is written with; no rows.
     stamp: FeatureSet,
+    storage: Storage,
     batch: usize,
     parts: Vec<Record>,
     writer: Option<FeatureWriter>,
@@ -144,7 +145,13 @@ impl Partial {
     /// Opens `output`'s parts folder: the committed parts of this extraction (same
     /// fingerprint and batch size, rows matching their checksum) are kept, up to the first
     /// that is not; everything else in the folder is removed. `fresh` (`--force`) keeps none.
-    pub(crate) fn open(output: &Path, stamp: FeatureSet, batch: usize, fresh: bool) -> Result<Partial, FeatureError> {
+    pub(crate) fn open(
+        output: &Path,
+        stamp: FeatureSet,
+        storage: Storage,
+        batch: usize,
+        fresh: bool,
+    ) -> Result<Partial, FeatureError> {
         let dir = partial_dir(output);
         let mut parts = Vec::new();
         if !fresh {
@@ -161,7 +168,7 @@ impl Partial {
                 parts.push(record);
             }
         }
-        let mut partial = Partial { dir, stamp, batch, parts, writer: None, pending: Vec::new() };
+        let mut partial = Partial { dir, stamp, storage, batch, parts, writer: None, pending: Vec::new() };
         partial.truncate(partial.done().batches)?;
         Ok(partial)
     }
@@ -215,7 +222,8 @@ impl Partial {
 
     fn start_part(&self) -> Result<FeatureWriter, FeatureError> {
         std::fs::create_dir_all(&self.dir).map_err(FeatureError::io(&self.dir))?;
-        FeatureWriter::create(&self.dir.join(format!("part-{:05}.h5", self.parts.len())), &self.stamp.classes)
+        let part = self.dir.join(format!("part-{:05}.h5", self.parts.len()));
+        Ok(FeatureWriter::create(&part, &self.stamp.classes)?.with_storage(self.storage))
     }
 
     /// Commits the rows appended since the last commit: the part is renamed into place

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::checkpoint::Partial;
 use crate::pipeline::Job;
-use crate::{ExtractOptions, FORMAT, FeatureError, FeatureSet, FeatureWriter, Progress, ShardInfo, Skipped};
+use crate::{ExtractOptions, FORMAT, FeatureError, FeatureSet, FeatureWriter, Progress, ShardInfo, Skipped, Storage};
 
 /// What one backbone's extraction did.
 #[derive(Debug, Clone)]
@@ -113,7 +113,7 @@ pub fn extract_all(
         .map(|((_, backbone, fingerprint, _), engine)| {
             let stamp = stamp(dataset, backbone, &engine.describe(), fingerprint);
             let output = output_path(out_dir, backbone, options);
-            let writer = Partial::open(&output, stamp, options.batch, options.force)?;
+            let writer = Partial::open(&output, stamp, options.storage, options.batch, options.force)?;
             Ok(Job { backbone, engine, writer })
         })
         .collect::<Result<Vec<_>, FeatureError>>()?;
@@ -149,7 +149,7 @@ pub fn extract_all(
             slices: slices.clone(),
         });
         let engine = job.engine.describe();
-        let mut writer = FeatureWriter::create(&output, dataset.classes.names())?;
+        let mut writer = FeatureWriter::create(&output, dataset.classes.names())?.with_storage(options.storage);
         let dim = job.writer.assemble_into(&mut writer)?;
         writer.finish(&FeatureSet { shard, ..stamp(dataset, backbone, &engine, &fingerprint) }.origin())?;
         let rows = job.writer.done().rows;
@@ -222,6 +222,10 @@ enum Cached {
 fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &ExtractOptions) -> Cached {
     let output = output_path(out_dir, backbone, options);
     let mut fingerprint = fingerprint(dataset, backbone, options.engine.precision);
+    if options.storage == Storage::F16 {
+        // rounded values: an f32 file is not a cache hit for f16, nor the other way
+        fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint} store float16")));
+    }
     if let Some(shard) = options.shard {
         // the part's images, and how they were cut: another batch size gives other parts
         fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint} shard {shard} batch {}", options.batch)));

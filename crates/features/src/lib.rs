@@ -15,6 +15,7 @@
 //! let options = ExtractOptions {
 //!     engine: EngineConfig::cpu(EngineKind::Tract, 1),
 //!     batch: 4, decode_threads: 1, force: false, stop: None, shard: None, checkpoints: Checkpoints::default(),
+//!     storage: Storage::F32,
 //! };
 //! let out = std::env::temp_dir().join(format!("imgclf-doc-{}", std::process::id()));
 //! let report = extract(&dataset, &backbone, &out, &options, &mut |_| {})?;
@@ -41,15 +42,15 @@ pub use options::{ExtractOptions, Progress, Skipped};
 pub use shard::{MergeReport, Shard, ShardStatus, merge, shard_status, sharded_backbones};
 pub use store::{
     FORMAT, FeatureHeader, FeatureReader, FeatureSet, FeatureWriter, Origin, Rows, ShardInfo, SplitFeatures,
-    SplitSlice, Verifier, photo_digest,
+    SplitSlice, Storage, Verifier, photo_digest,
 };
 
 /// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs, the
 /// runtime's among them.
 pub mod prelude {
     pub use crate::{
-        Checkpoints, ExtractOptions, ExtractReport, FeatureError, FeatureSet, Progress, SplitFeatures, extract,
-        extract_all,
+        Checkpoints, ExtractOptions, ExtractReport, FeatureError, FeatureSet, Progress, SplitFeatures, Storage,
+        extract, extract_all,
     };
     pub use imgclf_runtime::prelude::*;
 }

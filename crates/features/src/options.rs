@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use imgclf_runtime::{Device, EngineConfig};
 
-use crate::{Checkpoints, Shard};
+use crate::{Checkpoints, Shard, Storage};
 
 /// How to run an extraction.
 #[derive(Debug, Clone)]
@@ -27,6 +27,8 @@ pub struct ExtractOptions {
     /// How often the rows done are committed to the output's parts folder, which a rerun
     /// continues from after a stop or a kill.
     pub checkpoints: Checkpoints,
+    /// How the values are stored: f32, or f16 for half the disk (part of the cache rule).
+    pub storage: Storage,
 }
 
 impl ExtractOptions {

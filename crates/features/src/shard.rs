@@ -442,8 +442,9 @@ fn merge_in_blocks(
             engines.push(&reader.info.engine);
         }
     }
+    let storage = first.storage;
     let first = &first.info;
-    let mut writer = FeatureWriter::create(&output, &first.classes)?;
+    let mut writer = FeatureWriter::create(&output, &first.classes)?.with_storage(storage);
     // split by split, shard by shard, a block at a time; a damaged shard is found as it is
     // copied, and the unfinished file is dropped then (nothing is written)
     let block_rows = shards[0].1.block_rows(block_bytes);

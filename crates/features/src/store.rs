@@ -224,6 +224,8 @@ pub struct FeatureReader {
     pub rows: Vec<(String, usize)>,
     /// Feature width `D`.
     pub dim: usize,
+    /// How the values are stored (read back as f32 either way).
+    pub storage: Storage,
     members: Vec<String>,
     checksum: String,
 }
@@ -241,9 +243,13 @@ impl FeatureReader {
                 false => Ok(None),
             }
         };
-        let (mut rows, mut dim) = (Vec::new(), 0);
+        let (mut rows, mut dim, mut storage) = (Vec::new(), 0, Storage::F32);
         for name in imgclf_dataset::SPLIT_NAMES.into_iter().filter(|n| members.iter().any(|m| m == n)) {
-            let shape = file.dataset(name).map_err(err(path))?.shape();
+            let dataset = file.dataset(name).map_err(err(path))?;
+            if dataset.dtype().map_err(err(path))?.size() == 2 {
+                storage = Storage::F16;
+            }
+            let shape = dataset.shape();
             let n = shape.first().copied().unwrap_or(0);
             dim = shape.get(1).copied().unwrap_or(0);
             let others =
@@ -279,7 +285,7 @@ impl FeatureReader {
             shard: shard_attr(&file, path)?,
         };
         let checksum = text_attr(&file, "checksum", path)?;
-        Ok(FeatureReader { path: path.to_path_buf(), file, info, rows, dim, members, checksum })
+        Ok(FeatureReader { path: path.to_path_buf(), file, info, rows, dim, storage, members, checksum })
     }
 
     /// The file's path.
@@ -454,6 +460,29 @@ pub struct FeatureWriter {
     file: hdf5::File,
     checksum: Checksum,
     split: Option<OpenSplit>,
+    storage: Storage,
+}
+
+/// How a feature file stores its values. `F16` halves the disk and the read bandwidth: rows
+/// are rounded to half precision before they are checksummed and written, and every reader
+/// gets them back as f32 (heads compute in f32). h5py reads the datasets as `float16`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Storage {
+    /// 4 bytes a value (the default).
+    #[default]
+    F32,
+    /// 2 bytes a value.
+    F16,
+}
+
+impl Storage {
+    /// The `dtype` attribute's value, as numpy names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Storage::F32 => "float32",
+            Storage::F16 => "float16",
+        }
+    }
 }
 
 /// The datasets of the split being appended to.
@@ -474,11 +503,23 @@ impl FeatureWriter {
     pub fn create(target: &Path, classes: &[String]) -> Result<FeatureWriter, FeatureError> {
         let tmp = TempFile::beside(target);
         let file = hdf5::File::create(tmp.path()).map_err(|e| write_error(target, e))?;
-        let writer =
-            FeatureWriter { target: target.to_path_buf(), checksum: Checksum::new(classes), tmp, file, split: None };
+        let writer = FeatureWriter {
+            target: target.to_path_buf(),
+            checksum: Checksum::new(classes),
+            tmp,
+            file,
+            split: None,
+            storage: Storage::F32,
+        };
         let classes = strings(classes, target)?;
         writer.check(writer.file.new_attr_builder().with_data(&classes).create("classes"))?;
         Ok(writer)
+    }
+
+    /// Stores the values as `storage` (f32 unless told); set before the first rows.
+    pub fn with_storage(mut self, storage: Storage) -> FeatureWriter {
+        self.storage = storage;
+        self
     }
 
     /// Appends rows to split `split`. Splits are written one after another: a new name starts
@@ -489,7 +530,8 @@ impl FeatureWriter {
         let n = features.nrows();
         assert_eq!(paths.len(), n, "one path per row");
         if self.split.as_ref().is_none_or(|s| s.name != split) {
-            let opened = open_split(&self.file, split, features.ncols(), labels.is_some(), photos.is_some());
+            let opened =
+                open_split(&self.file, split, features.ncols(), labels.is_some(), photos.is_some(), self.storage);
             self.split = Some(self.check(opened)?);
             self.checksum.split(split);
         }
@@ -501,17 +543,28 @@ impl FeatureWriter {
                 ),
             });
         }
-        let rows = features.as_standard_layout();
+        // f16 rows are checksummed as readers will see them: rounded, back in f32
+        let rows = match self.storage {
+            Storage::F32 => features.as_standard_layout(),
+            Storage::F16 => ndarray::CowArray::from(features.mapv(|v| half::f16::from_f32(v).to_f32())),
+        };
         for (i, row) in rows.rows().into_iter().enumerate() {
             self.checksum.row(&paths[i], row, labels.map(|l| l[i]), photos.map(|p| p[i]));
         }
         let texts = strings(paths, &self.target)?;
+        let storage = self.storage;
         let open = self.split.as_mut().expect("opened above");
         let (start, end) = (open.rows, open.rows + n);
         open.rows = end;
         let written = (|| -> hdf5::Result<()> {
             open.features.resize((end, rows.ncols()))?;
-            open.features.write_slice(&rows, ndarray::s![start..end, ..])?;
+            match storage {
+                Storage::F32 => open.features.write_slice(&rows, ndarray::s![start..end, ..])?,
+                Storage::F16 => {
+                    let half = rows.mapv(half::f16::from_f32);
+                    open.features.write_slice(&half, ndarray::s![start..end, ..])?
+                }
+            }
             if let (Some(ds), Some(labels)) = (&open.labels, labels) {
                 ds.resize(end)?;
                 ds.write_slice(labels, ndarray::s![start..end])?;
@@ -538,6 +591,7 @@ impl FeatureWriter {
             ("engine", origin.engine),
             ("fingerprint", origin.fingerprint),
             ("spec", origin.spec),
+            ("dtype", self.storage.name()),
             ("created_by", concat!("imgclf ", env!("CARGO_PKG_VERSION"))),
         ];
         for (name, value) in text_attrs {
@@ -567,8 +621,19 @@ impl FeatureWriter {
 }
 
 /// A split's growable datasets: rows, labels (when labelled), paths and photo digests (when given).
-fn open_split(file: &hdf5::File, name: &str, dim: usize, labelled: bool, photos: bool) -> hdf5::Result<OpenSplit> {
-    let features = file.new_dataset::<f32>().chunk((CHUNK_ROWS, dim.max(1))).shape((0.., dim)).create(name)?;
+fn open_split(
+    file: &hdf5::File,
+    name: &str,
+    dim: usize,
+    labelled: bool,
+    photos: bool,
+    storage: Storage,
+) -> hdf5::Result<OpenSplit> {
+    let features = match storage {
+        Storage::F32 => file.new_dataset::<f32>(),
+        Storage::F16 => file.new_dataset::<half::f16>(),
+    };
+    let features = features.chunk((CHUNK_ROWS, dim.max(1))).shape((0.., dim)).create(name)?;
     let labels = match labelled {
         true => Some(file.new_dataset::<i64>().chunk(CHUNK_ROWS).shape(0..).create(label_key(name).as_str())?),
         false => None,

@@ -140,6 +140,7 @@ fn extraction_through_the_pixel_feed_gives_the_same_rows() {
             stop: None,
             shard: None,
             checkpoints: Checkpoints::default(),
+            storage: Storage::F32,
         };
         let out = t.path().join(name);
         let report = extract(&dataset, &backbone, &out, &options, &mut |_| {}).unwrap();

@@ -45,6 +45,7 @@ fn options(shard: Option<Shard>, batch: usize) -> ExtractOptions {
         stop: None,
         shard,
         checkpoints: Checkpoints::default(),
+        storage: Storage::F32,
     }
 }
 

@@ -49,6 +49,7 @@ fn extract_on(engine: EngineConfig, data: &Path, out: &Path, model: &Path) -> Ex
         decode_threads: 1,
         shard: None,
         checkpoints: Checkpoints::default(),
+        storage: Storage::F32,
     };
     extract(&ds, &Backbone::open(model).unwrap(), out, &opts, &mut |_| {}).unwrap()
 }

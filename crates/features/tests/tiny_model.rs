@@ -48,6 +48,7 @@ fn options(engine: EngineKind) -> ExtractOptions {
         decode_threads: 1,
         shard: None,
         checkpoints: Checkpoints::default(),
+        storage: Storage::F32,
     }
 }
 
@@ -409,4 +410,27 @@ fn a_stopped_extraction_continues_from_its_last_checkpoint_and_ends_as_an_uninte
     fs::copy(data.join("test/1.jpg"), data.join("test/2.jpg")).unwrap();
     let report = run(&data, &model, &out, &opts);
     assert_eq!((report.resumed, report.decoded), (0, 18), "a changed image starts the pass again");
+}
+
+#[test]
+fn f16_storage_rounds_rows_to_half_precision_and_is_a_cache_entry_of_its_own() {
+    let (t, data, model) = scratch();
+    let full = run(&data, &model, &t.path().join("f32"), &options(EngineKind::Tract));
+    let f16 = ExtractOptions { storage: Storage::F16, ..options(EngineKind::Tract) };
+    let out = t.path().join("f16");
+    let half = run(&data, &model, &out, &f16);
+    let (a, b) = (FeatureSet::read(&full.output).unwrap(), FeatureSet::read(&half.output).unwrap());
+    for (x, y) in a.splits.iter().zip(&b.splits) {
+        assert_eq!(y.features, x.features.mapv(|v| half::f16::from_f32(v).to_f32()), "{}: f32 rows rounded", y.name);
+        assert_eq!((&y.paths, &y.labels), (&x.paths, &x.labels));
+    }
+    assert_eq!(imgclf_features::FeatureReader::open(&half.output).unwrap().storage, Storage::F16);
+    assert!(fs::metadata(&half.output).unwrap().len() < fs::metadata(&full.output).unwrap().len());
+    if let Some(python) = python_with(&["h5py"]) {
+        let script = "import sys, h5py; h = h5py.File(sys.argv[1]); print(h['train'].dtype, h.attrs['dtype'])";
+        let printed = run_python(&python, &["-c", script, half.output.to_str().unwrap()]);
+        assert_eq!(printed.trim(), "float16 float16");
+    }
+    assert!(run(&data, &model, &out, &f16).reused, "f16 again: a cache hit");
+    assert!(!run(&data, &model, &out, &options(EngineKind::Tract)).reused, "f32 asked: recomputed");
 }

@@ -4,7 +4,7 @@
 //!     cargo run -p imgclf-heads --example train_head
 
 use imgclf_dataset::Dataset;
-use imgclf_features::{Checkpoints, ExtractOptions, extract};
+use imgclf_features::{Checkpoints, ExtractOptions, Storage, extract};
 use imgclf_heads::prelude::*;
 use imgclf_runtime::{Backbone, EngineConfig, EngineKind};
 
@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         stop: None,
         shard: None,
         checkpoints: Checkpoints::default(),
+        storage: Storage::F32,
     };
     let backbone = Backbone::open(&fixtures.join("tiny_convnet.onnx"))?;
     let file =
