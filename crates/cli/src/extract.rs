@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use imgclf_dataset::limits::{CHECKPOINT_BATCHES, CHECKPOINT_SECS, INFERENCE_BATCH, SHARDS, THREADS};
 use imgclf_dataset::{Dataset, SPLIT_NAMES};
 use imgclf_features::prelude::*;
-use imgclf_features::{Shard, extract_all};
+use imgclf_features::{Shard, extract_all, partial_dir, partials_in};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::engine::{EngineArgs, cores};
@@ -157,7 +157,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .suspend(|| eprintln!("continuing an interrupted extraction: {images} images were done by an earlier run")),
         Progress::Skipped(s) => bar.suspend(|| eprintln!("warning: skipped {}", s.reason)),
     })
-    .with_context(|| format!("extracting {}", args.data.display()))?;
+    .map_err(|e| {
+        // a failed write (a full disk) leaves the last commit: say where, and how to go on
+        let stopped = matches!(e, FeatureError::Interrupted { .. });
+        let kept: Vec<String> = partials_in(&args.out)
+            .iter()
+            .filter(|p| p.images > 0 && !stopped)
+            .map(|p| format!("{} of {} images kept in {}", p.images, p.total, partial_dir(&p.output).display()))
+            .collect();
+        let context = match kept.is_empty() {
+            true => format!("extracting {}", args.data.display()),
+            false => format!(
+                "extracting {} ({}; fix the cause and run the same command to continue)",
+                args.data.display(),
+                kept.join(", ")
+            ),
+        };
+        anyhow::Error::new(e).context(context)
+    })?;
     bar.finish_and_clear();
     reports.iter().for_each(print_report);
     let computed: Vec<&ExtractReport> = reports.iter().filter(|r| !r.reused).collect();

@@ -117,4 +117,15 @@ fn a_full_disk_names_the_file_removes_the_temporary_one_and_keeps_the_old_file()
     assert!(e.contains("File too large"), "{e}");
     let names: Vec<_> = std::fs::read_dir(d).unwrap().flatten().map(|e| e.file_name()).collect();
     assert_eq!(names, ["f"], "no run folder and no staging folder: {names:?}");
+
+    // the disk fills after the checkpoints (each part is small, the whole file is not): the
+    // committed rows are kept, said so, and the same command finishes from them
+    let mut args = extract_args("g");
+    args.extend(["--batch", "2", "--checkpoint-batches", "1"].map(String::from));
+    let e = error(&imgclf_limited(d, 24, &strs(&args)));
+    assert!(e.contains("File too large") && e.contains("18 of 18 images kept in g/gap_TinyConvNet.h5.partial"), "{e}");
+    assert!(e.contains("run the same command to continue") && !d.join("g/gap_TinyConvNet.h5").exists(), "{e}");
+    let o = imgclf(d, &strs(&args));
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("18 images done by an earlier run"));
+    assert!(!d.join("g/gap_TinyConvNet.h5.partial").exists());
 }

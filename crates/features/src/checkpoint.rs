@@ -11,25 +11,9 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::BLOCK_BYTES;
-use crate::{FeatureError, FeatureReader, FeatureSet, FeatureWriter, Rows, Skipped, Storage};
-
-/// When a pass commits its rows: every `seconds`, or every `batches` batches, whichever
-/// comes first. A kill loses at most that much work.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Checkpoints {
-    /// Seconds between commits.
-    pub seconds: f64,
-    /// Batches between commits (`usize::MAX`: time alone decides).
-    pub batches: usize,
-}
-
-impl Default for Checkpoints {
-    /// Every 30 seconds.
-    fn default() -> Checkpoints {
-        Checkpoints { seconds: 30.0, batches: usize::MAX }
-    }
-}
+use crate::FeatureError;
+use crate::options::{Checkpoints, Skipped};
+use crate::store::{BLOCK_BYTES, FeatureReader, FeatureSet, FeatureWriter, Rows, Storage, partial_dir};
 
 /// Record format tag: a record of another format is not ours to resume from.
 const RECORD_FORMAT: &str = "imgclf-part/1";
@@ -83,12 +67,6 @@ pub(crate) struct Partial {
     writer: Option<FeatureWriter>,
     /// Rows per split of the part being written.
     pending: Vec<(String, usize)>,
-}
-
-/// The folder of `output`'s parts: `NAME.partial` beside it.
-pub fn partial_dir(output: &Path) -> PathBuf {
-    let name = output.file_name().map_or("features".into(), |n| n.to_string_lossy().into_owned());
-    output.with_file_name(format!("{name}.partial"))
 }
 
 /// An extraction stopped or killed before it finished, as its committed parts leave it.

@@ -84,7 +84,7 @@ pub fn extract_all(
         match cached(dataset, backbone, out_dir, options) {
             Cached::Reuse(mut report) => {
                 // parts of a run stopped after the file was made (`--force`) are of no use now
-                let parts = crate::partial_dir(&report.output);
+                let parts = crate::store::partial_dir(&report.output);
                 if parts.is_dir() {
                     std::fs::remove_dir_all(&parts).map_err(FeatureError::io(&parts))?;
                 }

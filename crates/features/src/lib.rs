@@ -35,14 +35,14 @@ mod pipeline;
 mod shard;
 mod store;
 
-pub use checkpoint::{Checkpoints, PartialStatus, partial_dir, partial_status, partials_in};
+pub use checkpoint::{PartialStatus, partial_status, partials_in};
 pub use error::FeatureError;
 pub use extract::{ExtractReport, extract, extract_all, fingerprint};
-pub use options::{ExtractOptions, Progress, Skipped};
+pub use options::{Checkpoints, ExtractOptions, Progress, Skipped};
 pub use shard::{MergeReport, Shard, ShardStatus, merge, shard_status, sharded_backbones};
 pub use store::{
     FORMAT, FeatureHeader, FeatureReader, FeatureSet, FeatureWriter, Origin, Rows, ShardInfo, SplitFeatures,
-    SplitSlice, Storage, Verifier, photo_digest,
+    SplitSlice, Storage, Verifier, partial_dir, photo_digest,
 };
 
 /// `use imgclf_features::prelude::*` brings the types a caller of `extract` needs, the

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 
 use imgclf_runtime::{Device, EngineConfig};
 
-use crate::{Checkpoints, Shard, Storage};
+use crate::{Shard, Storage};
 
 /// How to run an extraction.
 #[derive(Debug, Clone)]
@@ -50,6 +50,23 @@ impl ExtractOptions {
                 (cores - decode, decode)
             }
         }
+    }
+}
+
+/// When a pass commits its rows: every `seconds`, or every `batches` batches, whichever
+/// comes first. A kill loses at most that much work.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checkpoints {
+    /// Seconds between commits.
+    pub seconds: f64,
+    /// Batches between commits (`usize::MAX`: time alone decides).
+    pub batches: usize,
+}
+
+impl Default for Checkpoints {
+    /// Every 30 seconds.
+    fn default() -> Checkpoints {
+        Checkpoints { seconds: 30.0, batches: usize::MAX }
     }
 }
 

@@ -485,10 +485,10 @@ pub struct ShardStatus {
     pub count: usize,
     /// Finished shards (complete, their checksums verified).
     pub done: Vec<usize>,
-    /// Shards with no file yet; those with a temporary file (being written, or killed while
-    /// writing: a rerun replaces it) are in `writing`.
+    /// Shards with no file yet; those being written (or killed while writing: a rerun
+    /// continues them) are in `writing`.
     pub missing: Vec<usize>,
-    /// Shards with a temporary file and no finished one.
+    /// Shards with a temporary file or a parts folder (`NAME.partial`) and no finished file.
     pub writing: Vec<usize>,
     /// Shards whose file cannot be used, with why (they are recomputed on rerun).
     pub damaged: Vec<(usize, String)>,
@@ -530,7 +530,9 @@ pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
                 let shard = Shard { index, count };
                 let name = shard.file_name(backbone);
                 match files[backbone].iter().find(|(s, _)| *s == shard) {
-                    None if temporary.iter().any(|t| t.starts_with(&format!(".{name}.tmp-"))) => {
+                    None if temporary.iter().any(|t| t.starts_with(&format!(".{name}.tmp-")))
+                        || crate::store::partial_dir(&dir.join(&name)).is_dir() =>
+                    {
                         status.writing.push(index)
                     }
                     None => status.missing.push(index),

@@ -210,6 +210,12 @@ impl FeatureSet {
     }
 }
 
+/// The folder of `output`'s parts: `NAME.partial` beside it.
+pub fn partial_dir(output: &Path) -> PathBuf {
+    let name = output.file_name().map_or("features".into(), |n| n.to_string_lossy().into_owned());
+    output.with_file_name(format!("{name}.partial"))
+}
+
 /// Bytes of features read at a time where a whole split need not be in memory.
 pub(crate) const BLOCK_BYTES: usize = 64 << 20;
 

@@ -97,6 +97,10 @@ fn finished_shards_are_cache_hits_and_status_shows_the_rest() {
     fs::write(out.join(".gap_TinyConvNet.shard-1-of-3.h5.tmp-4194999"), b"partial").unwrap();
     let status = &shard_status(&out).unwrap()[0];
     assert_eq!((status.done.clone(), status.writing.clone(), status.merged), (vec![0, 2], vec![1], false));
+    // so does a run stopped after a checkpoint: its parts folder
+    fs::remove_file(out.join(".gap_TinyConvNet.shard-1-of-3.h5.tmp-4194999")).unwrap();
+    fs::create_dir(out.join("gap_TinyConvNet.shard-1-of-3.h5.partial")).unwrap();
+    assert_eq!(shard_status(&out).unwrap()[0].writing, [1]);
     let reruns: Vec<bool> = (0..3).map(|k| extract_shard(&data, &model, &out, shard(k, 3), 2).reused).collect();
     assert_eq!(reruns, [true, false, true]);
     merge(&out, NAME, None, false).unwrap();
