@@ -125,6 +125,11 @@ bench: setup system-deps
 bench-cnn EPOCHS="3": build
     tools/bench_cnn.sh {{EPOCHS}}
 
+# The cost curve at scale as a table (needs ../shared; writes under /tmp/imgclf-scale, about 20 GB):
+# `./just bench-scale`, or smaller: `./just bench-scale --images 2000 --rows "20000 100000"`
+bench-scale *ARGS: setup build
+    tools/bench_scale.sh {{ARGS}}
+
 # Build the imgclf binary (dependencies optimised, see Cargo.toml)
 build: system-deps
     cargo build -p imgclf

@@ -16,11 +16,14 @@ kill_at=$(echo "$whole * $fraction" | bc -l)
 t0=$(now); extract killed >/dev/null 2>&1 & pid=$!
 sleep "$kill_at"; kill -KILL "$pid"; wait "$pid" 2>/dev/null || true; t1=$(now)
 killed=$(echo "$t1 - $t0" | bc -l)
-kept=$(cat "$out"/killed/*.partial/part-*.json 2>/dev/null | sed -n 's/.*"images":\([0-9]*\).*/\1/p' | sort -n | tail -1)
+shopt -s nullglob
+records=("$out"/killed/*.partial/part-*.json)
+kept=0
+[ ${#records[@]} -eq 0 ] || kept=$(sed -n 's/.*"images":\([0-9]*\).*/\1/p' "${records[@]}" | sort -n | tail -1)
 t0=$(now); extract killed >/dev/null 2>&1; t1=$(now)
 rerun=$(echo "$t1 - $t0" | bc -l)
 printf 'uninterrupted %.1f s | killed at %.1f s (%s images committed) | rerun %.1f s | rework %.1f s (checkpoint every %s s)\n' \
-    "$whole" "$killed" "${kept:-0}" "$rerun" "$(echo "$killed + $rerun - $whole" | bc -l)" "$secs"
+    "$whole" "$killed" "$kept" "$rerun" "$(echo "$killed + $rerun - $whole" | bc -l)" "$secs"
 "${IMGCLF_PYTHON:-.venv/bin/python}" - "$out"/whole/*.h5 "$out"/killed/*.h5 <<'PY'
 import sys, h5py, numpy as np
 a, b = (h5py.File(f) for f in sys.argv[1:3])
