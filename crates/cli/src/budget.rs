@@ -27,7 +27,7 @@ impl BudgetArgs {
 
 /// `2GiB`, `512MiB`, `1.5G`, `800MB`, `65536`: binary units for `K`/`M`/`G`/`T` with or
 /// without `iB`, decimal for `KB`/`MB`/`GB`/`TB`; plain numbers are bytes.
-fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, String> {
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let unit_bytes: f64 = match unit.trim().to_ascii_lowercase().as_str() {

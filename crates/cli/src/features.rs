@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use imgclf_features::{merge, partials_in, shard_status, sharded_backbones};
+use imgclf_features::{merge, merge_in_blocks, partials_in, shard_status, sharded_backbones};
 
 #[derive(clap::Args)]
 #[command(after_help = "Example (3 shards, then the merge):\n  \
@@ -34,6 +34,10 @@ enum Command {
         /// gap_<Backbone>.h5 there that did not come from them (refused without it).
         #[arg(long)]
         force: bool,
+        /// Feature rows read at once while copying, e.g. 16MiB (default 64MiB, at least one
+        /// row): what the merge holds in memory, whatever the number of rows.
+        #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_size)]
+        memory_budget: Option<usize>,
     },
     /// Per backbone, the shards done, being written (or killed while writing: a temporary file is
     /// there), missing or damaged, and whether they are merged. Runs merge's checks on a complete
@@ -47,7 +51,7 @@ enum Command {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Merge { dir, backbone, shards, force } => {
+        Command::Merge { dir, backbone, shards, force, memory_budget } => {
             let backbones = if backbone.is_empty() {
                 sharded_backbones(&dir).context(dir.display().to_string())?
             } else {
@@ -57,7 +61,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 bail!("{}: no shard files (gap_<Backbone>.shard-K-of-N.h5) to merge", dir.display());
             }
             for name in backbones {
-                let r = merge(&dir, &name, shards, force).with_context(|| format!("merging the shards of {name}"))?;
+                let r = match memory_budget {
+                    Some(bytes) => merge_in_blocks(&dir, &name, shards, force, bytes),
+                    None => merge(&dir, &name, shards, force),
+                }
+                .with_context(|| format!("merging the shards of {name}"))?;
                 let rows: Vec<String> = r.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
                 let what = if r.reused { "already merged, kept" } else { "merged" };
                 say!(

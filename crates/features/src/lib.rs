@@ -39,7 +39,7 @@ pub use checkpoint::{PartialStatus, partial_status, partials_in};
 pub use error::FeatureError;
 pub use extract::{ExtractReport, extract, extract_all, fingerprint};
 pub use options::{Checkpoints, ExtractOptions, Progress, Skipped};
-pub use shard::{MergeReport, Shard, ShardStatus, merge, shard_status, sharded_backbones};
+pub use shard::{MergeReport, Shard, ShardStatus, merge, merge_in_blocks, shard_status, sharded_backbones};
 pub use store::{
     FORMAT, FeatureHeader, FeatureReader, FeatureSet, FeatureWriter, Origin, Rows, ShardInfo, SplitFeatures,
     SplitSlice, Storage, Verifier, partial_dir, photo_digest,

@@ -406,8 +406,9 @@ pub fn merge(dir: &Path, backbone: &str, count: Option<usize>, force: bool) -> R
     merge_in_blocks(dir, backbone, count, force, BLOCK_BYTES)
 }
 
-/// [`merge`], reading about `block_bytes` of features at a time.
-fn merge_in_blocks(
+/// [`merge`], reading about `block_bytes` of features at a time (at least one row): the
+/// memory a merge holds, whatever the number of rows.
+pub fn merge_in_blocks(
     dir: &Path,
     backbone: &str,
     count: Option<usize>,
