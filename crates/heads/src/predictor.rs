@@ -113,7 +113,8 @@ impl Predictor {
             let views: Vec<_> = probs.iter().map(|p| p.view()).collect();
             out.probs = concatenate(Axis(0), &views).expect("same number of classes");
         }
-        if self.with_maps {
+        // no maps when no image could be read (concatenating nothing has no shape)
+        if self.with_maps && !out.paths.is_empty() {
             out.maps = maps
                 .into_iter()
                 .map(|blocks| {
