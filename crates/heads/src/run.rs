@@ -26,6 +26,9 @@ pub struct RunInfo {
     pub format: String,
     /// The imgclf version that wrote it.
     pub created_by: String,
+    /// The command line that trained it (empty in runs from before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     /// The training settings.
     pub config: TrainConfig,
     /// Class names in id order.
@@ -62,6 +65,7 @@ impl Run {
         let info = RunInfo {
             format: RUN_FORMAT.into(),
             created_by: format!("imgclf-heads {}", env!("CARGO_PKG_VERSION")),
+            command: std::env::args().collect(),
             config: config.clone(),
             classes: inputs.classes.clone(),
             sources: inputs.sources.clone(),

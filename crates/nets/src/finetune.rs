@@ -264,6 +264,9 @@ pub struct FineTuneInfo {
     pub format: String,
     /// The imgclf version that wrote it.
     pub created_by: String,
+    /// The command line that trained it (empty in runs from before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     /// The training settings.
     pub config: FineTuneConfig,
     /// Class names in id order.
@@ -378,6 +381,7 @@ impl FineTuneRun {
         let info = FineTuneInfo {
             format: FINETUNE_RUN_FORMAT.into(),
             created_by: format!("imgclf-nets {}", env!("CARGO_PKG_VERSION")),
+            command: std::env::args().collect(),
             config,
             classes: base.info.classes.clone(),
             base_run: std::path::absolute(&base.dir).map_err(NetError::io(&base.dir))?,

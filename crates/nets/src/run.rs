@@ -28,6 +28,9 @@ pub struct CnnRunInfo {
     pub format: String,
     /// The imgclf version that wrote it.
     pub created_by: String,
+    /// The command line that trained it (empty in runs from before it was recorded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
     /// The training settings.
     pub config: CnnConfig,
     /// Class names in id order.
@@ -142,6 +145,7 @@ impl CnnRun {
         let info = CnnRunInfo {
             format: CNN_RUN_FORMAT.into(),
             created_by: format!("imgclf-nets {}", env!("CARGO_PKG_VERSION")),
+            command: std::env::args().collect(),
             config,
             classes,
             data,
