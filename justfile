@@ -98,7 +98,9 @@ demo: setup build
     cats=("$photos"/cats/*.jpg); dogs=("$photos"/dogs/*.jpg); picks=("${cats[@]:0:3}" "${dogs[@]:0:3}")
     $bin predict --run runs/demo "${picks[@]}" --annotate demo/annotated
     $bin cam --run runs/demo --images "$photos"/cats "$photos"/dogs --sample 16 --seed 3 --grid 4x4 --width 200 --out demo/cam.png
+    $bin report runs/demo --data "$data"
     echo "run: runs/demo (curves.png, confusion.png); labelled photos: demo/annotated/; class activation maps: demo/cam.png"
+    echo "the run on one page: runs/demo/report.html (open it in a browser)"
 
 # The README's picture: class activation maps of 16 cats_dogs validation photos in a 4x4 grid
 cam-example: extract

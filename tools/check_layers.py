@@ -25,7 +25,8 @@ FLOORS = {
     "imgclf-zoo": 2,
     "imgclf-heads": 3,
     "imgclf-nets": 4,
-    "imgclf": 5,
+    "imgclf-report": 5,
+    "imgclf": 6,
 }
 
 

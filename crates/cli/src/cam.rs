@@ -3,12 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use imgclf_cam::{
-    LinearHead, class_activation_map, class_weights, label_photo, normalize, overlay, resize_width, titled_grid,
-};
-use imgclf_dataset::{Rng, load_rgb};
+use imgclf_cam::{label_photo, titled_grid};
+use imgclf_dataset::Rng;
 use imgclf_heads::{Predictor, Run, argmax, image_files};
-use ndarray::Axis;
+use imgclf_report::cam_overlay;
 
 #[derive(clap::Args)]
 #[command(
@@ -90,22 +88,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for e in &predictions.skipped {
         eprintln!("warning: skipped {e}");
     }
-    let widths: Vec<usize> = predictor.backbones().iter().map(|b| b.1).collect();
-    let (head, classes) = (&predictor.run.head, &predictor.run.info.classes);
-    let linear =
-        LinearHead { kernel: head.output.kernel.view(), scale: head.standardizer.as_ref().map(|s| s.scale.view()) };
+    let classes = &predictor.run.info.classes;
     let mut cells = Vec::new();
     for (i, path) in predictions.paths.iter().enumerate() {
         let p = predictions.probs.row(i);
         let class = argmax(p);
-        let weights = class_weights(&linear, &widths, index, class)?;
-        let map = predictions.maps[index].index_axis(Axis(0), i);
-        let cam = normalize(&class_activation_map(map, weights.view()));
-        // The map covers what the backbone saw: its crop of the photo.
-        let photo = load_rgb(path)?;
-        let (left, top, w, h) = predictor.resize(index).source_box(photo.width(), photo.height());
-        let photo = resize_width(&image::imageops::crop_imm(&photo, left, top, w, h).to_image(), args.width as u32);
-        cells.push((overlay(&photo, &cam), format!("{} {:.1}%", classes[class], 100.0 * p[class]), path, p[class]));
+        let picture = cam_overlay(&predictor, &predictions, i, index, class, args.width as u32)?;
+        cells.push((picture, format!("{} {:.1}%", classes[class], 100.0 * p[class]), path, p[class]));
     }
     match args.grid {
         Some((columns, _)) => {

@@ -19,6 +19,7 @@ mod features;
 mod heads;
 mod models;
 mod nets;
+mod report;
 mod runs;
 mod show;
 mod terms;
@@ -59,6 +60,10 @@ enum Command {
     Evaluate(runs::EvaluateArgs),
     /// Predict a split into a Kaggle-style CSV.
     Predict(runs::PredictArgs),
+    /// One self-contained HTML page about a run: what was trained, curves, metrics, top losses with their maps.
+    Report(report::ReportArgs),
+    /// List run folders side by side (kind, backbones, head, validation scores, shared features); --html, --csv.
+    Runs(report::RunsArgs),
     /// Decode every image of a dataset (in parallel) and list the unreadable ones; --quarantine moves them aside.
     Verify(verify::Args),
 }
@@ -85,6 +90,8 @@ fn main() -> std::process::ExitCode {
         Command::FineTune(args) => nets::fine_tune(args),
         Command::Evaluate(args) => runs::evaluate_run(args),
         Command::Predict(args) => runs::predict(args),
+        Command::Report(args) => report::report_run(args),
+        Command::Runs(args) => report::list_runs(args),
         Command::Verify(args) => verify::run(args),
     };
     match result {

@@ -44,7 +44,7 @@ pub use layers::{Dense, Dropout, relu, relu_backward};
 pub use loss::Loss;
 pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
-pub use plot::{confusion_png, curves_png};
+pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
 pub use run::{NamedTensor, RUN_FORMAT, Run, RunDir, RunInfo, f32_safetensors, f32_tensor, history_csv};
 pub use submission::{CsvStyle, prediction_csv};

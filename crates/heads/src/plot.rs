@@ -1,8 +1,11 @@
-//! `curves.png` and `confusion.png`, drawn with plotters into memory and saved as PNG.
+//! `curves.png` and `confusion.png`, drawn with plotters into memory and saved as PNG, and
+//! the same line charts as SVG for `imgclf report`.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{FontStyle, register_font};
@@ -13,59 +16,133 @@ use crate::train::EpochStats;
 
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
+/// One panel of lines: a caption, axis names, ranges, named series of points drawn in turn
+/// in blue, red, green, ..., and an optional vertical mark (the best epoch, say).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineChart {
+    /// Drawn above the panel.
+    pub caption: String,
+    /// The x axis's name.
+    pub x_desc: String,
+    /// The y axis's name.
+    pub y_desc: String,
+    /// The x axis's range.
+    pub x: Range<f64>,
+    /// The y axis's range.
+    pub y: Range<f64>,
+    /// `(legend, points)`; empty series are left out.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// A dashed vertical line at this x, with its legend.
+    pub mark: Option<(f64, String)>,
+}
+
+const COLOURS: [RGBColor; 4] = [BLUE, RED, RGBColor(0, 140, 60), RGBColor(150, 90, 0)];
+
+/// Loss and accuracy per epoch, training and validation: the two panels of `curves.png`, with
+/// `best` (1-based) marked when given.
+pub fn curve_charts(history: &[EpochStats], best: Option<usize>) -> [LineChart; 2] {
+    let epochs = history.len().max(2) as f64;
+    let pick = |f: fn(&EpochStats) -> Option<f64>| -> Vec<(f64, f64)> {
+        history.iter().filter_map(|e| f(e).map(|v| (e.epoch as f64, v))).collect()
+    };
+    let chart = |name: &str, train: Vec<(f64, f64)>, val: Vec<(f64, f64)>| {
+        let values = train.iter().chain(&val).map(|p| p.1);
+        let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        // no finite value yet (a run before its first epoch): empty axes over 0..1, where
+        // an inverted range would send plotters' tick search into an endless loop
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        LineChart {
+            caption: format!("{name} per epoch"),
+            x_desc: "epoch".into(),
+            y_desc: name.into(),
+            x: 1.0..epochs,
+            y: (lo - pad)..(hi + pad),
+            series: vec![("training".into(), train), ("validation".into(), val)],
+            mark: best.map(|b| (b as f64, format!("best epoch ({b})"))),
+        }
+    };
+    [
+        chart("loss", pick(|e| Some(e.loss)), pick(|e| e.val_loss)),
+        chart("accuracy", pick(|e| Some(e.acc)), pick(|e| e.val_acc)),
+    ]
+}
+
 /// Loss and accuracy per epoch, training and validation, side by side.
 pub fn curves_png(history: &[EpochStats], path: &Path) -> Result<(), HeadError> {
-    let (w, h) = (1200, 480);
-    render(path, (w, h), |root| {
-        let panels = root.split_evenly((1, 2));
-        let epochs = history.len().max(2) as f64;
-        let pick = |f: fn(&EpochStats) -> Option<f64>| -> Vec<(f64, f64)> {
-            history.iter().filter_map(|e| f(e).map(|v| (e.epoch as f64, v))).collect()
-        };
-        let charts = [
-            ("loss", pick(|e| Some(e.loss)), pick(|e| e.val_loss)),
-            ("accuracy", pick(|e| Some(e.acc)), pick(|e| e.val_acc)),
-        ];
-        for (panel, (name, train, val)) in panels.iter().zip(charts) {
-            let values = train.iter().chain(&val).map(|p| p.1);
-            let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
-            // no finite value yet (a run before its first epoch): empty axes over 0..1, where
-            // an inverted range would send plotters' tick search into an endless loop
-            let (lo, hi) = if lo <= hi { (lo, hi) } else { (0.0, 1.0) };
-            let pad = ((hi - lo) * 0.08).max(1e-3);
-            let mut chart = ChartBuilder::on(panel)
-                .caption(format!("{name} per epoch"), ("sans-serif", 24))
-                .margin(16)
-                .x_label_area_size(48)
-                .y_label_area_size(72)
-                .build_cartesian_2d(1.0..epochs, (lo - pad)..(hi + pad))?;
+    let charts = curve_charts(history, None);
+    render(path, (1200, 480), |root| draw_charts(root, &charts))
+}
+
+/// Charts side by side as an SVG document of `size` pixels (text as text, sharp at any zoom).
+pub fn charts_svg(charts: &[LineChart], size: (u32, u32)) -> Result<String, HeadError> {
+    register_bundled_font();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        let fail = |e: &dyn std::fmt::Display| HeadError::Config(format!("drawing an SVG chart failed: {e}"));
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        draw_charts(&root, charts).map_err(|e| fail(&*e))?;
+        root.present().map_err(|e| fail(&e))?;
+    }
+    Ok(svg)
+}
+
+fn draw_charts<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, charts: &[LineChart]) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let panels = root.split_evenly((1, charts.len().max(1)));
+    for (panel, c) in panels.iter().zip(charts) {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(&c.caption, ("sans-serif", 24))
+            .margin(16)
+            .x_label_area_size(48)
+            .y_label_area_size(72)
+            .build_cartesian_2d(c.x.clone(), c.y.clone())?;
+        // epochs are whole: a tick per epoch up to 10, unlabelled between whole numbers
+        let epochs = (c.x_desc == "epoch").then(|| (c.x.end - c.x.start).round() as usize + 1);
+        chart
+            .configure_mesh()
+            .x_desc(&c.x_desc)
+            .y_desc(&c.y_desc)
+            .x_labels(epochs.map_or(10, |n| n.min(10)))
+            .label_style(("sans-serif", 16))
+            .axis_desc_style(("sans-serif", 18))
+            .x_label_formatter(&|x| match epochs {
+                Some(_) if (x - x.round()).abs() > 1e-6 => String::new(),
+                Some(_) => format!("{x:.0}"),
+                None => format!("{x:.1}"),
+            })
+            .draw()?;
+        for ((label, series), colour) in c.series.iter().zip(COLOURS.iter().cycle()) {
+            if series.is_empty() {
+                continue;
+            }
+            let colour = *colour;
             chart
-                .configure_mesh()
-                .x_desc("epoch")
-                .y_desc(name)
-                .label_style(("sans-serif", 16))
-                .axis_desc_style(("sans-serif", 18))
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .draw()?;
-            for (series, label, colour) in [(train, "training", BLUE), (val, "validation", RED)] {
-                if series.is_empty() {
-                    continue;
-                }
-                chart
-                    .draw_series(LineSeries::new(series.clone(), colour.stroke_width(2)))?
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+                .draw_series(LineSeries::new(series.clone(), colour.stroke_width(2)))?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            if series.len() <= 100 {
                 chart.draw_series(series.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
             }
-            chart
-                .configure_series_labels()
-                .label_font(("sans-serif", 16))
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()?;
         }
-        Ok(())
-    })
+        if let Some((x, label)) = &c.mark {
+            let line = DashedLineSeries::new([(*x, c.y.start), (*x, c.y.end)], 6, 4, BLACK.stroke_width(1));
+            chart
+                .draw_series(line)?
+                .label(label)
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
+        }
+        chart
+            .configure_series_labels()
+            .label_font(("sans-serif", 16))
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+    }
+    Ok(())
 }
 
 /// The confusion matrix as a heat map (rows: true class, columns: predicted), shaded by the
@@ -136,16 +213,21 @@ pub fn confusion_png(evaluation: &Evaluation, title: &str, path: &Path) -> Resul
     })
 }
 
-/// Draws into an RGB buffer and writes it as PNG.
-fn render(
-    path: &Path,
-    (w, h): (u32, u32),
-    draw: impl FnOnce(&DrawingArea<BitMapBackend, plotters::coord::Shift>) -> DrawResult,
-) -> Result<(), HeadError> {
+/// The font every chart's text is measured (and in a PNG drawn) with.
+fn register_bundled_font() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         assert!(register_font("sans-serif", FontStyle::Normal, imgclf_dataset::FONT).is_ok(), "bundled font parses")
     });
+}
+
+/// Draws into an RGB buffer and writes it as PNG.
+fn render(
+    path: &Path,
+    (w, h): (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) -> DrawResult,
+) -> Result<(), HeadError> {
+    register_bundled_font();
     let mut buffer = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (w, h)).into_drawing_area();

@@ -1,0 +1,153 @@
+//! One page per experiment and one table across experiments. [`report`] scores a run folder
+//! (any kind: `train-head`, `train-cnn`, `fine-tune`) on a labelled split and renders a
+//! self-contained HTML [`Page`]: what was trained, the training curves as SVG, the metrics and
+//! confusion matrix, ROC and precision-recall curves for two classes, the most confidently
+//! wrong photos beside their class activation maps, and correct photos for contrast. Photos
+//! are inline `data:` URIs, so the page opens from a file or an e-mail, with no network.
+//! [`find_runs`] lists run folders as [`RunRow`]s, printed as a table, CSV or HTML.
+//!
+//! The page is rendered with maud, which escapes every string it interpolates: a photo named
+//! `<script>.jpg` shows as text.
+
+#![warn(missing_docs)]
+
+mod binary;
+mod maps;
+mod page;
+mod photos;
+mod runs;
+
+pub use binary::{BinaryCurves, binary_curves};
+pub use maps::cam_overlay;
+pub use page::{Page, ReportOptions, Shot, SourceRow, report};
+pub use runs::{RunRow, SortBy, find_runs, runs_csv, runs_html, runs_table};
+
+use std::path::{Path, PathBuf};
+
+/// Why a page or a table could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A run folder that cannot be read as one.
+    #[error("{}: {reason}", path.display())]
+    Run {
+        /// The folder or file at fault.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// Loading or scoring the run.
+    #[error(transparent)]
+    Net(#[from] imgclf_nets::NetError),
+    /// Loading a head run's backbones.
+    #[error(transparent)]
+    Head(#[from] imgclf_heads::HeadError),
+    /// A map that does not fit the head.
+    #[error(transparent)]
+    Cam(#[from] imgclf_cam::CamError),
+    /// Reading a photo.
+    #[error(transparent)]
+    Dataset(#[from] imgclf_dataset::DatasetError),
+}
+
+impl ReportError {
+    fn run(path: &Path, reason: impl Into<String>) -> ReportError {
+        ReportError::Run { path: path.to_path_buf(), reason: reason.into() }
+    }
+}
+
+/// `run.json` of `dir` as JSON: a one-line error when it is missing or damaged.
+fn read_run_json(dir: &Path) -> Result<serde_json::Value, ReportError> {
+    let path = dir.join("run.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ReportError::run(&path, format!("cannot be read ({e}): is {} a run folder?", dir.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| ReportError::run(&path, format!("is damaged ({e}); train again, or restore it from a copy")))
+}
+
+/// The kind of run a `run.json` format tag names, as the command that writes it.
+fn kind_of(info: &serde_json::Value) -> &'static str {
+    match info["format"].as_str() {
+        Some(imgclf_nets::CNN_RUN_FORMAT) => "train-cnn",
+        Some(imgclf_nets::FINETUNE_RUN_FORMAT) => "fine-tune",
+        _ => "train-head",
+    }
+}
+
+/// A file's modification time as `YYYY-MM-DD HH:MM UTC` (the date a run was written).
+fn modified(path: &Path) -> Option<String> {
+    let secs = path.metadata().ok()?.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    // civil-from-days (H. Hinnant): days since 1970-01-01 to a Gregorian date
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Some(format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3_600, rest % 3_600 / 60))
+}
+
+/// The epochs of a run's `history.csv` (what `history_csv` writes), or why there are none.
+fn read_history(dir: &Path) -> Result<Vec<imgclf_heads::EpochStats>, String> {
+    let path = dir.join("history.csv");
+    let text = std::fs::read_to_string(&path).map_err(|_| "no history.csv: no training curves".to_string())?;
+    let mut lines = text.lines();
+    if lines.next() != Some("epoch,loss,acc,val_loss,val_acc,seconds") {
+        return Err(format!("{}: not a history imgclf wrote (unexpected header)", path.display()));
+    }
+    lines
+        .enumerate()
+        .map(|(i, line)| {
+            let bad = || format!("{} line {}: cannot be read as an epoch", path.display(), i + 2);
+            let f: Vec<&str> = line.split(',').collect();
+            let opt = |s: &str| if s.is_empty() { Ok(None) } else { s.parse().map(Some) };
+            let [epoch, loss, acc, val_loss, val_acc, seconds] = f[..] else { return Err(bad()) };
+            Ok(imgclf_heads::EpochStats {
+                epoch: epoch.parse().map_err(|_| bad())?,
+                loss: loss.parse().map_err(|_| bad())?,
+                acc: acc.parse().map_err(|_| bad())?,
+                val_loss: opt(val_loss).map_err(|_| bad())?,
+                val_acc: opt(val_acc).map_err(|_| bad())?,
+                seconds: seconds.parse().map_err(|_| bad())?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_reads_back_what_history_csv_writes_and_names_a_bad_line() {
+        let t = tempfile::tempdir().unwrap();
+        let epochs = vec![
+            imgclf_heads::EpochStats {
+                epoch: 1,
+                loss: 0.5,
+                acc: 0.75,
+                val_loss: Some(0.25),
+                val_acc: Some(0.875),
+                seconds: 1.5,
+            },
+            imgclf_heads::EpochStats { epoch: 2, loss: 0.25, acc: 0.875, val_loss: None, val_acc: None, seconds: 2.0 },
+        ];
+        std::fs::write(t.path().join("history.csv"), imgclf_heads::history_csv(&epochs)).unwrap();
+        assert_eq!(read_history(t.path()).unwrap(), epochs);
+        std::fs::write(t.path().join("history.csv"), "epoch,loss,acc,val_loss,val_acc,seconds\n1,x,2,,,1\n").unwrap();
+        assert!(read_history(t.path()).unwrap_err().ends_with("line 2: cannot be read as an epoch"));
+        assert!(read_history(&t.path().join("none")).unwrap_err().contains("no history.csv"));
+    }
+
+    #[test]
+    fn dates_are_civil_utc() {
+        let t = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(t.path().join("f")).unwrap();
+        // 2024-02-29 23:59:00 UTC, a leap day
+        file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_709_251_140)).unwrap();
+        assert_eq!(modified(&t.path().join("f")).unwrap(), "2024-02-29 23:59 UTC");
+    }
+}

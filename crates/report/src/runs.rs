@@ -1,0 +1,326 @@
+//! `imgclf runs`: every run folder under some folders, one row each, to compare experiments.
+
+use std::path::{Path, PathBuf};
+
+use maud::{DOCTYPE, html};
+use serde_json::Value;
+
+use crate::{ReportError, kind_of, modified, read_history, read_run_json};
+
+/// One run folder, summarised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `train-head`, `train-cnn` or `fine-tune`.
+    pub kind: String,
+    /// The backbones it stands on (none for a CNN from pixels).
+    pub backbones: Vec<String>,
+    /// The head or network (`logistic`, `mlp-256`, `lenet`, ...).
+    pub head: String,
+    /// Epochs run.
+    pub epochs: usize,
+    /// The seed trained with.
+    pub seed: Option<u64>,
+    /// Validation accuracy of the weights kept.
+    pub val_acc: Option<f64>,
+    /// Validation log loss of the weights kept.
+    pub val_loss: Option<f64>,
+    /// Seconds of training (the epochs' sum).
+    pub seconds: Option<f64>,
+    /// The first 12 characters of each feature file's fingerprint: equal ones share features.
+    pub fingerprints: Vec<String>,
+    /// When `run.json` was written (`YYYY-MM-DD HH:MM UTC`).
+    pub date: String,
+}
+
+/// The order of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// Highest validation accuracy first.
+    ValAcc,
+    /// Lowest validation log loss first.
+    LogLoss,
+    /// Newest first.
+    Date,
+}
+
+/// Every run folder (a folder with a `run.json`) at or under `dirs`, sorted; folders that
+/// hold a `run.json` that cannot be read are returned as errors beside the rows, and hidden
+/// folders (runs being written) are skipped.
+pub fn find_runs(dirs: &[PathBuf], sort: SortBy) -> (Vec<RunRow>, Vec<ReportError>) {
+    let mut found = Vec::new();
+    for dir in dirs {
+        walk(dir, 0, &mut found);
+    }
+    found.sort();
+    found.dedup();
+    let (mut rows, mut errors) = (Vec::new(), Vec::new());
+    for dir in found {
+        match read_run_json(&dir) {
+            Ok(info) => rows.push(row(&dir, &info)),
+            Err(e) => errors.push(e),
+        }
+    }
+    let key = |v: Option<f64>, missing: f64| v.unwrap_or(missing);
+    match sort {
+        SortBy::ValAcc => rows.sort_by(|a, b| key(b.val_acc, -1.0).total_cmp(&key(a.val_acc, -1.0))),
+        SortBy::LogLoss => rows.sort_by(|a, b| key(a.val_loss, f64::MAX).total_cmp(&key(b.val_loss, f64::MAX))),
+        SortBy::Date => rows.sort_by(|a, b| b.date.cmp(&a.date)),
+    }
+    (rows, errors)
+}
+
+/// Folders with a `run.json`, at most 6 levels down.
+fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
+    if dir.join("run.json").is_file() {
+        found.push(dir.to_path_buf());
+        return;
+    }
+    if depth >= 6 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.file_type().is_ok_and(|t| t.is_dir()) {
+            walk(&entry.path(), depth + 1, found);
+        }
+    }
+}
+
+fn row(dir: &Path, info: &Value) -> RunRow {
+    let kind = kind_of(info);
+    let sources = info["sources"].as_array().cloned().unwrap_or_default();
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let backbones = match kind {
+        "fine-tune" => text(&info["backbone"]).into_iter().collect(),
+        _ => sources.iter().filter_map(|s| text(&s["backbone"])).collect(),
+    };
+    let head = match kind {
+        "train-cnn" => text(&info["config"]["arch"]).unwrap_or_default(),
+        "fine-tune" => {
+            format!("{} (fine-tuned)", if info["hidden"].as_bool() == Some(true) { "mlp" } else { "logistic" })
+        }
+        _ => {
+            let architecture = &info["config"]["head"]["architecture"];
+            match (architecture["kind"].as_str(), architecture["hidden"].as_u64()) {
+                (Some(kind), Some(hidden)) => format!("{kind}-{hidden}"),
+                (kind, _) => kind.unwrap_or_default().to_string(),
+            }
+        }
+    };
+    // the kept weights' numbers: `metrics` (train-head: best epoch; train-cnn: last), else
+    // the last epoch of `history` (fine-tune)
+    let kept = match &info["metrics"] {
+        Value::Object(_) => info["metrics"].clone(),
+        _ => info["history"].as_array().and_then(|h| h.last().cloned()).unwrap_or_default(),
+    };
+    let history = read_history(dir).unwrap_or_default();
+    let fingerprints = sources
+        .iter()
+        .map(|s| {
+            let file = s["file"].as_str().unwrap_or("");
+            imgclf_features::FeatureReader::open(Path::new(file))
+                .map_or_else(|_| "missing".into(), |r| r.info.fingerprint.chars().take(12).collect())
+        })
+        .collect();
+    RunRow {
+        dir: dir.to_path_buf(),
+        kind: kind.into(),
+        backbones,
+        head,
+        epochs: info["epochs_run"].as_u64().map_or(history.len(), |e| e as usize),
+        seed: info["config"]["seed"].as_u64(),
+        val_acc: kept["val_acc"].as_f64(),
+        val_loss: kept["val_loss"].as_f64(),
+        seconds: (!history.is_empty()).then(|| history.iter().map(|e| e.seconds).sum()),
+        fingerprints,
+        date: modified(&dir.join("run.json")).unwrap_or_default(),
+    }
+}
+
+const COLUMNS: [&str; 11] =
+    ["run", "kind", "backbones", "head", "epochs", "seed", "val_acc", "val_loss", "seconds", "features", "date"];
+
+fn cells(r: &RunRow) -> [String; 11] {
+    let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+    let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join("+") };
+    [
+        r.dir.display().to_string(),
+        r.kind.clone(),
+        list(&r.backbones),
+        r.head.clone(),
+        r.epochs.to_string(),
+        r.seed.map_or("-".into(), |s| s.to_string()),
+        num(r.val_acc, 4),
+        num(r.val_loss, 4),
+        num(r.seconds, 1),
+        list(&r.fingerprints),
+        r.date.clone(),
+    ]
+}
+
+/// The rows as an aligned plain-text table.
+pub fn runs_table(rows: &[RunRow]) -> String {
+    let all: Vec<[String; 11]> = rows.iter().map(cells).collect();
+    let width = |i: usize| all.iter().map(|c| c[i].chars().count()).chain([COLUMNS[i].len()]).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..COLUMNS.len()).map(width).collect();
+    let line = |c: &[String]| {
+        let padded: Vec<String> = c.iter().zip(&widths).map(|(v, &w)| format!("{v:<w$}")).collect();
+        padded.join("  ").trim_end().to_string() + "\n"
+    };
+    let header: Vec<String> = COLUMNS.iter().map(|c| c.to_string()).collect();
+    std::iter::once(line(&header)).chain(all.iter().map(|c| line(c))).collect()
+}
+
+/// The rows as CSV (RFC 4180 quoting), numbers unrounded.
+pub fn runs_csv(rows: &[RunRow]) -> String {
+    let quote = |v: &str| {
+        if v.contains([',', '"', '\n', '\r']) { format!("\"{}\"", v.replace('"', "\"\"")) } else { v.to_string() }
+    };
+    let num = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+    let mut out = COLUMNS.join(",") + "\n";
+    for r in rows {
+        let fields = [
+            r.dir.display().to_string(),
+            r.kind.clone(),
+            r.backbones.join("+"),
+            r.head.clone(),
+            r.epochs.to_string(),
+            r.seed.map_or(String::new(), |s| s.to_string()),
+            num(r.val_acc),
+            num(r.val_loss),
+            num(r.seconds),
+            r.fingerprints.join("+"),
+            r.date.clone(),
+        ];
+        out += &(fields.iter().map(|f| quote(f)).collect::<Vec<_>>().join(",") + "\n");
+    }
+    out
+}
+
+/// The rows as a self-contained HTML page; each run links to its `report.html` where one was
+/// written (links relative to `base`, the page's folder, when they can be).
+pub fn runs_html(rows: &[RunRow], base: &Path) -> String {
+    let link = |r: &RunRow| {
+        let report = r.dir.join("report.html");
+        report.is_file().then(|| {
+            let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            let (report, base) = (absolute(&report), absolute(base));
+            report
+                .strip_prefix(&base)
+                .map_or_else(|_| format!("file://{}", report.display()), |p| p.display().to_string())
+        })
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "imgclf runs" }
+                style { (maud::PreEscaped("body{font:15px/1.45 system-ui,sans-serif;margin:16px 24px;color:#1d232b}table{border-collapse:collapse}td,th{padding:3px 9px;border:1px solid #d7dbe0;text-align:left}th{background:#f1f3f5}td.n{text-align:right;font-variant-numeric:tabular-nums}.mono{font-family:ui-monospace,monospace;font-size:13px}")) }
+            }
+            body {
+                h1 { "Runs (" (rows.len()) ")" }
+                p { "Equal feature fingerprints: the runs trained on the same cached features." }
+                table #runs {
+                    tr { @for c in COLUMNS { th { (c) } } }
+                    @for r in rows {
+                        @let c = cells(r);
+                        tr {
+                            td { @match link(r) { Some(href) => a href=(href) { (c[0]) }, None => (c[0]) } }
+                            td { (c[1]) } td { (c[2]) } td { (c[3]) }
+                            td.n { (c[4]) } td.n { (c[5]) } td.n { (c[6]) } td.n { (c[7]) } td.n { (c[8]) }
+                            td.mono { (c[9]) } td { (c[10]) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn write_run(dir: &Path, info: Value, seconds: &[f64]) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("run.json"), info.to_string()).unwrap();
+        let epochs: Vec<imgclf_heads::EpochStats> = seconds
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| imgclf_heads::EpochStats {
+                epoch: i + 1,
+                loss: 0.5,
+                acc: 0.5,
+                val_loss: None,
+                val_acc: None,
+                seconds: s,
+            })
+            .collect();
+        std::fs::write(dir.join("history.csv"), imgclf_heads::history_csv(&epochs)).unwrap();
+    }
+
+    #[test]
+    fn runs_of_every_kind_are_found_summarised_and_sorted() {
+        let t = tempfile::tempdir().unwrap();
+        let metrics = |acc: f64, loss: f64| json!({"epoch": 1, "loss": 0.1, "acc": 0.9, "val_loss": loss, "val_acc": acc, "seconds": 1.0});
+        write_run(
+            &t.path().join("a/head"),
+            json!({
+            "format": "imgclf-run/1", "config": {"head": {"architecture": {"kind": "mlp", "hidden": 256}}, "seed": 7},
+            "sources": [{"backbone": "Lite0", "file": "/nowhere/gap_Lite0.h5"}, {"backbone": "Lite1", "file": "/nowhere/gap_Lite1.h5"}],
+            "epochs_run": 2, "metrics": metrics(0.9, 0.3)}),
+            &[1.0, 2.0],
+        );
+        write_run(
+            &t.path().join("b/cnn"),
+            json!({
+            "format": "imgclf-cnn-run/1", "config": {"arch": "lenet", "seed": 3}, "epochs_run": 1, "metrics": metrics(0.95, 0.2)}),
+            &[4.5],
+        );
+        write_run(
+            &t.path().join("b/tuned, \"x\""),
+            json!({
+            "format": "imgclf-finetune-run/1", "config": {"seed": 1}, "backbone": "Lite0", "hidden": false,
+            "history": [metrics(0.5, 0.9), metrics(0.8, 0.4)]}),
+            &[1.0, 1.0],
+        );
+        std::fs::create_dir_all(t.path().join("b/.hidden.partial-1")).unwrap();
+        std::fs::write(t.path().join("b/.hidden.partial-1/run.json"), "{}").unwrap();
+        std::fs::create_dir_all(t.path().join("damaged")).unwrap();
+        std::fs::write(t.path().join("damaged/run.json"), "{ not json").unwrap();
+
+        let (rows, errors) = find_runs(&[t.path().to_path_buf()], SortBy::ValAcc);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].to_string().contains("damaged/run.json: is damaged"), "{}", errors[0]);
+        let names: Vec<String> = rows.iter().map(|r| r.dir.file_name().unwrap().to_string_lossy().into()).collect();
+        assert_eq!(names, ["cnn", "head", "tuned, \"x\""], "best validation accuracy first");
+        let (cnn, head, tuned) = (&rows[0], &rows[1], &rows[2]);
+        assert_eq!(
+            (cnn.kind.as_str(), cnn.head.as_str(), cnn.seed, cnn.seconds),
+            ("train-cnn", "lenet", Some(3), Some(4.5))
+        );
+        assert_eq!((head.head.as_str(), head.epochs, head.backbones.join("+")), ("mlp-256", 2, "Lite0+Lite1".into()));
+        assert_eq!(head.fingerprints, ["missing", "missing"]);
+        assert_eq!(
+            (tuned.val_acc, tuned.val_loss, tuned.head.as_str()),
+            (Some(0.8), Some(0.4), "logistic (fine-tuned)")
+        );
+
+        let by_loss = find_runs(&[t.path().join("a"), t.path().join("b")], SortBy::LogLoss).0;
+        assert_eq!(by_loss.iter().map(|r| r.val_loss.unwrap()).collect::<Vec<_>>(), [0.2, 0.3, 0.4]);
+        // CSV quotes the folder with a comma and a quote; the table aligns its columns
+        let csv = runs_csv(&rows);
+        assert!(csv.contains("tuned, \"\"x\"\"\",fine-tune,Lite0,"), "{csv}");
+        let table = runs_table(&rows);
+        let at = |line: &str| line.find("train-").or(line.find("fine-")).unwrap();
+        let starts: Vec<usize> = table.lines().skip(1).map(at).collect();
+        assert!(starts.windows(2).all(|w| w[0] == w[1]), "{table}");
+        assert!(runs_html(&rows, t.path()).contains("<table id=\"runs\">"));
+    }
+}
