@@ -45,17 +45,21 @@ pub enum SortBy {
     Date,
 }
 
-/// Every run folder (a folder with a `run.json`) at or under `dirs`, sorted; folders that
-/// hold a `run.json` that cannot be read are returned as errors beside the rows, and hidden
-/// folders (runs being written) are skipped.
+/// Every run folder (a folder with a `run.json`) at or under `dirs`, sorted; a `dirs` entry
+/// that is no folder, and folders whose `run.json` cannot be read, are returned as errors
+/// beside the rows; hidden folders (runs being written) are skipped.
 pub fn find_runs(dirs: &[PathBuf], sort: SortBy) -> (Vec<RunRow>, Vec<ReportError>) {
+    let (mut rows, mut errors) = (Vec::new(), Vec::new());
     let mut found = Vec::new();
     for dir in dirs {
-        walk(dir, 0, &mut found);
+        if dir.is_dir() {
+            walk(dir, 0, &mut found);
+        } else {
+            errors.push(ReportError::run(dir, "is not a folder"));
+        }
     }
     found.sort();
     found.dedup();
-    let (mut rows, mut errors) = (Vec::new(), Vec::new());
     for dir in found {
         match read_run_json(&dir) {
             Ok(info) => rows.push(row(&dir, &info)),
@@ -295,9 +299,10 @@ mod tests {
         std::fs::create_dir_all(t.path().join("damaged")).unwrap();
         std::fs::write(t.path().join("damaged/run.json"), "{ not json").unwrap();
 
-        let (rows, errors) = find_runs(&[t.path().to_path_buf()], SortBy::ValAcc);
-        assert_eq!(errors.len(), 1);
-        assert!(errors[0].to_string().contains("damaged/run.json: is damaged"), "{}", errors[0]);
+        let (rows, errors) = find_runs(&[t.path().to_path_buf(), t.path().join("typo")], SortBy::ValAcc);
+        assert_eq!(errors.len(), 2);
+        assert!(errors[0].to_string().ends_with("typo: is not a folder"), "{}", errors[0]);
+        assert!(errors[1].to_string().contains("damaged/run.json: is damaged"), "{}", errors[1]);
         let names: Vec<String> = rows.iter().map(|r| r.dir.file_name().unwrap().to_string_lossy().into()).collect();
         assert_eq!(names, ["cnn", "head", "tuned, \"x\""], "best validation accuracy first");
         let (cnn, head, tuned) = (&rows[0], &rows[1], &rows[2]);
