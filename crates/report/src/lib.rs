@@ -73,6 +73,12 @@ fn kind_of(info: &serde_json::Value) -> &'static str {
     }
 }
 
+/// The cache fingerprint of feature file `file` (its attributes only), `None` when it is gone
+/// or unreadable.
+fn fingerprint_of(file: &str) -> Option<String> {
+    imgclf_features::FeatureReader::open(Path::new(file)).ok().map(|r| r.info.fingerprint)
+}
+
 /// A file's modification time as `YYYY-MM-DD HH:MM UTC` (the date a run was written).
 fn modified(path: &Path) -> Option<String> {
     let secs = path.metadata().ok()?.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();

@@ -1,6 +1,7 @@
 //! `imgclf report`: a run folder scored on a split, gathered into a [`Page`] and rendered as
 //! one self-contained HTML file.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use imgclf_heads::{Evaluation, LineChart, Predictor, argmax, charts_svg, curve_charts, evaluate};
@@ -14,7 +15,7 @@ use serde_json::Value;
 use crate::binary::{BinaryCurves, binary_curves};
 use crate::maps::cam_overlay;
 use crate::photos::{THUMB, data_uri, thumbnail};
-use crate::{ReportError, kind_of, modified, read_history, read_run_json};
+use crate::{ReportError, fingerprint_of, kind_of, modified, read_history, read_run_json};
 
 /// What to score and show.
 #[derive(Debug, Clone)]
@@ -129,13 +130,13 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
             format!("split `{}` is unlabelled: nothing to score (choose a labelled --split)", scored.split),
         ));
     };
-    let evaluation = evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, 0);
+    let evaluation = evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, options.top);
     let root = options.data.map(Path::to_path_buf).or_else(|| info["data"].as_str().map(PathBuf::from));
     if root.is_none() {
         notes.push("no photos: a head run's feature files do not record the data root; pass --data DIR".into());
     }
 
-    let (wrong, right) = pick_rows(&scored.probs, labels, options.top, options.examples);
+    let (wrong, right) = pick_rows(&evaluation, &scored.paths, &scored.probs, labels, options.examples);
     let shot = |row: usize| {
         let p = scored.probs.row(row);
         let predicted = argmax(p);
@@ -197,12 +198,17 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
     })
 }
 
-/// The most confidently wrong rows (highest loss first, at most `top`) and, per class, the
-/// most confident correct rows (at most `examples`).
-fn pick_rows(probs: &Array2<f32>, labels: &[usize], top: usize, examples: usize) -> (Vec<usize>, Vec<Vec<usize>>) {
-    let mut wrong: Vec<usize> = (0..labels.len()).filter(|&i| argmax(probs.row(i)) != labels[i]).collect();
-    wrong.sort_by(|&a, &b| probs[[a, labels[a]]].total_cmp(&probs[[b, labels[b]]]).then(a.cmp(&b)));
-    wrong.truncate(top);
+/// The rows of `evaluation`'s top losses (worst first, as `evaluate` ranks them) and, per
+/// class, the most confident correct rows (at most `examples`).
+fn pick_rows(
+    evaluation: &Evaluation,
+    paths: &[String],
+    probs: &Array2<f32>,
+    labels: &[usize],
+    examples: usize,
+) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let row_of: HashMap<&str, usize> = paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
+    let wrong = evaluation.top_losses.iter().map(|t| row_of[t.path.as_str()]).collect();
     let mut right = vec![Vec::new(); probs.ncols()];
     for i in (0..labels.len()).filter(|&i| argmax(probs.row(i)) == labels[i]) {
         right[labels[i]].push(i);
@@ -313,10 +319,6 @@ fn facts(dir: &Path, info: &Value, run: &AnyRun, root: Option<&Path>, epochs: us
 
 /// The backbones of a run: its feature files (head runs) or its model (fine-tuned runs).
 fn sources(info: &Value) -> Vec<SourceRow> {
-    let fingerprint = |file: &str| {
-        imgclf_features::FeatureReader::open(Path::new(file))
-            .map_or_else(|_| "- (file missing or unreadable)".to_string(), |r| r.info.fingerprint.clone())
-    };
     let text = |v: &Value| v.as_str().unwrap_or("").to_string();
     if let Some(list) = info["sources"].as_array() {
         return list
@@ -326,7 +328,8 @@ fn sources(info: &Value) -> Vec<SourceRow> {
                 model_sha256: text(&s["model_sha256"]),
                 width: s["dim"].as_u64().map(|d| d as usize),
                 file: text(&s["file"]),
-                fingerprint: fingerprint(s["file"].as_str().unwrap_or("")),
+                fingerprint: fingerprint_of(s["file"].as_str().unwrap_or(""))
+                    .unwrap_or_else(|| "- (file missing or unreadable)".into()),
             })
             .collect();
     }
@@ -628,9 +631,14 @@ mod tests {
     fn top_losses_are_the_most_confidently_wrong_and_examples_the_most_confident_right() {
         let probs = array![[0.9f32, 0.1], [0.4, 0.6], [0.1, 0.9], [0.8, 0.2], [0.3, 0.7], [0.55, 0.45]];
         let labels = [0, 0, 0, 1, 1, 1];
-        let (wrong, right) = pick_rows(&probs, &labels, 2, 1);
+        let (classes, paths) = (["a", "b"].map(String::from), (0..6).map(|i| format!("{i}.jpg")).collect::<Vec<_>>());
+        let picks = |top: usize, examples: usize| {
+            let evaluation = evaluate(&classes, probs.view(), &labels, &paths, top);
+            pick_rows(&evaluation, &paths, &probs, &labels, examples)
+        };
+        let (wrong, right) = picks(2, 1);
         assert_eq!(wrong, vec![2, 3], "p_true 0.1 then 0.2; row 1 (0.4) and 5 (0.45) left out");
         assert_eq!(right, vec![vec![0], vec![4]]);
-        assert_eq!(pick_rows(&probs, &labels, 0, 0), (vec![], vec![vec![], vec![]]));
+        assert_eq!(picks(0, 0), (vec![], vec![vec![], vec![]]));
     }
 }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use maud::{DOCTYPE, html};
 use serde_json::Value;
 
-use crate::{ReportError, kind_of, modified, read_history, read_run_json};
+use crate::{ReportError, fingerprint_of, kind_of, modified, read_history, read_run_json};
 
 /// One run folder, summarised.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,9 +124,7 @@ fn row(dir: &Path, info: &Value) -> RunRow {
     let fingerprints = sources
         .iter()
         .map(|s| {
-            let file = s["file"].as_str().unwrap_or("");
-            imgclf_features::FeatureReader::open(Path::new(file))
-                .map_or_else(|_| "missing".into(), |r| r.info.fingerprint.chars().take(12).collect())
+            fingerprint_of(s["file"].as_str().unwrap_or("")).map_or("missing".into(), |f| f.chars().take(12).collect())
         })
         .collect();
     RunRow {
