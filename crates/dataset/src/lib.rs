@@ -18,7 +18,10 @@ mod rng;
 mod verify;
 
 pub use error::{DatasetError, IoError};
-pub use files::{TempFile, staging_path, write_atomic};
+pub use files::{
+    Held, IMAGE_MARK, OutputLock, TEXT_FILE_LIMIT, TempFile, check_output, encode_marked, read_text, staging_path,
+    write_atomic, write_output,
+};
 pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Sample, Split, is_image_file};
 pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb, read_photo};
 pub use names::one_of;

@@ -84,6 +84,14 @@ impl Limit {
         move |s| self.parse(s)
     }
 
+    /// A command-line value parser for a `u64` flag (a seed): whole numbers only.
+    pub fn parser_u64(self) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+        move |s| {
+            let v: u64 = s.trim().parse().map_err(|_| format!("not a whole number; {}", self.allowed()))?;
+            if self.allows(v as f64) { Ok(v) } else { Err(self.allowed()) }
+        }
+    }
+
     /// A command-line value parser for a count flag (whole numbers only).
     pub fn parser_usize(self) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
         move |s| {
@@ -149,6 +157,8 @@ pub const INFERENCE_BATCH: Limit = Limit::count("batch", 1, 4096);
 pub const HIDDEN: Limit = Limit::count("hidden", 1, 65_536);
 /// Epochs without improvement before an early stop.
 pub const PATIENCE: Limit = Limit::count("patience", 1, 100_000);
+/// The seed of every random draw (shuffles, initial weights, dropout, augmentation).
+pub const SEED: Limit = Limit::count("seed", 0, u64::MAX);
 /// Threads of an engine or a decode pool.
 pub const THREADS: Limit = Limit::count("threads", 1, 1024);
 /// Parts of a sharded extraction; an extraction also caps it by its batches.
