@@ -15,6 +15,14 @@ pub enum FeatureError {
         /// What is wrong, in words a user can act on.
         reason: String,
     },
+    /// Another process is writing the same output (it holds its lock): nothing was touched.
+    #[error("{}: {held}", path.display())]
+    Busy {
+        /// The output both would write.
+        path: PathBuf,
+        /// Who holds it.
+        held: imgclf_dataset::Held,
+    },
     /// A shard count the data cannot be split into.
     #[error("shard {shard}: {reason}")]
     Shard {

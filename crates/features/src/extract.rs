@@ -4,13 +4,14 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
-use imgclf_dataset::Dataset;
+use imgclf_dataset::{Dataset, OutputLock};
 use imgclf_runtime::{Backbone, Engine, Precision};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::Partial;
 use crate::pipeline::Job;
-use crate::{ExtractOptions, FORMAT, FeatureError, FeatureSet, FeatureWriter, Progress, ShardInfo, Skipped, Storage};
+use crate::store::BLOCK_BYTES;
+use crate::{ExtractOptions, FORMAT, FeatureError, FeatureReader, FeatureSet, Progress, ShardInfo, Skipped, Storage};
 
 /// What one backbone's extraction did.
 #[derive(Debug, Clone)]
@@ -80,16 +81,20 @@ pub fn extract_all(
     let dataset = part.as_ref().map_or(dataset, |(part, _)| part);
     let mut reports: Vec<Option<ExtractReport>> = vec![None; backbones.len()];
     let mut todo = Vec::new();
+    let keys: Vec<Keys> = backbones.iter().map(|b| self::keys(whole, b, options)).collect();
+    let mut locks = Vec::new();
     for (i, backbone) in backbones.iter().enumerate() {
-        match cached(dataset, backbone, out_dir, options) {
+        let output = output_path(out_dir, backbone, options);
+        // one writer per output: a second extract of it is refused before it reads or removes anything
+        if out_dir.is_dir() {
+            locks.push(lock(&output)?);
+        }
+        match cached(output, keys[i].file.clone(), backbone, options) {
             Cached::Reuse(mut report) => {
                 // parts of a run stopped after the file was made (`--force`) are of no use now
-                let parts = crate::store::partial_dir(&report.output);
-                if parts.is_dir() {
-                    std::fs::remove_dir_all(&parts).map_err(FeatureError::io(&parts))?;
-                }
+                crate::checkpoint::discard(&report.output)?;
                 if options.shard.is_some() {
-                    record_dataset(&report.output, &fingerprint(whole, backbone, options.engine.precision))?;
+                    record_dataset(&report.output, &keys[i].dataset)?;
                 }
                 report.seconds = started.elapsed().as_secs_f64();
                 reports[i] = Some(report);
@@ -106,14 +111,19 @@ pub fn extract_all(
         .iter()
         .map(|(_, b, ..)| Engine::load(&b.model, &b.spec, &[b.spec.feature_output()], &options.engine))
         .collect::<Result<Vec<_>, imgclf_runtime::RuntimeError>>()?;
-    std::fs::create_dir_all(out_dir).map_err(FeatureError::io(out_dir))?;
+    if !out_dir.is_dir() {
+        std::fs::create_dir_all(out_dir).map_err(FeatureError::io(out_dir))?;
+        for (_, backbone, ..) in &todo {
+            locks.push(lock(&output_path(out_dir, backbone, options))?);
+        }
+    }
     let mut jobs = todo
         .iter()
         .zip(engines)
         .map(|((_, backbone, fingerprint, _), engine)| {
             let stamp = stamp(dataset, backbone, &engine.describe(), fingerprint);
             let output = output_path(out_dir, backbone, options);
-            let writer = Partial::open(&output, stamp, options.storage, options.batch, options.force)?;
+            let writer = Partial::open(&output, stamp, dataset, options)?;
             Ok(Job { backbone, engine, writer })
         })
         .collect::<Result<Vec<_>, FeatureError>>()?;
@@ -145,15 +155,16 @@ pub fn extract_all(
             index: shard.index,
             count: shard.count,
             batch: options.batch,
-            dataset_fingerprint: self::fingerprint(whole, backbone, options.engine.precision),
+            dataset_fingerprint: keys[i].dataset.clone(),
             slices: slices.clone(),
         });
         let engine = job.engine.describe();
-        let mut writer = FeatureWriter::create(&output, dataset.classes.names())?.with_storage(options.storage);
-        let dim = job.writer.assemble_into(&mut writer)?;
-        writer.finish(&FeatureSet { shard, ..stamp(dataset, backbone, &engine, &fingerprint) }.origin())?;
-        let rows = job.writer.done().rows;
-        job.writer.remove()?;
+        let rows = job.writer.rows();
+        let dim = job.writer.finish(
+            &output,
+            dataset,
+            &FeatureSet { shard, ..stamp(dataset, backbone, &engine, &fingerprint) }.origin(),
+        )?;
         reports[i] = Some(ExtractReport {
             backbone: spec.name.clone(),
             output,
@@ -170,7 +181,16 @@ pub fn extract_all(
             steady: pass.steady,
         });
     }
+    drop(locks);
     Ok(reports.into_iter().flatten().collect())
+}
+
+/// The lock of one output, or the error naming the process that holds it.
+pub(crate) fn lock(output: &Path) -> Result<OutputLock, FeatureError> {
+    match OutputLock::take(output).map_err(FeatureError::io(output))? {
+        Ok(lock) => Ok(lock),
+        Err(held) => Err(FeatureError::Busy { path: output.to_path_buf(), held }),
+    }
 }
 
 /// What a feature file of `backbone` over `dataset` records besides its rows (no splits, no
@@ -217,47 +237,74 @@ enum Cached {
     Compute { fingerprint: String, replaced: Option<String> },
 }
 
-/// The cache rule: the same fingerprint and every row passing its checksum means reuse;
-/// a file that is there but damaged is recomputed, and the report says why.
-fn cached(dataset: &Dataset, backbone: &Backbone, out_dir: &Path, options: &ExtractOptions) -> Cached {
-    let output = output_path(out_dir, backbone, options);
-    let mut fingerprint = fingerprint(dataset, backbone, options.engine.precision);
-    if options.storage == Storage::F16 {
-        // rounded values: an f32 file is not a cache hit for f16, nor the other way
-        fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint} store float16")));
-    }
-    if let Some(shard) = options.shard {
-        // the part's images, and how they were cut: another batch size gives other parts
-        fingerprint = format!("{:x}", Sha256::digest(format!("{fingerprint} shard {shard} batch {}", options.batch)));
-    }
+/// The cache rule: the file's fingerprint equal to `fingerprint` (its [`Keys::file`]) and
+/// every row passing its checksum means reuse; a file that is there but damaged is recomputed,
+/// and the report says why.
+fn cached(output: PathBuf, fingerprint: String, backbone: &Backbone, options: &ExtractOptions) -> Cached {
     let mut replaced = None;
     if !options.force && output.exists() {
-        match FeatureSet::read_header(&output) {
-            Ok(cached) if cached.fingerprint == fingerprint => match FeatureSet::read(&output) {
-                Ok(_) => {
-                    return Cached::Reuse(ExtractReport {
-                        backbone: backbone.spec.name.clone(),
-                        rows: cached.rows,
-                        dim: cached.dim,
-                        engine: cached.engine,
-                        output,
-                        reused: true,
-                        replaced: None,
-                        fallback_reason: None,
-                        skipped: Vec::new(),
-                        decoded: 0,
-                        resumed: 0,
-                        seconds: 0.0,
-                        steady: None,
-                    });
+        match FeatureReader::open(&output) {
+            // the storage is in the key; a file from before it was (merged f16 shards carried
+            // the f32 key) is told apart by its `dtype`
+            Ok(cached) if cached.info.fingerprint == fingerprint && cached.storage == options.storage => {
+                match cached.verify(cached.block_rows(BLOCK_BYTES)) {
+                    Ok(()) => {
+                        return Cached::Reuse(ExtractReport {
+                            backbone: backbone.spec.name.clone(),
+                            rows: cached.rows.clone(),
+                            dim: cached.dim,
+                            engine: cached.info.engine.clone(),
+                            output,
+                            reused: true,
+                            replaced: None,
+                            fallback_reason: None,
+                            skipped: Vec::new(),
+                            decoded: 0,
+                            resumed: 0,
+                            seconds: 0.0,
+                            steady: None,
+                        });
+                    }
+                    Err(e) => replaced = Some(e.to_string()),
                 }
-                Err(e) => replaced = Some(e.to_string()),
-            },
+            }
             Ok(_) => {}
             Err(e) => replaced = Some(e.to_string()),
         }
     }
     Cached::Compute { fingerprint, replaced }
+}
+
+/// What decides reuse, computed in one place for every caller (extract, shards, merge).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// The whole dataset's key: what an unsharded file carries as its fingerprint, and what
+    /// each shard records as `dataset_fingerprint` (so merged shards carry it too).
+    pub dataset: String,
+    /// The fingerprint of the file this call writes: `dataset`, or for a shard the key of its
+    /// part, its place and the batch size (another batch size cuts other parts).
+    pub file: String,
+}
+
+/// The keys of a feature file of `backbone` over `dataset` as `options` ask for it: the
+/// images, model, spec and precision ([`fingerprint`]) and the storage (f16 rows are rounded:
+/// an f32 file is never a cache hit for f16, nor the other way; f32 adds nothing, so files from
+/// before storage existed stay valid); a shard's file key covers only its part's images.
+pub fn keys(dataset: &Dataset, backbone: &Backbone, options: &ExtractOptions) -> Keys {
+    let stored = |fingerprint: String| match options.storage {
+        Storage::F32 => fingerprint,
+        Storage::F16 => format!("{:x}", Sha256::digest(format!("{fingerprint} store float16"))),
+    };
+    let whole = stored(fingerprint(dataset, backbone, options.engine.precision));
+    let file = match options.shard {
+        None => whole.clone(),
+        Some(shard) => {
+            let (part, _) = crate::shard::slice(dataset, shard, options.batch);
+            let part = stored(fingerprint(&part, backbone, options.engine.precision));
+            format!("{:x}", Sha256::digest(format!("{part} shard {shard} batch {}", options.batch)))
+        }
+    };
+    Keys { dataset: whole, file }
 }
 
 /// A hash of everything that decides a feature file's content: the file format, the model

@@ -63,6 +63,17 @@ pub struct Checkpoints {
     pub batches: usize,
 }
 
+impl Checkpoints {
+    /// No commits: rows go straight to the output (no parts folder, no extra disk), and a
+    /// stopped or killed run starts over.
+    pub const OFF: Checkpoints = Checkpoints { seconds: f64::INFINITY, batches: usize::MAX };
+
+    /// Whether these are [`Checkpoints::OFF`].
+    pub fn is_off(&self) -> bool {
+        self.seconds == f64::INFINITY && self.batches == usize::MAX
+    }
+}
+
 impl Default for Checkpoints {
     /// Every 30 seconds.
     fn default() -> Checkpoints {

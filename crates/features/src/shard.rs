@@ -16,7 +16,7 @@ use imgclf_dataset::{Dataset, SPLIT_NAMES, Split};
 use sha2::{Digest, Sha256};
 
 use crate::store::BLOCK_BYTES;
-use crate::{FeatureError, FeatureReader, FeatureSet, FeatureWriter, Origin, ShardInfo, SplitSlice, Verifier};
+use crate::{FeatureError, FeatureReader, FeatureSet, FeatureWriter, Origin, ShardInfo, SplitSlice, Storage, Verifier};
 
 /// Part `index` (from 0) of `count` of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,6 +306,8 @@ fn consistent(output: PathBuf, shards: Vec<ReadShard>) -> Result<Checked, Featur
     for (path, reader, info) in &shards[1..] {
         let set = &reader.info;
         let differs = [
+            // before the dataset: the storage is part of its key
+            ("storage (`extract --store`)", reader.storage != shards[0].1.storage),
             ("model", set.model_sha256 != first.model_sha256),
             ("spec", set.spec != first.spec),
             ("class list", set.classes != first.classes),
@@ -374,13 +376,16 @@ fn consistent(output: PathBuf, shards: Vec<ReadShard>) -> Result<Checked, Featur
 /// Whether the feature file at `output` is these shards merged (or an unsharded extract of
 /// the same images, model and spec, which is the same file): `Ok(true)` when it is, `Ok(false)`
 /// when there is none, and why not when another file is there.
-fn holds(output: &Path, fingerprint: &str, rows: &[(String, usize)]) -> Result<bool, String> {
+fn holds(output: &Path, fingerprint: &str, storage: Storage, rows: &[(String, usize)]) -> Result<bool, String> {
     if output.symlink_metadata().is_err() {
         return Ok(false);
     }
     let reader = FeatureReader::open(output).map_err(|e| format!("unreadable ({e})"))?;
     if reader.info.fingerprint != fingerprint {
         return Err("made from other images, another model or spec".into());
+    }
+    if reader.storage != storage {
+        return Err(format!("stored as {}, the shards as {}", reader.storage.name(), storage.name()));
     }
     if reader.rows != rows {
         return Err(format!("its rows {:?} are not the shards' {rows:?}", reader.rows));
@@ -426,7 +431,8 @@ pub fn merge_in_blocks(
         reused,
         seconds: started.elapsed().as_secs_f64(),
     };
-    match holds(&output, &first_info.dataset_fingerprint, &rows) {
+    let _lock = crate::extract::lock(&output)?;
+    match holds(&output, &first_info.dataset_fingerprint, first.storage, &rows) {
         Ok(true) if !force => return Ok(report(true)),
         Err(why) if !force => {
             return Err(FeatureError::FeatureFile {
@@ -552,7 +558,8 @@ pub fn shard_status(dir: &Path) -> Result<Vec<ShardStatus>, FeatureError> {
                 match consistent(dir.join(FeatureSet::file_name(backbone)), read) {
                     Ok(checked) => {
                         let fingerprint = &checked.shards[0].2.dataset_fingerprint;
-                        status.merged = holds(&checked.output, fingerprint, &checked.rows) == Ok(true);
+                        let storage = checked.shards[0].1.storage;
+                        status.merged = holds(&checked.output, fingerprint, storage, &checked.rows) == Ok(true);
                     }
                     Err(e) => status.refused = Some(e.to_string()),
                 }

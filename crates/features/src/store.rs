@@ -467,6 +467,8 @@ pub struct FeatureWriter {
     checksum: Checksum,
     split: Option<OpenSplit>,
     storage: Storage,
+    chunk_rows: usize,
+    dim: usize,
 }
 
 /// How a feature file stores its values. `F16` halves the disk and the read bandwidth: rows
@@ -516,6 +518,8 @@ impl FeatureWriter {
             file,
             split: None,
             storage: Storage::F32,
+            chunk_rows: CHUNK_ROWS,
+            dim: 0,
         };
         let classes = strings(classes, target)?;
         writer.check(writer.file.new_attr_builder().with_data(&classes).create("classes"))?;
@@ -528,6 +532,23 @@ impl FeatureWriter {
         self
     }
 
+    /// Chunks of at most `rows` rows (64 unless told, the shape readers are tuned for): for
+    /// files that hold few rows, such as an extraction's parts.
+    pub fn with_chunk_rows(mut self, rows: usize) -> FeatureWriter {
+        self.chunk_rows = rows.clamp(1, CHUNK_ROWS);
+        self
+    }
+
+    /// The checksum of the rows appended so far: what [`FeatureWriter::finish`] records.
+    pub fn checksum(&self) -> String {
+        self.checksum.clone().hex()
+    }
+
+    /// The feature width of the rows appended (0 before any).
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Appends rows to split `split`. Splits are written one after another: a new name starts
     /// the next split. A labelled split gives labels with every block, and a split whose first
     /// block gives photo digests gives them with every block.
@@ -536,8 +557,10 @@ impl FeatureWriter {
         let n = features.nrows();
         assert_eq!(paths.len(), n, "one path per row");
         if self.split.as_ref().is_none_or(|s| s.name != split) {
+            let (labelled, with_photos) = (labels.is_some(), photos.is_some());
             let opened =
-                open_split(&self.file, split, features.ncols(), labels.is_some(), photos.is_some(), self.storage);
+                open_split(&self.file, split, features.ncols(), labelled, with_photos, self.storage, self.chunk_rows);
+            self.dim = features.ncols();
             self.split = Some(self.check(opened)?);
             self.checksum.split(split);
         }
@@ -634,20 +657,21 @@ fn open_split(
     labelled: bool,
     photos: bool,
     storage: Storage,
+    chunk_rows: usize,
 ) -> hdf5::Result<OpenSplit> {
     let features = match storage {
         Storage::F32 => file.new_dataset::<f32>(),
         Storage::F16 => file.new_dataset::<half::f16>(),
     };
-    let features = features.chunk((CHUNK_ROWS, dim.max(1))).shape((0.., dim)).create(name)?;
+    let features = features.chunk((chunk_rows, dim.max(1))).shape((0.., dim)).create(name)?;
     let labels = match labelled {
-        true => Some(file.new_dataset::<i64>().chunk(CHUNK_ROWS).shape(0..).create(label_key(name).as_str())?),
+        true => Some(file.new_dataset::<i64>().chunk(chunk_rows).shape(0..).create(label_key(name).as_str())?),
         false => None,
     };
     let paths =
-        file.new_dataset::<VarLenUnicode>().chunk(CHUNK_ROWS).shape(0..).create(format!("{name}_paths").as_str())?;
+        file.new_dataset::<VarLenUnicode>().chunk(chunk_rows).shape(0..).create(format!("{name}_paths").as_str())?;
     let photos = match photos {
-        true => Some(file.new_dataset::<u64>().chunk(CHUNK_ROWS).shape(0..).create(format!("{name}_photos").as_str())?),
+        true => Some(file.new_dataset::<u64>().chunk(chunk_rows).shape(0..).create(format!("{name}_photos").as_str())?),
         false => None,
     };
     Ok(OpenSplit { name: name.to_string(), features, labels, paths, photos, rows: 0 })
