@@ -41,6 +41,9 @@ pub struct SplitData {
     pub labels: Option<Vec<usize>>,
     /// Image path relative to the data root, per row.
     pub paths: Vec<String>,
+    /// The first 8 bytes of each row's image file's sha256 (`photo_digest`), when the first
+    /// file records them: how a later reader tells a replaced photo.
+    pub photos: Option<Vec<u64>>,
     /// Per source, the row of its file that holds each row; `None` where the file's rows are
     /// in this order (files of one dataset usually are).
     order: Vec<Option<Vec<usize>>>,
@@ -113,6 +116,7 @@ impl HeadInputs {
                 x: Some(x),
                 labels: Some(labels),
                 paths,
+                photos: None,
                 order: vec![None],
             }],
             unverified: Vec::new(),
@@ -223,7 +227,7 @@ impl HeadInputs {
                 let identity = map.iter().enumerate().all(|(i, &j)| i == j);
                 order.push((!identity).then_some(map));
             }
-            splits.push(SplitData { name, x: None, labels: labels.transpose()?, paths, order });
+            splits.push(SplitData { name, x: None, labels: labels.transpose()?, paths, photos, order });
         }
         let unrecorded = |r: &FeatureReader| r.rows.iter().any(|(n, _)| r.photos(n, 0..0).ok().flatten().is_none());
         let unverified = match readers.len() {
@@ -400,6 +404,18 @@ fn align(
             paths.len(),
             other_paths.len()
         ));
+    }
+    // a path twice in either file would let one file's rows stand for another's: refused in
+    // both, so `A B` and `B A` accept or refuse alike
+    for (which, list) in [("first", paths), ("second", other_paths)] {
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(list.len());
+        for (i, p) in list.iter().enumerate() {
+            if let Some(j) = seen.insert(p.as_str(), i) {
+                return Err(format!(
+                    "image `{p}` of split `{split}` is in the {which} file twice (rows {j} and {i}): extract it again"
+                ));
+            }
+        }
     }
     let index: HashMap<&str, usize> = other_paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
     let order = paths

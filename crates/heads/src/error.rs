@@ -30,6 +30,20 @@ pub enum HeadError {
         /// What is wrong, in words a user can act on.
         reason: String,
     },
+    /// Training reached a loss that is not a number or infinite: nothing it would go on to
+    /// learn could be trusted.
+    #[error(
+        "training diverged: the loss became {value} in epoch {epoch}, batch {batch}; lower `learning_rate` or `l2` \
+         (or standardize the features); no run was written"
+    )]
+    Diverged {
+        /// The epoch, from 1.
+        epoch: usize,
+        /// The batch within the epoch, from 1.
+        batch: u64,
+        /// `inf` or `NaN`.
+        value: String,
+    },
     /// A setting no head can train with.
     #[error("{0}")]
     Config(String),

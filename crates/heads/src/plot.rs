@@ -94,6 +94,7 @@ where
 {
     let panels = root.split_evenly((1, charts.len().max(1)));
     for (panel, c) in panels.iter().zip(charts) {
+        let c = &drawable(c);
         let mut chart = ChartBuilder::on(panel)
             .caption(&c.caption, ("sans-serif", 24))
             .margin(16)
@@ -143,6 +144,44 @@ where
             .draw()?;
     }
     Ok(())
+}
+
+/// The largest magnitude a chart plots: past it (a diverged loss, a hand-edited file) a value
+/// is left off, since plotters' axes cannot be drawn over such ranges.
+const PLOTTABLE: f64 = 1e12;
+
+/// `chart` as it can be drawn: points that are not finite or beyond [`PLOTTABLE`] left off (the
+/// caption says how many), ranges made finite and increasing (an empty or inverted range
+/// would send plotters' tick search into an endless loop).
+fn drawable(chart: &LineChart) -> LineChart {
+    let fits = |v: f64| v.is_finite() && v.abs() <= PLOTTABLE;
+    let range = |r: &Range<f64>| match fits(r.start) && fits(r.end) && r.end > r.start {
+        true => r.clone(),
+        false => 0.0..1.0,
+    };
+    let mut c = LineChart { x: range(&chart.x), y: range(&chart.y), ..chart.clone() };
+    let mut off = 0;
+    for (_, points) in &mut c.series {
+        let before = points.len();
+        points.retain(|&(x, y)| fits(x) && fits(y));
+        off += before - points.len();
+    }
+    if c.mark.as_ref().is_some_and(|(x, _)| !fits(*x)) {
+        c.mark = None;
+    }
+    // the y range again from the points kept, when the one given could not be drawn
+    if !(fits(chart.y.start) && fits(chart.y.end) && chart.y.end > chart.y.start) || off > 0 {
+        let ys = c.series.iter().flat_map(|(_, p)| p.iter().map(|p| p.1));
+        let (lo, hi) = ys.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        if lo <= hi {
+            let pad = ((hi - lo) * 0.08).max(hi.abs().max(lo.abs()) * 1e-6).max(1e-3);
+            c.y = (lo - pad)..(hi + pad);
+        }
+    }
+    if off > 0 {
+        c.caption = format!("{} ({off} values not drawn: not finite or beyond {PLOTTABLE:e})", chart.caption);
+    }
+    c
 }
 
 /// The confusion matrix as a heat map (rows: true class, columns: predicted), shaded by the

@@ -80,9 +80,11 @@ impl Run {
 
     /// Whether a run may be written to `dir`: a new name, or (with `overwrite`) an empty folder
     /// or an earlier run's. A file, or a folder holding something else, is never replaced.
+    /// The folder's nearest existing parent must take a new folder: found out now, not after
+    /// training.
     pub fn check_out(dir: &Path, overwrite: bool) -> Result<(), HeadError> {
         if dir.symlink_metadata().is_err() {
-            return Ok(());
+            return writable_parent(dir);
         }
         if !dir.is_dir() {
             return Err(HeadError::run(dir, "is a file, not a run folder; choose another folder"));
@@ -118,7 +120,7 @@ impl Run {
 
     /// Reads a run folder written by [`Run::save`].
     pub fn load(dir: &Path) -> Result<Run, HeadError> {
-        let text = std::fs::read_to_string(dir.join("run.json")).map_err(|e| {
+        let text = imgclf_dataset::read_text(&dir.join("run.json"), imgclf_dataset::TEXT_FILE_LIMIT).map_err(|e| {
             HeadError::run(dir, format!("no readable run.json ({e}); is this a run folder a head's training wrote?"))
         })?;
         Run::from_run_json(dir, &text)
@@ -243,6 +245,26 @@ impl Drop for RunDir {
         if !self.published {
             let _ = std::fs::remove_dir_all(&self.staging);
         }
+    }
+}
+
+/// Whether a folder can be made at `dir`: its nearest existing ancestor is a folder that takes
+/// a new one (tried with a hidden folder, removed at once).
+fn writable_parent(dir: &Path) -> Result<(), HeadError> {
+    let absolute = std::path::absolute(dir).map_err(HeadError::io(dir))?;
+    let Some(parent) = absolute.ancestors().skip(1).find(|a| a.symlink_metadata().is_ok()) else {
+        return Ok(());
+    };
+    if !parent.is_dir() {
+        return Err(HeadError::run(dir, format!("cannot be made: {} is a file", parent.display())));
+    }
+    let probe = imgclf_dataset::staging_path(&parent.join("run"), "probe");
+    match std::fs::create_dir(&probe) {
+        Ok(()) => {
+            let _ = std::fs::remove_dir(&probe);
+            Ok(())
+        }
+        Err(e) => Err(HeadError::run(dir, format!("cannot be written ({e} in {})", parent.display()))),
     }
 }
 

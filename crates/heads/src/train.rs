@@ -304,7 +304,12 @@ pub fn train(
                 let out = head.batch_grads(x.view(), batch, &labels, w.as_deref(), dropout);
                 let weighted: f64 =
                     out.losses.iter().enumerate().map(|(i, &l)| (l * w.as_ref().map_or(1.0, |w| w[i])) as f64).sum();
-                loss_sum += weighted + head.penalty() as f64 * batch.len() as f64;
+                let batch_loss = weighted + head.penalty() as f64 * batch.len() as f64;
+                if !batch_loss.is_finite() {
+                    let value = if batch_loss.is_nan() { "NaN" } else { "infinite" }.to_string();
+                    return Err(HeadError::Diverged { epoch, batch: b + 1, value });
+                }
+                loss_sum += batch_loss;
                 correct += count_correct(head.loss.probabilities(out.logits.view()).view(), &labels);
                 let grads: Vec<&[f32]> = out.grads.iter().map(Vec::as_slice).collect();
                 optimizer.step(&mut head.params_mut(), &grads);

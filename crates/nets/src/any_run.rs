@@ -38,7 +38,7 @@ impl AnyRun {
     /// Loads the run in `dir`, whatever its kind (told by `run.json`'s `format`), reading
     /// `run.json` once.
     pub fn open(dir: &Path) -> Result<AnyRun, NetError> {
-        let Ok(text) = std::fs::read_to_string(dir.join("run.json")) else {
+        let Ok(text) = imgclf_dataset::read_text(&dir.join("run.json"), imgclf_dataset::TEXT_FILE_LIMIT) else {
             return Ok(AnyRun::Head(Box::new(Run::load(dir)?))); // says what is missing
         };
         Ok(match format_of(&text).as_deref() {
@@ -140,6 +140,7 @@ fn score_head(run: &Run, overrides: &[PathBuf], split: Option<&str>, budget: usi
         classes: inputs.classes.clone(),
         paths: data.paths.clone(),
         labels: data.labels.clone(),
+        photos: data.photos.clone(),
         probs,
         skipped: Vec::new(),
     })

@@ -532,7 +532,15 @@ impl FineTuneRun {
         let probs = predict_batches(&self.model, &activations)?;
         let labelled = samples.first().is_some_and(|s| s.label.is_some());
         let labels = labelled.then(|| activations.labels.clone());
-        Ok(Scored { split: name, classes: self.info.classes.clone(), paths: activations.paths, labels, probs, skipped })
+        Ok(Scored {
+            split: name,
+            classes: self.info.classes.clone(),
+            paths: activations.paths,
+            labels,
+            photos: None,
+            probs,
+            skipped,
+        })
     }
 
     /// Class probabilities for image files; unreadable ones are skipped and reported.

@@ -62,7 +62,7 @@ pub struct CnnRun {
 /// The `format` of `dir/run.json` (`imgclf-run/1` for train-head, [`CNN_RUN_FORMAT`],
 /// `FINETUNE_RUN_FORMAT`), when it has one: which kind of run a folder holds.
 pub fn run_format(dir: &Path) -> Option<String> {
-    format_of(&std::fs::read_to_string(dir.join("run.json")).ok()?)
+    format_of(&imgclf_dataset::read_text(&dir.join("run.json"), imgclf_dataset::TEXT_FILE_LIMIT).ok()?)
 }
 
 pub(crate) fn format_of(run_json: &str) -> Option<String> {
@@ -85,7 +85,7 @@ pub(crate) fn read_run_json<T: serde::de::DeserializeOwned>(
 
 /// `dir/run.json`'s text, or why there is none.
 pub(crate) fn run_json_text(dir: &Path, command: &str) -> Result<String, NetError> {
-    std::fs::read_to_string(dir.join("run.json")).map_err(|e| {
+    imgclf_dataset::read_text(&dir.join("run.json"), imgclf_dataset::TEXT_FILE_LIMIT).map_err(|e| {
         NetError::file(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf {command}`?"))
     })
 }
@@ -275,6 +275,9 @@ pub struct Scored {
     pub paths: Vec<String>,
     /// The true classes when the split is labelled.
     pub labels: Option<Vec<usize>>,
+    /// Per row, the digest of the photo as it was when its features were made
+    /// (`imgclf_features::photo_digest`), where a feature file records it (head runs).
+    pub photos: Option<Vec<u64>>,
     /// `(images, classes)`.
     pub probs: Array2<f32>,
     /// Images that could not be read.
@@ -296,6 +299,7 @@ impl CnnRun {
             classes: self.info.classes.clone(),
             paths: set.paths,
             labels: labelled.then_some(set.labels),
+            photos: None,
             probs,
             skipped,
         })
