@@ -24,6 +24,13 @@ pub use runs::{RunRow, SortBy, find_runs, runs_csv, runs_html, runs_table};
 
 use std::path::{Path, PathBuf};
 
+/// What a page [`Page::html`] renders carries in its head: how `report --out` knows its own
+/// earlier page from a file it must not replace.
+pub const PAGE_MARK: &[u8] = br#"<meta name="generator" content="imgclf report">"#;
+
+/// The same for the table [`runs_html`] renders (`runs --html`).
+pub const RUNS_MARK: &[u8] = br#"<meta name="generator" content="imgclf runs">"#;
+
 /// Why a page or a table could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -58,7 +65,7 @@ impl ReportError {
 /// `run.json` of `dir` as JSON: a one-line error when it is missing or damaged.
 fn read_run_json(dir: &Path) -> Result<serde_json::Value, ReportError> {
     let path = dir.join("run.json");
-    let text = std::fs::read_to_string(&path)
+    let text = imgclf_dataset::read_text(&path, imgclf_dataset::TEXT_FILE_LIMIT)
         .map_err(|e| ReportError::run(&path, format!("cannot be read ({e}): is {} a run folder?", dir.display())))?;
     serde_json::from_str(&text)
         .map_err(|e| ReportError::run(&path, format!("is damaged ({e}); train again, or restore it from a copy")))
@@ -99,7 +106,11 @@ fn modified(path: &Path) -> Option<String> {
 /// The epochs of a run's `history.csv` (what `history_csv` writes), or why there are none.
 fn read_history(dir: &Path) -> Result<Vec<imgclf_heads::EpochStats>, String> {
     let path = dir.join("history.csv");
-    let text = std::fs::read_to_string(&path).map_err(|_| "no history.csv: no training curves".to_string())?;
+    let text = match imgclf_dataset::read_text(&path, imgclf_dataset::TEXT_FILE_LIMIT) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("no history.csv: no training curves".into()),
+        Err(e) => return Err(format!("{}: {e}: no training curves", path.display())),
+    };
     let mut lines = text.lines();
     if lines.next() != Some("epoch,loss,acc,val_loss,val_acc,seconds") {
         return Err(format!("{}: not a history imgclf wrote (unexpected header)", path.display()));

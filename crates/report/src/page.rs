@@ -135,6 +135,10 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
     if root.is_none() {
         notes.push("no photos: a head run's feature files do not record the data root; pass --data DIR".into());
     }
+    let digest = |row: usize| scored.photos.as_ref().map(|p| p[row]);
+    if let (true, Some(root), Some(_)) = (head_run, &root, &scored.photos) {
+        same_photos(root, &scored.paths, digest)?;
+    }
 
     let (wrong, right) = pick_rows(&evaluation, &scored.paths, &scored.probs, labels, options.examples);
     let shot = |row: usize| {
@@ -147,7 +151,7 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
             p_predicted: p[predicted],
             p_true: p[labels[row]],
             photo: match &root {
-                Some(root) => thumbnail(&root.join(&scored.paths[row])),
+                Some(root) => thumbnail(&root.join(&scored.paths[row]), digest(row)),
                 None => Err("no data root".into()),
             },
             cam: None,
@@ -196,6 +200,30 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         cam_note,
         notes,
     })
+}
+
+/// Photos checked against a head run's feature files before a page shows any of them.
+const PHOTOS_CHECKED: usize = 32;
+
+/// Refuses a data root that is not the one the features were made from: none of the first
+/// [`PHOTOS_CHECKED`] rows' photos is there as it was (missing, or another digest). Where some
+/// are, each shown photo is still checked, and a changed one is shown as such.
+fn same_photos(root: &Path, paths: &[String], digest: impl Fn(usize) -> Option<u64>) -> Result<(), ReportError> {
+    let checked = paths.len().min(PHOTOS_CHECKED);
+    let results: Vec<Result<(), String>> =
+        (0..checked).map(|row| crate::photos::check_photo(&root.join(&paths[row]), digest(row))).collect();
+    if checked == 0 || results.iter().any(Result::is_ok) {
+        return Ok(());
+    }
+    let missing = results.iter().filter(|r| r.as_ref().is_err_and(|e| e == "missing")).count();
+    Err(ReportError::run(
+        root,
+        format!(
+            "not the photos these features were made from: of the split's first {checked} photos, {missing} are \
+             missing there and {} differ (pass the data root `extract` read, as --data)",
+            checked - missing
+        ),
+    ))
 }
 
 /// The rows of `evaluation`'s top losses (worst first, as `evaluate` ranks them) and, per
@@ -388,6 +416,7 @@ impl Page {
             html lang="en" {
                 head {
                     meta charset="utf-8";
+                    meta name="generator" content="imgclf report";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { "imgclf report: " (self.title) }
                     style { (PreEscaped(STYLE)) }

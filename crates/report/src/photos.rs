@@ -20,13 +20,29 @@ pub fn data_uri(picture: &RgbImage) -> String {
 }
 
 /// The photo at `path` as a [`THUMB`]-wide data URI, or why it cannot be shown (missing since
-/// training, unreadable).
-pub fn thumbnail(path: &Path) -> Result<String, String> {
+/// training, changed since its features were made (`digest`, where recorded), unreadable).
+pub fn thumbnail(path: &Path, digest: Option<u64>) -> Result<String, String> {
+    check_photo(path, digest)?;
+    let photo = load_rgb(path).map_err(|e| format!("unreadable: {e}"))?;
+    Ok(data_uri(&resize_width(&photo, THUMB)))
+}
+
+/// Whether the file at `path` is the photo whose features were made: there, and with the
+/// recorded digest (the first 8 bytes of its sha256) when there is one.
+pub fn check_photo(path: &Path, digest: Option<u64>) -> Result<(), String> {
     if !path.is_file() {
         return Err("missing".into());
     }
-    let photo = load_rgb(path).map_err(|e| format!("unreadable: {e}"))?;
-    Ok(data_uri(&resize_width(&photo, THUMB)))
+    match digest {
+        Some(digest) => {
+            let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
+            match imgclf_features::photo_digest(&bytes) == digest {
+                true => Ok(()),
+                false => Err("changed since its features were made".into()),
+            }
+        }
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -38,11 +54,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let path = t.path().join("p.png");
         RgbImage::from_pixel(400, 200, image::Rgb([200, 30, 30])).save(&path).unwrap();
-        let uri = thumbnail(&path).unwrap();
+        let digest = imgclf_features::photo_digest(&std::fs::read(&path).unwrap());
+        let uri = thumbnail(&path, Some(digest)).unwrap();
         let b64 = uri.strip_prefix("data:image/jpeg;base64,").unwrap();
         let bytes = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
         let back = image::load_from_memory(&bytes).unwrap();
         assert_eq!((back.width(), back.height()), (THUMB, THUMB / 2));
-        assert_eq!(thumbnail(&t.path().join("gone.jpg")).unwrap_err(), "missing");
+        assert_eq!(thumbnail(&t.path().join("gone.jpg"), None).unwrap_err(), "missing");
+        assert_eq!(thumbnail(&path, Some(digest ^ 1)).unwrap_err(), "changed since its features were made");
     }
 }

@@ -77,7 +77,8 @@ pub fn find_runs(dirs: &[PathBuf], sort: SortBy) -> (Vec<RunRow>, Vec<ReportErro
 
 /// Folders with a `run.json`, at most 6 levels down.
 fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
-    if dir.join("run.json").is_file() {
+    // anything named run.json marks a run folder (one that is no plain file is reported)
+    if dir.join("run.json").symlink_metadata().is_ok() {
         found.push(dir.to_path_buf());
         return;
     }
@@ -145,22 +146,51 @@ fn row(dir: &Path, info: &Value) -> RunRow {
 const COLUMNS: [&str; 11] =
     ["run", "kind", "backbones", "head", "epochs", "seed", "val_acc", "val_loss", "seconds", "features", "date"];
 
+/// A number for a table cell: fixed digits, or scientific past a million (a 1e308 from a
+/// hand-edited run.json is 9 characters, not 309).
+fn number(v: f64, digits: usize) -> String {
+    match v.is_finite() && v.abs() < 1e6 {
+        true => format!("{v:.digits$}"),
+        false => format!("{v:.3e}"),
+    }
+}
+
+/// Text for one cell of a line-based table: control characters (a newline in a folder name)
+/// shown escaped, so every row stays one line.
+fn one_line(text: &str) -> String {
+    text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
+}
+
 fn cells(r: &RunRow) -> [String; 11] {
-    let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| format!("{v:.digits$}"));
+    let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| number(v, digits));
     let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join("+") };
     [
-        r.dir.display().to_string(),
+        one_line(&r.dir.display().to_string()),
         r.kind.clone(),
-        list(&r.backbones),
-        r.head.clone(),
+        one_line(&list(&r.backbones)),
+        one_line(&r.head),
         r.epochs.to_string(),
         r.seed.map_or("-".into(), |s| s.to_string()),
         num(r.val_acc, 4),
         num(r.val_loss, 4),
         num(r.seconds, 1),
-        list(&r.fingerprints),
+        one_line(&list(&r.fingerprints)),
         r.date.clone(),
     ]
+}
+
+/// A path as a URL path: every byte but unreserved characters and `/` percent-encoded, so no
+/// folder name becomes a scheme (`javascript:`), a query or a fragment.
+fn url_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// The rows as an aligned plain-text table.
@@ -210,9 +240,10 @@ pub fn runs_html(rows: &[RunRow], base: &Path) -> String {
         report.is_file().then(|| {
             let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
             let (report, base) = (absolute(&report), absolute(base));
-            report
-                .strip_prefix(&base)
-                .map_or_else(|_| format!("file://{}", report.display()), |p| p.display().to_string())
+            match report.strip_prefix(&base) {
+                Ok(relative) => format!("./{}", url_path(relative)),
+                Err(_) => format!("file://{}", url_path(&report)),
+            }
         })
     };
     html! {
@@ -220,6 +251,7 @@ pub fn runs_html(rows: &[RunRow], base: &Path) -> String {
         html lang="en" {
             head {
                 meta charset="utf-8";
+                meta name="generator" content="imgclf runs";
                 title { "imgclf runs" }
                 style { (maud::PreEscaped("body{font:15px/1.45 system-ui,sans-serif;margin:16px 24px;color:#1d232b}table{border-collapse:collapse}td,th{padding:3px 9px;border:1px solid #d7dbe0;text-align:left}th{background:#f1f3f5}td.n{text-align:right;font-variant-numeric:tabular-nums}.mono{font-family:ui-monospace,monospace;font-size:13px}")) }
             }
