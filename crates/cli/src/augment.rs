@@ -8,7 +8,7 @@ use imgclf_augment::{contact_sheet, variants};
 use imgclf_dataset::limits::{CHANNEL_SHIFT, CVAL, ROTATION, SHEAR, SHIFT, VARIANTS};
 use imgclf_dataset::load_rgb;
 
-use crate::runs::save_image;
+use crate::output::{may_write_images, save_image};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -41,8 +41,11 @@ pub struct PreviewArgs {
     /// File name prefix.
     #[arg(long, default_value = "aug")]
     prefix: String,
+    /// Replace files of those names in --out that imgclf did not write.
+    #[arg(long)]
+    force: bool,
     /// Seed of the draws: variant i depends on the seed and i only.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = imgclf_dataset::limits::SEED.parser_u64())]
     seed: u64,
     /// Images per row of the contact sheet.
     #[arg(long, default_value_t = 7, value_parser = VARIANTS.parser_usize())]
@@ -142,13 +145,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let Command::Preview(args) = args.command;
     let augmenter = Augmenter::new(args.params.params()?)?;
     let image = load_rgb(&args.image).context("--image")?;
+    let paths: Vec<PathBuf> = (0..args.n).map(|i| args.out.join(format!("{}_{i}.jpg", args.prefix))).collect();
+    let sheet_path = args.out.join(format!("{}_sheet.png", args.prefix));
+    if args.out.is_file() {
+        bail!("--out {}: is a file, not a folder", args.out.display());
+    }
+    may_write_images("--out", &[&paths[..], std::slice::from_ref(&sheet_path)].concat(), args.force)?;
     let images = variants(&augmenter, &image, args.n, args.seed);
     std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
-    for (i, img) in images.iter().enumerate() {
-        let path = args.out.join(format!("{}_{i}.jpg", args.prefix));
-        save_image(img, &path).with_context(|| format!("writing {}", path.display()))?;
+    for (img, path) in images.iter().zip(&paths) {
+        save_image(img, path).with_context(|| format!("writing {}", path.display()))?;
     }
-    let sheet_path = args.out.join(format!("{}_sheet.png", args.prefix));
     let all: Vec<_> = std::iter::once(image).chain(images).collect();
     save_image(&contact_sheet(&all, args.columns), &sheet_path)
         .with_context(|| format!("writing {}", sheet_path.display()))?;

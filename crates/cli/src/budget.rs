@@ -30,6 +30,9 @@ impl BudgetArgs {
 pub fn parse_size(text: &str) -> Result<usize, String> {
     let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
+    if number.is_empty() || number.parse::<f64>().is_err() {
+        return Err(format!("`{}` is not a size such as 2GiB or 512MiB", crate::abbreviate(text)));
+    }
     let unit_bytes: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1.0,
         "k" | "kib" => 1024.0,
@@ -40,12 +43,15 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         "mb" => 1e6,
         "gb" => 1e9,
         "tb" => 1e12,
-        other => return Err(format!("unknown unit `{other}` (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)")),
+        other => {
+            let other = crate::abbreviate(other);
+            return Err(format!("unknown unit `{other}` (use B, KiB, MiB, GiB, TiB, or KB, MB, GB, TB)"));
+        }
     };
     let value: f64 = number.parse().map_err(|_| format!("`{text}` is not a size such as 2GiB or 512MiB"))?;
     let bytes = value * unit_bytes;
     if !(1.0..=u64::MAX as f64).contains(&bytes) {
-        return Err(format!("`{text}`: a budget is at least one byte"));
+        return Err(format!("`{}`: a budget is at least one byte and at most 16 EiB", crate::abbreviate(text)));
     }
     Ok(bytes as usize)
 }

@@ -8,6 +8,8 @@ use imgclf_dataset::Rng;
 use imgclf_heads::{Predictor, Run, argmax, image_files};
 use imgclf_report::cam_overlay;
 
+use crate::output::{may_write_images, save_image};
+
 #[derive(clap::Args)]
 #[command(
     after_help = "Example (the tutorial's 4x4 picture):\n  imgclf cam --run runs/exp1 --images data/test --sample 16 --seed 3 --grid 4x4 --out cam.png\n\n\
@@ -26,7 +28,7 @@ pub struct Args {
     #[arg(long, value_name = "N", value_parser = imgclf_dataset::limits::LISTED.parser_usize())]
     sample: Option<usize>,
     /// Seed of --sample.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = imgclf_dataset::limits::SEED.parser_u64())]
     seed: u64,
     /// One picture in a COLUMNSxROWS grid (e.g. 4x4) at --out, instead of one file per image in the --out folder.
     #[arg(long, value_name = "CxR", value_parser = parse_grid)]
@@ -40,6 +42,9 @@ pub struct Args {
     /// Width in pixels of each drawn photo.
     #[arg(long, default_value_t = 256, value_parser = imgclf_dataset::limits::WIDTH.parser_usize())]
     width: usize,
+    /// Replace files at --out that imgclf did not write (never a run's own files).
+    #[arg(long)]
+    force: bool,
     #[command(flatten)]
     engine: crate::engine::EngineArgs,
 }
@@ -80,6 +85,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Rng::new(args.seed).shuffle(&mut files);
         files.truncate(n);
     }
+    // every file --out will hold, checked before any is written
+    let outs: Vec<PathBuf> = match args.grid {
+        Some(_) => vec![args.out.clone()],
+        None if args.out.is_file() => {
+            bail!("--out {}: is a file; without --grid it names a folder", args.out.display())
+        }
+        None => files
+            .iter()
+            .filter_map(|f| Some(args.out.join(format!("{}.png", f.file_stem()?.to_string_lossy()))))
+            .collect(),
+    };
+    may_write_images("--out", &outs, args.force)?;
     let mut predictor = Predictor::load(run, &args.engine.config(None)?, true).context("--run")?;
     let predictions = predictor.predict(&files, 16)?;
     if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
@@ -100,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some((columns, _)) => {
             let titled: Vec<_> = cells.into_iter().map(|(img, title, _, _)| (img, title)).collect();
             let grid = titled_grid(&titled, columns);
-            crate::runs::save_image(&grid, &args.out).with_context(|| format!("--out {}", args.out.display()))?;
+            save_image(&grid, &args.out).with_context(|| format!("--out {}", args.out.display()))?;
             say!("{} maps in a grid -> {}", titled.len(), args.out.display());
         }
         None => {
@@ -108,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             for (img, title, path, p) in &cells {
                 let name = path.file_stem().context("an image file has a name")?.to_string_lossy();
                 let out = args.out.join(format!("{name}.png"));
-                crate::runs::save_image(&label_photo(img, title, imgclf_cam::label_colour(*p), img.width()), &out)
+                save_image(&label_photo(img, title, imgclf_cam::label_colour(*p), img.width()), &out)
                     .with_context(|| format!("writing {}", out.display()))?;
             }
             say!("{} maps -> {}", cells.len(), args.out.display());

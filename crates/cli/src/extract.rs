@@ -59,7 +59,8 @@ pub struct Args {
     /// Commit the rows done every SECS seconds into gap_<Backbone>.h5.partial/ beside the
     /// output; a run stopped or killed (Ctrl-C, SIGKILL, power loss) is continued from the last
     /// commit by the same command. The finished file is assembled from the parts (the same
-    /// rows as an uninterrupted run) and the folder removed.
+    /// rows as an uninterrupted run) and the folder removed. The parts take about the finished
+    /// file's size again until then (see --no-checkpoints).
     #[arg(long, value_name = "SECS", default_value_t = 30.0, value_parser = CHECKPOINT_SECS.parser_f64())]
     checkpoint_secs: f64,
     /// How feature values are stored: f32, or f16 (half the disk and read bandwidth; values
@@ -69,6 +70,10 @@ pub struct Args {
     /// Also commit every N batches, whichever comes first (default: time alone).
     #[arg(long, value_name = "N", value_parser = CHECKPOINT_BATCHES.parser_usize())]
     checkpoint_batches: Option<usize>,
+    /// No checkpoints: rows go straight to the output's temporary file, so no parts folder
+    /// takes disk beside it; a run stopped or killed then starts over.
+    #[arg(long, conflicts_with_all = ["checkpoint_secs", "checkpoint_batches"])]
+    no_checkpoints: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -114,9 +119,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         force: args.force,
         stop: Some(stop_on_signals()?),
         shard: shard(&args)?,
-        checkpoints: Checkpoints {
-            seconds: args.checkpoint_secs,
-            batches: args.checkpoint_batches.unwrap_or(usize::MAX),
+        checkpoints: match args.no_checkpoints {
+            true => Checkpoints::OFF,
+            false => {
+                Checkpoints { seconds: args.checkpoint_secs, batches: args.checkpoint_batches.unwrap_or(usize::MAX) }
+            }
         },
         storage: match args.store {
             StoreArg::F32 => Storage::F32,
@@ -159,7 +166,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })
     .map_err(|e| {
         // a failed write (a full disk) leaves the last commit: say where, and how to go on
-        let stopped = matches!(e, FeatureError::Interrupted { .. });
+        // (not when stopped, nor when another process holds the output: it is theirs)
+        let stopped = matches!(e, FeatureError::Interrupted { .. } | FeatureError::Busy { .. });
         let kept: Vec<String> = partials_in(&args.out)
             .iter()
             .filter(|p| p.images > 0 && !stopped)

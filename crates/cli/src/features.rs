@@ -84,13 +84,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let partials = partials_in(&dir);
             for p in &partials {
                 let rows: Vec<String> = p.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
-                say!(
-                    "{}: partial, {} of {} images ({}): the same extract command continues it",
-                    p.output.display(),
-                    p.images,
-                    p.total,
-                    if rows.is_empty() { "no rows yet".to_string() } else { format!("rows {}", rows.join(", ")) }
-                );
+                let rows =
+                    if rows.is_empty() { "no rows yet".to_string() } else { format!("rows {}", rows.join(", ")) };
+                match p.writer {
+                    Some(pid) if p.total == 0 => {
+                        say!("{}: being written by process {pid}, no checkpoint yet", p.output.display())
+                    }
+                    Some(pid) => say!(
+                        "{}: being written by process {pid}, {} of {} images committed ({rows})",
+                        p.output.display(),
+                        p.images,
+                        p.total
+                    ),
+                    None => say!(
+                        "{}: partial, {} of {} images ({rows}): the same extract command continues it",
+                        p.output.display(),
+                        p.images,
+                        p.total
+                    ),
+                }
             }
             if all.is_empty() && partials.is_empty() {
                 bail!(

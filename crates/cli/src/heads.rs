@@ -74,7 +74,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 128, value_parser = BATCH.parser_usize())]
     batch: usize,
     /// Seed of initialisation, shuffling, dropout and --val-split: same seed, same run.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = imgclf_dataset::limits::SEED.parser_u64())]
     seed: u64,
     /// Standardise each feature with train's mean and standard deviation.
     #[arg(long)]

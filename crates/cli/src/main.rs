@@ -19,6 +19,7 @@ mod features;
 mod heads;
 mod models;
 mod nets;
+mod output;
 mod report;
 mod runs;
 mod show;
@@ -125,15 +126,32 @@ fn negative_values(args: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::f
 }
 
 /// A refused command line as one line, like every other error: clap's message and tips
-/// joined, without its usage block (`--help` shows that).
+/// joined, without its usage block (`--help` shows that), each quoted value abbreviated.
 fn one_line(rendered: &str) -> String {
-    rendered
+    let line = rendered
         .lines()
         .map(str::trim)
         .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    // clap quotes values in '...': a 309-digit value is echoed as its start and its length
+    let parts: Vec<&str> = line.split('\'').collect();
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| if i % 2 == 1 { abbreviate(p) } else { p.to_string() })
+        .collect::<Vec<_>>()
+        .join("'")
+}
+
+/// Text a user typed, for a message: as it is up to 40 characters, else its first 24 and its length.
+pub(crate) fn abbreviate(text: &str) -> String {
+    let n = text.chars().count();
+    match n <= 40 {
+        true => text.to_string(),
+        false => format!("{}... ({n} characters)", text.chars().take(24).collect::<String>()),
+    }
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.0, value_parser = LABEL_SMOOTHING.parser_f32())]
     label_smoothing: f32,
     /// Seed of initialisation, shuffling, augmentation and dropout: same seed, same run.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = imgclf_dataset::limits::SEED.parser_u64())]
     seed: u64,
     /// Labelled split scored after each epoch (default: validation, else test).
     #[arg(long, value_name = "SPLIT")]
@@ -297,7 +297,7 @@ pub struct FineTuneArgs {
     #[arg(long, default_value_t = 32, value_parser = BATCH.parser_usize())]
     batch: usize,
     /// Seed of shuffling and dropout.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = imgclf_dataset::limits::SEED.parser_u64())]
     seed: u64,
     /// Where the frozen start runs.
     #[command(flatten)]

@@ -5,8 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use imgclf_dataset::limits::TOP;
-use imgclf_dataset::write_atomic;
-use imgclf_report::{ReportOptions, SortBy, find_runs, report, runs_csv, runs_html, runs_table};
+use imgclf_report::{PAGE_MARK, RUNS_MARK, ReportOptions, SortBy, find_runs, report, runs_csv, runs_html, runs_table};
+
+use crate::output::{may_write, write_output};
 
 use crate::budget::BudgetArgs;
 use crate::engine::EngineArgs;
@@ -34,9 +35,13 @@ pub struct ReportArgs {
     /// Head runs: feature files to use instead of the ones named in run.json.
     #[arg(long, value_name = "FILE.h5", num_args = 1..)]
     features: Vec<PathBuf>,
-    /// The page to write (default: RUN/report.html).
+    /// The page to write (default: RUN/report.html). An earlier page is replaced; any other
+    /// file only with --force, and never a run's own files or a feature file.
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
+    /// Replace a file at --out that is not an earlier report page.
+    #[arg(long)]
+    force: bool,
     /// How many of the most confidently wrong photos to show.
     #[arg(long, default_value_t = 16, value_parser = TOP.parser_usize())]
     top: usize,
@@ -53,6 +58,8 @@ pub struct ReportArgs {
 
 pub fn report_run(args: ReportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let out = args.out.clone().unwrap_or_else(|| args.run.join("report.html"));
+    may_write("report", "--out", std::slice::from_ref(&out), Some(PAGE_MARK), args.force)?;
     let options = ReportOptions {
         split: args.split.as_deref(),
         data: args.data.as_deref(),
@@ -63,9 +70,8 @@ pub fn report_run(args: ReportArgs) -> anyhow::Result<()> {
         engine: args.engine.config(None)?,
     };
     let page = report(&args.run, &options).with_context(|| format!("report on {}", args.run.display()))?;
-    let out = args.out.unwrap_or_else(|| args.run.join("report.html"));
     let html = page.html();
-    write_atomic(&out, html.as_bytes()).with_context(|| format!("--out {}", out.display()))?;
+    write_output(&out, html.as_bytes(), "report").with_context(|| format!("--out {}", out.display()))?;
     for note in page.notes.iter().chain(&page.cam_note) {
         eprintln!("note: {note}");
     }
@@ -105,9 +111,13 @@ pub struct RunsArgs {
     /// Order of the rows.
     #[arg(long, value_enum, default_value = "val-acc")]
     sort: Sort,
-    /// Write the table as an HTML page here too, each run linking to its report.html.
+    /// Write the table as an HTML page here too, each run linking to its report.html (an
+    /// earlier table is replaced; any other file only with --force).
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Replace a file at --html that is not an earlier table.
+    #[arg(long)]
+    force: bool,
     /// Print CSV instead of the aligned table.
     #[arg(long)]
     csv: bool,
@@ -119,6 +129,9 @@ pub fn list_runs(args: RunsArgs) -> anyhow::Result<()> {
         Sort::LogLoss => SortBy::LogLoss,
         Sort::Date => SortBy::Date,
     };
+    if let Some(path) = &args.html {
+        may_write("runs", "--html", std::slice::from_ref(path), Some(RUNS_MARK), args.force)?;
+    }
     let (rows, errors) = find_runs(&args.dirs, sort);
     for e in &errors {
         eprintln!("warning: skipped {e}");
@@ -134,7 +147,8 @@ pub fn list_runs(args: RunsArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.html {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        write_atomic(path, runs_html(&rows, base).as_bytes()).with_context(|| format!("--html {}", path.display()))?;
+        write_output(path, runs_html(&rows, base).as_bytes(), "runs")
+            .with_context(|| format!("--html {}", path.display()))?;
         eprintln!("{} runs -> {}", rows.len(), path.display());
     }
     Ok(())

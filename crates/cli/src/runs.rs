@@ -98,7 +98,8 @@ pub struct PredictArgs {
     /// Images: one JSON object per line instead of text.
     #[arg(long)]
     json: bool,
-    /// Images: write a 400-px-wide copy of each, labelled, into DIR (same file names).
+    /// Images: write a 400-px-wide copy of each, labelled, into DIR (same file names); a file
+    /// there that imgclf did not write is replaced only with --force.
     #[arg(long, value_name = "DIR")]
     annotate: Option<PathBuf>,
     /// Images (and fine-tuned runs): where the backbone runs.
@@ -113,9 +114,13 @@ pub struct PredictArgs {
     /// Split to predict into --csv.
     #[arg(long, default_value = "test")]
     split: String,
-    /// CSV file to write from the cached split.
+    /// CSV file to write from the cached split (an existing file is replaced only with --force).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
+    /// Replace an existing --csv file, or files in --annotate, that imgclf did not write (never
+    /// a run's own files or a feature file).
+    #[arg(long)]
+    force: bool,
     /// Two classes: clip probabilities to [clip, 1 - clip], bounding the log loss of a confident mistake.
     #[arg(long, default_value_t = 0.005, value_parser = CLIP.parser_f32())]
     clip: f32,
@@ -140,6 +145,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let Some(csv_path) = &args.csv else {
         bail!("give image files to predict, or --csv FILE to predict the cached --split");
     };
+    crate::output::may_write("predict", "--csv", std::slice::from_ref(csv_path), None, args.force)?;
     let run = AnyRun::open(&args.run).context("--run")?;
     let source =
         SplitSource { data: args.data.as_deref(), features: &args.features, memory_budget: args.budget.given() };
@@ -150,7 +156,8 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         (false, _) => CsvStyle::Label,
     };
     let csv = prediction_csv(&classes, &paths, probs.view(), style);
-    write_atomic(csv_path, csv.as_bytes()).with_context(|| format!("--csv {}", csv_path.display()))?;
+    crate::output::write_output(csv_path, csv.as_bytes(), "predict")
+        .with_context(|| format!("--csv {}", csv_path.display()))?;
     say!("{} rows of `{}` -> {}", paths.len(), args.split, csv_path.display());
     Ok(())
 }
@@ -162,6 +169,13 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
             "no image files in {}",
             args.images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
+    }
+    if let Some(dir) = &args.annotate {
+        let outs = files.iter().filter_map(|f| Some(dir.join(f.file_name()?))).collect::<Vec<_>>();
+        if dir.is_file() {
+            bail!("--annotate {}: is a file, not a folder", dir.display());
+        }
+        crate::output::may_write_images("--annotate", &outs, args.force)?;
     }
     let run = AnyRun::open(&args.run).context("--run")?;
     let predictions = run.predict_files(&files, &args.engine.config(None)?, args.batch).context("--run")?;
@@ -194,22 +208,9 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
             let photo = imgclf_dataset::load_rgb(path)?;
             let label = format!("{} {:.2}%", classes[best], 100.0 * p[best]);
             let out = dir.join(path.file_name().context("an image file has a name")?);
-            save_image(&imgclf_cam::label_photo(&photo, &label, colour, 400), &out)
+            crate::output::save_image(&imgclf_cam::label_photo(&photo, &label, colour, 400), &out)
                 .with_context(|| format!("writing {}", out.display()))?;
         }
     }
     Ok(())
-}
-
-/// Encodes an image in the format its file name says and writes it with [`write_atomic`].
-pub(crate) fn save_image(image: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
-    let format = image::ImageFormat::from_path(path)?;
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    image.write_to(&mut bytes, format)?;
-    write_atomic(path, bytes.get_ref())
-}
-
-/// [`imgclf_dataset::write_atomic`] with the file's name in the error.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    imgclf_dataset::write_atomic(path, bytes).with_context(|| path.display().to_string())
 }

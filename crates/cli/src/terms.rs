@@ -9,6 +9,8 @@ const TERMS: &[(&str, &str)] = &[
     ("`overwrite`", "--force"),
     ("`force`", "--force"),
     ("`val_split`", "--val-split"),
+    ("`learning_rate`", "--lr"),
+    ("`l2`", "--l2"),
     ("`patience`", "--patience"),
     ("`class_weight`", "--class-weight"),
     ("`epochs`", "--epochs"),

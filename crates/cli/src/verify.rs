@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     quarantine: Option<PathBuf>,
     /// Decoding threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = imgclf_dataset::limits::THREADS.parser_usize())]
     threads: Option<usize>,
 }
 

@@ -8,31 +8,13 @@
 #[path = "../../features/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Command;
+
+use common::{copy_tree, imgclf, ok, refused, s};
 use support::fixtures;
-
-fn imgclf(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).current_dir(dir).args(args).output().unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let o = imgclf(dir, args);
-    assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// The one line of a refused command: exit 1, no panic, a single `error:` line on stderr.
-fn refused(o: &Output) -> String {
-    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(1), "exit 1: {stderr}");
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert_eq!(lines.len(), 1, "one line: {stderr}");
-    assert!(lines[0].starts_with("error: "), "{stderr}");
-    lines[0].to_string()
-}
 
 /// Every path under `dir`, hidden ones included, relative and sorted.
 fn listing(dir: &Path) -> Vec<String> {
@@ -48,10 +30,6 @@ fn listing(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The values every numeric flag is tried with.
@@ -75,6 +53,7 @@ const FLAGS: &[(&str, &[Flag])] = &[
             ("batch", &[]),
             ("val-split", &[]),
             ("patience", &[]),
+            ("seed", &["0"]),
         ],
     ),
     (
@@ -87,15 +66,30 @@ const FLAGS: &[(&str, &[Flag])] = &[
             ("momentum", &["0"]),
             ("dropout", &["0"]),
             ("label-smoothing", &["0"]),
+            ("seed", &["0"]),
         ],
     ),
-    ("fine-tune --run r --data d --out o", &[("epochs", &[]), ("lr", &[]), ("momentum", &["0"]), ("batch", &[])]),
-    ("extract --data d --model m.onnx --out f", &[("batch", &[]), ("threads", &[]), ("decode-threads", &[])]),
+    (
+        "fine-tune --run r --data d --out o",
+        &[("epochs", &[]), ("lr", &[]), ("momentum", &["0"]), ("batch", &[]), ("seed", &["0"])],
+    ),
+    (
+        "extract --data d --model m.onnx --out f",
+        &[
+            ("batch", &[]),
+            ("threads", &[]),
+            ("decode-threads", &[]),
+            ("checkpoint-secs", &[]),
+            ("checkpoint-batches", &[]),
+        ],
+    ),
     ("extract --data d --model m.onnx --out f --shard auto", &[("shards", &[])]),
     ("features merge f", &[("shards", &[])]),
     ("evaluate --run r", &[("top", &["0"])]),
     ("predict --run r --csv x.csv", &[("top", &[]), ("batch", &[]), ("clip", &["0"])]),
-    ("cam --run r --images i --out o.png", &[("sample", &[]), ("width", &[])]),
+    ("cam --run r --images i --out o.png", &[("sample", &[]), ("width", &[]), ("seed", &["0"])]),
+    ("report r", &[("top", &["0"]), ("examples", &["0"])]),
+    ("verify --data d", &[("threads", &[])]),
     (
         "augment preview --image i.jpg --out p",
         &[
@@ -107,6 +101,7 @@ const FLAGS: &[(&str, &[Flag])] = &[
             ("shear", &["0"]),
             ("cval", &["0", "-1"]),
             ("channel-shift", &["0"]),
+            ("seed", &["0"]),
         ],
     ),
 ];
@@ -257,31 +252,6 @@ fn resume_refuses_every_flag_it_cannot_honour() {
     }
 }
 
-/// A copy of the tiny model under another name whose bytes differ (an unknown protobuf field
-/// appended, which ONNX readers skip): a second backbone of the same graph.
-fn second_model(dir: &Path) -> PathBuf {
-    let mut bytes = std::fs::read(fixtures().join("tiny_convnet.onnx")).unwrap();
-    bytes.extend([0xC0, 0x3E, 0x01]); // field 1000, varint 1
-    std::fs::write(dir.join("other.onnx"), bytes).unwrap();
-    let spec = std::fs::read_to_string(fixtures().join("tiny_convnet.json")).unwrap();
-    std::fs::write(dir.join("other.json"), spec.replace("TinyConvNet", "Other").replace("tiny_convnet", "other"))
-        .unwrap();
-    dir.join("other.onnx")
-}
-
-/// `src` copied to `dst`, files and folders.
-fn copy_tree(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for entry in std::fs::read_dir(src).unwrap().flatten() {
-        let to = dst.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_tree(&entry.path(), &to)
-        } else {
-            std::fs::copy(entry.path(), &to).map(|_| ()).unwrap()
-        }
-    }
-}
-
 /// Two copies of the fixture photos, `a` and `b`, with the same file names; in `b` one photo
 /// (`train/cats/cat.0.jpg`) is edited.
 fn two_copies(dir: &Path) {
@@ -294,7 +264,7 @@ fn two_copies(dir: &Path) {
 fn feature_files_of_two_copies_of_a_dataset_are_not_joined() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    let (model, other) = (fixtures().join("tiny_convnet.onnx"), second_model(d));
+    let (model, other) = (fixtures().join("tiny_convnet.onnx"), common::second_model(&fixtures(), d));
     two_copies(d);
     extract(d, &d.join("a"), &model, "fa", &[]);
     extract(d, &d.join("a"), &other, "fa", &[]);
