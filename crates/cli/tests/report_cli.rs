@@ -150,14 +150,25 @@ fn reports_of_every_run_kind_render_in_a_browser_and_runs_lists_them() {
         );
     }
 
-    // photos moved since training: the page renders and says so; no history: no curves
-    let moved = t.path().join("moved");
-    std::fs::create_dir_all(&moved).unwrap();
+    // photos moved since training: the page renders and says so; no history: no curves. A
+    // root with none of the photos is refused (it is not the one the features came from).
     let bare = t.path().join("bare");
     std::fs::create_dir_all(&bare).unwrap();
     for f in ["run.json", "weights.safetensors"] {
         std::fs::copy(head.join(f), bare.join(f)).unwrap();
     }
+    let empty = t.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = imgclf(&["report", s(&bare), "--data", s(&empty), "--engine", "tract"]);
+    assert!(!o.status.success() && text(&o).contains("not the photos these features were made from"), "{}", text(&o));
+    assert!(!bare.join("report.html").exists());
+    // all but the first validation photo moved away
+    let moved = t.path().join("moved");
+    std::fs::create_dir_all(moved.join("validation/cats")).unwrap();
+    let mut cats: Vec<_> =
+        std::fs::read_dir(data.join("validation/cats")).unwrap().flatten().map(|e| e.file_name()).collect();
+    cats.sort_by(|a, b| imgclf_dataset::natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+    std::fs::copy(data.join("validation/cats").join(&cats[0]), moved.join("validation/cats").join(&cats[0])).unwrap();
     let o = imgclf(&["report", s(&bare), "--data", s(&moved), "--engine", "tract"]);
     assert!(o.status.success(), "{}", text(&o));
     let html = std::fs::read_to_string(bare.join("report.html")).unwrap();

@@ -232,14 +232,21 @@ impl OutputLock {
         target.parent().unwrap_or(Path::new(".")).join(format!(".{name}.lock"))
     }
 
-    /// Takes `target`'s lock, or says who holds it (`Ok(Err(held))`).
+    /// Takes `target`'s lock, or says who holds it (`Ok(Err(held))`). A lock held for a
+    /// moment ([`OutputLock::holder`] looking) is waited for, up to a fifth of a second.
     pub fn take(target: &Path) -> io::Result<Result<OutputLock, Held>> {
         use std::os::unix::fs::MetadataExt as _;
         let path = Self::path_of(target);
+        let mut tries = 0;
         loop {
             let file = std::fs::OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path)?;
             match file.try_lock() {
                 Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) if tries < 10 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    continue;
+                }
                 Err(std::fs::TryLockError::WouldBlock) => return Ok(Err(Held { pid: holder(&path), lock: path })),
                 Err(std::fs::TryLockError::Error(e)) => return Err(e),
             }

@@ -46,7 +46,12 @@ pub enum FeatureError {
     },
     /// The run was stopped (Ctrl-C, SIGTERM) between batches.
     #[error(
-        "interrupted after {done} of {total} images of {backbone}; the rows done are kept beside the output (NAME.partial): the same command continues from there, and a cached file from an earlier run is untouched"
+        "interrupted after {done} of {total} images of {backbone}; {}, and a cached file from an earlier run is untouched",
+        if *kept {
+            "the rows done are kept beside the output (NAME.partial): the same command continues from there"
+        } else {
+            "without checkpoints nothing is kept: the same command starts over"
+        }
     )]
     Interrupted {
         /// The backbone(s) being extracted.
@@ -55,6 +60,8 @@ pub enum FeatureError {
         done: usize,
         /// How many images there were in all.
         total: usize,
+        /// Whether the rows done were committed (checkpoints on) for the next run to continue.
+        kept: bool,
     },
     /// The dataset could not be read.
     #[error(transparent)]

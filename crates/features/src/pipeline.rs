@@ -275,7 +275,7 @@ fn engine_stage(
     if done < total {
         // stopped (the decode stage may have seen the flag first)
         let backbone = jobs.iter().map(|j| j.backbone.spec.name.as_str()).collect::<Vec<_>>().join(" + ");
-        return Err(FeatureError::Interrupted { backbone, done, total });
+        return Err(FeatureError::Interrupted { backbone, done, total, kept: !options.checkpoints.is_off() });
     }
     // a shard's part of a split may be empty or unreadable: `merge` checks the whole split
     let whole = options.shard.is_none();

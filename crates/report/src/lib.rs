@@ -24,12 +24,12 @@ pub use runs::{RunRow, SortBy, find_runs, runs_csv, runs_html, runs_table};
 
 use std::path::{Path, PathBuf};
 
-/// What a page [`Page::html`] renders carries in its head: how `report --out` knows its own
-/// earlier page from a file it must not replace.
-pub const PAGE_MARK: &[u8] = br#"<meta name="generator" content="imgclf report">"#;
+/// What every page [`Page::html`] renders carries in its head, this version's and earlier
+/// ones': how `report --out` knows its own earlier page from a file it must not replace.
+pub const PAGE_MARK: &[u8] = b"<title>imgclf report: ";
 
 /// The same for the table [`runs_html`] renders (`runs --html`).
-pub const RUNS_MARK: &[u8] = br#"<meta name="generator" content="imgclf runs">"#;
+pub const RUNS_MARK: &[u8] = b"<title>imgclf runs</title>";
 
 /// Why a page or a table could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -416,7 +416,6 @@ impl Page {
             html lang="en" {
                 head {
                     meta charset="utf-8";
-                    meta name="generator" content="imgclf report";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { "imgclf report: " (self.title) }
                     style { (PreEscaped(STYLE)) }

@@ -241,7 +241,7 @@ pub fn runs_html(rows: &[RunRow], base: &Path) -> String {
             let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
             let (report, base) = (absolute(&report), absolute(base));
             match report.strip_prefix(&base) {
-                Ok(relative) => format!("./{}", url_path(relative)),
+                Ok(relative) => url_path(relative),
                 Err(_) => format!("file://{}", url_path(&report)),
             }
         })
@@ -251,7 +251,6 @@ pub fn runs_html(rows: &[RunRow], base: &Path) -> String {
         html lang="en" {
             head {
                 meta charset="utf-8";
-                meta name="generator" content="imgclf runs";
                 title { "imgclf runs" }
                 style { (maud::PreEscaped("body{font:15px/1.45 system-ui,sans-serif;margin:16px 24px;color:#1d232b}table{border-collapse:collapse}td,th{padding:3px 9px;border:1px solid #d7dbe0;text-align:left}th{background:#f1f3f5}td.n{text-align:right;font-variant-numeric:tabular-nums}.mono{font-family:ui-monospace,monospace;font-size:13px}")) }
             }
