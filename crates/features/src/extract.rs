@@ -4,13 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
-use imgclf_dataset::{Dataset, OutputLock};
+use imgclf_dataset::Dataset;
 use imgclf_runtime::{Backbone, Engine, Precision};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::Partial;
 use crate::pipeline::Job;
-use crate::store::BLOCK_BYTES;
+use crate::store::{BLOCK_BYTES, lock};
 use crate::{ExtractOptions, FORMAT, FeatureError, FeatureReader, FeatureSet, Progress, ShardInfo, Skipped, Storage};
 
 /// What one backbone's extraction did.
@@ -183,14 +183,6 @@ pub fn extract_all(
     }
     drop(locks);
     Ok(reports.into_iter().flatten().collect())
-}
-
-/// The lock of one output, or the error naming the process that holds it.
-pub(crate) fn lock(output: &Path) -> Result<OutputLock, FeatureError> {
-    match OutputLock::take(output).map_err(FeatureError::io(output))? {
-        Ok(lock) => Ok(lock),
-        Err(held) => Err(FeatureError::Busy { path: output.to_path_buf(), held }),
-    }
 }
 
 /// What a feature file of `backbone` over `dataset` records besides its rows (no splits, no

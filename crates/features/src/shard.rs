@@ -431,7 +431,7 @@ pub fn merge_in_blocks(
         reused,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let _lock = crate::extract::lock(&output)?;
+    let _lock = crate::store::lock(&output)?;
     match holds(&output, &first_info.dataset_fingerprint, first.storage, &rows) {
         Ok(true) if !force => return Ok(report(true)),
         Err(why) if !force => {

@@ -503,6 +503,15 @@ struct OpenSplit {
     rows: usize,
 }
 
+/// The lock of one output (`imgclf_dataset::OutputLock`), or the error naming the process
+/// that holds it: taken by whatever writes a feature file (extract, merge).
+pub(crate) fn lock(output: &Path) -> Result<imgclf_dataset::OutputLock, FeatureError> {
+    match imgclf_dataset::OutputLock::take(output).map_err(FeatureError::io(output))? {
+        Ok(lock) => Ok(lock),
+        Err(held) => Err(FeatureError::Busy { path: output.to_path_buf(), held }),
+    }
+}
+
 /// Rows per HDF5 chunk: small enough to append batch by batch, large enough to read fast.
 const CHUNK_ROWS: usize = 64;
 
