@@ -109,13 +109,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Backbone::open(&path).with_context(|| format!("--model {}", m.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (threads, decode_threads) = ExtractOptions::thread_split(cores(), args.engine.device);
-    let engine = args.engine.config(Some(args.threads.unwrap_or(threads)))?;
-    let default_batch = if engine.device.is_gpu() { 256 } else { 32 };
+    let (threads, _) = ExtractOptions::thread_split(cores(), args.engine.device);
+    let defaults = ExtractOptions::new(args.engine.config(Some(args.threads.unwrap_or(threads)))?);
     let options = ExtractOptions {
-        engine,
-        batch: args.batch.unwrap_or(default_batch),
-        decode_threads: args.decode_threads.unwrap_or(decode_threads),
+        batch: args.batch.unwrap_or(defaults.batch),
+        decode_threads: args.decode_threads.unwrap_or(defaults.decode_threads),
         force: args.force,
         stop: Some(stop_on_signals()?),
         shard: shard(&args)?,
@@ -129,6 +127,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             StoreArg::F32 => Storage::F32,
             StoreArg::F16 => Storage::F16,
         },
+        ..defaults
     };
     if let Some(shard) = options.shard {
         shard.check(&dataset, options.batch).context("--shard")?;

@@ -12,16 +12,8 @@ fn main() -> Result<(), FeatureError> {
     let backbone = Backbone::open(&fixtures.join("tiny_convnet.onnx"))?; // its spec is tiny_convnet.json
     let out = tempfile::tempdir()
         .map_err(|e| FeatureError::Io(imgclf_dataset::IoError { path: "tempdir".into(), error: e }))?;
-    let options = ExtractOptions {
-        engine: EngineConfig::cpu(EngineKind::Tract, 2), // pure Rust: no ONNX Runtime needed
-        batch: 4,
-        decode_threads: 2,
-        force: false,
-        stop: None,
-        shard: None,
-        checkpoints: Checkpoints::default(),
-        storage: Storage::F32,
-    };
+    // tract: pure Rust, no ONNX Runtime needed; every other setting as `imgclf extract` has it
+    let options = ExtractOptions { batch: 4, ..ExtractOptions::new(EngineConfig::cpu(EngineKind::Tract, 2)) };
     let report = extract(&dataset, &backbone, out.path(), &options, &mut |_| {})?;
     for skipped in &report.skipped {
         println!("skipped {}: {}", skipped.path, skipped.reason);

@@ -23,6 +23,9 @@ pub enum FeatureError {
         /// Who holds it.
         held: imgclf_dataset::Held,
     },
+    /// A setting outside what an extraction allows (`imgclf_dataset::limits`).
+    #[error("{0}")]
+    Config(String),
     /// A shard count the data cannot be split into.
     #[error("shard {shard}: {reason}")]
     Shard {

@@ -73,6 +73,7 @@ pub fn extract_all(
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<Vec<ExtractReport>, FeatureError> {
     let started = Instant::now();
+    options.check()?;
     if let Some(shard) = options.shard {
         shard.check(dataset, options.batch)?;
     }

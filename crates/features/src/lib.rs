@@ -12,11 +12,7 @@
 //! let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
 //! let dataset = Dataset::open(fixtures.join("tiny_data"))?;
 //! let backbone = Backbone::open(&fixtures.join("tiny_convnet.onnx"))?;
-//! let options = ExtractOptions {
-//!     engine: EngineConfig::cpu(EngineKind::Tract, 1),
-//!     batch: 4, decode_threads: 1, force: false, stop: None, shard: None, checkpoints: Checkpoints::default(),
-//!     storage: Storage::F32,
-//! };
+//! let options = ExtractOptions { batch: 4, ..ExtractOptions::new(EngineConfig::cpu(EngineKind::Tract, 1)) };
 //! let out = std::env::temp_dir().join(format!("imgclf-doc-{}", std::process::id()));
 //! let report = extract(&dataset, &backbone, &out, &options, &mut |_| {})?;
 //! let features = FeatureSet::read(&report.output)?;

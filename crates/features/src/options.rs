@@ -4,11 +4,13 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
+use imgclf_dataset::limits::{CHECKPOINT_BATCHES, CHECKPOINT_SECS, INFERENCE_BATCH, THREADS};
 use imgclf_runtime::{Device, EngineConfig};
 
-use crate::{Shard, Storage};
+use crate::{FeatureError, Shard, Storage};
 
-/// How to run an extraction.
+/// How to run an extraction: start from [`ExtractOptions::new`] and change what differs,
+/// `ExtractOptions { batch: 8, ..ExtractOptions::new(engine) }`.
 #[derive(Debug, Clone)]
 pub struct ExtractOptions {
     /// Engine, device, precision, engine threads and feed.
@@ -32,6 +34,39 @@ pub struct ExtractOptions {
 }
 
 impl ExtractOptions {
+    /// What `imgclf extract` does unless told otherwise, on `engine`: batches of 32 on the CPU
+    /// and 256 on a GPU, the decode threads [`ExtractOptions::thread_split`] gives this
+    /// machine's cores, a commit every 30 s, f32 storage, every image, a cached file reused.
+    pub fn new(engine: EngineConfig) -> ExtractOptions {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (_, decode_threads) = Self::thread_split(cores, engine.device);
+        ExtractOptions {
+            batch: if engine.device.is_gpu() { 256 } else { 32 },
+            decode_threads,
+            force: false,
+            stop: None,
+            shard: None,
+            checkpoints: Checkpoints::default(),
+            storage: Storage::F32,
+            engine,
+        }
+    }
+
+    /// Refuses what the command line's flags refuse (`imgclf_dataset::limits`): a batch, decode
+    /// threads or checkpoint interval out of range, so a script building options by hand meets
+    /// the same rules.
+    pub fn check(&self) -> Result<(), FeatureError> {
+        INFERENCE_BATCH.check_usize(self.batch).map_err(FeatureError::Config)?;
+        THREADS.check_usize(self.decode_threads).map_err(FeatureError::Config)?;
+        if !self.checkpoints.is_off() {
+            CHECKPOINT_SECS.check(self.checkpoints.seconds).map_err(FeatureError::Config)?;
+            if self.checkpoints.batches != usize::MAX {
+                CHECKPOINT_BATCHES.check_usize(self.checkpoints.batches).map_err(FeatureError::Config)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Default (engine threads, decode threads) for `cores` cores. On up to 4 cores both
     /// stages take every core (measured best on 2: the decode threads fill the engine's gaps).
     /// On more, they share the cores without overlap, since a parallel operator waits for its
@@ -111,4 +146,36 @@ pub struct Skipped {
     pub path: String,
     /// Why it could not be used.
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imgclf_runtime::EngineKind;
+
+    #[test]
+    fn defaults_are_the_commands_and_check_refuses_what_its_flags_refuse() {
+        let cpu = ExtractOptions::new(EngineConfig::cpu(EngineKind::Tract, 1));
+        assert_eq!((cpu.batch, cpu.storage, cpu.checkpoints), (32, Storage::F32, Checkpoints::default()));
+        assert!(!cpu.force && cpu.shard.is_none() && cpu.check().is_ok());
+        let gpu =
+            ExtractOptions::new(EngineConfig { device: Device::Cuda(0), ..EngineConfig::cpu(EngineKind::Ort, 1) });
+        assert_eq!(gpu.batch, 256);
+        assert!(ExtractOptions { checkpoints: Checkpoints::OFF, ..cpu.clone() }.check().is_ok());
+        for (bad, why) in [
+            (ExtractOptions { batch: 0, ..cpu.clone() }, "batch must be a whole number in [1, 4096], got 0"),
+            (ExtractOptions { decode_threads: 5000, ..cpu.clone() }, "threads must be a whole number in [1, 1024]"),
+            (
+                ExtractOptions { checkpoints: Checkpoints { seconds: f64::NAN, batches: 3 }, ..cpu.clone() },
+                "checkpoint_secs must be a number in (0, 1000000000], got NaN",
+            ),
+            (
+                ExtractOptions { checkpoints: Checkpoints { seconds: 30.0, batches: 0 }, ..cpu.clone() },
+                "checkpoint_batches must be a whole number",
+            ),
+        ] {
+            let error = bad.check().unwrap_err().to_string();
+            assert!(error.contains(why), "{error}");
+        }
+    }
 }

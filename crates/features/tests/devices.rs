@@ -132,16 +132,7 @@ fn extraction_through_the_pixel_feed_gives_the_same_rows() {
     let t = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
     for (name, engine) in [("floats", EngineConfig::cpu(EngineKind::Ort, 2)), ("pixels", pixel_config(2))] {
-        let options = ExtractOptions {
-            engine,
-            batch: 2,
-            decode_threads: 2,
-            force: false,
-            stop: None,
-            shard: None,
-            checkpoints: Checkpoints::default(),
-            storage: Storage::F32,
-        };
+        let options = ExtractOptions { batch: 2, decode_threads: 2, ..ExtractOptions::new(engine) };
         let out = t.path().join(name);
         let report = extract(&dataset, &backbone, &out, &options, &mut |_| {}).unwrap();
         assert_eq!(report.engine, "ort");

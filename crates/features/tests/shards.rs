@@ -36,17 +36,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn options(shard: Option<Shard>, batch: usize) -> ExtractOptions {
-    let engine = EngineConfig::cpu(EngineKind::Tract, 1);
-    ExtractOptions {
-        engine,
-        batch,
-        decode_threads: 1,
-        force: false,
-        stop: None,
-        shard,
-        checkpoints: Checkpoints::default(),
-        storage: Storage::F32,
-    }
+    ExtractOptions { batch, decode_threads: 1, shard, ..ExtractOptions::new(EngineConfig::cpu(EngineKind::Tract, 1)) }
 }
 
 fn extract_shard(data: &Path, model: &Path, out: &Path, shard: Option<Shard>, batch: usize) -> ExtractReport {

@@ -41,16 +41,7 @@ fn extract_with(engine: EngineKind, data: &Path, out: &Path, model: &Path) -> Ex
 
 fn extract_on(engine: EngineConfig, data: &Path, out: &Path, model: &Path) -> ExtractReport {
     let ds = Dataset::open(data).unwrap();
-    let opts = ExtractOptions {
-        engine,
-        batch: 5,
-        force: false,
-        stop: None,
-        decode_threads: 1,
-        shard: None,
-        checkpoints: Checkpoints::default(),
-        storage: Storage::F32,
-    };
+    let opts = ExtractOptions { batch: 5, decode_threads: 1, ..ExtractOptions::new(engine) };
     extract(&ds, &Backbone::open(model).unwrap(), out, &opts, &mut |_| {}).unwrap()
 }
 

@@ -40,16 +40,7 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn options(engine: EngineKind) -> ExtractOptions {
-    ExtractOptions {
-        engine: EngineConfig::cpu(engine, 2),
-        batch: 4,
-        force: false,
-        stop: None,
-        decode_threads: 1,
-        shard: None,
-        checkpoints: Checkpoints::default(),
-        storage: Storage::F32,
-    }
+    ExtractOptions { batch: 4, decode_threads: 1, ..ExtractOptions::new(EngineConfig::cpu(engine, 2)) }
 }
 
 fn run(data: &Path, model: &Path, out: &Path, opts: &ExtractOptions) -> ExtractReport {

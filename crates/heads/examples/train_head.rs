@@ -4,23 +4,15 @@
 //!     cargo run -p imgclf-heads --example train_head
 
 use imgclf_dataset::Dataset;
-use imgclf_features::{Checkpoints, ExtractOptions, Storage, extract};
+use imgclf_features::{ExtractOptions, extract};
 use imgclf_heads::prelude::*;
 use imgclf_runtime::{Backbone, EngineConfig, EngineKind};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
     let out = tempfile::tempdir()?;
-    let options = ExtractOptions {
-        engine: EngineConfig::cpu(EngineKind::Tract, 2),
-        batch: 8,
-        decode_threads: 2,
-        force: false,
-        stop: None,
-        shard: None,
-        checkpoints: Checkpoints::default(),
-        storage: Storage::F32,
-    };
+    let options =
+        ExtractOptions { batch: 8, decode_threads: 2, ..ExtractOptions::new(EngineConfig::cpu(EngineKind::Tract, 2)) };
     let backbone = Backbone::open(&fixtures.join("tiny_convnet.onnx"))?;
     let file =
         extract(&Dataset::open(fixtures.join("tiny_data"))?, &backbone, out.path(), &options, &mut |_| {})?.output;
