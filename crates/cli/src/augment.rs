@@ -8,7 +8,7 @@ use imgclf_augment::{contact_sheet, variants};
 use imgclf_dataset::limits::{CHANNEL_SHIFT, CVAL, ROTATION, SHEAR, SHIFT, VARIANTS};
 use imgclf_dataset::load_rgb;
 
-use crate::output::{may_write_images, save_image};
+use crate::output::{PICTURE, save_image};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -147,10 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let image = load_rgb(&args.image).context("--image")?;
     let paths: Vec<PathBuf> = (0..args.n).map(|i| args.out.join(format!("{}_{i}.jpg", args.prefix))).collect();
     let sheet_path = args.out.join(format!("{}_sheet.png", args.prefix));
-    if args.out.is_file() {
-        bail!("--out {}: is a file, not a folder", args.out.display());
-    }
-    may_write_images("--out", &[&paths[..], std::slice::from_ref(&sheet_path)].concat(), args.force)?;
+    PICTURE.check_in("--out", &args.out, &[&paths[..], std::slice::from_ref(&sheet_path)].concat(), args.force)?;
     let images = variants(&augmenter, &image, args.n, args.seed);
     std::fs::create_dir_all(&args.out).with_context(|| format!("--out {}", args.out.display()))?;
     for (img, path) in images.iter().zip(&paths) {

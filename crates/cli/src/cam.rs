@@ -8,7 +8,7 @@ use imgclf_dataset::Rng;
 use imgclf_heads::{Predictor, Run, argmax, image_files};
 use imgclf_report::cam_overlay;
 
-use crate::output::{may_write_images, save_image};
+use crate::output::{PICTURE, save_image};
 
 #[derive(clap::Args)]
 #[command(
@@ -86,17 +86,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         files.truncate(n);
     }
     // every file --out will hold, checked before any is written
-    let outs: Vec<PathBuf> = match args.grid {
-        Some(_) => vec![args.out.clone()],
-        None if args.out.is_file() => {
-            bail!("--out {}: is a file; without --grid it names a folder", args.out.display())
+    match args.grid {
+        Some(_) => PICTURE.check("--out", std::slice::from_ref(&args.out), args.force)?,
+        None => {
+            let names = files.iter().filter_map(|f| Some(format!("{}.png", f.file_stem()?.to_string_lossy())));
+            let outs: Vec<PathBuf> = names.map(|name| args.out.join(name)).collect();
+            PICTURE.check_in("--out", &args.out, &outs, args.force)?;
         }
-        None => files
-            .iter()
-            .filter_map(|f| Some(args.out.join(format!("{}.png", f.file_stem()?.to_string_lossy()))))
-            .collect(),
-    };
-    may_write_images("--out", &outs, args.force)?;
+    }
     let mut predictor = Predictor::load(run, &args.engine.config(None)?, true).context("--run")?;
     let predictions = predictor.predict(&files, 16)?;
     if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {

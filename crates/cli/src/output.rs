@@ -6,41 +6,54 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use imgclf_dataset::{IMAGE_MARK, check_output};
+use imgclf_report::{PAGE_MARK, RUNS_MARK};
 
-/// Checks every path `flag` of command `tag` will write before anything is written: refused in
-/// one line naming the flag and the first path that may not be replaced.
-pub(crate) fn may_write(
-    tag: &str,
-    flag: &str,
-    paths: &[PathBuf],
-    mark: Option<&[u8]>,
-    force: bool,
-) -> anyhow::Result<()> {
-    for path in paths {
-        if let Err(why) = check_output(path, tag, mark, force) {
-            bail!("{flag} {}: {why}", path.display());
-        }
-    }
-    Ok(())
+/// A kind of file an output flag writes: the tag its files carry (`user.imgclf.output`) and
+/// the mark in its bytes, when the format has room for one.
+pub(crate) struct Output {
+    tag: &'static str,
+    mark: Option<&'static [u8]>,
 }
 
-/// The command every picture an output flag writes is marked as (`cam`, `predict --annotate`
-/// and `augment preview` may replace each other's pictures, never anyone else's).
-const PICTURES: &str = "picture";
+/// `imgclf report`'s page.
+pub(crate) const REPORT_PAGE: Output = Output { tag: "report", mark: Some(PAGE_MARK) };
+/// `imgclf runs --html`'s table.
+pub(crate) const RUNS_TABLE: Output = Output { tag: "runs", mark: Some(RUNS_MARK) };
+/// `imgclf predict --csv`'s submission (no room for a mark: the tag alone tells it).
+pub(crate) const PREDICTION_CSV: Output = Output { tag: "predict", mark: None };
+/// Every picture (`cam`, `predict --annotate` and `augment preview` may replace each other's
+/// pictures, never anyone else's).
+pub(crate) const PICTURE: Output = Output { tag: "picture", mark: Some(IMAGE_MARK) };
 
-/// [`may_write`] for pictures, which carry [`IMAGE_MARK`].
-pub(crate) fn may_write_images(flag: &str, paths: &[PathBuf], force: bool) -> anyhow::Result<()> {
-    may_write(PICTURES, flag, paths, Some(IMAGE_MARK), force)
+impl Output {
+    /// Checks every path `flag` will write before anything is written: refused in one line
+    /// naming the flag and the first path that may not be replaced.
+    pub(crate) fn check(&self, flag: &str, paths: &[PathBuf], force: bool) -> anyhow::Result<()> {
+        for path in paths {
+            if let Err(why) = check_output(path, self.tag, self.mark, force) {
+                bail!("{flag} {}: {why}", path.display());
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Output::check`] for files that go into the folder `dir` (which must not be a file).
+    pub(crate) fn check_in(&self, flag: &str, dir: &Path, paths: &[PathBuf], force: bool) -> anyhow::Result<()> {
+        if dir.is_file() {
+            bail!("{flag} {}: is a file, not a folder", dir.display());
+        }
+        self.check(flag, paths, force)
+    }
+
+    /// Writes `bytes` to `path` whole, tagged as this kind of output.
+    pub(crate) fn write(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+        imgclf_dataset::write_output(path, bytes, self.tag).with_context(|| path.display().to_string())
+    }
 }
 
 /// Encodes an image in the format its file name says, with imgclf's mark where the format
-/// has room for one, and writes it with [`write_output`].
+/// has room for one, and writes it as a [`PICTURE`].
 pub(crate) fn save_image(image: &image::RgbImage, path: &Path) -> anyhow::Result<()> {
     let format = image::ImageFormat::from_path(path)?;
-    write_output(path, &imgclf_dataset::encode_marked(image, format)?, PICTURES)
-}
-
-/// [`imgclf_dataset::write_output`] with the file's name in the error.
-pub(crate) fn write_output(path: &Path, bytes: &[u8], tag: &str) -> anyhow::Result<()> {
-    imgclf_dataset::write_output(path, bytes, tag).with_context(|| path.display().to_string())
+    PICTURE.write(path, &imgclf_dataset::encode_marked(image, format)?)
 }

@@ -5,9 +5,9 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use imgclf_dataset::limits::TOP;
-use imgclf_report::{PAGE_MARK, RUNS_MARK, ReportOptions, SortBy, find_runs, report, runs_csv, runs_html, runs_table};
+use imgclf_report::{ReportOptions, SortBy, find_runs, report, runs_csv, runs_html, runs_table};
 
-use crate::output::{may_write, write_output};
+use crate::output::{REPORT_PAGE, RUNS_TABLE};
 
 use crate::budget::BudgetArgs;
 use crate::engine::EngineArgs;
@@ -59,7 +59,7 @@ pub struct ReportArgs {
 pub fn report_run(args: ReportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let out = args.out.clone().unwrap_or_else(|| args.run.join("report.html"));
-    may_write("report", "--out", std::slice::from_ref(&out), Some(PAGE_MARK), args.force)?;
+    REPORT_PAGE.check("--out", std::slice::from_ref(&out), args.force)?;
     let options = ReportOptions {
         split: args.split.as_deref(),
         data: args.data.as_deref(),
@@ -71,7 +71,7 @@ pub fn report_run(args: ReportArgs) -> anyhow::Result<()> {
     };
     let page = report(&args.run, &options).with_context(|| format!("report on {}", args.run.display()))?;
     let html = page.html();
-    write_output(&out, html.as_bytes(), "report").with_context(|| format!("--out {}", out.display()))?;
+    REPORT_PAGE.write(&out, html.as_bytes()).with_context(|| format!("--out {}", out.display()))?;
     for note in page.notes.iter().chain(&page.cam_note) {
         eprintln!("note: {note}");
     }
@@ -130,7 +130,7 @@ pub fn list_runs(args: RunsArgs) -> anyhow::Result<()> {
         Sort::Date => SortBy::Date,
     };
     if let Some(path) = &args.html {
-        may_write("runs", "--html", std::slice::from_ref(path), Some(RUNS_MARK), args.force)?;
+        RUNS_TABLE.check("--html", std::slice::from_ref(path), args.force)?;
     }
     let (rows, errors) = find_runs(&args.dirs, sort);
     for e in &errors {
@@ -147,7 +147,8 @@ pub fn list_runs(args: RunsArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.html {
         let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-        write_output(path, runs_html(&rows, base).as_bytes(), "runs")
+        RUNS_TABLE
+            .write(path, runs_html(&rows, base).as_bytes())
             .with_context(|| format!("--html {}", path.display()))?;
         eprintln!("{} runs -> {}", rows.len(), path.display());
     }

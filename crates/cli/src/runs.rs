@@ -10,6 +10,7 @@ use imgclf_nets::{AnyRun, Scored, SplitSource};
 
 use crate::budget::BudgetArgs;
 use crate::engine::EngineArgs;
+use crate::output::{PICTURE, PREDICTION_CSV, save_image};
 use crate::show::warn_skipped;
 
 #[derive(clap::Args)]
@@ -145,7 +146,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
     let Some(csv_path) = &args.csv else {
         bail!("give image files to predict, or --csv FILE to predict the cached --split");
     };
-    crate::output::may_write("predict", "--csv", std::slice::from_ref(csv_path), None, args.force)?;
+    PREDICTION_CSV.check("--csv", std::slice::from_ref(csv_path), args.force)?;
     let run = AnyRun::open(&args.run).context("--run")?;
     let source =
         SplitSource { data: args.data.as_deref(), features: &args.features, memory_budget: args.budget.given() };
@@ -156,8 +157,7 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         (false, _) => CsvStyle::Label,
     };
     let csv = prediction_csv(&classes, &paths, probs.view(), style);
-    crate::output::write_output(csv_path, csv.as_bytes(), "predict")
-        .with_context(|| format!("--csv {}", csv_path.display()))?;
+    PREDICTION_CSV.write(csv_path, csv.as_bytes()).with_context(|| format!("--csv {}", csv_path.display()))?;
     say!("{} rows of `{}` -> {}", paths.len(), args.split, csv_path.display());
     Ok(())
 }
@@ -172,10 +172,7 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
     }
     if let Some(dir) = &args.annotate {
         let outs = files.iter().filter_map(|f| Some(dir.join(f.file_name()?))).collect::<Vec<_>>();
-        if dir.is_file() {
-            bail!("--annotate {}: is a file, not a folder", dir.display());
-        }
-        crate::output::may_write_images("--annotate", &outs, args.force)?;
+        PICTURE.check_in("--annotate", dir, &outs, args.force)?;
     }
     let run = AnyRun::open(&args.run).context("--run")?;
     let predictions = run.predict_files(&files, &args.engine.config(None)?, args.batch).context("--run")?;
@@ -208,7 +205,7 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
             let photo = imgclf_dataset::load_rgb(path)?;
             let label = format!("{} {:.2}%", classes[best], 100.0 * p[best]);
             let out = dir.join(path.file_name().context("an image file has a name")?);
-            crate::output::save_image(&imgclf_cam::label_photo(&photo, &label, colour, 400), &out)
+            save_image(&imgclf_cam::label_photo(&photo, &label, colour, 400), &out)
                 .with_context(|| format!("writing {}", out.display()))?;
         }
     }

@@ -9,7 +9,7 @@ mod support;
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -168,13 +168,7 @@ fn a_parts_folder_that_is_a_link_or_holds_a_users_files_loses_nothing() {
 
 /// `imgclf ARGS` in `dir`, killed after `secs` if still running: (output, whether it finished).
 fn bounded(dir: &Path, args: &[&str], secs: u64) -> (std::process::Output, bool) {
-    let child = Command::new(env!("CARGO_BIN_EXE_imgclf"))
-        .current_dir(dir)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_in(dir, args);
     let id = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output().unwrap()).unwrap());
@@ -231,19 +225,9 @@ fn divergence_stops_charts_draw_absurd_values_and_no_reader_blocks() {
 }
 
 /// `imgclf extract` of the shared cats_dogs photos through the tiny model into `out`, spawned.
-fn spawn_extract(data: &Path, out: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_imgclf"))
-        .args(["extract", "--engine", "tract", "--batch", "16", "--threads", "1", "--decode-threads", "1", "--data"])
-        .arg(data)
-        .arg("--model")
-        .arg(fixtures().join("tiny_convnet.onnx"))
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+fn spawn_tiny(data: &Path, out: &Path, extra: &[&str]) -> Child {
+    let flags = ["--batch", "16", "--threads", "1", "--decode-threads", "1"];
+    spawn_extract(data, &fixtures().join("tiny_convnet.onnx"), out, &[&flags[..], extra].concat())
 }
 
 /// Waits up to a minute for `path` to exist.
@@ -264,13 +248,13 @@ fn a_second_extract_of_the_same_output_is_refused_naming_the_first() {
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("f");
     let file = out.join("gap_TinyConvNet.h5");
-    let first = spawn_extract(&data, &out, &["--checkpoint-batches", "2"]);
+    let first = spawn_tiny(&data, &out, &["--checkpoint-batches", "2"]);
     assert!(wait_for(&partial_dir(&file).join("part-00000.json")), "the first run commits");
     let status = Command::new(env!("CARGO_BIN_EXE_imgclf")).args(["features", "status"]).arg(&out).output().unwrap();
     let shown = String::from_utf8_lossy(&status.stdout);
     assert!(shown.contains(&format!("being written by process {}", first.id())), "{shown}");
     for extra in [&[][..], &["--force"], &["--no-checkpoints"]] {
-        let second = spawn_extract(&data, &out, extra).wait_with_output().unwrap();
+        let second = spawn_tiny(&data, &out, extra).wait_with_output().unwrap();
         let line = failed(&second);
         assert!(!line.contains("kept") && !line.contains("fix the cause"), "no false cause: {line}");
         assert!(line.contains(&format!("process {}", first.id())) && line.contains("gap_TinyConvNet.h5"), "{line}");
@@ -293,7 +277,7 @@ fn tampered_parts_are_recomputed_and_the_file_equals_an_uninterrupted_run() {
     let data = shared.join("data/cats_dogs");
     let t = tempfile::tempdir().unwrap();
     let clean = t.path().join("clean");
-    let o = spawn_extract(&data, &clean, &[]).wait_with_output().unwrap();
+    let o = spawn_tiny(&data, &clean, &[]).wait_with_output().unwrap();
     assert!(o.status.success());
     let complete = FeatureSet::read(&clean.join("gap_TinyConvNet.h5")).unwrap();
 
@@ -320,12 +304,12 @@ fn tampered_parts_are_recomputed_and_the_file_equals_an_uninterrupted_run() {
         let out = t.path().join("f");
         let file = out.join("gap_TinyConvNet.h5");
         let _ = std::fs::remove_dir_all(&out);
-        let child = spawn_extract(&data, &out, &["--checkpoint-batches", "2"]);
+        let child = spawn_tiny(&data, &out, &["--checkpoint-batches", "2"]);
         assert!(wait_for(&partial_dir(&file).join("part-00002.json")), "{what}: three commits");
         Command::new("kill").args(["-KILL", &child.id().to_string()]).status().unwrap();
         assert!(!child.wait_with_output().unwrap().status.success());
         tamper(&partial_dir(&file));
-        let o = spawn_extract(&data, &out, &["--checkpoint-batches", "2"]).wait_with_output().unwrap();
+        let o = spawn_tiny(&data, &out, &["--checkpoint-batches", "2"]).wait_with_output().unwrap();
         assert!(o.status.success(), "{what}: {}", String::from_utf8_lossy(&o.stderr));
         let stdout = String::from_utf8_lossy(&o.stdout);
         // the first part (2 batches of 16) is kept; the tampered one and those after are not
@@ -514,7 +498,7 @@ fn sigkill_at_any_moment_then_a_rerun_gives_the_uninterrupted_file() {
         let flags = ["--checkpoint-batches", "3", "--store", store];
         let reference = t.path().join(format!("reference-{store}"));
         let started = Instant::now();
-        assert!(spawn_extract(&data, &reference, &flags).wait_with_output().unwrap().status.success());
+        assert!(spawn_tiny(&data, &reference, &flags).wait_with_output().unwrap().status.success());
         let whole_ms = started.elapsed().as_millis() as f64;
         let complete = FeatureSet::read(&reference.join("gap_TinyConvNet.h5")).unwrap();
 
@@ -522,7 +506,7 @@ fn sigkill_at_any_moment_then_a_rerun_gives_the_uninterrupted_file() {
         let file = out.join("gap_TinyConvNet.h5");
         let mut landed = Vec::new();
         let kill_at = |moment: Option<u64>, landed: &mut Vec<String>| {
-            let child = spawn_extract(&data, &out, &flags);
+            let child = spawn_tiny(&data, &out, &flags);
             match moment {
                 Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
                 None => assert!(wait_for(&partial_dir(&file).join(last_record)), "{store}: the last commit"),
@@ -535,7 +519,7 @@ fn sigkill_at_any_moment_then_a_rerun_gives_the_uninterrupted_file() {
             }
         };
         let finish = || {
-            let o = spawn_extract(&data, &out, &flags).wait_with_output().unwrap();
+            let o = spawn_tiny(&data, &out, &flags).wait_with_output().unwrap();
             assert!(o.status.success(), "{store}: {}", String::from_utf8_lossy(&o.stderr));
             assert_eq!(FeatureSet::read(&file).unwrap(), complete, "{store}: the rerun's file");
             assert_eq!(names(&out), ["gap_TinyConvNet.h5"], "{store}: nothing else left");

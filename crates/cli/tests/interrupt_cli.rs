@@ -8,26 +8,18 @@
 #[path = "../../features/tests/support/mod.rs"]
 mod support;
 
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use imgclf_features::{FeatureSet, partial_dir, partial_status};
 use support::*;
 
 fn spawn(data: &Path, out: &Path, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_imgclf"))
-        .args(["extract", "--engine", "tract", "--batch", "16", "--threads", "2", "--data"])
-        .arg(data)
-        .arg("--model")
-        .arg(fixtures().join("tiny_convnet.onnx"))
-        .arg("--out")
-        .arg(out)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    let flags = ["--batch", "16", "--threads", "2"];
+    common::spawn_extract(data, &fixtures().join("tiny_convnet.onnx"), out, &[&flags[..], extra].concat())
 }
 
 /// What `imgclf features status` prints about `dir` (it fails while work is unfinished).

@@ -94,10 +94,8 @@ impl Limit {
 
     /// A command-line value parser for a count flag (whole numbers only).
     pub fn parser_usize(self) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
-        move |s| {
-            let v: u64 = s.trim().parse().map_err(|_| format!("not a whole number; {}", self.allowed()))?;
-            if self.allows(v as f64) { Ok(v as usize) } else { Err(self.allowed()) }
-        }
+        let parse = self.parser_u64();
+        move |s| parse(s).map(|v| v as usize)
     }
 }
 

@@ -83,14 +83,15 @@ pub fn extract_all(
     let mut reports: Vec<Option<ExtractReport>> = vec![None; backbones.len()];
     let mut todo = Vec::new();
     let keys: Vec<Keys> = backbones.iter().map(|b| self::keys(whole, b, options)).collect();
+    let outputs: Vec<PathBuf> = backbones.iter().map(|b| output_path(out_dir, b, options)).collect();
+    // one writer per output: a second extract of it is refused before it reads or removes
+    // anything (a folder not there yet holds no output: locked once it is made, below)
     let mut locks = Vec::new();
     for (i, backbone) in backbones.iter().enumerate() {
-        let output = output_path(out_dir, backbone, options);
-        // one writer per output: a second extract of it is refused before it reads or removes anything
         if out_dir.is_dir() {
-            locks.push(lock(&output)?);
+            locks.push(lock(&outputs[i])?);
         }
-        match cached(output, keys[i].file.clone(), backbone, options) {
+        match cached(outputs[i].clone(), keys[i].file.clone(), backbone, options) {
             Cached::Reuse(mut report) => {
                 // parts of a run stopped after the file was made (`--force`) are of no use now
                 crate::checkpoint::discard(&report.output)?;
@@ -114,17 +115,16 @@ pub fn extract_all(
         .collect::<Result<Vec<_>, imgclf_runtime::RuntimeError>>()?;
     if !out_dir.is_dir() {
         std::fs::create_dir_all(out_dir).map_err(FeatureError::io(out_dir))?;
-        for (_, backbone, ..) in &todo {
-            locks.push(lock(&output_path(out_dir, backbone, options))?);
+        for (i, ..) in &todo {
+            locks.push(lock(&outputs[*i])?);
         }
     }
     let mut jobs = todo
         .iter()
         .zip(engines)
-        .map(|((_, backbone, fingerprint, _), engine)| {
+        .map(|((i, backbone, fingerprint, _), engine)| {
             let stamp = stamp(dataset, backbone, &engine.describe(), fingerprint);
-            let output = output_path(out_dir, backbone, options);
-            let writer = Partial::open(&output, stamp, dataset, options)?;
+            let writer = Partial::open(&outputs[*i], stamp, dataset, options)?;
             Ok(Job { backbone, engine, writer })
         })
         .collect::<Result<Vec<_>, FeatureError>>()?;
@@ -151,7 +151,7 @@ pub fn extract_all(
     let pass = crate::pipeline::run(dataset, &mut jobs, options, &start, progress)?;
     for (job, (i, backbone, fingerprint, replaced)) in jobs.into_iter().zip(todo) {
         let spec = &backbone.spec;
-        let output = output_path(out_dir, backbone, options);
+        let output = outputs[i].clone();
         let shard = part.as_ref().zip(options.shard).map(|((_, slices), shard)| ShardInfo {
             index: shard.index,
             count: shard.count,

@@ -468,7 +468,6 @@ pub struct FeatureWriter {
     split: Option<OpenSplit>,
     storage: Storage,
     chunk_rows: usize,
-    dim: usize,
 }
 
 /// How a feature file stores its values. `F16` halves the disk and the read bandwidth: rows
@@ -528,7 +527,6 @@ impl FeatureWriter {
             split: None,
             storage: Storage::F32,
             chunk_rows: CHUNK_ROWS,
-            dim: 0,
         };
         let classes = strings(classes, target)?;
         writer.check(writer.file.new_attr_builder().with_data(&classes).create("classes"))?;
@@ -555,7 +553,7 @@ impl FeatureWriter {
 
     /// The feature width of the rows appended (0 before any).
     pub fn dim(&self) -> usize {
-        self.dim
+        self.split.as_ref().and_then(|s| s.features.shape().get(1).copied()).unwrap_or(0)
     }
 
     /// Appends rows to split `split`. Splits are written one after another: a new name starts
@@ -569,7 +567,6 @@ impl FeatureWriter {
             let (labelled, with_photos) = (labels.is_some(), photos.is_some());
             let opened =
                 open_split(&self.file, split, features.ncols(), labelled, with_photos, self.storage, self.chunk_rows);
-            self.dim = features.ncols();
             self.split = Some(self.check(opened)?);
             self.checksum.split(split);
         }

@@ -405,19 +405,16 @@ fn align(
             other_paths.len()
         ));
     }
-    // a path twice in either file would let one file's rows stand for another's: refused in
-    // both, so `A B` and `B A` accept or refuse alike
-    for (which, list) in [("first", paths), ("second", other_paths)] {
-        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(list.len());
-        for (i, p) in list.iter().enumerate() {
-            if let Some(j) = seen.insert(p.as_str(), i) {
-                return Err(format!(
-                    "image `{p}` of split `{split}` is in the {which} file twice (rows {j} and {i}): extract it again"
-                ));
-            }
+    // a path twice in a file would let its rows stand for another's: refused here, for every
+    // file (the first is aligned against itself), so `A B` and `B A` accept or refuse alike
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(other_paths.len());
+    for (i, p) in other_paths.iter().enumerate() {
+        if let Some(j) = index.insert(p.as_str(), i) {
+            return Err(format!(
+                "image `{p}` of split `{split}` is in the second file twice (rows {j} and {i}): extract it again"
+            ));
         }
     }
-    let index: HashMap<&str, usize> = other_paths.iter().enumerate().map(|(i, p)| (p.as_str(), i)).collect();
     let order = paths
         .iter()
         .map(|p| {

@@ -5,7 +5,7 @@ use std::path::Path;
 use base64::Engine as _;
 use image::RgbImage;
 use imgclf_cam::resize_width;
-use imgclf_dataset::load_rgb;
+use imgclf_dataset::{decode_rgb, read_photo};
 
 /// Thumbnail width in pixels (CSS shows them at this size; 2x screens get a slight blur).
 pub const THUMB: u32 = 160;
@@ -22,26 +22,21 @@ pub fn data_uri(picture: &RgbImage) -> String {
 /// The photo at `path` as a [`THUMB`]-wide data URI, or why it cannot be shown (missing since
 /// training, changed since its features were made (`digest`, where recorded), unreadable).
 pub fn thumbnail(path: &Path, digest: Option<u64>) -> Result<String, String> {
-    check_photo(path, digest)?;
-    let photo = load_rgb(path).map_err(|e| format!("unreadable: {e}"))?;
+    let bytes = recorded_photo(path, digest)?;
+    let photo = decode_rgb(&bytes, path).map_err(|e| format!("unreadable: {e}"))?;
     Ok(data_uri(&resize_width(&photo, THUMB)))
 }
 
-/// Whether the file at `path` is the photo whose features were made: there, and with the
-/// recorded digest (the first 8 bytes of its sha256) when there is one.
-pub fn check_photo(path: &Path, digest: Option<u64>) -> Result<(), String> {
+/// The bytes of the file at `path` when it is the photo whose features were made: there, and
+/// with the recorded digest (the first 8 bytes of its sha256) when there is one; else why not.
+pub fn recorded_photo(path: &Path, digest: Option<u64>) -> Result<Vec<u8>, String> {
     if !path.is_file() {
         return Err("missing".into());
     }
-    match digest {
-        Some(digest) => {
-            let bytes = std::fs::read(path).map_err(|e| format!("unreadable: {e}"))?;
-            match imgclf_features::photo_digest(&bytes) == digest {
-                true => Ok(()),
-                false => Err("changed since its features were made".into()),
-            }
-        }
-        None => Ok(()),
+    let bytes = read_photo(path).map_err(|e| format!("unreadable: {e}"))?;
+    match digest.is_none_or(|d| imgclf_features::photo_digest(&bytes) == d) {
+        true => Ok(bytes),
+        false => Err("changed since its features were made".into()),
     }
 }
 

@@ -3,11 +3,26 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 
 /// `imgclf ARGS` run in `dir`.
 pub fn imgclf(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_imgclf")).current_dir(dir).args(args).output().unwrap()
+}
+
+/// `imgclf ARGS` started in `dir` with its output piped: for a test that signals, races or
+/// times it.
+pub fn spawn_in(dir: &Path, args: &[&str]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_imgclf"));
+    command.current_dir(dir).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.spawn().unwrap()
+}
+
+/// `imgclf extract` of `data` through `model` into `out` with tract, then `flags`, started
+/// with its output piped.
+pub fn spawn_extract(data: &Path, model: &Path, out: &Path, flags: &[&str]) -> Child {
+    let paths = ["--data", s(data), "--model", s(model), "--out", s(out)];
+    spawn_in(Path::new("."), &[&["extract", "--engine", "tract"][..], &paths, flags].concat())
 }
 
 /// `imgclf ARGS` in `dir`, which must succeed; its stdout.
