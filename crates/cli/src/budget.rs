@@ -1,8 +1,6 @@
 //! `--memory-budget`: how many bytes of feature rows `train-head`, `evaluate` and `predict`
 //! hold at once; splits over it are read from the feature files in chunks.
 
-use imgclf_heads::default_memory_budget;
-
 #[derive(clap::Args)]
 pub struct BudgetArgs {
     /// Feature rows held in memory at once, e.g. 2GiB or 512MiB (default: a quarter of the
@@ -14,12 +12,7 @@ pub struct BudgetArgs {
 }
 
 impl BudgetArgs {
-    /// The budget in bytes: the flag's, else the machine's default.
-    pub fn bytes(&self) -> usize {
-        self.memory_budget.unwrap_or_else(default_memory_budget)
-    }
-
-    /// The flag as given (`None`: the default), for libraries that choose the default themselves.
+    /// The flag as given (`None`: the default, which `HeadInputs::open` chooses).
     pub fn given(&self) -> Option<usize> {
         self.memory_budget
     }

@@ -34,10 +34,12 @@ enum Command {
         /// gap_<Backbone>.h5 there that did not come from them (refused without it).
         #[arg(long)]
         force: bool,
-        /// Feature rows read at once while copying, e.g. 16MiB (default 64MiB, at least one
-        /// row): what the merge holds in memory, whatever the number of rows.
-        #[arg(long, value_name = "SIZE", value_parser = crate::budget::parse_size)]
-        memory_budget: Option<usize>,
+        /// Bytes of feature rows copied at a time, e.g. 16MiB (default 64MiB, at least one
+        /// row): what the merge holds in memory, whatever the number of rows. Not train-head's
+        /// --memory-budget (rows held for training), hence its own name; the old spelling
+        /// `--memory-budget` is still accepted here.
+        #[arg(long, alias = "memory-budget", value_name = "SIZE", value_parser = crate::budget::parse_size)]
+        copy_buffer: Option<usize>,
     },
     /// Per backbone, the shards done, being written (or killed while writing: a temporary file is
     /// there), missing or damaged, and whether they are merged. Runs merge's checks on a complete
@@ -51,7 +53,7 @@ enum Command {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     match args.command {
-        Command::Merge { dir, backbone, shards, force, memory_budget } => {
+        Command::Merge { dir, backbone, shards, force, copy_buffer } => {
             let backbones = if backbone.is_empty() {
                 sharded_backbones(&dir).context(dir.display().to_string())?
             } else {
@@ -61,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 bail!("{}: no shard files (gap_<Backbone>.shard-K-of-N.h5) to merge", dir.display());
             }
             for name in backbones {
-                let r = match memory_budget {
+                let r = match copy_buffer {
                     Some(bytes) => merge_in_blocks(&dir, &name, shards, force, bytes),
                     None => merge(&dir, &name, shards, force),
                 }

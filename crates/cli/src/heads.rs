@@ -12,11 +12,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::budget::BudgetArgs;
 use crate::show::{epoch_line, metrics};
 
-/// Bytes as MiB, for messages.
-fn mib(bytes: usize) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 enum HeadKind {
     /// Dropout → Dense(classes): sigmoid for two classes, softmax for more.
@@ -121,47 +116,40 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         class_weight: args.class_weight.unwrap_or(ClassWeight::None),
     };
     // training reads train and validation; a test split is checked but not held
-    let budget = args.budget.bytes();
-    let inputs = HeadInputs::open(&args.features, &["train", "validation"], budget).context("--features")?;
+    let inputs =
+        HeadInputs::open(&args.features, &["train", "validation"], args.budget.given()).context("--features")?;
     crate::show::warn_unverified(&inputs);
-    let train_split = inputs.split("train");
-    let train_rows = train_split.map_or(0, |s| s.len());
     eprintln!(
-        "{} classes, {} features ({}); train {train_rows} rows",
+        "{} classes, {} features ({})",
         inputs.classes.len(),
         inputs.dim(),
         inputs.sources.iter().map(|s| format!("{} {}", s.backbone, s.dim)).collect::<Vec<_>>().join(" + ")
     );
-    if train_split.is_some_and(|s| s.x.is_none()) {
-        let chunk = inputs.chunk_rows().min(train_rows);
-        eprintln!(
-            "memory budget {}: train read from the files in {} chunks of {chunk} rows, visited in a seeded order",
-            mib(budget),
-            train_rows.div_ceil(chunk.max(1))
-        );
-    }
+    let plan = ChunkPlan::new(&inputs, &config).context("train-head")?;
+    eprintln!("{plan}");
 
     // A bar per epoch; indicatif draws it only when stderr is a terminal.
     let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} batches {elapsed}")
         .expect("the template is valid")
         .progress_chars("=> ");
     let mut bar = ProgressBar::hidden();
-    let trained = train(&inputs, &config, &mut |event| match event {
-        TrainEvent::EpochStart { epoch, epochs, batches } => {
-            bar = ProgressBar::new(batches as u64)
-                .with_style(style.clone())
-                .with_prefix(format!("Epoch {epoch}/{epochs}"));
-        }
-        TrainEvent::Batch => bar.inc(1),
-        TrainEvent::EpochEnd(stats) => {
-            bar.finish_and_clear();
-            say!("{}", epoch_line(stats, config.epochs));
-        }
-        TrainEvent::Stopped { epoch, best_epoch } => {
-            say!("Early stop after epoch {epoch}: no lower val_loss since epoch {best_epoch}; keeping its weights");
-        }
-    })
-    .context("train-head")?;
+    let trained = plan
+        .train(&inputs, &mut |event| match event {
+            TrainEvent::EpochStart { epoch, epochs, batches } => {
+                bar = ProgressBar::new(batches as u64)
+                    .with_style(style.clone())
+                    .with_prefix(format!("Epoch {epoch}/{epochs}"));
+            }
+            TrainEvent::Batch => bar.inc(1),
+            TrainEvent::EpochEnd(stats) => {
+                bar.finish_and_clear();
+                say!("{}", epoch_line(stats, config.epochs));
+            }
+            TrainEvent::Stopped { epoch, best_epoch } => {
+                say!("Early stop after epoch {epoch}: no lower val_loss since epoch {best_epoch}; keeping its weights");
+            }
+        })
+        .context("train-head")?;
     match &trained.validation {
         Validation::Holdout { fraction, rows } => {
             eprintln!("validated on {rows} rows held out of train (--val-split {fraction})")

@@ -88,7 +88,7 @@ fn shards_of_1_2_3_and_7_merge_into_the_unsharded_file() {
         assert!(again.contains("reused"), "an unsharded extract reuses the merged file: {again}");
     }
     // under a budget of 100 B (3 rows of 8 floats at a time), the same file
-    let merged = ok(&["features", "merge", s(&t.path().join("n3")), "--force", "--memory-budget", "100B"]);
+    let merged = ok(&["features", "merge", s(&t.path().join("n3")), "--force", "--copy-buffer", "100B"]);
     assert!(merged.contains("3 shards merged"), "{merged}");
     assert_same_file(&python, &t.path().join("n3/gap_TinyConvNet.h5"), &whole.join("gap_TinyConvNet.h5"));
 }

@@ -140,12 +140,18 @@ impl HeadInputs {
     }
 
     /// Opens and joins feature files for the splits in `names`, keeping at most
-    /// `memory_budget` bytes of feature rows in memory. Each file is checked against its
+    /// `memory_budget` bytes of feature rows in memory (`None`: [`default_memory_budget`], the
+    /// one place the default is chosen). Each file is checked against its
     /// checksum (read a block at a time) and the files' paths, labels and photos are joined
     /// here; the features are held when the named splits fit in the budget less its read
     /// share (an eighth, at most 64 MiB), and otherwise read from the files a chunk at a
     /// time by [`HeadInputs::reader`].
-    pub fn open(files: &[PathBuf], names: &[&str], memory_budget: usize) -> Result<HeadInputs, HeadError> {
+    pub fn open(
+        files: &[PathBuf],
+        names: &[&str],
+        memory_budget: impl Into<Option<usize>>,
+    ) -> Result<HeadInputs, HeadError> {
+        let memory_budget = memory_budget.into().unwrap_or_else(default_memory_budget);
         let readers = files
             .iter()
             .map(|f| {

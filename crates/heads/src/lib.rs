@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+mod config;
 mod data;
 mod error;
 #[cfg(test)]
@@ -30,12 +31,14 @@ mod layers;
 mod loss;
 mod metrics;
 mod optim;
+mod plan;
 mod plot;
 mod predictor;
 mod run;
 mod submission;
 mod train;
 
+pub use config::{ClassWeight, TrainConfig, Validation};
 pub use data::{HeadInputs, RowReader, Source, SplitData, default_memory_budget};
 pub use error::HeadError;
 pub use head::{Architecture, BatchGrads, Head, HeadConfig, Moments, Standardizer};
@@ -44,16 +47,17 @@ pub use layers::{Dense, Dropout, relu, relu_backward};
 pub use loss::Loss;
 pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
+pub use plan::ChunkPlan;
 pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
 pub use run::{NamedTensor, RUN_FORMAT, Run, RunDir, RunInfo, f32_safetensors, f32_tensor, history_csv};
 pub use submission::{CsvStyle, prediction_csv};
-pub use train::{ClassWeight, EpochStats, TrainConfig, TrainEvent, Trained, Validation, argmax, predict_split, train};
+pub use train::{EpochStats, TrainEvent, Trained, argmax, predict_split, train};
 
 /// `use imgclf_heads::prelude::*` brings what training and scoring a head needs.
 pub mod prelude {
     pub use crate::{
-        Architecture, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, OptimizerConfig, Run,
+        Architecture, ChunkPlan, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, OptimizerConfig, Run,
         TrainConfig, TrainEvent, evaluate, predict_split, prediction_csv, train,
     };
 }

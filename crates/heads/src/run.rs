@@ -9,12 +9,13 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
+use crate::config::{TrainConfig, Validation};
 use crate::data::{HeadInputs, Source};
 use crate::head::{Head, Standardizer};
 use crate::layers::Dense;
 use crate::loss::Loss;
 use crate::plot::curves_png;
-use crate::train::{EpochStats, TrainConfig, Trained, Validation};
+use crate::train::{EpochStats, Trained};
 
 /// Format tag of `run.json`; a reader refuses other ones.
 pub const RUN_FORMAT: &str = "imgclf-run/1";

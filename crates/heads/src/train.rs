@@ -7,88 +7,12 @@ use ndarray::{Array2, ArrayView1, ArrayView2, CowArray, Ix2, s};
 use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
+use crate::config::{ClassWeight, TrainConfig, Validation};
 use crate::data::{HeadInputs, RowReader};
-use crate::head::{Architecture, Head, HeadConfig, Moments};
-use crate::optim::{Optimizer, OptimizerConfig};
+use crate::head::{Head, Moments};
+use crate::optim::Optimizer;
+use crate::plan::ChunkPlan;
 use imgclf_dataset::Rng;
-use imgclf_dataset::limits::{self, BATCH, EPOCHS, HIDDEN, L2, PATIENCE, VAL_SPLIT};
-
-/// Everything that decides a training run; stored in `run.json`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TrainConfig {
-    /// The head's architecture and regularisation.
-    pub head: HeadConfig,
-    /// The optimizer with its rates.
-    pub optimizer: OptimizerConfig,
-    /// Epochs to train.
-    pub epochs: usize,
-    /// Rows per gradient step.
-    pub batch_size: usize,
-    /// Seed of initialisation, shuffling, dropout and the held-out rows.
-    pub seed: u64,
-    /// Standardise each feature with the training rows' mean and standard deviation.
-    pub standardize: bool,
-    /// Share of train held out (seeded, stratified) for validation when the features have no
-    /// `validation` split.
-    pub val_split: Option<f32>,
-    /// Stop after this many epochs without a lower validation loss, keeping the best weights.
-    pub patience: Option<usize>,
-    /// Loss weight per class.
-    pub class_weight: ClassWeight,
-}
-
-impl TrainConfig {
-    /// The tutorial's head, what `imgclf train-head` does without flags: Dropout(0.5) → Dense
-    /// (logistic), Adadelta (learning rate 1.0), 8 epochs of batches of 128, seed 0.
-    pub fn tutorial() -> TrainConfig {
-        TrainConfig {
-            head: HeadConfig { architecture: Architecture::Logistic, dropout: 0.5, l2: 0.0 },
-            optimizer: OptimizerConfig::keras_default("adadelta").expect("a Keras optimizer"),
-            epochs: 8,
-            batch_size: 128,
-            seed: 0,
-            standardize: false,
-            val_split: None,
-            patience: None,
-            class_weight: ClassWeight::None,
-        }
-    }
-}
-
-/// Per-class loss weights, as Keras' `class_weight`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ClassWeight {
-    /// Every class weighs the same.
-    None,
-    /// `rows / (classes · rows of the class)`, as scikit-learn's `"balanced"`.
-    Balanced,
-    /// One weight per class, in class-id order.
-    Manual(Vec<f32>),
-}
-
-impl std::str::FromStr for ClassWeight {
-    type Err = String;
-
-    /// `none`, `balanced`, or one number per class, comma-separated.
-    fn from_str(s: &str) -> Result<ClassWeight, String> {
-        match s {
-            "none" => return Ok(ClassWeight::None),
-            "balanced" => return Ok(ClassWeight::Balanced),
-            _ => {}
-        }
-        let weights = s
-            .split(',')
-            .map(|w| {
-                w.trim().parse::<f32>().map_err(|_| format!("`{w}` is not a number (expected `balanced` or W,W,...)"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(format!("`{s}`: class weights must be numbers >= 0"));
-        }
-        Ok(ClassWeight::Manual(weights))
-    }
-}
 
 /// One line of `history.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,23 +29,6 @@ pub struct EpochStats {
     pub val_acc: Option<f64>,
     /// Seconds the epoch took.
     pub seconds: f64,
-}
-
-/// Where the validation rows came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Validation {
-    /// The features' own split of that name.
-    Split(String),
-    /// Rows held out of train.
-    Holdout {
-        /// The share of train held out.
-        fraction: f32,
-        /// Rows held out.
-        rows: usize,
-    },
-    /// No validation.
-    None,
 }
 
 /// Progress reports, for bars and Keras-style epoch lines.
@@ -180,222 +87,203 @@ struct Chunk<'a> {
 const INIT: u64 = 1;
 const SHUFFLE: u64 = 2;
 const DROPOUT: u64 = 3;
-const HOLDOUT: u64 = 4;
-const CHUNKS: u64 = 5;
 
-/// Trains a head on the `train` split. The same inputs, config and seed give the same
-/// weights and numbers.
-///
-/// A held split is one chunk. A split read from the files comes in chunks of at most
-/// [`HeadInputs::chunk_rows`] rows, each made of short blocks of rows (at most 64, at least 64
-/// blocks a chunk) drawn from the whole split in a seeded order redrawn every epoch: a
-/// file's rows sit in class order, and a chunk of neighbouring rows would hold a few classes.
-/// Rows are shuffled within a chunk from the one stream a held split is shuffled with, so a
-/// split that fits one chunk trains exactly as when held.
+/// Trains a head on the `train` split: [`ChunkPlan::new`], then [`ChunkPlan::train`]. The
+/// same inputs, config and seed give the same weights and numbers.
 pub fn train(
     inputs: &HeadInputs,
     config: &TrainConfig,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<Trained, HeadError> {
-    check(config, inputs.classes.len())?;
-    let first_file = inputs.sources.first().map(|s| s.file.clone()).unwrap_or_default();
-    let labelled = |name: &str| inputs.split(name).and_then(|s| s.labels.as_ref().map(|l| (s, l)));
-    let Some((train_split, train_labels)) = labelled("train") else {
-        return Err(HeadError::Input { path: first_file, reason: "no labelled `train` split to train on".into() });
-    };
-    let chunk_rows = match &train_split.x {
-        Some(_) => usize::MAX,
-        None => inputs.chunk_rows(),
-    };
-    if chunk_rows < config.batch_size {
-        return Err(HeadError::Config(format!(
-            "`memory_budget` of {} MiB holds {chunk_rows} rows of {} features, fewer than a batch of {}: raise it, or \
-             lower `batch_size`",
-            inputs.memory_budget >> 20,
-            inputs.dim(),
-            config.batch_size
-        )));
-    }
-    let train_reader = inputs.reader("train")?;
-    let val_split = labelled("validation");
-    let val_reader = val_split.map(|(split, _)| inputs.reader(&split.name)).transpose()?;
-    let all: Vec<usize> = (0..train_labels.len()).collect();
-    let (train_rows, val_rows, validation) = match (val_split, config.val_split) {
-        (Some(_), Some(_)) => {
-            return Err(HeadError::Config(
-                "`val_split` holds out part of train, but the features have a `validation` split; drop one".into(),
-            ));
-        }
-        (Some((split, labels)), None) => {
-            let reader = val_reader.as_ref().expect("opened above");
-            let val = Rows { reader, labels, index: (0..labels.len()).collect() };
-            (all, Some(val), Validation::Split(split.name.clone()))
-        }
-        (None, Some(fraction)) => {
-            let (keep, held) = stratified_holdout(train_labels, inputs.classes.len(), fraction, config.seed);
-            let validation = Validation::Holdout { fraction, rows: held.len() };
-            (keep, Some(Rows { reader: &train_reader, labels: train_labels, index: held }), validation)
-        }
-        (None, None) => (all, None, Validation::None),
-    };
-    if config.patience.is_some() && val_rows.is_none() {
-        return Err(HeadError::Config(
-            "early stopping (`patience`) watches validation loss: give `val_split`, or features with a validation split".into(),
-        ));
-    }
-    let train = Rows { reader: &train_reader, labels: train_labels, index: train_rows };
-    let weights = class_weights(&config.class_weight, &train, inputs.classes.len());
-    let held = train_split.x.is_some();
-    let blocks = blocks(&train.index, block_rows(chunk_rows));
-    let per_chunk = match held {
-        true => blocks.len().max(1),
-        false => chunk_rows / block_rows(chunk_rows),
-    };
-    let read = |rows: Vec<usize>| -> Result<Chunk, HeadError> {
-        Ok(match held {
-            true => Chunk { x: train.reader.range(0..train_split.len())?, at: rows, labels: train.labels.to_vec() },
-            false => Chunk {
-                x: CowArray::from(train.reader.gather(&rows)?),
-                at: (0..rows.len()).collect(),
-                labels: rows.iter().map(|&r| train.labels[r]).collect(),
-            },
-        })
-    };
-    let chunk_rows_of = |group: &[usize]| -> Vec<usize> {
-        let mut rows: Vec<usize> = group.iter().flat_map(|&b| blocks[b].iter().copied()).collect();
-        rows.sort_unstable();
-        rows
-    };
+    ChunkPlan::new(inputs, config)?.train(inputs, on_event)
+}
 
-    let mut head = Head::new(config.head, inputs.dim(), inputs.classes.len(), &mut Rng::stream(config.seed, INIT, 0));
-    if config.standardize {
-        // one pass in ascending row order: the sums of a held split, bit for bit
-        let mut moments = Moments::new(inputs.dim());
-        let ascending: Vec<usize> = (0..blocks.len()).collect();
-        for group in ascending.chunks(per_chunk) {
-            let chunk = read(chunk_rows_of(group))?;
-            moments.add(chunk.x.view(), &chunk.at);
-        }
-        head.standardizer = Some(moments.standardizer());
-    }
-    let sizes: Vec<usize> = head.params_mut().iter().map(|p| p.len()).collect();
-    let mut optimizer = Optimizer::new(config.optimizer, &sizes);
+impl ChunkPlan {
+    /// Trains a head on the plan's rows of `inputs` (the features it was made from), visiting
+    /// them chunk by chunk as [`ChunkPlan::epoch`] lays out; rows are shuffled within a chunk
+    /// from the one stream a held split is shuffled with.
+    pub fn train(&self, inputs: &HeadInputs, on_event: &mut dyn FnMut(TrainEvent)) -> Result<Trained, HeadError> {
+        let config = &self.config;
+        let train_split = inputs.split("train").expect("a plan is made from features with a train split");
+        let train_labels = train_split.labels.as_deref().expect("a plan's train split is labelled");
+        let train_reader = inputs.reader("train")?;
+        let val_reader = match &self.validation {
+            Validation::Split(name) => Some(inputs.reader(name)?),
+            _ => None,
+        };
+        let val_rows = match (&self.validation, &val_reader) {
+            (Validation::Split(name), Some(reader)) => {
+                let labels = inputs.split(name).and_then(|s| s.labels.as_deref()).expect("a labelled split");
+                Some(Rows { reader, labels, index: (0..labels.len()).collect() })
+            }
+            (Validation::Holdout { .. }, _) => {
+                Some(Rows { reader: &train_reader, labels: train_labels, index: self.held_out.clone() })
+            }
+            _ => None,
+        };
+        let train = Rows { reader: &train_reader, labels: train_labels, index: self.rows.clone() };
+        let weights = class_weights(&config.class_weight, &train, inputs.classes.len());
+        let read = |rows: Vec<usize>| -> Result<Chunk, HeadError> {
+            Ok(match self.is_held() {
+                true => Chunk { x: train.reader.range(0..train_split.len())?, at: rows, labels: train.labels.to_vec() },
+                false => Chunk {
+                    x: CowArray::from(train.reader.gather(&rows)?),
+                    at: (0..rows.len()).collect(),
+                    labels: rows.iter().map(|&r| train.labels[r]).collect(),
+                },
+            })
+        };
 
-    let mut history = Vec::new();
-    let mut best: Option<(f64, usize, Head)> = None;
-    for epoch in 1..=config.epochs {
-        let mut visit: Vec<usize> = (0..blocks.len()).collect();
-        if !held {
-            Rng::stream(config.seed, CHUNKS, epoch as u64).shuffle(&mut visit);
+        let mut head =
+            Head::new(config.head, inputs.dim(), inputs.classes.len(), &mut Rng::stream(config.seed, INIT, 0));
+        if config.standardize {
+            let mut moments = Moments::new(inputs.dim());
+            for rows in self.ascending() {
+                let chunk = read(rows)?;
+                moments.add(chunk.x.view(), &chunk.at);
+            }
+            head.standardizer = Some(moments.standardizer());
         }
-        let chunks: Vec<Vec<usize>> = visit.chunks(per_chunk).map(chunk_rows_of).collect();
-        let batches = chunks.iter().map(|c| c.len().div_ceil(config.batch_size)).sum();
-        on_event(TrainEvent::EpochStart { epoch, epochs: config.epochs, batches });
-        let started = Instant::now();
-        let mut shuffle = Rng::stream(config.seed, SHUFFLE, epoch as u64);
-        let (mut loss_sum, mut correct, mut b) = (0.0f64, 0usize, 0u64);
-        for rows in chunks {
-            let Chunk { x, mut at, labels: label_of } = read(rows)?;
-            shuffle.shuffle(&mut at);
-            for batch in at.chunks(config.batch_size) {
-                let labels: Vec<usize> = batch.iter().map(|&r| label_of[r]).collect();
-                let w: Option<Vec<f32>> = weights.as_ref().map(|w| labels.iter().map(|&l| w[l]).collect());
-                let dropout = Rng::stream(config.seed, DROPOUT, ((epoch as u64) << 32) | b).next_u64();
-                let out = head.batch_grads(x.view(), batch, &labels, w.as_deref(), dropout);
-                let weighted: f64 =
-                    out.losses.iter().enumerate().map(|(i, &l)| (l * w.as_ref().map_or(1.0, |w| w[i])) as f64).sum();
-                let batch_loss = weighted + head.penalty() as f64 * batch.len() as f64;
-                if !batch_loss.is_finite() {
-                    let value = if batch_loss.is_nan() { "NaN" } else { "infinite" }.to_string();
-                    return Err(HeadError::Diverged { epoch, batch: b + 1, value });
+        let sizes: Vec<usize> = head.params_mut().iter().map(|p| p.len()).collect();
+        let mut optimizer = Optimizer::new(config.optimizer, &sizes);
+
+        let mut history = Vec::new();
+        let mut best: Option<(f64, usize, Head)> = None;
+        for epoch in 1..=config.epochs {
+            let batches = self.rows.len().div_ceil(config.batch_size);
+            on_event(TrainEvent::EpochStart { epoch, epochs: config.epochs, batches });
+            let started = Instant::now();
+            let mut shuffle = Rng::stream(config.seed, SHUFFLE, epoch as u64);
+            let mut steps = Steps::new(&mut head, &mut optimizer, weights.as_deref(), config, epoch);
+            // a chunk's last rows short of a batch wait for the next chunk's (a copy, under a
+            // batch of rows), so only the epoch's last batch is short, as when held
+            let (mut pending, mut pending_labels) = (Vec::<f32>::new(), Vec::<usize>::new());
+            for rows in self.epoch(epoch) {
+                let Chunk { x, mut at, labels: label_of } = read(rows)?;
+                shuffle.shuffle(&mut at);
+                let fill = (config.batch_size - pending_labels.len()) % config.batch_size;
+                let (first, rest) = at.split_at(fill.min(at.len()));
+                for batch in std::iter::once(first).chain(rest.chunks(config.batch_size)) {
+                    if batch.len() == config.batch_size && pending_labels.is_empty() {
+                        let labels: Vec<usize> = batch.iter().map(|&r| label_of[r]).collect();
+                        steps.take(x.view(), batch, &labels, on_event)?;
+                        continue;
+                    }
+                    for &r in batch {
+                        pending.extend(x.row(r).iter());
+                        pending_labels.push(label_of[r]);
+                    }
+                    if pending_labels.len() == config.batch_size {
+                        steps.take_owned(&mut pending, &mut pending_labels, on_event)?;
+                    }
                 }
-                loss_sum += batch_loss;
-                correct += count_correct(head.loss.probabilities(out.logits.view()).view(), &labels);
-                let grads: Vec<&[f32]> = out.grads.iter().map(Vec::as_slice).collect();
-                optimizer.step(&mut head.params_mut(), &grads);
-                on_event(TrainEvent::Batch);
-                b += 1;
+            }
+            if !pending_labels.is_empty() {
+                steps.take_owned(&mut pending, &mut pending_labels, on_event)?;
+            }
+            let (loss_sum, correct) = (steps.loss_sum, steps.correct);
+            let n = train.index.len() as f64;
+            let (val_loss, val_acc) = match &val_rows {
+                Some(v) => {
+                    let (loss, acc) = score(&head, v, score_rows(inputs))?;
+                    (Some(loss + head.penalty() as f64), Some(acc))
+                }
+                None => (None, None),
+            };
+            let stats = EpochStats {
+                epoch,
+                loss: loss_sum / n,
+                acc: correct as f64 / n,
+                val_loss,
+                val_acc,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            on_event(TrainEvent::EpochEnd(&stats));
+            history.push(stats);
+            if let (Some(patience), Some(loss)) = (config.patience, val_loss) {
+                if best.as_ref().is_none_or(|(b, _, _)| loss < *b) {
+                    best = Some((loss, epoch, head.clone()));
+                }
+                let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
+                if epoch - best_epoch >= patience && epoch < config.epochs {
+                    on_event(TrainEvent::Stopped { epoch, best_epoch });
+                    break;
+                }
             }
         }
-        let n = train.index.len() as f64;
-        let (val_loss, val_acc) = match &val_rows {
-            Some(v) => {
-                let (loss, acc) = score(&head, v, score_rows(inputs))?;
-                (Some(loss + head.penalty() as f64), Some(acc))
-            }
-            None => (None, None),
+        let (head, best_epoch) = match best {
+            Some((_, epoch, head)) => (head, epoch),
+            None => (head, history.len()),
         };
-        let stats = EpochStats {
-            epoch,
-            loss: loss_sum / n,
-            acc: correct as f64 / n,
-            val_loss,
-            val_acc,
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        on_event(TrainEvent::EpochEnd(&stats));
-        history.push(stats);
-        if let (Some(patience), Some(loss)) = (config.patience, val_loss) {
-            if best.as_ref().is_none_or(|(b, _, _)| loss < *b) {
-                best = Some((loss, epoch, head.clone()));
-            }
-            let best_epoch = best.as_ref().map_or(epoch, |b| b.1);
-            if epoch - best_epoch >= patience && epoch < config.epochs {
-                on_event(TrainEvent::Stopped { epoch, best_epoch });
-                break;
-            }
-        }
+        Ok(Trained { head, history, best_epoch, validation: self.validation.clone() })
     }
-    let (head, best_epoch) = match best {
-        Some((_, epoch, head)) => (head, epoch),
-        None => (head, history.len()),
-    };
-    Ok(Trained { head, history, best_epoch, validation })
 }
 
-fn check(config: &TrainConfig, classes: usize) -> Result<(), HeadError> {
-    let fail = |m: String| Err(HeadError::Config(m));
-    let h = &config.head;
-    if classes < 2 {
-        return fail(format!("a classifier needs at least 2 classes, the features have {classes}"));
+/// One epoch's optimizer steps: each batch's gradients applied, its loss and hits summed.
+struct Steps<'a> {
+    head: &'a mut Head,
+    optimizer: &'a mut Optimizer,
+    weights: Option<&'a [f32]>,
+    config: &'a TrainConfig,
+    epoch: usize,
+    /// Batches taken so far.
+    b: u64,
+    loss_sum: f64,
+    correct: usize,
+}
+
+impl<'a> Steps<'a> {
+    fn new(
+        head: &'a mut Head,
+        optimizer: &'a mut Optimizer,
+        weights: Option<&'a [f32]>,
+        config: &'a TrainConfig,
+        epoch: usize,
+    ) -> Steps<'a> {
+        Steps { head, optimizer, weights, config, epoch, b: 0, loss_sum: 0.0, correct: 0 }
     }
-    let limited = || -> Result<(), String> {
-        EPOCHS.check_usize(config.epochs)?;
-        BATCH.check_usize(config.batch_size)?;
-        limits::DROPOUT.check_f32(h.dropout)?;
-        L2.check_f32(h.l2)?;
-        if let Architecture::Mlp { hidden } = h.architecture {
-            HIDDEN.check_usize(hidden)?;
+
+    /// One step on rows `batch` of `x`, labelled `labels`.
+    fn take(
+        &mut self,
+        x: ArrayView2<f32>,
+        batch: &[usize],
+        labels: &[usize],
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), HeadError> {
+        let (config, epoch) = (self.config, self.epoch);
+        let w: Option<Vec<f32>> = self.weights.map(|w| labels.iter().map(|&l| w[l]).collect());
+        let dropout = Rng::stream(config.seed, DROPOUT, ((epoch as u64) << 32) | self.b).next_u64();
+        let out = self.head.batch_grads(x, batch, labels, w.as_deref(), dropout);
+        let weighted: f64 =
+            out.losses.iter().enumerate().map(|(i, &l)| (l * w.as_ref().map_or(1.0, |w| w[i])) as f64).sum();
+        let batch_loss = weighted + self.head.penalty() as f64 * batch.len() as f64;
+        if !batch_loss.is_finite() {
+            let value = if batch_loss.is_nan() { "NaN" } else { "infinite" }.to_string();
+            return Err(HeadError::Diverged { epoch, batch: self.b + 1, value });
         }
-        config.val_split.map(|f| VAL_SPLIT.check_f32(f)).transpose()?;
-        config.patience.map(|p| PATIENCE.check_usize(p)).transpose()?;
+        self.loss_sum += batch_loss;
+        self.correct += count_correct(self.head.loss.probabilities(out.logits.view()).view(), labels);
+        let grads: Vec<&[f32]> = out.grads.iter().map(Vec::as_slice).collect();
+        self.optimizer.step(&mut self.head.params_mut(), &grads);
+        on_event(TrainEvent::Batch);
+        self.b += 1;
         Ok(())
-    };
-    limited().map_err(HeadError::Config)?;
-    config.optimizer.check()?;
-    if let ClassWeight::Manual(w) = &config.class_weight
-        && (w.len() != classes || w.iter().any(|&v| v.is_nan() || v <= 0.0))
-    {
-        return fail(format!("`class_weight` needs {classes} positive weights (one per class), got {w:?}"));
     }
-    Ok(())
-}
 
-/// Per class, a seeded shuffle and the first `round(fraction · n)` rows held out (at least
-/// one and never all of a class with two or more rows). Returns (kept, held), each sorted.
-fn stratified_holdout(labels: &[usize], classes: usize, fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let (mut keep, mut held) = (Vec::new(), Vec::new());
-    for class in 0..classes {
-        let mut rows: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == class).collect();
-        Rng::stream(seed, HOLDOUT, class as u64).shuffle(&mut rows);
-        let n = rows.len();
-        let k = if n < 2 { 0 } else { ((fraction * n as f32).round() as usize).clamp(1, n - 1) };
-        held.extend_from_slice(&rows[..k]);
-        keep.extend_from_slice(&rows[k..]);
+    /// One step on rows copied out of their chunks (`x` row after row), which it empties.
+    fn take_owned(
+        &mut self,
+        x: &mut Vec<f32>,
+        labels: &mut Vec<usize>,
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), HeadError> {
+        let rows = ArrayView2::from_shape((labels.len(), x.len() / labels.len()), x).expect("whole rows");
+        self.take(rows, &(0..labels.len()).collect::<Vec<_>>(), labels, on_event)?;
+        x.clear();
+        labels.clear();
+        Ok(())
     }
-    keep.sort_unstable();
-    held.sort_unstable();
-    (keep, held)
 }
 
 fn class_weights(weights: &ClassWeight, train: &Rows, classes: usize) -> Option<Vec<f32>> {
@@ -451,42 +339,4 @@ pub fn predict_split(head: &Head, inputs: &HeadInputs, split: &str) -> Result<Ar
         probs.slice_mut(s![start..end, ..]).assign(&head.predict(reader.range(start..end)?.view()));
     }
     Ok(probs)
-}
-
-/// Rows of the blocks a chunk of `chunk_rows` is drawn in: 64 (one HDF5 chunk of a feature
-/// file) when a chunk holds 64 blocks or more, fewer so that it does.
-fn block_rows(chunk_rows: usize) -> usize {
-    (chunk_rows / 64).clamp(1, 64)
-}
-
-/// The rows of `index` (ascending) in blocks of `block_rows` neighbouring rows, empty blocks
-/// left out.
-fn blocks(index: &[usize], block_rows: usize) -> Vec<Vec<usize>> {
-    let mut blocks: Vec<Vec<usize>> = Vec::new();
-    let mut current = usize::MAX;
-    for &r in index {
-        if r / block_rows != current {
-            current = r / block_rows;
-            blocks.push(Vec::new());
-        }
-        blocks.last_mut().expect("pushed above").push(r);
-    }
-    blocks
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn holdout_is_stratified_disjoint_and_seeded() {
-        let labels: Vec<usize> = (0..100).map(|i| usize::from(i % 4 == 0)).collect(); // 25 of class 1
-        let (keep, held) = stratified_holdout(&labels, 2, 0.2, 5);
-        assert_eq!(held.iter().filter(|&&r| labels[r] == 1).count(), 5);
-        assert_eq!(held.iter().filter(|&&r| labels[r] == 0).count(), 15);
-        assert_eq!(keep.len() + held.len(), 100);
-        assert!(held.iter().all(|r| !keep.contains(r)));
-        assert_eq!(stratified_holdout(&labels, 2, 0.2, 5).1, held);
-        assert_ne!(stratified_holdout(&labels, 2, 0.2, 6).1, held);
-    }
 }

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use imgclf_heads::{HeadInputs, Predictions, Predictor, Run, default_memory_budget, predict_split};
+use imgclf_heads::{HeadInputs, Predictions, Predictor, Run, predict_split};
 use imgclf_runtime::EngineConfig;
 
 use crate::run::format_of;
@@ -29,7 +29,7 @@ pub struct SplitSource<'a> {
     pub data: Option<&'a Path>,
     /// Feature files to score (head runs).
     pub features: &'a [PathBuf],
-    /// Bytes of feature rows a head run holds at once (default: [`default_memory_budget`]);
+    /// Bytes of feature rows a head run holds at once (default: [`imgclf_heads::default_memory_budget`]);
     /// a split over it is scored a block at a time from the files.
     pub memory_budget: Option<usize>,
 }
@@ -80,7 +80,7 @@ impl AnyRun {
                 if source.data.is_some() {
                     return Err(refuse("a head run, which reads feature files, not a data root"));
                 }
-                score_head(run, source.features, split, source.memory_budget.unwrap_or_else(default_memory_budget))
+                score_head(run, source.features, split, source.memory_budget)
             }
             _ if !source.features.is_empty() => {
                 Err(refuse("a CNN or fine-tuning run, which reads images, not feature files"))
@@ -108,7 +108,12 @@ impl AnyRun {
 
 /// A head run's split from feature files (`overrides`, else those named in `run.json`),
 /// checked against the run's backbones and widths.
-fn score_head(run: &Run, overrides: &[PathBuf], split: Option<&str>, budget: usize) -> Result<Scored, NetError> {
+fn score_head(
+    run: &Run,
+    overrides: &[PathBuf],
+    split: Option<&str>,
+    budget: Option<usize>,
+) -> Result<Scored, NetError> {
     let files: Vec<PathBuf> = if overrides.is_empty() {
         run.info.sources.iter().map(|s| s.file.clone()).collect()
     } else {
