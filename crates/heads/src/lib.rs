@@ -35,6 +35,7 @@ mod plan;
 mod plot;
 mod predictor;
 mod run;
+mod run_folder;
 mod submission;
 mod train;
 
@@ -50,7 +51,11 @@ pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plan::ChunkPlan;
 pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png};
 pub use predictor::{Predictions, Predictor, image_files};
-pub use run::{NamedTensor, RUN_FORMAT, Run, RunDir, RunInfo, f32_safetensors, f32_tensor, history_csv};
+pub use run::{RUN_FORMAT, Run, RunInfo};
+pub use run_folder::{
+    BackboneSummary, NamedTensor, RunDir, RunHeader, RunSummary, f32_safetensors, f32_tensor, format_of, history_csv,
+    parse_run_json, read_history, run_json_text, settings,
+};
 pub use submission::{CsvStyle, prediction_csv};
 pub use train::{EpochStats, TrainEvent, Trained, argmax, predict_split, train};
 

@@ -1,20 +1,23 @@
 //! The run folder `train-head` writes and `evaluate` / `predict` read:
 //! `weights.safetensors`, `run.json`, `history.csv`, `curves.png`.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
 use crate::config::{TrainConfig, Validation};
 use crate::data::{HeadInputs, Source};
-use crate::head::{Head, Standardizer};
+use crate::head::{Architecture, Head, Standardizer};
 use crate::layers::Dense;
 use crate::loss::Loss;
 use crate::plot::curves_png;
+use crate::run_folder::{
+    BackboneSummary, NamedTensor, RunDir, RunHeader, RunSummary, f32_safetensors, f32_tensor, history_csv,
+    parse_run_json, run_json_text, settings,
+};
 use crate::train::{EpochStats, Trained};
 
 /// Format tag of `run.json`; a reader refuses other ones.
@@ -23,13 +26,9 @@ pub const RUN_FORMAT: &str = "imgclf-run/1";
 /// `run.json`: what was trained on what, and how it went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
-    /// `imgclf-run/1`.
-    pub format: String,
-    /// The imgclf version that wrote it.
-    pub created_by: String,
-    /// The command line that trained it (empty in runs from before it was recorded).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub command: Vec<String>,
+    /// Format, writer and command line.
+    #[serde(flatten)]
+    pub header: RunHeader,
     /// The training settings.
     pub config: TrainConfig,
     /// Class names in id order.
@@ -48,6 +47,52 @@ pub struct RunInfo {
     pub metrics: EpochStats,
 }
 
+impl RunInfo {
+    /// `run.json`'s text of a head run in `dir`, parsed (another kind is refused).
+    pub fn parse(dir: &Path, text: &str) -> Result<RunInfo, HeadError> {
+        parse_run_json(dir, text, RUN_FORMAT, "train-head")
+    }
+
+    /// The run's facts for pages and tables.
+    pub fn summary(&self) -> RunSummary {
+        let head = match self.config.head.architecture {
+            Architecture::Logistic => "logistic".to_string(),
+            Architecture::Mlp { hidden } => format!("mlp-{hidden}"),
+        };
+        let validation = match &self.validation {
+            Validation::Split(name) => format!("split `{name}`"),
+            Validation::Holdout { fraction, rows } => format!("{rows} rows held out of train (val_split {fraction})"),
+            Validation::None => "none".into(),
+        };
+        let backbones = self
+            .sources
+            .iter()
+            .map(|s| BackboneSummary {
+                name: s.backbone.clone(),
+                model_sha256: s.model_sha256.clone(),
+                width: Some(s.dim),
+                features: Some(s.file.clone()),
+                model: s.model.clone(),
+            })
+            .collect();
+        RunSummary {
+            kind: "train-head",
+            header: self.header.clone(),
+            backbones,
+            head,
+            settings: settings(&self.config),
+            seed: Some(self.config.seed),
+            data: None,
+            engine: self.sources.first().map(|s| s.engine.clone()).filter(|e| !e.is_empty()),
+            validation: Some(validation),
+            epochs_run: self.epochs_run,
+            best_epoch: Some(self.best_epoch),
+            kept: Some(self.metrics.clone()),
+            base_run: None,
+        }
+    }
+}
+
 /// A saved head with its description.
 #[derive(Debug, Clone)]
 pub struct Run {
@@ -64,9 +109,7 @@ impl Run {
     pub fn new(dir: &Path, inputs: &HeadInputs, config: &TrainConfig, trained: Trained) -> Run {
         let metrics = trained.history[trained.best_epoch - 1].clone();
         let info = RunInfo {
-            format: RUN_FORMAT.into(),
-            created_by: format!("imgclf-heads {}", env!("CARGO_PKG_VERSION")),
-            command: std::env::args().collect(),
+            header: RunHeader::new(RUN_FORMAT, format!("imgclf-heads {}", env!("CARGO_PKG_VERSION"))),
             config: config.clone(),
             classes: inputs.classes.clone(),
             sources: inputs.sources.clone(),
@@ -79,28 +122,9 @@ impl Run {
         Run { dir: dir.to_path_buf(), info, head: trained.head }
     }
 
-    /// Whether a run may be written to `dir`: a new name, or (with `overwrite`) an empty folder
-    /// or an earlier run's. A file, or a folder holding something else, is never replaced.
-    /// The folder's nearest existing parent must take a new folder: found out now, not after
-    /// training.
+    /// Whether a run may be written to `dir` ([`RunDir::check`]): found out before training.
     pub fn check_out(dir: &Path, overwrite: bool) -> Result<(), HeadError> {
-        if dir.symlink_metadata().is_err() {
-            return writable_parent(dir);
-        }
-        if !dir.is_dir() {
-            return Err(HeadError::run(dir, "is a file, not a run folder; choose another folder"));
-        }
-        if !overwrite {
-            return Err(HeadError::run(dir, "already exists; choose another folder, or replace it with `overwrite`"));
-        }
-        let empty = std::fs::read_dir(dir).map_err(HeadError::io(dir))?.next().is_none();
-        if !empty && !dir.join("run.json").is_file() {
-            return Err(HeadError::run(
-                dir,
-                "holds something other than a run (no run.json): not replaced, even with `overwrite`",
-            ));
-        }
-        Ok(())
+        RunDir::check(dir, overwrite)
     }
 
     /// Writes the folder through a [`RunDir`], so an interrupted run never leaves a
@@ -121,22 +145,12 @@ impl Run {
 
     /// Reads a run folder written by [`Run::save`].
     pub fn load(dir: &Path) -> Result<Run, HeadError> {
-        let text = imgclf_dataset::read_text(&dir.join("run.json"), imgclf_dataset::TEXT_FILE_LIMIT).map_err(|e| {
-            HeadError::run(dir, format!("no readable run.json ({e}); is this a run folder a head's training wrote?"))
-        })?;
-        Run::from_run_json(dir, &text)
+        Run::from_run_json(dir, &run_json_text(dir, "train-head")?)
     }
 
     /// [`Run::load`] with `run.json`'s text already read (by a caller that looked at its format).
     pub fn from_run_json(dir: &Path, text: &str) -> Result<Run, HeadError> {
-        let json_path = dir.join("run.json");
-        let info: RunInfo = serde_json::from_str(text).map_err(|e| HeadError::run(&json_path, e))?;
-        if info.format != RUN_FORMAT {
-            return Err(HeadError::run(
-                &json_path,
-                format!("format `{}`, this imgclf reads `{RUN_FORMAT}`", info.format),
-            ));
-        }
+        let info = RunInfo::parse(dir, text)?;
         let weights_path = dir.join("weights.safetensors");
         let bytes = std::fs::read(&weights_path).map_err(HeadError::io(&weights_path))?;
         let head = head_from_bytes(&bytes, &info).map_err(|reason| HeadError::run(&weights_path, reason))?;
@@ -181,114 +195,8 @@ impl Run {
     }
 }
 
-/// A run folder being written. Files go into a hidden sibling (`.NAME.partial-PID`) until
-/// [`RunDir::publish`] renames it into place, replacing an earlier run only then. Dropped
-/// unpublished (an error, an interruption) it removes the sibling, so the folder keeps its
-/// earlier state or stays absent; a sibling that a killed process left is removed by the
-/// next run for the same folder.
-#[derive(Debug)]
-pub struct RunDir {
-    target: PathBuf,
-    staging: PathBuf,
-    overwrite: bool,
-    published: bool,
-}
-
-impl RunDir {
-    /// Starts writing the run folder `target` (see [`Run::check_out`] for what it may replace).
-    pub fn begin(target: &Path, overwrite: bool) -> Result<RunDir, HeadError> {
-        Run::check_out(target, overwrite)?;
-        let parent = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(HeadError::io(parent))?;
-        let staging = imgclf_dataset::staging_path(target, "partial");
-        let _ = std::fs::remove_dir_all(&staging);
-        std::fs::create_dir(&staging).map_err(HeadError::io(&staging))?;
-        Ok(RunDir { target: target.to_path_buf(), staging, overwrite, published: false })
-    }
-
-    /// An existing run folder written in place (a resumed run): already published.
-    pub fn existing(target: &Path) -> RunDir {
-        RunDir { target: target.to_path_buf(), staging: target.to_path_buf(), overwrite: true, published: true }
-    }
-
-    /// Where files go now: the hidden sibling until published, the run folder after.
-    pub fn path(&self) -> &Path {
-        if self.published { &self.target } else { &self.staging }
-    }
-
-    /// The run folder.
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
-    /// Whether the folder is in place (files written since are in the run folder itself).
-    pub fn published(&self) -> bool {
-        self.published
-    }
-
-    /// Renames the sibling into place, removing an earlier run first; later calls do nothing.
-    pub fn publish(&mut self) -> Result<(), HeadError> {
-        if self.published {
-            return Ok(());
-        }
-        Run::check_out(&self.target, self.overwrite)?;
-        if self.target.exists() {
-            std::fs::remove_dir_all(&self.target).map_err(HeadError::io(&self.target))?;
-        }
-        std::fs::rename(&self.staging, &self.target).map_err(HeadError::io(&self.target))?;
-        self.published = true;
-        Ok(())
-    }
-}
-
-impl Drop for RunDir {
-    fn drop(&mut self) {
-        if !self.published {
-            let _ = std::fs::remove_dir_all(&self.staging);
-        }
-    }
-}
-
-/// Whether a folder can be made at `dir`: its nearest existing ancestor is a folder that takes
-/// a new one (tried with a hidden folder, removed at once).
-fn writable_parent(dir: &Path) -> Result<(), HeadError> {
-    let absolute = std::path::absolute(dir).map_err(HeadError::io(dir))?;
-    let Some(parent) = absolute.ancestors().skip(1).find(|a| a.symlink_metadata().is_ok()) else {
-        return Ok(());
-    };
-    if !parent.is_dir() {
-        return Err(HeadError::run(dir, format!("cannot be made: {} is a file", parent.display())));
-    }
-    let probe = imgclf_dataset::staging_path(&parent.join("run"), "probe");
-    match std::fs::create_dir(&probe) {
-        Ok(()) => {
-            let _ = std::fs::remove_dir(&probe);
-            Ok(())
-        }
-        Err(e) => Err(HeadError::run(dir, format!("cannot be written ({e} in {})", parent.display()))),
-    }
-}
-
 fn write(path: &Path, bytes: &[u8]) -> Result<(), HeadError> {
     std::fs::write(path, bytes).map_err(HeadError::io(path))
-}
-
-/// `epoch,loss,acc,val_loss,val_acc,seconds`; validation cells are empty without validation.
-pub fn history_csv(history: &[EpochStats]) -> String {
-    let mut out = String::from("epoch,loss,acc,val_loss,val_acc,seconds\n");
-    let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
-    for h in history {
-        out += &format!(
-            "{},{:.6},{:.6},{},{},{:.3}\n",
-            h.epoch,
-            h.loss,
-            h.acc,
-            opt(h.val_loss),
-            opt(h.val_acc),
-            h.seconds
-        );
-    }
-    out
 }
 
 /// The head's tensors (names such as `output.kernel`, kernels `(inputs, outputs)` as in
@@ -306,32 +214,6 @@ fn weights_bytes(head: &Head) -> Vec<u8> {
         tensors.push(("standardizer.scale".into(), vec![s.scale.len()], s.scale.to_vec()));
     }
     f32_safetensors(&tensors, RUN_FORMAT)
-}
-
-/// An f32 tensor as a checkpoint stores it: `(name, shape, values)`.
-pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
-
-/// Named f32 tensors `(name, shape, values)` as safetensors bytes. The metadata holds one
-/// entry, `format`: safetensors writes a map's entries in hash order, and the same tensors
-/// must give the same bytes.
-pub fn f32_safetensors(tensors: &[NamedTensor], format: &str) -> Vec<u8> {
-    let bytes: Vec<Vec<u8>> =
-        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
-    let views = tensors.iter().zip(&bytes).map(|((name, shape, _), data)| {
-        (name.clone(), TensorView::new(Dtype::F32, shape.clone(), data).expect("shape matches data"))
-    });
-    let meta = HashMap::from([("format".to_string(), format.to_string())]);
-    safetensors::serialize(views, Some(meta)).expect("tensors serialise")
-}
-
-/// The shape and values of f32 tensor `name`, or why it cannot be read.
-pub fn f32_tensor(st: &SafeTensors, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
-    let t = st.tensor(name).map_err(|_| format!("tensor `{name}` is missing"))?;
-    if t.dtype() != Dtype::F32 {
-        return Err(format!("tensor `{name}` is {:?}, expected F32", t.dtype()));
-    }
-    let values = t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    Ok((t.shape().to_vec(), values))
 }
 
 fn head_from_bytes(bytes: &[u8], info: &RunInfo) -> Result<Head, String> {

@@ -4,11 +4,50 @@
 
 use std::path::{Path, PathBuf};
 
-use imgclf_heads::{HeadInputs, Predictions, Predictor, Run, predict_split};
+use imgclf_heads::{
+    HeadInputs, Predictions, Predictor, Run, RunInfo, RunSummary, format_of, predict_split, run_json_text,
+};
 use imgclf_runtime::EngineConfig;
 
-use crate::run::format_of;
-use crate::{CNN_RUN_FORMAT, CnnRun, FINETUNE_RUN_FORMAT, FineTuneRun, NetError, Scored};
+use crate::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, FINETUNE_RUN_FORMAT, FineTuneInfo, FineTuneRun, NetError, Scored};
+
+/// A run folder's `run.json`, whatever its kind, typed: read without loading weights or models
+/// (what a table of runs needs).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyRunInfo {
+    /// `train-head`.
+    Head(Box<RunInfo>),
+    /// `train-cnn`.
+    Cnn(Box<CnnRunInfo>),
+    /// `fine-tune`.
+    FineTune(Box<FineTuneInfo>),
+}
+
+impl AnyRunInfo {
+    /// `dir/run.json`, its kind told by its `format`; a missing, damaged or foreign file is
+    /// refused in one line naming it.
+    pub fn read(dir: &Path) -> Result<AnyRunInfo, NetError> {
+        AnyRunInfo::parse(dir, &run_json_text(dir, "train-head")?)
+    }
+
+    /// [`AnyRunInfo::read`] on `run.json`'s text, already read.
+    pub fn parse(dir: &Path, text: &str) -> Result<AnyRunInfo, NetError> {
+        Ok(match format_of(text).as_deref() {
+            Some(CNN_RUN_FORMAT) => AnyRunInfo::Cnn(Box::new(CnnRunInfo::parse(dir, text)?)),
+            Some(FINETUNE_RUN_FORMAT) => AnyRunInfo::FineTune(Box::new(FineTuneInfo::parse(dir, text)?)),
+            _ => AnyRunInfo::Head(Box::new(RunInfo::parse(dir, text)?)),
+        })
+    }
+
+    /// The run's facts for pages and tables.
+    pub fn summary(&self) -> RunSummary {
+        match self {
+            AnyRunInfo::Head(info) => info.summary(),
+            AnyRunInfo::Cnn(info) => info.summary(),
+            AnyRunInfo::FineTune(info) => info.summary(),
+        }
+    }
+}
 
 /// A run folder of any kind, loaded.
 pub enum AnyRun {
@@ -38,9 +77,7 @@ impl AnyRun {
     /// Loads the run in `dir`, whatever its kind (told by `run.json`'s `format`), reading
     /// `run.json` once.
     pub fn open(dir: &Path) -> Result<AnyRun, NetError> {
-        let Ok(text) = imgclf_dataset::read_text(&dir.join("run.json"), imgclf_dataset::TEXT_FILE_LIMIT) else {
-            return Ok(AnyRun::Head(Box::new(Run::load(dir)?))); // says what is missing
-        };
+        let text = run_json_text(dir, "train-head")?;
         Ok(match format_of(&text).as_deref() {
             Some(CNN_RUN_FORMAT) => AnyRun::Cnn(Box::new(CnnRun::from_run_json(dir, &text)?)),
             Some(FINETUNE_RUN_FORMAT) => AnyRun::FineTune(Box::new(FineTuneRun::from_run_json(dir, &text)?)),
@@ -54,6 +91,15 @@ impl AnyRun {
             AnyRun::Head(run) => &run.dir,
             AnyRun::Cnn(run) => &run.dir,
             AnyRun::FineTune(run) => &run.dir,
+        }
+    }
+
+    /// The run's facts for pages and tables.
+    pub fn summary(&self) -> RunSummary {
+        match self {
+            AnyRun::Head(run) => run.info.summary(),
+            AnyRun::Cnn(run) => run.info.summary(),
+            AnyRun::FineTune(run) => run.info.summary(),
         }
     }
 

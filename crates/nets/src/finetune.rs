@@ -8,15 +8,18 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor, Var};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
+use imgclf_heads::{
+    BackboneSummary, NamedTensor, RunHeader, RunSummary, f32_safetensors, f32_tensor, history_csv, parse_run_json,
+    run_json_text, settings,
+};
 use imgclf_heads::{EpochStats, OptimizerConfig, Predictions, Rule, Run, curves_png};
-use imgclf_heads::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
 use imgclf_runtime::onnx::{self, pb};
 use imgclf_runtime::{Backbone, Engine, EngineConfig, ModelSpec, preprocess_batch};
 use rayon::prelude::*;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use crate::run::{Scored, parse_run_json, pick_split, run_json_text, write_atomic};
+use crate::run::{Scored, pick_split, write_atomic};
 use crate::train::{
     Batches, FitEvent, FitSettings, Schedule, TrainState, Trainable, fit, predict_batches, score_batches,
 };
@@ -260,13 +263,9 @@ pub struct Score {
 /// `run.json` of a fine-tuning run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FineTuneInfo {
-    /// `imgclf-finetune-run/1`.
-    pub format: String,
-    /// The imgclf version that wrote it.
-    pub created_by: String,
-    /// The command line that trained it (empty in runs from before it was recorded).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub command: Vec<String>,
+    /// Format, writer and command line.
+    #[serde(flatten)]
+    pub header: RunHeader,
     /// The training settings.
     pub config: FineTuneConfig,
     /// Class names in id order.
@@ -306,6 +305,37 @@ pub struct FineTuneInfo {
 }
 
 impl FineTuneInfo {
+    /// `run.json`'s text of a fine-tuning run in `dir`, parsed (another kind is refused).
+    pub fn parse(dir: &Path, text: &str) -> Result<FineTuneInfo, NetError> {
+        Ok(parse_run_json(dir, text, FINETUNE_RUN_FORMAT, "fine-tune")?)
+    }
+
+    /// The run's facts for pages and tables.
+    pub fn summary(&self) -> RunSummary {
+        let backbone = BackboneSummary {
+            name: self.backbone.clone(),
+            model_sha256: self.model_sha256.clone(),
+            width: None,
+            features: None,
+            model: self.model.clone(),
+        };
+        RunSummary {
+            kind: "fine-tune",
+            header: self.header.clone(),
+            backbones: vec![backbone],
+            head: format!("{} (fine-tuned)", if self.hidden { "mlp" } else { "logistic" }),
+            settings: settings(&self.config),
+            seed: Some(self.config.seed),
+            data: Some(self.data.clone()),
+            engine: Some(self.engine.clone()).filter(|e| !e.is_empty()),
+            validation: self.validation.as_ref().map(|name| format!("split `{name}`")),
+            epochs_run: self.history.len(),
+            best_epoch: None,
+            kept: self.history.last().cloned(),
+            base_run: Some(self.base_run.clone()),
+        }
+    }
+
     /// The frozen start of run folder `dir` (its `frozen.onnx`) on an engine.
     pub fn frozen(&self, dir: &Path, engine: &EngineConfig) -> Result<Frozen, NetError> {
         let spec = ModelSpec::parse(&self.spec).map_err(|e| NetError::file(dir.join("run.json"), e))?;
@@ -379,9 +409,7 @@ impl FineTuneRun {
         }
         let head = &base.head;
         let info = FineTuneInfo {
-            format: FINETUNE_RUN_FORMAT.into(),
-            created_by: format!("imgclf-nets {}", env!("CARGO_PKG_VERSION")),
-            command: std::env::args().collect(),
+            header: RunHeader::new(FINETUNE_RUN_FORMAT, format!("imgclf-nets {}", env!("CARGO_PKG_VERSION"))),
             config,
             classes: base.info.classes.clone(),
             base_run: std::path::absolute(&base.dir).map_err(NetError::io(&base.dir))?,
@@ -478,7 +506,7 @@ impl FineTuneRun {
 
     /// [`FineTuneRun::load`] with `run.json`'s text already read.
     pub fn from_run_json(dir: &Path, text: &str) -> Result<FineTuneRun, NetError> {
-        let info: FineTuneInfo = parse_run_json(dir, text, FINETUNE_RUN_FORMAT, "fine-tune")?;
+        let info = FineTuneInfo::parse(dir, text)?;
         let backbone = Backbone::open(&info.model)?;
         if backbone.sha256 != info.model_sha256 {
             return Err(NetError::file(&info.model, "has changed since the fine-tuning (sha256 differs)"));

@@ -29,14 +29,14 @@ mod run;
 mod tail;
 mod train;
 
-pub use any_run::{AnyRun, SplitSource};
+pub use any_run::{AnyRun, AnyRunInfo, SplitSource};
 pub use arch::{Arch, BatchNorm, Conv, Dense, LayerSpec, LayerSummary, Net, Variant, output_units};
 pub use data::{ImageSet, Input, batch_tensor, resize_to, validation_split};
 pub use error::NetError;
 pub use finetune::{
     Activations, FINETUNE_RUN_FORMAT, FineTuneConfig, FineTuneInfo, FineTuneRun, FineTuned, Frozen, HeadLayers, Score,
 };
-pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net, run_format};
+pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net};
 pub use tail::{Tail, last_block_input, prefix_model};
 pub use train::{
     Batches, CnnConfig, FitEvent, FitSettings, Schedule, TrainState, Trainable, fit, loss, predict, predict_batches,

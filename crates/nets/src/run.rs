@@ -8,7 +8,10 @@ use std::sync::atomic::AtomicBool;
 use candle_core::{Device, Tensor};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
 use imgclf_heads::{EpochStats, Optimizer, Predictions, RunDir, curves_png};
-use imgclf_heads::{NamedTensor, f32_safetensors, f32_tensor, history_csv};
+use imgclf_heads::{
+    NamedTensor, RunHeader, RunSummary, f32_safetensors, f32_tensor, history_csv, parse_run_json, run_json_text,
+    settings,
+};
 use ndarray::Array2;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
@@ -24,13 +27,9 @@ const CHECKPOINT_FORMAT: &str = "imgclf-cnn-checkpoint/1";
 /// `run.json` of a CNN run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CnnRunInfo {
-    /// `imgclf-cnn-run/1`.
-    pub format: String,
-    /// The imgclf version that wrote it.
-    pub created_by: String,
-    /// The command line that trained it (empty in runs from before it was recorded).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub command: Vec<String>,
+    /// Format, writer and command line.
+    #[serde(flatten)]
+    pub header: RunHeader,
     /// The training settings.
     pub config: CnnConfig,
     /// Class names in id order.
@@ -49,6 +48,37 @@ pub struct CnnRunInfo {
     pub metrics: Option<EpochStats>,
 }
 
+impl CnnRunInfo {
+    /// `dir/run.json` of a CNN run (another kind of run is refused in one line).
+    pub fn read(dir: &Path) -> Result<CnnRunInfo, NetError> {
+        CnnRunInfo::parse(dir, &run_json_text(dir, "train-cnn")?)
+    }
+
+    /// [`CnnRunInfo::read`] on `run.json`'s text, already read.
+    pub fn parse(dir: &Path, text: &str) -> Result<CnnRunInfo, NetError> {
+        Ok(parse_run_json(dir, text, CNN_RUN_FORMAT, "train-cnn")?)
+    }
+
+    /// The run's facts for pages and tables.
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            kind: "train-cnn",
+            header: self.header.clone(),
+            backbones: Vec::new(),
+            head: self.config.arch.to_string(),
+            settings: settings(&self.config),
+            seed: Some(self.config.seed),
+            data: Some(self.data.clone()),
+            engine: Some("candle on the CPU".into()),
+            validation: self.validation.as_ref().map(|name| format!("split `{name}`")),
+            epochs_run: self.epochs_run,
+            best_epoch: None,
+            kept: self.metrics.clone(),
+            base_run: None,
+        }
+    }
+}
+
 /// A CNN run folder and its network.
 pub struct CnnRun {
     /// The run folder.
@@ -57,54 +87,6 @@ pub struct CnnRun {
     pub info: CnnRunInfo,
     /// The network with its latest weights.
     pub net: Net,
-}
-
-/// The `format` of `dir/run.json` (`imgclf-run/1` for train-head, [`CNN_RUN_FORMAT`],
-/// `FINETUNE_RUN_FORMAT`), when it has one: which kind of run a folder holds.
-pub fn run_format(dir: &Path) -> Option<String> {
-    format_of(&imgclf_dataset::read_text(&dir.join("run.json"), imgclf_dataset::TEXT_FILE_LIMIT).ok()?)
-}
-
-pub(crate) fn format_of(run_json: &str) -> Option<String> {
-    #[derive(Deserialize)]
-    struct Tag {
-        format: String,
-    }
-    serde_json::from_str::<Tag>(run_json).ok().map(|t| t.format)
-}
-
-/// `dir/run.json` as `T`, a run of format `format` that `imgclf {command}` writes. The format
-/// is checked before the rest is parsed, so another kind of run gets a one-line answer.
-pub(crate) fn read_run_json<T: serde::de::DeserializeOwned>(
-    dir: &Path,
-    format: &str,
-    command: &str,
-) -> Result<T, NetError> {
-    parse_run_json(dir, &run_json_text(dir, command)?, format, command)
-}
-
-/// `dir/run.json`'s text, or why there is none.
-pub(crate) fn run_json_text(dir: &Path, command: &str) -> Result<String, NetError> {
-    imgclf_dataset::read_text(&dir.join("run.json"), imgclf_dataset::TEXT_FILE_LIMIT).map_err(|e| {
-        NetError::file(dir, format!("no readable run.json ({e}); is this a folder written by `imgclf {command}`?"))
-    })
-}
-
-/// [`read_run_json`] on text already read.
-pub(crate) fn parse_run_json<T: serde::de::DeserializeOwned>(
-    dir: &Path,
-    text: &str,
-    format: &str,
-    command: &str,
-) -> Result<T, NetError> {
-    let path = dir.join("run.json");
-    match format_of(text) {
-        Some(found) if found == format => serde_json::from_str(text).map_err(|e| NetError::file(&path, e)),
-        found => Err(NetError::file(
-            &path,
-            format!("format `{}`, expected `{format}` (a run of `imgclf {command}`)", found.unwrap_or_default()),
-        )),
-    }
 }
 
 /// The network `config` describes, with its initial weights.
@@ -120,7 +102,7 @@ impl CnnRun {
 
     /// [`CnnRun::load`] with `run.json`'s text already read.
     pub fn from_run_json(dir: &Path, text: &str) -> Result<CnnRun, NetError> {
-        let info: CnnRunInfo = parse_run_json(dir, text, CNN_RUN_FORMAT, "train-cnn")?;
+        let info = CnnRunInfo::parse(dir, text)?;
         let net = init_net(&info.config, info.classes.len())?;
         let path = dir.join("weights.safetensors");
         let bytes = std::fs::read(&path).map_err(NetError::io(&path))?;
@@ -143,9 +125,7 @@ impl CnnRun {
         let net = init_net(&config, classes.len())?;
         let data = std::path::absolute(data).map_err(NetError::io(data))?;
         let info = CnnRunInfo {
-            format: CNN_RUN_FORMAT.into(),
-            created_by: format!("imgclf-nets {}", env!("CARGO_PKG_VERSION")),
-            command: std::env::args().collect(),
+            header: RunHeader::new(CNN_RUN_FORMAT, format!("imgclf-nets {}", env!("CARGO_PKG_VERSION"))),
             config,
             classes,
             data,
@@ -355,7 +335,7 @@ fn write_info(dir: &Path, info: &CnnRunInfo) -> Result<(), NetError> {
 }
 
 fn read_info(dir: &Path) -> Result<CnnRunInfo, NetError> {
-    read_run_json(dir, CNN_RUN_FORMAT, "train-cnn")
+    CnnRunInfo::read(dir)
 }
 
 fn named_values(net: &Net) -> Result<Vec<NamedTensor>, NetError> {

@@ -62,28 +62,10 @@ impl ReportError {
     }
 }
 
-/// `run.json` of `dir` as JSON: a one-line error when it is missing or damaged.
-fn read_run_json(dir: &Path) -> Result<serde_json::Value, ReportError> {
-    let path = dir.join("run.json");
-    let text = imgclf_dataset::read_text(&path, imgclf_dataset::TEXT_FILE_LIMIT)
-        .map_err(|e| ReportError::run(&path, format!("cannot be read ({e}): is {} a run folder?", dir.display())))?;
-    serde_json::from_str(&text)
-        .map_err(|e| ReportError::run(&path, format!("is damaged ({e}); train again, or restore it from a copy")))
-}
-
-/// The kind of run a `run.json` format tag names, as the command that writes it.
-fn kind_of(info: &serde_json::Value) -> &'static str {
-    match info["format"].as_str() {
-        Some(imgclf_nets::CNN_RUN_FORMAT) => "train-cnn",
-        Some(imgclf_nets::FINETUNE_RUN_FORMAT) => "fine-tune",
-        _ => "train-head",
-    }
-}
-
 /// The cache fingerprint of feature file `file` (its attributes only), `None` when it is gone
 /// or unreadable.
-fn fingerprint_of(file: &str) -> Option<String> {
-    imgclf_features::FeatureReader::open(Path::new(file)).ok().map(|r| r.info.fingerprint)
+fn fingerprint_of(file: &Path) -> Option<String> {
+    imgclf_features::FeatureReader::open(file).ok().map(|r| r.info.fingerprint)
 }
 
 /// A file's modification time as `YYYY-MM-DD HH:MM UTC` (the date a run was written).
@@ -103,61 +85,9 @@ fn modified(path: &Path) -> Option<String> {
     Some(format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rest / 3_600, rest % 3_600 / 60))
 }
 
-/// The epochs of a run's `history.csv` (what `history_csv` writes), or why there are none.
-fn read_history(dir: &Path) -> Result<Vec<imgclf_heads::EpochStats>, String> {
-    let path = dir.join("history.csv");
-    let text = match imgclf_dataset::read_text(&path, imgclf_dataset::TEXT_FILE_LIMIT) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("no history.csv: no training curves".into()),
-        Err(e) => return Err(format!("{}: {e}: no training curves", path.display())),
-    };
-    let mut lines = text.lines();
-    if lines.next() != Some("epoch,loss,acc,val_loss,val_acc,seconds") {
-        return Err(format!("{}: not a history imgclf wrote (unexpected header)", path.display()));
-    }
-    lines
-        .enumerate()
-        .map(|(i, line)| {
-            let bad = || format!("{} line {}: cannot be read as an epoch", path.display(), i + 2);
-            let f: Vec<&str> = line.split(',').collect();
-            let opt = |s: &str| if s.is_empty() { Ok(None) } else { s.parse().map(Some) };
-            let [epoch, loss, acc, val_loss, val_acc, seconds] = f[..] else { return Err(bad()) };
-            Ok(imgclf_heads::EpochStats {
-                epoch: epoch.parse().map_err(|_| bad())?,
-                loss: loss.parse().map_err(|_| bad())?,
-                acc: acc.parse().map_err(|_| bad())?,
-                val_loss: opt(val_loss).map_err(|_| bad())?,
-                val_acc: opt(val_acc).map_err(|_| bad())?,
-                seconds: seconds.parse().map_err(|_| bad())?,
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn history_reads_back_what_history_csv_writes_and_names_a_bad_line() {
-        let t = tempfile::tempdir().unwrap();
-        let epochs = vec![
-            imgclf_heads::EpochStats {
-                epoch: 1,
-                loss: 0.5,
-                acc: 0.75,
-                val_loss: Some(0.25),
-                val_acc: Some(0.875),
-                seconds: 1.5,
-            },
-            imgclf_heads::EpochStats { epoch: 2, loss: 0.25, acc: 0.875, val_loss: None, val_acc: None, seconds: 2.0 },
-        ];
-        std::fs::write(t.path().join("history.csv"), imgclf_heads::history_csv(&epochs)).unwrap();
-        assert_eq!(read_history(t.path()).unwrap(), epochs);
-        std::fs::write(t.path().join("history.csv"), "epoch,loss,acc,val_loss,val_acc,seconds\n1,x,2,,,1\n").unwrap();
-        assert!(read_history(t.path()).unwrap_err().ends_with("line 2: cannot be read as an epoch"));
-        assert!(read_history(&t.path().join("none")).unwrap_err().contains("no history.csv"));
-    }
 
     #[test]
     fn dates_are_civil_utc() {

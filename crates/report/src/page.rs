@@ -4,18 +4,19 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use imgclf_heads::{Evaluation, LineChart, Predictor, argmax, charts_svg, curve_charts, evaluate};
+use imgclf_heads::{
+    Evaluation, LineChart, Predictor, RunSummary, argmax, charts_svg, curve_charts, evaluate, read_history,
+};
 use imgclf_nets::{AnyRun, SplitSource};
 use imgclf_runtime::EngineConfig;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use ndarray::Array2;
 use rayon::prelude::*;
-use serde_json::Value;
 
 use crate::binary::{BinaryCurves, binary_curves};
 use crate::maps::cam_overlay;
 use crate::photos::{THUMB, data_uri, thumbnail};
-use crate::{ReportError, fingerprint_of, kind_of, modified, read_history, read_run_json};
+use crate::{ReportError, fingerprint_of, modified};
 
 /// What to score and show.
 #[derive(Debug, Clone)]
@@ -107,9 +108,9 @@ pub struct Page {
 /// for a folder that is no run, a damaged `run.json`, or a split that cannot be scored; what is
 /// merely missing (history, photos, maps) becomes a note on the page.
 pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> {
-    let info = read_run_json(dir)?;
     let run = AnyRun::open(dir)?;
-    let kind = kind_of(&info);
+    let summary = run.summary();
+    let kind = summary.kind;
     let mut notes = Vec::new();
     let history = read_history(dir).unwrap_or_else(|why| {
         notes.push(why);
@@ -131,7 +132,7 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         ));
     };
     let evaluation = evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, options.top);
-    let root = options.data.map(Path::to_path_buf).or_else(|| info["data"].as_str().map(PathBuf::from));
+    let root = options.data.map(Path::to_path_buf).or_else(|| summary.data.clone());
     if root.is_none() {
         notes.push("no photos: a head run's feature files do not record the data root; pass --data DIR".into());
     }
@@ -175,7 +176,7 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         _ => Some(format!("no maps: CAM is drawn for train-head runs with a logistic head, not {kind} runs")),
     };
 
-    let best = info["best_epoch"].as_u64().map(|b| b as usize).or((!history.is_empty()).then_some(history.len()));
+    let best = summary.best_epoch.or((!history.is_empty()).then_some(history.len()));
     let curves = (!history.is_empty()).then(|| charts_svg(&curve_charts(&history, best), (1100, 420))).transpose()?;
     let binary = match scored.classes.len() {
         2 => {
@@ -188,9 +189,9 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
     Ok(Page {
         title: dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
         kind: kind.into(),
-        facts: facts(dir, &info, &run, root.as_deref(), history.len()),
-        sources: sources(&info),
-        config: flatten("", &info["config"]),
+        facts: facts(dir, &summary, &run, root.as_deref(), history.len()),
+        sources: sources(&summary),
+        config: summary.settings.clone(),
         curves,
         split: scored.split.clone(),
         evaluation,
@@ -304,92 +305,55 @@ fn binary_chart(c: BinaryCurves) -> Result<(BinaryCurves, String), ReportError> 
 }
 
 /// What was trained, as label and value.
-fn facts(dir: &Path, info: &Value, run: &AnyRun, root: Option<&Path>, epochs: usize) -> Vec<(String, String)> {
+fn facts(dir: &Path, summary: &RunSummary, run: &AnyRun, root: Option<&Path>, epochs: usize) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut add = |k: &str, v: String| out.push((k.into(), v));
     add("run folder", dir.display().to_string());
-    add("kind", kind_of(info).into());
+    add("kind", summary.kind.into());
     if let Some(date) = modified(&dir.join("run.json")) {
         add("written", date);
     }
-    if let Some(by) = info["created_by"].as_str() {
-        add("written by", by.into());
-    }
-    if let Some(command) = info["command"].as_array() {
-        let words: Vec<&str> = command.iter().filter_map(Value::as_str).collect();
-        add("command", words.join(" "));
+    add("written by", summary.header.created_by.clone());
+    if !summary.header.command.is_empty() {
+        add("command", summary.header.command.join(" "));
     }
     let absolute = |r: &Path| std::path::absolute(r).unwrap_or_else(|_| r.to_path_buf()).display().to_string();
     add("data root", root.map_or("not recorded (pass --data)".into(), absolute));
     let classes = run.classes();
     add("classes", format!("{}: {}", classes.len(), classes.join(", ")));
-    if let Some(seed) = info["config"]["seed"].as_u64() {
+    if let Some(seed) = summary.seed {
         add("seed", seed.to_string());
     }
-    let engine = match (info["engine"].as_str(), info["sources"][0]["engine"].as_str()) {
-        (Some(e), _) | (None, Some(e)) if !e.is_empty() => e.to_string(),
-        _ if kind_of(info) == "train-cnn" => "candle on the CPU".into(),
-        _ => "not recorded".into(),
-    };
-    add("engine", engine);
+    add("engine", summary.engine.clone().unwrap_or_else(|| "not recorded".into()));
     add("epochs run", epochs.to_string());
-    if let Some(best) = info["best_epoch"].as_u64() {
+    if let Some(best) = summary.best_epoch {
         add("best epoch (weights kept)", best.to_string());
     }
-    if let Some(v) = info.get("validation").filter(|v| !v.is_null()) {
-        add("validated on", compact(v));
+    if let Some(validation) = &summary.validation {
+        add("validated on", validation.clone());
     }
-    if let Some(base) = info["base_run"].as_str() {
-        add("fine-tuned from", base.into());
+    if let Some(base) = &summary.base_run {
+        add("fine-tuned from", base.display().to_string());
     }
     out
 }
 
 /// The backbones of a run: its feature files (head runs) or its model (fine-tuned runs).
-fn sources(info: &Value) -> Vec<SourceRow> {
-    let text = |v: &Value| v.as_str().unwrap_or("").to_string();
-    if let Some(list) = info["sources"].as_array() {
-        return list
-            .iter()
-            .map(|s| SourceRow {
-                backbone: text(&s["backbone"]),
-                model_sha256: text(&s["model_sha256"]),
-                width: s["dim"].as_u64().map(|d| d as usize),
-                file: text(&s["file"]),
-                fingerprint: fingerprint_of(s["file"].as_str().unwrap_or(""))
-                    .unwrap_or_else(|| "- (file missing or unreadable)".into()),
-            })
-            .collect();
-    }
-    if info["backbone"].is_string() {
-        return vec![SourceRow {
-            backbone: text(&info["backbone"]),
-            model_sha256: text(&info["model_sha256"]),
-            width: None,
-            file: text(&info["model"]),
-            fingerprint: "-".into(),
-        }];
-    }
-    Vec::new()
-}
-
-/// A JSON object as `a.b = value` lines, in its order.
-fn flatten(prefix: &str, v: &Value) -> Vec<(String, String)> {
-    match v {
-        Value::Object(map) => map
-            .iter()
-            .flat_map(|(k, v)| flatten(&if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") }, v))
-            .collect(),
-        Value::Null if prefix.is_empty() => Vec::new(),
-        v => vec![(prefix.to_string(), compact(v))],
-    }
-}
-
-fn compact(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        v => v.to_string(),
-    }
+fn sources(summary: &RunSummary) -> Vec<SourceRow> {
+    summary
+        .backbones
+        .iter()
+        .map(|b| SourceRow {
+            backbone: b.name.clone(),
+            model_sha256: b.model_sha256.clone(),
+            width: b.width,
+            file: b.features.as_ref().unwrap_or(&b.model).display().to_string(),
+            fingerprint: match &b.features {
+                Some(file) => fingerprint_of(file).unwrap_or_else(|| "- (file missing or unreadable)".into()),
+                None => "-".into(),
+            },
+        })
+        .collect()
 }
 
 const STYLE: &str = "
@@ -606,7 +570,7 @@ mod tests {
                 file: "features/gap_EfficientNet-Lite0.h5".into(),
                 fingerprint: "cd".repeat(32),
             }],
-            config: flatten("", &serde_json::json!({"head": {"dropout": 0.5}, "seed": 0})),
+            config: imgclf_heads::settings(&serde_json::json!({"head": {"dropout": 0.5}, "seed": 0})),
             curves: Some(curves),
             split: "validation".into(),
             evaluation,

@@ -2,10 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
+use imgclf_heads::{RunSummary, read_history};
+use imgclf_nets::AnyRunInfo;
 use maud::{DOCTYPE, html};
-use serde_json::Value;
 
-use crate::{ReportError, fingerprint_of, kind_of, modified, read_history, read_run_json};
+use crate::{ReportError, fingerprint_of, modified};
 
 /// One run folder, summarised.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,9 +62,9 @@ pub fn find_runs(dirs: &[PathBuf], sort: SortBy) -> (Vec<RunRow>, Vec<ReportErro
     found.sort();
     found.dedup();
     for dir in found {
-        match read_run_json(&dir) {
-            Ok(info) => rows.push(row(&dir, &info)),
-            Err(e) => errors.push(e),
+        match AnyRunInfo::read(&dir) {
+            Ok(info) => rows.push(row(&dir, &info.summary())),
+            Err(e) => errors.push(e.into()),
         }
     }
     let key = |v: Option<f64>, missing: f64| v.unwrap_or(missing);
@@ -94,49 +95,23 @@ fn walk(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
     }
 }
 
-fn row(dir: &Path, info: &Value) -> RunRow {
-    let kind = kind_of(info);
-    let sources = info["sources"].as_array().cloned().unwrap_or_default();
-    let text = |v: &Value| v.as_str().map(str::to_string);
-    let backbones = match kind {
-        "fine-tune" => text(&info["backbone"]).into_iter().collect(),
-        _ => sources.iter().filter_map(|s| text(&s["backbone"])).collect(),
-    };
-    let head = match kind {
-        "train-cnn" => text(&info["config"]["arch"]).unwrap_or_default(),
-        "fine-tune" => {
-            format!("{} (fine-tuned)", if info["hidden"].as_bool() == Some(true) { "mlp" } else { "logistic" })
-        }
-        _ => {
-            let architecture = &info["config"]["head"]["architecture"];
-            match (architecture["kind"].as_str(), architecture["hidden"].as_u64()) {
-                (Some(kind), Some(hidden)) => format!("{kind}-{hidden}"),
-                (kind, _) => kind.unwrap_or_default().to_string(),
-            }
-        }
-    };
-    // the kept weights' numbers: `metrics` (train-head: best epoch; train-cnn: last), else
-    // the last epoch of `history` (fine-tune)
-    let kept = match &info["metrics"] {
-        Value::Object(_) => info["metrics"].clone(),
-        _ => info["history"].as_array().and_then(|h| h.last().cloned()).unwrap_or_default(),
-    };
+fn row(dir: &Path, summary: &RunSummary) -> RunRow {
     let history = read_history(dir).unwrap_or_default();
-    let fingerprints = sources
+    let fingerprints = summary
+        .backbones
         .iter()
-        .map(|s| {
-            fingerprint_of(s["file"].as_str().unwrap_or("")).map_or("missing".into(), |f| f.chars().take(12).collect())
-        })
+        .filter_map(|b| b.features.as_deref())
+        .map(|file| fingerprint_of(file).map_or("missing".into(), |f| f.chars().take(12).collect()))
         .collect();
     RunRow {
         dir: dir.to_path_buf(),
-        kind: kind.into(),
-        backbones,
-        head,
-        epochs: info["epochs_run"].as_u64().map_or(history.len(), |e| e as usize),
-        seed: info["config"]["seed"].as_u64(),
-        val_acc: kept["val_acc"].as_f64(),
-        val_loss: kept["val_loss"].as_f64(),
+        kind: summary.kind.into(),
+        backbones: summary.backbones.iter().map(|b| b.name.clone()).collect(),
+        head: summary.head.clone(),
+        epochs: summary.epochs_run,
+        seed: summary.seed,
+        val_acc: summary.kept.as_ref().and_then(|k| k.val_acc),
+        val_loss: summary.kept.as_ref().and_then(|k| k.val_loss),
         seconds: (!history.is_empty()).then(|| history.iter().map(|e| e.seconds).sum()),
         fingerprints,
         date: modified(&dir.join("run.json")).unwrap_or_default(),
@@ -278,51 +253,95 @@ pub fn runs_html(rows: &[RunRow], base: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use imgclf_heads::{
+        Architecture, EpochStats, HeadConfig, Loss, RunHeader, RunInfo, Source, TrainConfig, Validation,
+    };
+    use imgclf_nets::{Arch, CnnConfig, CnnRunInfo, FineTuneConfig, FineTuneInfo};
 
-    fn write_run(dir: &Path, info: Value, seconds: &[f64]) {
+    fn write_run(dir: &Path, run_json: String, seconds: &[f64]) {
         std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("run.json"), info.to_string()).unwrap();
-        let epochs: Vec<imgclf_heads::EpochStats> = seconds
+        std::fs::write(dir.join("run.json"), run_json).unwrap();
+        let epochs: Vec<EpochStats> = seconds
             .iter()
             .enumerate()
-            .map(|(i, &s)| imgclf_heads::EpochStats {
-                epoch: i + 1,
-                loss: 0.5,
-                acc: 0.5,
-                val_loss: None,
-                val_acc: None,
-                seconds: s,
-            })
+            .map(|(i, &s)| EpochStats { epoch: i + 1, loss: 0.5, acc: 0.5, val_loss: None, val_acc: None, seconds: s })
             .collect();
         std::fs::write(dir.join("history.csv"), imgclf_heads::history_csv(&epochs)).unwrap();
+    }
+
+    fn header(format: &str) -> RunHeader {
+        RunHeader { format: format.into(), created_by: "imgclf test".into(), command: Vec::new() }
+    }
+
+    fn source(backbone: &str) -> Source {
+        Source {
+            file: format!("/nowhere/gap_{backbone}.h5").into(),
+            backbone: backbone.into(),
+            model_sha256: format!("{backbone} sha"),
+            model: PathBuf::new(),
+            dim: 4,
+            engine: String::new(),
+        }
     }
 
     #[test]
     fn runs_of_every_kind_are_found_summarised_and_sorted() {
         let t = tempfile::tempdir().unwrap();
-        let metrics = |acc: f64, loss: f64| json!({"epoch": 1, "loss": 0.1, "acc": 0.9, "val_loss": loss, "val_acc": acc, "seconds": 1.0});
-        write_run(
-            &t.path().join("a/head"),
-            json!({
-            "format": "imgclf-run/1", "config": {"head": {"architecture": {"kind": "mlp", "hidden": 256}}, "seed": 7},
-            "sources": [{"backbone": "Lite0", "file": "/nowhere/gap_Lite0.h5"}, {"backbone": "Lite1", "file": "/nowhere/gap_Lite1.h5"}],
-            "epochs_run": 2, "metrics": metrics(0.9, 0.3)}),
-            &[1.0, 2.0],
-        );
-        write_run(
-            &t.path().join("b/cnn"),
-            json!({
-            "format": "imgclf-cnn-run/1", "config": {"arch": "lenet", "seed": 3}, "epochs_run": 1, "metrics": metrics(0.95, 0.2)}),
-            &[4.5],
-        );
-        write_run(
-            &t.path().join("b/tuned, \"x\""),
-            json!({
-            "format": "imgclf-finetune-run/1", "config": {"seed": 1}, "backbone": "Lite0", "hidden": false,
-            "history": [metrics(0.5, 0.9), metrics(0.8, 0.4)]}),
-            &[1.0, 1.0],
-        );
+        let metrics = |acc: f64, loss: f64| EpochStats {
+            epoch: 1,
+            loss: 0.1,
+            acc: 0.9,
+            val_loss: Some(loss),
+            val_acc: Some(acc),
+            seconds: 1.0,
+        };
+        let classes = vec!["a".to_string(), "b".to_string()];
+        let head = HeadConfig { architecture: Architecture::Mlp { hidden: 256 }, dropout: 0.5, l2: 0.0 };
+        let head_run = RunInfo {
+            header: header(imgclf_heads::RUN_FORMAT),
+            config: TrainConfig { head, seed: 7, ..TrainConfig::tutorial() },
+            classes: classes.clone(),
+            sources: vec![source("Lite0"), source("Lite1")],
+            loss: Loss::BinaryCrossentropy,
+            validation: Validation::Split("validation".into()),
+            best_epoch: 2,
+            epochs_run: 2,
+            metrics: metrics(0.9, 0.3),
+        };
+        write_run(&t.path().join("a/head"), serde_json::to_string(&head_run).unwrap(), &[1.0, 2.0]);
+        let cnn = CnnRunInfo {
+            header: header(imgclf_nets::CNN_RUN_FORMAT),
+            config: CnnConfig { seed: 3, ..CnnConfig::tutorial(Arch::Lenet) },
+            classes: classes.clone(),
+            data: "/nowhere".into(),
+            validation: Some("validation".into()),
+            parameters: 1,
+            epochs_run: 1,
+            complete: true,
+            metrics: Some(metrics(0.95, 0.2)),
+        };
+        write_run(&t.path().join("b/cnn"), serde_json::to_string(&cnn).unwrap(), &[4.5]);
+        let tuned = FineTuneInfo {
+            header: header(imgclf_nets::FINETUNE_RUN_FORMAT),
+            config: FineTuneConfig { epochs: 2, batch_size: 8, learning_rate: 1e-4, momentum: 0.9, seed: 1 },
+            classes,
+            base_run: "/nowhere/head".into(),
+            backbone: "Lite0".into(),
+            model: "/nowhere/lite0.onnx".into(),
+            model_sha256: "sha".into(),
+            spec: String::new(),
+            from: String::new(),
+            to: String::new(),
+            data: "/nowhere".into(),
+            validation: Some("validation".into()),
+            hidden: false,
+            standardized: false,
+            dropout: 0.5,
+            before: None,
+            history: vec![metrics(0.5, 0.9), metrics(0.8, 0.4)],
+            engine: String::new(),
+        };
+        write_run(&t.path().join("b/tuned, \"x\""), serde_json::to_string(&tuned).unwrap(), &[1.0, 1.0]);
         std::fs::create_dir_all(t.path().join("b/.hidden.partial-1")).unwrap();
         std::fs::write(t.path().join("b/.hidden.partial-1/run.json"), "{}").unwrap();
         std::fs::create_dir_all(t.path().join("damaged")).unwrap();
