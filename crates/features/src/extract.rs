@@ -1,6 +1,7 @@
 //! Images → backbone → pooled features → `gap_<Backbone>.h5`, reusing the file when the
 //! images, the model and its spec have not changed.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
@@ -82,7 +83,8 @@ pub fn extract_all(
     let dataset = part.as_ref().map_or(dataset, |(part, _)| part);
     let mut reports: Vec<Option<ExtractReport>> = vec![None; backbones.len()];
     let mut todo = Vec::new();
-    let keys: Vec<Keys> = backbones.iter().map(|b| self::keys(whole, b, options)).collect();
+    let stamps = ImageStamps::read(whole);
+    let keys: Vec<Keys> = backbones.iter().map(|b| self::keys(whole, &stamps, b, options)).collect();
     let outputs: Vec<PathBuf> = backbones.iter().map(|b| output_path(out_dir, b, options)).collect();
     // one writer per output: a second extract of it is refused before it reads or removes
     // anything (a folder not there yet holds no output: locked once it is made, below)
@@ -279,21 +281,52 @@ pub struct Keys {
     pub file: String,
 }
 
+/// Each image's size and modification time, read once per pass over a dataset: what every
+/// backbone's fingerprint hashes, so a run of several backbones reads the metadata once.
+pub struct ImageStamps(HashMap<PathBuf, (u64, u128)>);
+
+impl ImageStamps {
+    /// Reads every image's metadata.
+    pub fn read(dataset: &Dataset) -> ImageStamps {
+        let samples = dataset.splits.iter().flat_map(|s| &s.samples);
+        ImageStamps(samples.map(|s| (s.path.clone(), file_stamp(&s.path))).collect())
+    }
+
+    /// The stamp of `path` (read now if the pass did not see it).
+    fn of(&self, path: &Path) -> (u64, u128) {
+        self.0.get(path).copied().unwrap_or_else(|| file_stamp(path))
+    }
+}
+
+/// A file's size and modification time in nanoseconds; a file whose metadata cannot be read
+/// (a symlink loop) is stamped as such: decoding skips and reports it, so it must not stop the
+/// run here.
+fn file_stamp(path: &Path) -> (u64, u128) {
+    match std::fs::metadata(path) {
+        Ok(meta) => (
+            meta.len(),
+            meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos()),
+        ),
+        Err(_) => (u64::MAX, 0),
+    }
+}
+
 /// The keys of a feature file of `backbone` over `dataset` as `options` ask for it: the
-/// images, model, spec and precision ([`fingerprint`]) and the storage (f16 rows are rounded:
-/// an f32 file is never a cache hit for f16, nor the other way; f32 adds nothing, so files from
-/// before storage existed stay valid); a shard's file key covers only its part's images.
-pub fn keys(dataset: &Dataset, backbone: &Backbone, options: &ExtractOptions) -> Keys {
+/// images (`stamps`, read once for every backbone), model, spec and precision
+/// ([`fingerprint`]) and the storage (f16 rows are rounded: an f32 file is never a cache hit
+/// for f16, nor the other way; f32 adds nothing, so files from before storage existed stay
+/// valid); a shard's file key covers only its part's images.
+pub fn keys(dataset: &Dataset, stamps: &ImageStamps, backbone: &Backbone, options: &ExtractOptions) -> Keys {
     let stored = |fingerprint: String| match options.storage {
         Storage::F32 => fingerprint,
         Storage::F16 => format!("{:x}", Sha256::digest(format!("{fingerprint} store float16"))),
     };
-    let whole = stored(fingerprint(dataset, backbone, options.engine.precision));
+    let whole = stored(stamped_fingerprint(dataset, stamps, backbone, options.engine.precision));
     let file = match options.shard {
         None => whole.clone(),
         Some(shard) => {
             let (part, _) = crate::shard::slice(dataset, shard, options.batch);
-            let part = stored(fingerprint(&part, backbone, options.engine.precision));
+            let part = stored(stamped_fingerprint(&part, stamps, backbone, options.engine.precision));
             format!("{:x}", Sha256::digest(format!("{part} shard {shard} batch {}", options.batch)))
         }
     };
@@ -306,6 +339,11 @@ pub fn keys(dataset: &Dataset, backbone: &Backbone, options: &ExtractOptions) ->
 /// 1e-3 (engines and devices at fp32 agree to 1e-5, and share a cache). Any change gives a
 /// new fingerprint, and the cache is recomputed.
 pub fn fingerprint(dataset: &Dataset, backbone: &Backbone, precision: Precision) -> String {
+    stamped_fingerprint(dataset, &ImageStamps::read(dataset), backbone, precision)
+}
+
+/// [`fingerprint`] with the images' metadata already read.
+fn stamped_fingerprint(dataset: &Dataset, stamps: &ImageStamps, backbone: &Backbone, precision: Precision) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());
@@ -322,15 +360,7 @@ pub fn fingerprint(dataset: &Dataset, backbone: &Backbone, precision: Precision)
     for split in &dataset.splits {
         field(split.name.as_bytes());
         for s in &split.samples {
-            // a file whose metadata cannot be read (a symlink loop) is fingerprinted as such:
-            // decoding skips and reports it, so it must not stop the run here
-            let (len, mtime) = match std::fs::metadata(&s.path) {
-                Ok(meta) => (
-                    meta.len(),
-                    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos()),
-                ),
-                Err(_) => (u64::MAX, 0),
-            };
+            let (len, mtime) = stamps.of(&s.path);
             field(s.rel.as_bytes());
             field(&s.label.map_or(-1, |l| l as i64).to_le_bytes());
             field(&len.to_le_bytes());

@@ -33,7 +33,7 @@ mod store;
 
 pub use checkpoint::{PartialStatus, partial_status, partials_in};
 pub use error::FeatureError;
-pub use extract::{ExtractReport, Keys, extract, extract_all, fingerprint, keys};
+pub use extract::{ExtractReport, ImageStamps, Keys, extract, extract_all, fingerprint, keys};
 pub use options::{Checkpoints, ExtractOptions, Progress, Skipped};
 pub use shard::{MergeReport, Shard, ShardStatus, merge, merge_in_blocks, shard_status, sharded_backbones};
 pub use store::{
