@@ -17,6 +17,7 @@ from pathlib import Path
 
 FLOORS = {
     "imgclf-dataset": 0,
+    "imgclf-testkit": 0,  # dev-only: uses no imgclf crate, so any crate above the dataset may test with it
     "imgclf-runtime": 1,
     "imgclf-kernels": 1,
     "imgclf-augment": 1,

@@ -1,15 +1,7 @@
 //! `imgclf augment preview` as a user runs it.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
-use std::process::{Command, Output};
-
-use support::fixtures;
-
-fn imgclf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().expect("imgclf runs")
-}
+use imgclf_testkit::fixtures;
+use imgclf_testkit::run as imgclf;
 
 #[test]
 fn preview_writes_numbered_variants_and_a_sheet_reproducibly() {

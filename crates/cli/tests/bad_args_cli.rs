@@ -1,17 +1,11 @@
 //! Bad arguments and bad files: each gets a one-line error naming the file or flag, a
 //! non-zero exit, no panic, and nothing half-written.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::fixtures;
-
-fn imgclf(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).current_dir(dir).args(args).output().unwrap()
-}
+use imgclf_testkit::fixtures;
+use imgclf_testkit::imgclf;
 
 /// The same, with the file size limited to `kb` KiB (the write fails as on a full disk).
 fn imgclf_limited(dir: &Path, kb: u32, args: &[&str]) -> Output {

@@ -2,17 +2,11 @@
 //! train-head's, Ctrl-C between batches then `--resume` giving the same weights as an
 //! uninterrupted run, and `evaluate` / `predict` working on the CNN run.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use support::*;
-
-fn imgclf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().unwrap()
-}
+use imgclf_testkit::run as imgclf;
+use imgclf_testkit::*;
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

@@ -2,13 +2,10 @@
 //! absent: checked for its layout and counts before it appears under its final name. The
 //! archives here are made locally and served through a `file://` URL (no network).
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::*;
+use imgclf_testkit::*;
 
 /// A cats_and_dogs_filtered-shaped zip with `drop` photos left out of validation/dogs.
 fn archive(python: &Path, zip: &Path, drop: usize) {

@@ -1,16 +1,10 @@
 //! `imgclf extract` as a user runs it: the real binary on the fixture dataset.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use support::*;
-
-fn imgclf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().expect("imgclf runs")
-}
+use imgclf_testkit::run as imgclf;
+use imgclf_testkit::*;
 
 fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
@@ -154,7 +148,7 @@ fn help_explains_every_flag() {
 /// a failing exit, and no file; `--device cpu` is the default run, row for row.
 #[test]
 fn cuda_without_a_gpu_build_stops_before_writing_and_cpu_is_the_default() {
-    if !ort_available() {
+    if !available(imgclf_runtime::ort_environment()) {
         return;
     }
     let (t, model) = scratch();

@@ -5,16 +5,11 @@
 //! opposite, Keras' rescale, two copies of a dataset, a flag --resume ignored, shard sets that
 //! status called done) as a regression test.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{copy_tree, imgclf, ok, refused, s};
-use support::fixtures;
+use imgclf_testkit::fixtures;
+use imgclf_testkit::{copy_tree, imgclf, ok, refused, s};
 
 /// Every path under `dir`, hidden ones included, relative and sorted.
 fn listing(dir: &Path) -> Vec<String> {
@@ -264,7 +259,7 @@ fn two_copies(dir: &Path) {
 fn feature_files_of_two_copies_of_a_dataset_are_not_joined() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    let (model, other) = (fixtures().join("tiny_convnet.onnx"), common::second_model(&fixtures(), d));
+    let (model, other) = (fixtures().join("tiny_convnet.onnx"), imgclf_testkit::second_model(&fixtures(), d));
     two_copies(d);
     extract(d, &d.join("a"), &model, "fa", &[]);
     extract(d, &d.join("a"), &other, "fa", &[]);

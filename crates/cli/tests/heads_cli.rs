@@ -1,24 +1,10 @@
 //! `imgclf train-head`, `evaluate` and `predict` as a user runs them: the real binary on
 //! feature files that `imgclf extract` wrote, on the fixtures and on the shared photos.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use support::*;
-
-fn imgclf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().expect("imgclf runs")
-}
-
-/// Runs imgclf, failing the test with its stderr when it fails; returns stdout.
-fn ok(args: &[&str]) -> String {
-    let out = imgclf(args);
-    assert!(out.status.success(), "imgclf {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use imgclf_testkit::*;
+use imgclf_testkit::{run as imgclf, run_ok as ok};
 
 /// Runs imgclf expecting failure; returns stderr.
 fn fails(args: &[&str]) -> String {
@@ -363,7 +349,7 @@ fn shared_cats_dogs_reaches_the_reference_accuracy() {
         let weights = imgclf_cam::class_weights(&linear, &[1280], 0, class).unwrap();
         let map = ours.maps[0].index_axis(ndarray::Axis(0), 0);
         let cam = imgclf_cam::normalize(&imgclf_cam::class_activation_map(map, weights.view()));
-        let script = support::workspace_root().join("tools/reference_cam.py");
+        let script = imgclf_testkit::workspace_root().join("tools/reference_cam.py");
         let weights_file = predictor.run.dir.join("weights.safetensors");
         let out = run_python(
             &python,

@@ -3,18 +3,13 @@
 //! last long enough to be raced or killed). Where a command is refused, every file it did not
 //! create is left exactly as it was.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::*;
 use imgclf_features::{FeatureReader, FeatureSet, Storage, partial_dir};
-use support::{fixtures, shared};
+use imgclf_testkit::*;
+use imgclf_testkit::{fixtures, shared};
 
 /// Extracts `data` through the tiny model (or `model`) into `out` with tract, in batches of 4.
 fn extract(dir: &Path, data: &Path, model: &Path, out: &str, extra: &[&str]) -> String {

@@ -5,21 +5,16 @@
 //! signals, over the shared cats_dogs photos (decoding is the slow part, so the tiny fixture
 //! model keeps each run to a few seconds).
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::Duration;
 
 use imgclf_features::{FeatureSet, partial_dir, partial_status};
-use support::*;
+use imgclf_testkit::*;
 
 fn spawn(data: &Path, out: &Path, extra: &[&str]) -> Child {
     let flags = ["--batch", "16", "--threads", "2"];
-    common::spawn_extract(data, &fixtures().join("tiny_convnet.onnx"), out, &[&flags[..], extra].concat())
+    imgclf_testkit::spawn_extract(data, &fixtures().join("tiny_convnet.onnx"), out, &[&flags[..], extra].concat())
 }
 
 /// What `imgclf features status` prints about `dir` (it fails while work is unfinished).

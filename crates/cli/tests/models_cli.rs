@@ -1,12 +1,9 @@
 //! `imgclf models` and `--model NAME`, with the cache in a scratch `$IMGCLF_HOME`.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use support::fixtures;
+use imgclf_testkit::fixtures;
 
 fn imgclf(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_imgclf")).env("IMGCLF_HOME", home).args(args).output().expect("imgclf runs")
@@ -84,7 +81,7 @@ fn models_are_added_checked_listed_shown_and_named_in_extract() {
 
 #[test]
 fn presets_describe_usual_exports_and_refuse_models_they_do_not_fit() {
-    let Some(shared) = support::shared() else { return };
+    let Some(shared) = imgclf_testkit::shared() else { return };
     let t = tempfile::tempdir().unwrap();
     let home = t.path().join("home");
     let lite0 = shared.join("models/efficientnet_lite0.onnx");

@@ -5,27 +5,15 @@
 //! the file, every photo decoded, the confusion table equal to `evaluate`'s, a screenshot that
 //! is not blank. Under CI a missing browser fails the test.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use imgclf_testkit::*;
+use imgclf_testkit::{run as imgclf, run_ok as ok};
 use serde_json::Value;
-use support::*;
-
-fn imgclf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().unwrap()
-}
 
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = imgclf(args);
-    assert!(o.status.success(), "imgclf {args:?} failed:\n{}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn s(p: &Path) -> &str {

@@ -3,23 +3,11 @@
 //! extract as h5py reads it, a killed shard is redone while finished ones are reused, and
 //! heads train and predict on the merged file exactly as on the unsharded one.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use support::*;
-
-fn imgclf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().expect("imgclf runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = imgclf(args);
-    assert!(o.status.success(), "{args:?}:\n{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use imgclf_testkit::*;
+use imgclf_testkit::{run as imgclf, run_ok as ok};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -3,13 +3,10 @@
 //! over the shared traffic_signs photos, then deploy/slurm/merge.sbatch after it; the merged file
 //! equals one unsharded process's. Skips locally when no Slurm answers; fails under CI.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::*;
+use imgclf_testkit::*;
 
 /// Whether a Slurm controller answers with an idle (or partly busy) node.
 fn slurm_up() -> bool {
@@ -47,7 +44,7 @@ fn sbatch(args: &[&str]) -> String {
 #[test]
 fn an_array_of_3_then_the_merge_equal_one_process() {
     let (Some(shared), Some(python)) = (shared(), python_with(&["h5py", "numpy"])) else { return };
-    if !ort_available() || !slurm_up() {
+    if !available(imgclf_runtime::ort_environment()) || !slurm_up() {
         return;
     }
     let t = tempfile::tempdir().unwrap();

@@ -2,17 +2,10 @@
 //! every unreadable file with its reason, `--quarantine` moves exactly those aside (nothing is
 //! deleted), and `extract` lists the same files as skipped.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::Path;
-use std::process::{Command, Output};
 
-use support::fixtures;
-
-fn imgclf(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).args(args).output().unwrap()
-}
+use imgclf_testkit::fixtures;
+use imgclf_testkit::run as imgclf;
 
 /// train/a: the whole corpus and a symlink loop; train/b: two good images.
 fn dirty_dataset(root: &Path) {

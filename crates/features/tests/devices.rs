@@ -2,8 +2,6 @@
 //! binding) gives the float path's inputs and rows on the CPU, and a CUDA request on a
 //! CPU-only ONNX Runtime is refused before anything is written.
 
-mod support;
-
 use std::path::Path;
 
 use image::RgbImage;
@@ -12,7 +10,7 @@ use imgclf_features::prelude::*;
 use imgclf_features::{FeatureSet, fingerprint};
 use imgclf_runtime::onnx::{Dim, Graph};
 use imgclf_runtime::{Feed, preprocess_batch};
-use support::*;
+use imgclf_testkit::*;
 
 /// A model whose output is its input: what the engine sees is what comes out (named as the
 /// spec's pooled output, so the pixel feed adds no pooling of its own).
@@ -51,7 +49,7 @@ fn pixel_config(threads: usize) -> EngineConfig {
 /// the u8 pixels gives the tensor `fill_input` makes on the CPU, to 1e-6.
 #[test]
 fn the_pixel_feed_converts_like_the_cpu_for_every_scaling_and_layout() {
-    if !ort_available() {
+    if !available(imgclf_runtime::ort_environment()) {
         return;
     }
     let images = photos(3);
@@ -93,7 +91,7 @@ fn the_pixel_feed_converts_like_the_cpu_for_every_scaling_and_layout() {
 /// are the float path's, whatever the unused slots hold.
 #[test]
 fn a_short_pixel_batch_gives_its_own_rows_whatever_the_unused_slots_hold() {
-    if !ort_available() {
+    if !available(imgclf_runtime::ort_environment()) {
         return;
     }
     let t = tempfile::tempdir().unwrap();
@@ -123,7 +121,7 @@ fn a_short_pixel_batch_gives_its_own_rows_whatever_the_unused_slots_hold() {
 /// float path's rows, paths and labels.
 #[test]
 fn extraction_through_the_pixel_feed_gives_the_same_rows() {
-    if !ort_available() {
+    if !available(imgclf_runtime::ort_environment()) {
         return;
     }
     let data = fixtures().join("tiny_data");
@@ -163,7 +161,7 @@ fn only_tf32_changes_the_fingerprint() {
 /// A GPU request on this machine's CPU build of ONNX Runtime names the cause and the fix.
 #[test]
 fn cuda_on_a_cpu_build_is_refused_with_the_fix() {
-    if !ort_available() {
+    if !available(imgclf_runtime::ort_environment()) {
         return;
     }
     let backbone = Backbone::open(&fixtures().join("tiny_convnet.onnx")).unwrap();

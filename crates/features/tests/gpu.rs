@@ -7,13 +7,11 @@
 //! batch's rows kept) against the CPU's float path: fp32 within 1e-5, tf32 within 1e-2, for
 //! the tiny fixture model and EfficientNet-Lite0.
 
-mod support;
-
 use std::path::Path;
 
 use image::RgbImage;
 use imgclf_runtime::{Backbone, Device, Engine, EngineConfig, EngineKind, Precision};
-use support::*;
+use imgclf_testkit::*;
 
 /// Whether the GPU checks were asked for.
 fn asked() -> bool {

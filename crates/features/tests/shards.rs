@@ -2,15 +2,13 @@
 //! the unsharded file, and every kind of wrong shard is refused, named, before anything is
 //! written.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use imgclf_dataset::Dataset;
 use imgclf_features::prelude::*;
 use imgclf_features::{Shard, merge, shard_status};
-use support::*;
+use imgclf_testkit::*;
 
 /// The fixture dataset and model copied into a scratch folder the test may change.
 fn scratch() -> (tempfile::TempDir, PathBuf, PathBuf) {

@@ -1,15 +1,13 @@
 //! The real backbone on real photos: `../shared/models/efficientnet_lite0.onnx` over
 //! `../shared/data/cats_dogs`. Skipped with a message when `../shared` is absent; CI runs it.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use imgclf_dataset::Dataset;
 use imgclf_features::prelude::*;
 use imgclf_runtime::{Layout, global_average_pool, preprocess_batch};
+use imgclf_testkit::*;
 use serde_json::Value;
-use support::*;
 
 const PER_CLASS: usize = 6;
 
@@ -114,7 +112,7 @@ print(json.dumps({
 #[test]
 fn the_pixel_feed_extracts_the_float_paths_vectors() {
     let Some(shared) = shared() else { return };
-    if !ort_available() {
+    if !available(imgclf_runtime::ort_environment()) {
         return;
     }
     let (t, data) = subset(&shared);
@@ -140,7 +138,7 @@ fn assert_same_vectors(a: &ExtractReport, b: &ExtractReport, tolerance: f32) {
 #[test]
 fn tract_and_ort_extract_the_same_vectors() {
     let Some(shared) = shared() else { return };
-    if !ort_available() {
+    if !available(imgclf_runtime::ort_environment()) {
         return;
     }
     let (t, data) = subset(&shared);
@@ -224,7 +222,7 @@ fn preprocessing_matches_an_independent_python_reference() {
     }
 
     // 2. colour order, scaling, layout, pooling: exact up to engine arithmetic
-    let kind = if ort_available() { EngineKind::Ort } else { EngineKind::Tract };
+    let kind = if available(imgclf_runtime::ort_environment()) { EngineKind::Ort } else { EngineKind::Tract };
     let mut engine = Engine::load(&backbone.model, spec, &["features", "logits"], &EngineConfig::cpu(kind, 2)).unwrap();
     let outs = engine.run(preprocess_batch(spec, &resized).view()).unwrap();
     let gap = global_average_pool(outs[0].view(), Layout::Nchw).unwrap();

@@ -1,8 +1,6 @@
 //! The tiny generated conv net and dataset under `fixtures/`: engines, pooling, extraction,
 //! skipping of unreadable images, and the cache's hit / miss / invalidation rules.
 
-mod support;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -10,7 +8,7 @@ use image::RgbImage;
 use imgclf_dataset::Dataset;
 use imgclf_features::prelude::*;
 use imgclf_runtime::{Layout, global_average_pool, preprocess_batch};
-use support::*;
+use imgclf_testkit::*;
 
 fn tiny_model() -> PathBuf {
     fixtures().join("tiny_convnet.onnx")
@@ -77,7 +75,7 @@ fn our_pooling_matches_the_graphs_global_average_pool() {
 
 #[test]
 fn ort_and_tract_give_the_same_vectors() {
-    if !ort_available() {
+    if !available(imgclf_runtime::ort_environment()) {
         return;
     }
     let backbone = Backbone::open(&tiny_model()).unwrap();
@@ -98,7 +96,7 @@ fn a_spec_that_contradicts_the_model_is_refused_by_both_engines() {
     let spec_path = t.path().join("tiny_convnet.json");
     let good = fs::read_to_string(&spec_path).unwrap();
     let mut engines = vec![EngineKind::Tract];
-    if ort_available() {
+    if available(imgclf_runtime::ort_environment()) {
         engines.push(EngineKind::Ort);
     }
     for (from, to, expect) in [

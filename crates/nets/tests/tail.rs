@@ -1,15 +1,12 @@
 //! The last residual block of the real EfficientNet-Lite0, rebuilt in candle from the ONNX
 //! initializers, against the ONNX engine's own feature map on real photos.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use imgclf_nets::{Tail, last_block_input, prefix_model};
 use imgclf_runtime::{Backbone, Engine, EngineConfig, EngineKind, preprocess_batch};
-use support::*;
+use imgclf_testkit::*;
 
 /// Cuts `model_path` at its last residual block, runs the start on tract and the rebuilt
 /// tail in candle, and compares with tract's `features` on three real photos. Returns where

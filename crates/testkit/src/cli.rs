@@ -1,19 +1,40 @@
-//! Running the `imgclf` binary as a user would, and looking at what it left: the helpers the
-//! command-line tests share.
-#![allow(dead_code)] // each test binary uses its own subset
+//! Running the `imgclf` binary as a user would, and looking at what it left.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+/// The `imgclf` binary the tests run: `CARGO_BIN_EXE_imgclf` when the test runner sets it,
+/// else beside the test binary's `deps` folder (cargo builds a package's binaries before its
+/// integration tests).
+pub fn imgclf_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CARGO_BIN_EXE_imgclf") {
+        return PathBuf::from(bin);
+    }
+    let test = std::env::current_exe().expect("the test binary's path");
+    test.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>").join("imgclf")
+}
+
+/// `imgclf ARGS` run in the current folder.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(imgclf_bin()).args(args).output().expect("imgclf runs")
+}
+
+/// `imgclf ARGS` in the current folder, which must succeed; its stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(o.status.success(), "imgclf {args:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// `imgclf ARGS` run in `dir`.
 pub fn imgclf(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_imgclf")).current_dir(dir).args(args).output().unwrap()
+    Command::new(imgclf_bin()).current_dir(dir).args(args).output().expect("imgclf runs")
 }
 
 /// `imgclf ARGS` started in `dir` with its output piped: for a test that signals, races or
 /// times it.
 pub fn spawn_in(dir: &Path, args: &[&str]) -> Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_imgclf"));
+    let mut command = Command::new(imgclf_bin());
     command.current_dir(dir).args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
     command.spawn().unwrap()
 }
@@ -91,6 +112,7 @@ pub fn names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// A path as the `&str` an argument list takes.
 pub fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }

@@ -1,8 +1,12 @@
-//! Helpers for integration tests that need things outside the crate: the shared data and
-//! models (`../shared` beside the project), a Python with h5py/onnxruntime/Pillow, and the
-//! ONNX Runtime library. Locally a missing one skips the test with a message; under CI
-//! (`CI=true`, where `.ci/run` provides all of them) it fails, so nothing is skipped silently.
-#![allow(dead_code)] // each test binary uses its own subset of these helpers
+//! What the workspace's integration tests share, in one dev-only crate instead of modules
+//! included by path: where the project, its fixtures and `../shared` are; a Python with the
+//! modules a test needs; [`skip`] (a message locally, a failure under CI, so nothing is skipped
+//! silently); the `imgclf` binary run as a user would ([`imgclf`], [`ok`], [`spawn_in`]); and
+//! the assertions the command-line tests make ([`refused`], [`failed`], [`snapshot`]).
+
+mod cli;
+
+pub use cli::*;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,9 +17,10 @@ pub fn workspace_root() -> PathBuf {
     if let Some(root) = std::env::var_os("IMGCLF_ROOT").filter(|r| !r.is_empty()) {
         return PathBuf::from(root);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/<name> layout").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/testkit layout").to_path_buf()
 }
 
+/// The checked-in fixtures (`fixtures/`: the tiny model, photos, feature files).
 pub fn fixtures() -> PathBuf {
     workspace_root().join("fixtures")
 }
@@ -57,12 +62,13 @@ pub fn python_with(modules: &[&str]) -> Option<PathBuf> {
     None
 }
 
-/// Whether ONNX Runtime can be loaded here.
-pub fn ort_available() -> bool {
-    match imgclf_runtime::ort_environment() {
+/// Whether something a test needs could be set up here (ONNX Runtime's library:
+/// `available(imgclf_runtime::ort_environment())`); when not, [`skip`] with its reason.
+pub fn available<T, E: std::fmt::Display>(setup: Result<T, E>) -> bool {
+    match setup {
         Ok(_) => true,
         Err(e) => {
-            skip(&format!("{e}"));
+            skip(&e.to_string());
             false
         }
     }
