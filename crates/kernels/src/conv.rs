@@ -153,6 +153,7 @@ pub(crate) fn storage_values<'a>(storage: &'a Storage, layout: &Layout, what: &s
 
 /// Test data: `n` values in [-11/7, 11/7], different per `seed`.
 #[cfg(test)]
+#[cfg(test)]
 pub(crate) fn test_values(n: usize, seed: usize) -> Vec<f32> {
     (0..n).map(|i| (((i * 31 + seed * 17) % 23) as f32 - 11.0) / 7.0).collect()
 }
@@ -289,40 +290,5 @@ impl CustomOp2 for KernelGrad {
             (0..n).into_par_iter().map(|i| d.kernel_grad_image(d.image(x, i), d.output_grad(grad, i))).collect();
         let sum = d.sum_kernel_grads(&partial);
         Ok((CpuStorage::F32(sum.into_raw_vec_and_offset().0), Shape::from((o, d.rows() + 1))))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::{Device, Var};
-
-    use super::test_values as values;
-
-    /// Forward and all gradients against candle's own convolution ([`crate::reference`]), with
-    /// and without padding.
-    #[test]
-    fn matches_candles_convolution_and_its_gradients() {
-        for (pad, k) in [(0, 3), (1, 3), (2, 5)] {
-            let dev = Device::Cpu;
-            let x = Var::from_vec(values(2 * 3 * 9 * 8, 1), (2, 3, 9, 8), &dev).unwrap();
-            let kernel = Var::from_vec(values(4 * 3 * k * k, 2), (4, 3, k, k), &dev).unwrap();
-            let bias = Var::from_vec(values(4, 4), 4, &dev).unwrap();
-            let ours = conv2d(&x, &kernel, &bias, pad).unwrap();
-            let theirs = crate::reference::conv2d(&x, &kernel, &bias, pad).unwrap();
-            assert_eq!(ours.dims(), theirs.dims());
-            let weights = Tensor::from_vec(values(ours.elem_count(), 3), ours.shape(), &dev).unwrap();
-            let (a, b) =
-                (ours.mul(&weights).unwrap().sum_all().unwrap(), theirs.mul(&weights).unwrap().sum_all().unwrap());
-            let (ga, gb) = (a.backward().unwrap(), b.backward().unwrap());
-            let close = |p: &Tensor, q: &Tensor, what: &str| {
-                let diff = (p - q).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(diff < 1e-4, "pad {pad} k {k}: {what} differs by {diff}");
-            };
-            close(&ours, &theirs, "output");
-            close(ga.get(&x).unwrap(), gb.get(&x).unwrap(), "input gradient");
-            close(ga.get(&kernel).unwrap(), gb.get(&kernel).unwrap(), "kernel gradient");
-            close(ga.get(&bias).unwrap(), gb.get(&bias).unwrap(), "bias gradient");
-        }
     }
 }

@@ -96,37 +96,3 @@ impl CustomOp3 for Dense {
         Ok((dx, Some(dk), Some(db)))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::{Device, Var};
-
-    use crate::conv::test_values as values;
-
-    /// Output and all three gradients against candle's matmul, broadcast add and relu.
-    #[test]
-    fn equals_candles_matmul_bias_and_relu() {
-        let dev = Device::Cpu;
-        for relu in [false, true] {
-            let x = Var::from_vec(values(5 * 7, 1), (5, 7), &dev).unwrap();
-            let kernel = Var::from_vec(values(7 * 4, 2), (7, 4), &dev).unwrap();
-            let bias = Var::from_vec(values(4, 3), 4, &dev).unwrap();
-            let ours = dense(&x, &kernel, &bias, relu).unwrap();
-            let theirs = crate::reference::dense(&x, &kernel, &bias, relu).unwrap();
-            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            let close = |a: &Tensor, b: &Tensor, what: &str| {
-                let (a, b) = (flat(a), flat(b));
-                assert!(a.iter().zip(&b).all(|(p, q)| (p - q).abs() < 1e-5), "relu {relu}: {what}: {a:?} vs {b:?}");
-            };
-            close(&ours, &theirs, "output");
-            assert!(!relu || flat(&ours).contains(&0.0), "ReLU bites");
-            let weights = Tensor::from_vec(values(20, 4), (5, 4), &dev).unwrap();
-            let ga = ours.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-            let gb = theirs.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-            for (var, what) in [(&x, "input"), (&kernel, "kernel"), (&bias, "bias")] {
-                close(ga.get(var).unwrap(), gb.get(var).unwrap(), what);
-            }
-        }
-    }
-}

@@ -167,37 +167,3 @@ impl CustomOp1 for DepthwiseGrad {
         Ok((CpuStorage::F32(out), Shape::from(len)))
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use candle_core::{Device, Var};
-
-    /// Against candle's grouped convolution (groups = channels), forward and all gradients,
-    /// with symmetric and TF-"SAME"-style asymmetric padding.
-    #[test]
-    fn matches_candles_grouped_convolution() {
-        let dev = Device::Cpu;
-        let vals =
-            |n: usize, s: usize| (0..n).map(|i| (((i * 29 + s * 13) % 31) as f32 - 15.0) / 9.0).collect::<Vec<_>>();
-        for (k, pads) in [(3, [1, 1, 1, 1]), (5, [2, 2, 2, 2]), (3, [0, 0, 1, 1]), (3, [0, 0, 0, 0])] {
-            let x = Var::from_vec(vals(2 * 4 * 7 * 6, 1), (2, 4, 7, 6), &dev).unwrap();
-            let kernel = Var::from_vec(vals(4 * k * k, 2), (4, 1, k, k), &dev).unwrap();
-            let bias = Var::from_vec(vals(4, 3), 4, &dev).unwrap();
-            let ours = depthwise_conv2d(&x, &kernel, &bias, pads).unwrap();
-            let theirs = crate::reference::depthwise_conv2d(&x, &kernel, &bias, pads).unwrap();
-            assert_eq!(ours.dims(), theirs.dims());
-            let weights = Tensor::from_vec(vals(ours.elem_count(), 4), ours.shape(), &dev).unwrap();
-            let ga = ours.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-            let gb = theirs.mul(&weights).unwrap().sum_all().unwrap().backward().unwrap();
-            let close = |a: &Tensor, b: &Tensor, what: &str| {
-                let d = (a - b).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
-                assert!(d < 1e-4, "k {k} pads {pads:?}: {what} differs by {d}");
-            };
-            close(&ours, &theirs, "output");
-            for (v, what) in [(&x, "input"), (&kernel, "kernel"), (&bias, "bias")] {
-                close(ga.get(v).unwrap(), gb.get(v).unwrap(), what);
-            }
-        }
-    }
-}
