@@ -7,7 +7,7 @@ use imgclf_dataset::limits::{BATCH, DECAY, DROPOUT, EPOCHS, LABEL_SMOOTHING, LEA
 use imgclf_dataset::{Dataset, Filter};
 use imgclf_heads::{OptimizerConfig, RunDir};
 use imgclf_nets::prelude::*;
-use imgclf_nets::{FineTuneConfig, FineTuneRun};
+use imgclf_nets::{FineTuneConfig, FineTuning};
 use indicatif::ProgressBar;
 
 use crate::engine::EngineArgs;
@@ -159,36 +159,29 @@ fn config(args: &TrainArgs, arch: Arch) -> anyhow::Result<CnnConfig> {
 pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     imgclf_kernels::keep_freed_memory();
     let out = &args.out;
-    let (mut info, net, state, dataset) = if args.resume {
-        let (info, net, state) = CnnRun::resume(out, args.epochs).context("--resume")?;
-        eprintln!("resuming {} after epoch {} of {}", out.display(), state.epochs_done(), info.config.epochs);
-        let dataset = Dataset::open(&info.data).with_context(|| format!("the data of {}", out.display()))?;
-        (info, net, state, dataset)
+    let (training, dataset) = if args.resume {
+        let training = CnnTraining::resume(out, args.epochs).context("--resume")?;
+        let (done, epochs) = (training.epochs_done(), training.info.config.epochs);
+        eprintln!("resuming {} after epoch {done} of {epochs}", out.display());
+        let dataset = Dataset::open(&training.info.data).with_context(|| format!("the data of {}", out.display()))?;
+        (training, dataset)
     } else {
         let config = config(&args, args.arch.expect("clap requires --arch without --resume"))?;
         let data = args.data.as_ref().expect("clap requires --data without --resume");
         imgclf_heads::Run::check_out(out, args.force).context("--out")?;
         let dataset = Dataset::open(data).with_context(|| format!("--data {}", data.display()))?;
-        let validation = imgclf_nets::validation_split(&dataset, args.validation.as_deref()).context("--validation")?;
-        let optimizer = config.optimizer;
-        let classes = dataset.classes.names().to_vec();
-        let (info, net) = CnnRun::start(config, classes, data, validation)?;
-        let state = TrainState::start(&net, optimizer);
-        (info, net, state, dataset)
+        let training = CnnTraining::create(out, args.force, config, &dataset, args.validation.as_deref())
+            .context("--validation")?;
+        (training, dataset)
     };
     let load = |name: &str| {
-        over_split(&dataset, name, "loading", |samples, bar| {
-            Ok(ImageSet::load(samples, info.config.resize(), || bar.inc(1)))
+        with_bar(split_len(&dataset, name), &format!("loading {name}"), |bar| {
+            Ok(training.load(&dataset, name, || bar.inc(1))?)
         })
     };
     let train_set = load("train")?;
-    let validation = info.validation.clone().map(|name| load(&name)).transpose()?;
-    // everything is checked and loaded: only now does the run folder start (hidden until its
-    // first checkpoint, so a failure or a kill before it leaves no run behind)
-    let mut out_dir = match args.resume {
-        true => RunDir::existing(out),
-        false => RunDir::begin(out, args.force).context("--out")?,
-    };
+    let validation = training.info.validation.clone().map(|name| load(&name)).transpose()?;
+    let info = &training.info;
     eprintln!(
         "{:?}, {} parameters, {}x{} px; train {} images{}",
         info.config.arch,
@@ -203,14 +196,14 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     );
     let stop = crate::extract::stop_on_signals()?;
     let progress = report(info.config.epochs, info.config.batch_size);
-    let result =
-        CnnRun::train(&mut out_dir, &mut info, &net, state, &train_set, validation.as_ref(), Some(&stop), progress);
-    match result {
+    // everything is checked and loaded: only now does the run folder start (hidden until its
+    // first checkpoint, so a failure or a kill before it leaves no run behind)
+    match training.train(&train_set, validation.as_ref(), Some(&stop), progress) {
         Ok(_) => {
             say!("saved {}", out.display());
             Ok(())
         }
-        Err(e @ imgclf_nets::NetError::Interrupted { .. }) if out_dir.published() => {
+        Err(e @ imgclf_nets::NetError::Interrupted { saved, .. }) if saved > 0 => {
             bail!("{e}: {}; continue with `imgclf train-cnn --out {} --resume`", out.display(), out.display())
         }
         Err(e @ imgclf_nets::NetError::Interrupted { .. }) => {
@@ -240,17 +233,19 @@ fn report(epochs: usize, batch: usize) -> impl FnMut(FitEvent) -> Result<(), img
     }
 }
 
-/// Runs `work` over split `name` of `dataset` behind a progress bar, then warns of the images
-/// it skipped.
-fn over_split<T>(
-    dataset: &Dataset,
-    name: &str,
-    doing: &str,
-    work: impl FnOnce(&[imgclf_dataset::Sample], &ProgressBar) -> anyhow::Result<(T, Vec<imgclf_dataset::DatasetError>)>,
+/// Photos in split `name` of `dataset` (0 when it has none: the library names the split).
+fn split_len(dataset: &Dataset, name: &str) -> u64 {
+    dataset.split(name).map_or(0, |s| s.samples.len() as u64)
+}
+
+/// Runs `work` behind a progress bar of `total` photos, then warns of the photos it skipped.
+fn with_bar<T>(
+    total: u64,
+    label: &str,
+    work: impl FnOnce(&ProgressBar) -> anyhow::Result<(T, Vec<imgclf_dataset::DatasetError>)>,
 ) -> anyhow::Result<T> {
-    let split = dataset.split(name).with_context(|| format!("{}: no `{name}` split", dataset.root.display()))?;
-    let bar = bar(split.samples.len() as u64, &format!("{doing} {name}"), "images");
-    let (out, skipped) = work(&split.samples, &bar)?;
+    let bar = bar(total, label, "images");
+    let (out, skipped) = work(&bar)?;
     bar.finish_and_clear();
     warn_skipped(&skipped);
     Ok(out)
@@ -319,35 +314,31 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
     };
     // the engine and device first: a GPU that cannot start leaves nothing behind
     let engine = args.engine.config(None)?;
-    let mut out = RunDir::begin(&args.out, args.force).context("--out")?;
-    let mut run = FineTuneRun::create(out.path(), &base, args.from.as_deref(), &args.data, config)
+    let out = RunDir::begin(&args.out, args.force).context("--out")?;
+    let mut tuning = FineTuning::create(out, &base, &args.data, args.from.as_deref(), config, &engine)
         .with_context(|| format!("fine-tuning {}", args.run.display()))?;
+    let info = &tuning.run.info;
+    let tensors = tuning.run.model.tail.params().len();
     eprintln!(
-        "{}: training from `{}` to `{}` ({} tensors) and the head; the rest is frozen",
-        run.info.backbone,
-        run.info.from,
-        run.info.to,
-        run.model.tail.params().len()
+        "{}: training from `{}` to `{}` ({tensors} tensors) and the head; the rest is frozen",
+        info.backbone, info.from, info.to
     );
-    let mut frozen = run.frozen(&engine)?;
-    run.info.engine = frozen.engine();
-    let dataset = Dataset::open(&run.info.data).with_context(|| format!("--data {}", run.info.data.display()))?;
+    let (epochs, batch, validation) = (info.config.epochs, info.config.batch_size, info.validation.clone());
     let mut cache = |name: &str| {
-        over_split(&dataset, name, "frozen start over", |samples, bar| {
-            Ok(frozen.run(samples, 32, |n| bar.inc(n as u64))?)
+        with_bar(split_len(&tuning.dataset, name), &format!("frozen start over {name}"), |bar| {
+            Ok(tuning.cache(name, |n| bar.inc(n as u64))?)
         })
     };
     let train_set = cache("train")?;
-    let validation = run.info.validation.clone().map(|name| cache(&name)).transpose()?;
+    let validation = validation.map(|name| cache(&name)).transpose()?;
     if let Some(v) = &validation {
-        let before = run.score_before(v)?;
+        let before = tuning.score_before(v)?;
         say!("before fine-tuning: val_loss: {:.4} - val_acc: {:.4}", before.loss, before.acc);
     }
     let stop = crate::extract::stop_on_signals()?;
-    let progress = report(run.info.config.epochs, run.info.config.batch_size);
-    run.train(&train_set, validation.as_ref(), Some(&stop), progress)
+    tuning
+        .train(&train_set, validation.as_ref(), Some(&stop), report(epochs, batch))
         .with_context(|| format!("fine-tuning into {} (nothing written)", args.out.display()))?;
-    out.publish().with_context(|| format!("--out {}", args.out.display()))?;
     say!("saved {}", args.out.display());
     Ok(())
 }

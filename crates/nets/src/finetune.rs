@@ -12,7 +12,7 @@ use imgclf_heads::{
     BackboneSummary, NamedTensor, RunHeader, RunSummary, f32_safetensors, f32_tensor, history_csv, parse_run_json,
     run_json_text, settings,
 };
-use imgclf_heads::{EpochStats, OptimizerConfig, Predictions, Rule, Run, curves_png};
+use imgclf_heads::{EpochStats, OptimizerConfig, Predictions, Rule, Run, RunDir, curves_png};
 use imgclf_runtime::onnx::{self, pb};
 use imgclf_runtime::{Backbone, Engine, EngineConfig, ModelSpec, preprocess_batch};
 use rayon::prelude::*;
@@ -352,6 +352,72 @@ pub struct FineTuneRun {
     pub info: FineTuneInfo,
     /// The tail and head with their weights.
     pub model: FineTuned,
+}
+
+/// One `fine-tune` run from its start to its end, for any caller: [`FineTuning::create`] cuts
+/// the tail from the base run's backbone and loads the frozen start on an engine,
+/// [`FineTuning::cache`] runs the frozen start once over a split's photos,
+/// [`FineTuning::train`] trains tail and head and publishes the run folder. An error or an
+/// interruption before the end leaves no folder.
+pub struct FineTuning {
+    /// The run being made.
+    pub run: FineTuneRun,
+    /// Its data root.
+    pub dataset: Dataset,
+    frozen: Frozen,
+    out: RunDir,
+}
+
+impl FineTuning {
+    /// Prepares a fine-tuning of `base` (a train-head run on one backbone) on the photos under
+    /// `data` into `out`, its tail starting at `from` (default: the last residual block's
+    /// input), its frozen start run by `engine`.
+    pub fn create(
+        out: RunDir,
+        base: &Run,
+        data: &Path,
+        from: Option<&str>,
+        config: FineTuneConfig,
+        engine: &EngineConfig,
+    ) -> Result<FineTuning, NetError> {
+        let mut run = FineTuneRun::create(out.path(), base, from, data, config)?;
+        let frozen = run.frozen(engine)?;
+        run.info.engine = frozen.engine();
+        let dataset = Dataset::open(&run.info.data)?;
+        Ok(FineTuning { run, dataset, frozen, out })
+    }
+
+    /// Split `name`'s activations at the tail's input (`tick` with the photos done after each
+    /// engine call), with the photos that could not be read.
+    pub fn cache(
+        &mut self,
+        name: &str,
+        tick: impl Fn(usize) + Sync,
+    ) -> Result<(Activations, Vec<DatasetError>), NetError> {
+        let split = self
+            .dataset
+            .split(name)
+            .ok_or_else(|| NetError::file(&self.dataset.root, format!("no `{name}` split to fine-tune on")))?;
+        self.frozen.run(&split.samples, 32, tick)
+    }
+
+    /// Validation numbers of the head before fine-tuning ([`FineTuneRun::score_before`]).
+    pub fn score_before(&mut self, validation: &Activations) -> Result<Score, NetError> {
+        self.run.score_before(validation)
+    }
+
+    /// Trains tail and head ([`FineTuneRun::train`]), then publishes the run folder.
+    pub fn train(
+        mut self,
+        train_set: &Activations,
+        validation: Option<&Activations>,
+        stop: Option<&AtomicBool>,
+        on_event: impl FnMut(FitEvent) -> Result<(), NetError>,
+    ) -> Result<FineTuneInfo, NetError> {
+        self.run.train(train_set, validation, stop, on_event)?;
+        self.out.publish()?;
+        Ok(self.run.info)
+    }
 }
 
 fn read_model(path: &Path) -> Result<pb::ModelProto, NetError> {

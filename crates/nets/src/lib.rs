@@ -34,9 +34,10 @@ pub use arch::{Arch, BatchNorm, Conv, Dense, LayerSpec, LayerSummary, Net, Varia
 pub use data::{ImageSet, Input, batch_tensor, resize_to, validation_split};
 pub use error::NetError;
 pub use finetune::{
-    Activations, FINETUNE_RUN_FORMAT, FineTuneConfig, FineTuneInfo, FineTuneRun, FineTuned, Frozen, HeadLayers, Score,
+    Activations, FINETUNE_RUN_FORMAT, FineTuneConfig, FineTuneInfo, FineTuneRun, FineTuned, FineTuning, Frozen,
+    HeadLayers, Score,
 };
-pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, Scored, init_net};
+pub use run::{CNN_RUN_FORMAT, CnnRun, CnnRunInfo, CnnTraining, Scored, init_net};
 pub use tail::{Tail, last_block_input, prefix_model};
 pub use train::{
     Batches, CnnConfig, FitEvent, FitSettings, Schedule, TrainState, Trainable, fit, loss, predict, predict_batches,
@@ -46,6 +47,7 @@ pub use train::{
 /// `use imgclf_nets::prelude::*` brings what a training script needs.
 pub mod prelude {
     pub use crate::{
-        Arch, CnnConfig, CnnRun, FitEvent, ImageSet, Input, Net, NetError, Schedule, TrainState, Variant, train,
+        Arch, CnnConfig, CnnRun, CnnTraining, FitEvent, ImageSet, Input, Net, NetError, Schedule, TrainState, Variant,
+        train,
     };
 }

@@ -112,10 +112,8 @@ impl CnnRun {
         Ok(CnnRun { dir: dir.to_path_buf(), info, net })
     }
 
-    /// A new run's description and initial network, its config checked. Nothing is written:
-    /// [`CnnRun::save_epoch`] writes the folder (a [`RunDir`](imgclf_heads::RunDir)'s, published
-    /// after the first epoch).
-    pub fn start(
+    /// A new run's description and initial network, its config checked. Nothing is written.
+    fn start(
         config: CnnConfig,
         classes: Vec<String>,
         data: &Path,
@@ -136,6 +134,31 @@ impl CnnRun {
             metrics: None,
         };
         Ok((info, net))
+    }
+
+    /// The run's description and its network and state at the last checkpoint, to train on
+    /// to `epochs` in all when given (else to its configured count); refused when it has
+    /// already trained as far.
+    fn resume(dir: &Path, epochs: Option<usize>) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
+        let (mut info, net, state) = Self::last_checkpoint(dir)?;
+        if let Some(epochs) = epochs {
+            if epochs < state.epochs_done() {
+                return Err(NetError::Config(format!(
+                    "{}: `epochs` {epochs} is fewer than the {} the run already has",
+                    dir.display(),
+                    state.epochs_done()
+                )));
+            }
+            info.config.epochs = epochs;
+        }
+        if state.epochs_done() >= info.config.epochs {
+            return Err(NetError::Config(format!(
+                "{} is complete ({} epochs); ask for more `epochs` to train on",
+                dir.display(),
+                info.config.epochs
+            )));
+        }
+        Ok((info, net, state))
     }
 
     /// Writes the state after an epoch: checkpoint, weights, history, curves, then `run.json`
@@ -166,56 +189,6 @@ impl CnnRun {
         write_info(dir, info)
     }
 
-    /// The run's description and its network and state at the last checkpoint, to train on
-    /// to `epochs` in all when given (else to its configured count); refused when it has
-    /// already trained as far.
-    pub fn resume(dir: &Path, epochs: Option<usize>) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
-        let (mut info, net, state) = Self::last_checkpoint(dir)?;
-        if let Some(epochs) = epochs {
-            if epochs < state.epochs_done() {
-                return Err(NetError::Config(format!(
-                    "{}: `epochs` {epochs} is fewer than the {} the run already has",
-                    dir.display(),
-                    state.epochs_done()
-                )));
-            }
-            info.config.epochs = epochs;
-        }
-        if state.epochs_done() >= info.config.epochs {
-            return Err(NetError::Config(format!(
-                "{} is complete ({} epochs); ask for more `epochs` to train on",
-                dir.display(),
-                info.config.epochs
-            )));
-        }
-        Ok((info, net, state))
-    }
-
-    /// Trains `net` on from `state` to `info.config.epochs`, saving a checkpoint into `out` after
-    /// every epoch ([`CnnRun::save_epoch`]); an unpublished `out` appears at the first one. An
-    /// interruption ([`NetError::Interrupted`]) leaves the last whole epoch saved, or, before
-    /// the first, no folder.
-    #[allow(clippy::too_many_arguments)]
-    pub fn train(
-        out: &mut RunDir,
-        info: &mut CnnRunInfo,
-        net: &Net,
-        state: TrainState,
-        train_set: &ImageSet,
-        validation: Option<&ImageSet>,
-        stop: Option<&AtomicBool>,
-        mut on_event: impl FnMut(FitEvent) -> Result<(), NetError>,
-    ) -> Result<TrainState, NetError> {
-        let config = info.config.clone();
-        crate::train(net, state, &config, train_set, validation, stop, |event| {
-            if let FitEvent::Epoch { state, .. } = &event {
-                CnnRun::save_epoch(out.path(), info, net, state)?;
-                out.publish()?;
-            }
-            on_event(event)
-        })
-    }
-
     /// The run's description and its network and state at the last checkpoint.
     fn last_checkpoint(dir: &Path) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
         let info = read_info(dir)?;
@@ -241,6 +214,94 @@ impl CnnRun {
         }
         let optimizer = Optimizer::resume(info.config.optimizer, state.iterations, slots);
         Ok((info, net, TrainState { optimizer, history: state.history }))
+    }
+}
+
+/// One `train-cnn` run from its start to its last epoch, for any caller: made new
+/// ([`CnnTraining::create`]) or continued from its checkpoint ([`CnnTraining::resume`]), its
+/// splits loaded ([`CnnTraining::load`]), then trained ([`CnnTraining::train`]), saving after
+/// every epoch. Nothing is written before the first epoch ends.
+pub struct CnnTraining {
+    /// The run's `run.json` as it stands.
+    pub info: CnnRunInfo,
+    /// The network: initial, or at the checkpoint.
+    pub net: Net,
+    state: TrainState,
+    /// The run folder, and whether an earlier run there may be replaced.
+    out: PathBuf,
+    overwrite: bool,
+    resumed: bool,
+}
+
+impl CnnTraining {
+    /// A new run of `config` into `out` on the classes of `dataset`, validated on split
+    /// `validation` (default: validation, else a labelled test). `out` may replace an earlier
+    /// run only with `overwrite`, and is checked now, not after training.
+    pub fn create(
+        out: &Path,
+        overwrite: bool,
+        config: CnnConfig,
+        dataset: &Dataset,
+        validation: Option<&str>,
+    ) -> Result<CnnTraining, NetError> {
+        config.check()?;
+        RunDir::check(out, overwrite)?;
+        let validation = crate::validation_split(dataset, validation)?;
+        let optimizer = config.optimizer;
+        let (info, net) = CnnRun::start(config, dataset.classes.names().to_vec(), &dataset.root, validation)?;
+        let state = TrainState::start(&net, optimizer);
+        Ok(CnnTraining { info, net, state, out: out.to_path_buf(), overwrite, resumed: false })
+    }
+
+    /// The run in `out` continued from its last checkpoint to `epochs` in all (default: its
+    /// configured count); refused when it has trained as far already.
+    pub fn resume(out: &Path, epochs: Option<usize>) -> Result<CnnTraining, NetError> {
+        let (info, net, state) = CnnRun::resume(out, epochs)?;
+        Ok(CnnTraining { info, net, state, out: out.to_path_buf(), overwrite: true, resumed: true })
+    }
+
+    /// Epochs trained so far (from the checkpoint when resumed).
+    pub fn epochs_done(&self) -> usize {
+        self.state.epochs_done()
+    }
+
+    /// Split `name` of `dataset` decoded and resized for the network (`tick` after each photo),
+    /// with the photos that could not be read.
+    pub fn load(
+        &self,
+        dataset: &Dataset,
+        name: &str,
+        tick: impl Fn() + Sync,
+    ) -> Result<(ImageSet, Vec<DatasetError>), NetError> {
+        let split = dataset
+            .split(name)
+            .ok_or_else(|| NetError::file(&dataset.root, format!("no `{name}` split to train on")))?;
+        Ok(ImageSet::load(&split.samples, self.info.config.resize(), tick))
+    }
+
+    /// Trains on to the last epoch, saving the run after every one ([`CnnRun::save_epoch`]); a
+    /// new run's folder appears at the first. An interruption ([`NetError::Interrupted`])
+    /// leaves the last whole epoch saved, or, before the first, no folder.
+    pub fn train(
+        mut self,
+        train_set: &ImageSet,
+        validation: Option<&ImageSet>,
+        stop: Option<&AtomicBool>,
+        mut on_event: impl FnMut(FitEvent) -> Result<(), NetError>,
+    ) -> Result<CnnRunInfo, NetError> {
+        let mut out = match self.resumed {
+            true => RunDir::existing(&self.out),
+            false => RunDir::begin(&self.out, self.overwrite)?,
+        };
+        let (config, net, info) = (self.info.config.clone(), &self.net, &mut self.info);
+        crate::train(net, self.state, &config, train_set, validation, stop, |event| {
+            if let FitEvent::Epoch { state, .. } = &event {
+                CnnRun::save_epoch(out.path(), info, net, state)?;
+                out.publish()?;
+            }
+            on_event(event)
+        })?;
+        Ok(self.info)
     }
 }
 

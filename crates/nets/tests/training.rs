@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use image::RgbImage;
 use imgclf_augment::AugmentParams;
-use imgclf_dataset::{Filter, Rng};
+use imgclf_dataset::{ClassIndex, Dataset, Filter, Rng};
 use imgclf_heads::{OptimizerConfig, RunDir};
 use imgclf_nets::prelude::*;
 use serde_json::Value;
@@ -99,20 +99,24 @@ fn lenet_and_the_small_cnn_learn_a_tiny_set_perfectly() {
     assert_eq!(state.history.last().unwrap().val_acc, Some(1.0), "small CNN: {:?}", state.history.last());
 }
 
+/// A dataset of classes `a` and `b` at `root` with no photos: the sets are made in memory.
+fn two_classes(root: &Path) -> Dataset {
+    Dataset { root: root.to_path_buf(), classes: ClassIndex::new(vec!["a".into(), "b".into()]), splits: Vec::new() }
+}
+
 /// Trains `config` into run folder `dir`, checkpointing every epoch; stops after epoch
 /// `stop_after` when given, as Ctrl-C would.
 fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>) -> Result<(), NetError> {
-    let mut out = RunDir::begin(dir, false)?;
-    let (mut info, net) = CnnRun::start(config.clone(), vec!["a".into(), "b".into()], dir, None)?;
+    let training = CnnTraining::create(dir, false, config.clone(), &two_classes(dir), None)?;
     let stop = AtomicBool::new(false);
-    let state = TrainState::start(&net, config.optimizer);
-    CnnRun::train(&mut out, &mut info, &net, state, set, Some(set), Some(&stop), |event| {
-        if let FitEvent::Epoch { state, .. } = event {
-            stop.store(Some(state.epochs_done()) == stop_after, Ordering::Relaxed);
-        }
-        Ok(())
-    })
-    .map(|_| ())
+    training
+        .train(set, Some(set), Some(&stop), |event| {
+            if let FitEvent::Epoch { state, .. } = event {
+                stop.store(Some(state.epochs_done()) == stop_after, Ordering::Relaxed);
+            }
+            Ok(())
+        })
+        .map(|_| ())
 }
 
 /// An interrupted run resumed from its checkpoint ends with the same weights and numbers as
@@ -136,9 +140,9 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     let info = CnnRun::load(&cut).unwrap().info;
     assert_eq!((info.epochs_run, info.complete), (1, false));
 
-    let (mut info, net, state) = CnnRun::resume(&cut, None).unwrap();
-    assert_eq!(state.epochs_done(), 1);
-    CnnRun::train(&mut RunDir::existing(&cut), &mut info, &net, state, &set, Some(&set), None, |_| Ok(())).unwrap();
+    let resumed = CnnTraining::resume(&cut, None).unwrap();
+    assert_eq!(resumed.epochs_done(), 1);
+    resumed.train(&set, Some(&set), None, |_| Ok(())).unwrap();
     let bytes = |dir: &Path| std::fs::read(dir.join("weights.safetensors")).unwrap();
     assert!(bytes(&whole) == bytes(&cut), "resumed weights differ from the uninterrupted run's");
     let (a, b) = (CnnRun::load(&whole).unwrap().info, CnnRun::load(&cut).unwrap().info);
@@ -165,7 +169,10 @@ fn a_run_folder_never_replaces_what_is_not_a_run() {
     // a config that cannot train is refused before anything is written
     let out = RunDir::begin(&tmp.path().join("run"), false).unwrap();
     let nan = CnnConfig { label_smoothing: f32::NAN, ..config };
-    let err = CnnRun::start(nan, vec!["a".into()], tmp.path(), None).err().unwrap().to_string();
+    let err = CnnTraining::create(&tmp.path().join("run"), false, nan, &two_classes(tmp.path()), None)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("label_smoothing must be a number in [0, 1), got NaN"), "{err}");
     assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
     drop(out);
