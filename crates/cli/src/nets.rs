@@ -13,6 +13,9 @@ use indicatif::ProgressBar;
 use crate::engine::EngineArgs;
 use crate::show::{bar, epoch_line, warn_skipped};
 
+/// Where `train-cnn` and `fine-tune` train: candle is built for the CPU here.
+const TRAIN_ON: imgclf_nets::Device = imgclf_nets::Device::Cpu;
+
 #[derive(clap::Args)]
 #[command(after_help = "Examples (the tutorial's recipes):\n  \
 imgclf train-cnn --arch small --data ../shared/data/cats_dogs --out runs/cnn --epochs 30\n  \
@@ -160,7 +163,7 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     imgclf_kernels::keep_freed_memory();
     let out = &args.out;
     let (training, dataset) = if args.resume {
-        let training = CnnTraining::resume(out, args.epochs).context("--resume")?;
+        let training = CnnTraining::resume(out, args.epochs, &TRAIN_ON).context("--resume")?;
         let (done, epochs) = (training.epochs_done(), training.info.config.epochs);
         eprintln!("resuming {} after epoch {done} of {epochs}", out.display());
         let dataset = Dataset::open(&training.info.data).with_context(|| format!("the data of {}", out.display()))?;
@@ -170,7 +173,7 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
         let data = args.data.as_ref().expect("clap requires --data without --resume");
         imgclf_heads::Run::check_out(out, args.force).context("--out")?;
         let dataset = Dataset::open(data).with_context(|| format!("--data {}", data.display()))?;
-        let training = CnnTraining::create(out, args.force, config, &dataset, args.validation.as_deref())
+        let training = CnnTraining::create(out, args.force, config, &dataset, args.validation.as_deref(), &TRAIN_ON)
             .context("--validation")?;
         (training, dataset)
     };
@@ -315,7 +318,7 @@ pub fn fine_tune(args: FineTuneArgs) -> anyhow::Result<()> {
     // the engine and device first: a GPU that cannot start leaves nothing behind
     let engine = args.engine.config(None)?;
     let out = RunDir::begin(&args.out, args.force).context("--out")?;
-    let mut tuning = FineTuning::create(out, &base, &args.data, args.from.as_deref(), config, &engine)
+    let mut tuning = FineTuning::create(out, &base, &args.data, args.from.as_deref(), config, &engine, &TRAIN_ON)
         .with_context(|| format!("fine-tuning {}", args.run.display()))?;
     let info = &tuning.run.info;
     let tensors = tuning.run.model.tail.params().len();

@@ -51,7 +51,7 @@ fn main() {
         train(&inputs, &config, &mut |_| {}).unwrap();
         let ours = started.elapsed().as_secs_f64() / epochs as f64;
 
-        let layers = HeadLayers::from_head(&Head::new(head, dim, 2, &mut Rng::new(1))).unwrap();
+        let layers = HeadLayers::from_head(&Head::new(head, dim, 2, &mut Rng::new(1)), &Device::Cpu).unwrap();
         let settings =
             FitSettings { epochs, batch_size: 128, schedule: Schedule::Constant, label_smoothing: 0.0, seed: 1 };
         let data =

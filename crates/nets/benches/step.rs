@@ -57,7 +57,7 @@ fn main() {
     println!("| net | ops | step (s) | forward (s) | images/s |");
     println!("|---|---|---|---|---|");
     for (arch, size, classes) in [(Arch::Small, 150, 2), (Arch::Lenet, 32, 43)] {
-        let net = Net::new(arch, [size, size], classes, &mut Rng::new(1)).unwrap();
+        let net = Net::new(arch, [size, size], classes, &mut Rng::new(1), &Device::Cpu).unwrap();
         let x = Tensor::rand(0f32, 1.0, (32, 3, size, size), &Device::Cpu).unwrap();
         let labels: Vec<usize> = (0..32).map(|i| i % classes).collect();
         let ours = time_step(classes, &labels, || net.forward(&x, None).unwrap());

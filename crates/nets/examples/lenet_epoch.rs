@@ -4,6 +4,7 @@
 //!     cargo run -p imgclf-nets --example lenet_epoch
 
 use imgclf_dataset::Dataset;
+use imgclf_nets::Device;
 use imgclf_nets::init_net;
 use imgclf_nets::prelude::*;
 
@@ -23,7 +24,7 @@ fn main() -> Result<(), NetError> {
         validation.len()
     );
 
-    let net = init_net(&config, dataset.classes.len())?;
+    let net = init_net(&config, dataset.classes.len(), &Device::Cpu)?;
     let start = TrainState::start(&net, config.optimizer);
     let state = train(&net, start, &config, &train_set, Some(&validation), None, |event| {
         if let FitEvent::Epoch { stats, .. } = event {

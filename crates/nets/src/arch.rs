@@ -216,8 +216,8 @@ impl BatchNorm {
     const MOMENTUM: f64 = 0.99;
     const EPSILON: f64 = 1e-3;
 
-    fn new(c: usize) -> Result<BatchNorm, NetError> {
-        let (dev, f) = (&Device::Cpu, DType::F32);
+    fn new(c: usize, dev: &Device) -> Result<BatchNorm, NetError> {
+        let f = DType::F32;
         Ok(BatchNorm {
             gamma: Var::ones(c, f, dev)?,
             beta: Var::zeros(c, f, dev)?,
@@ -287,13 +287,14 @@ pub struct Net {
     pub classes: usize,
     layers: Vec<Layer>,
     summary: Vec<LayerSummary>,
+    device: Device,
 }
 
 impl Net {
     /// Builds the layers with Keras' initialisation (Glorot-uniform kernels, zero biases),
     /// drawn from `rng`. Refuses an input too small for the layers.
-    pub fn new(arch: Arch, input: [usize; 2], classes: usize, rng: &mut Rng) -> Result<Net, NetError> {
-        Net::with_variant(arch, Variant::default(), input, classes, rng)
+    pub fn new(arch: Arch, input: [usize; 2], classes: usize, rng: &mut Rng, device: &Device) -> Result<Net, NetError> {
+        Net::with_variant(arch, Variant::default(), input, classes, rng, device)
     }
 
     /// [`Net::new`] with `variant`'s changes to the tutorial's layers.
@@ -303,8 +304,10 @@ impl Net {
         input: [usize; 2],
         classes: usize,
         rng: &mut Rng,
+        device: &Device,
     ) -> Result<Net, NetError> {
-        let dev = Device::Cpu;
+        // drawn in one order whatever the device: a run starts from the same weights anywhere
+        let dev = device.clone();
         let (mut h, mut w, mut c) = (input[0], input[1], 3usize);
         let mut flat = 0;
         let (mut layers, mut summary) = (Vec::new(), Vec::new());
@@ -337,9 +340,12 @@ impl Net {
                     };
                     (Layer::Conv(conv), "Conv2D", vec![h, w, c], params)
                 }
-                LayerSpec::BatchNorm => {
-                    (Layer::BatchNorm(BatchNorm::new(c)?), "BatchNormalization", same_shape(&summary, [h, w, c]), 4 * c)
-                }
+                LayerSpec::BatchNorm => (
+                    Layer::BatchNorm(BatchNorm::new(c, &dev)?),
+                    "BatchNormalization",
+                    same_shape(&summary, [h, w, c]),
+                    4 * c,
+                ),
                 LayerSpec::Relu => (Layer::Relu, "Activation", same_shape(&summary, [h, w, c]), 0),
                 LayerSpec::MaxPool => {
                     (h, w) = (h / 2, w / 2);
@@ -380,7 +386,12 @@ impl Net {
             }
             summary.push(LayerSummary { kind, output_shape: shape, params });
         }
-        Ok(Net { arch, input, classes, layers, summary })
+        Ok(Net { arch, input, classes, layers, summary, device: dev })
+    }
+
+    /// Where its tensors live, and its batches go.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Output shapes and parameter counts per layer, comparable with Keras' summary.
@@ -505,15 +516,17 @@ mod tests {
 
     #[test]
     fn an_input_too_small_for_the_layers_is_refused() {
-        let err =
-            Net::new(Arch::Small, [12, 12], 2, &mut Rng::new(1)).err().expect("12 px cannot pass 3 convs").to_string();
+        let err = Net::new(Arch::Small, [12, 12], 2, &mut Rng::new(1), &Device::Cpu)
+            .err()
+            .expect("12 px cannot pass 3 convs")
+            .to_string();
         assert!(err.contains("12x12 px is too small"), "{err}");
-        assert!(Net::new(Arch::Small, [22, 22], 2, &mut Rng::new(1)).is_ok());
+        assert!(Net::new(Arch::Small, [22, 22], 2, &mut Rng::new(1), &Device::Cpu).is_ok());
     }
 
     #[test]
     fn forward_gives_one_logit_row_per_image_and_probabilities_sum_to_one() {
-        let net = Net::new(Arch::Lenet, [16, 16], 5, &mut Rng::new(3)).unwrap();
+        let net = Net::new(Arch::Lenet, [16, 16], 5, &mut Rng::new(3), &Device::Cpu).unwrap();
         let x = Tensor::from_vec(
             (0..2 * 3 * 16 * 16).map(|i| (i % 7) as f32 / 7.0).collect(),
             (2, 3, 16, 16),
@@ -526,7 +539,7 @@ mod tests {
         for row in p.outer_iter() {
             assert!((row.sum() - 1.0).abs() < 1e-5, "{row}");
         }
-        let small = Net::new(Arch::Small, [30, 30], 2, &mut Rng::new(3)).unwrap();
+        let small = Net::new(Arch::Small, [30, 30], 2, &mut Rng::new(3), &Device::Cpu).unwrap();
         let x = Tensor::ones((3, 3, 30, 30), DType::F32, &Device::Cpu).unwrap();
         let p = small.probabilities(&small.forward(&x, None).unwrap()).unwrap();
         assert_eq!(p.dim(), (3, 2));
@@ -535,7 +548,7 @@ mod tests {
 
     #[test]
     fn batch_norm_uses_batch_statistics_in_training_and_moving_averages_after() {
-        let bn = BatchNorm::new(2).unwrap();
+        let bn = BatchNorm::new(2, &Device::Cpu).unwrap();
         let values: Vec<f32> = (0..2 * 2 * 3 * 3).map(|i| (i % 7) as f32 * 3.0 + (i / 9 % 2) as f32 * 50.0).collect();
         let x = Tensor::from_vec(values, (2, 2, 3, 3), &Device::Cpu).unwrap();
         let y = bn.forward(&x, true).unwrap();
@@ -556,7 +569,7 @@ mod tests {
 
     #[test]
     fn dropout_draws_masks_only_when_training() {
-        let net = Net::new(Arch::Small, [30, 30], 2, &mut Rng::new(3)).unwrap();
+        let net = Net::new(Arch::Small, [30, 30], 2, &mut Rng::new(3), &Device::Cpu).unwrap();
         let x = Tensor::ones((4, 3, 30, 30), DType::F32, &Device::Cpu).unwrap();
         let eval = |net: &Net| net.forward(&x, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(eval(&net), eval(&net));

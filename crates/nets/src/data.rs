@@ -135,7 +135,8 @@ fn equalize(x: &mut [f32]) {
 
 /// A `(n, 3, height, width)` tensor of images `indices` of `set`. With an augmenter, image `i`
 /// gets the transform of stream index `stream_base + i`, so a batch depends only on the seed,
-/// the epoch and the images in it.
+/// the epoch and the images in it. Made in host memory, where the images are: `fit` moves it to
+/// the model's device.
 pub fn batch_tensor(
     set: &ImageSet,
     indices: &[usize],

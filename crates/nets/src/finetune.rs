@@ -38,21 +38,22 @@ pub struct HeadLayers {
     pub dropout: f32,
 }
 
-fn var(values: &[f32], shape: &[usize]) -> Result<Var, NetError> {
-    Ok(Var::from_tensor(&Tensor::from_slice(values, shape, &Device::Cpu)?)?)
+fn var(values: &[f32], shape: &[usize], device: &Device) -> Result<Var, NetError> {
+    Ok(Var::from_tensor(&Tensor::from_slice(values, shape, device)?)?)
 }
 
 impl HeadLayers {
-    /// The layers of a trained head, with its weights.
-    pub fn from_head(head: &imgclf_heads::Head) -> Result<HeadLayers, NetError> {
+    /// The layers of a trained head, with its weights, on `device`.
+    pub fn from_head(head: &imgclf_heads::Head, device: &Device) -> Result<HeadLayers, NetError> {
         let dense = |d: &imgclf_heads::Dense| -> Result<Dense, NetError> {
             let kernel: Vec<f32> = d.kernel.iter().copied().collect();
-            Ok(Dense { kernel: var(&kernel, d.kernel.shape())?, bias: var(&d.bias.to_vec(), &[d.bias.len()])? })
+            let bias = var(&d.bias.to_vec(), &[d.bias.len()], device)?;
+            Ok(Dense { kernel: var(&kernel, d.kernel.shape(), device)?, bias })
         };
         let standardizer = match &head.standardizer {
             Some(s) => Some((
-                Tensor::from_slice(&s.mean.to_vec(), s.mean.len(), &Device::Cpu)?,
-                Tensor::from_slice(&s.scale.to_vec(), s.scale.len(), &Device::Cpu)?,
+                Tensor::from_slice(&s.mean.to_vec(), s.mean.len(), device)?,
+                Tensor::from_slice(&s.scale.to_vec(), s.scale.len(), device)?,
             )),
             None => None,
         };
@@ -100,6 +101,10 @@ impl Trainable for HeadLayers {
         // a sigmoid unit stands for two classes
         self.output.kernel.dims()[1].max(2)
     }
+
+    fn device(&self) -> &Device {
+        self.output.kernel.device()
+    }
 }
 
 /// The trainable part of a fine-tuned backbone: last block → global average pool → head.
@@ -126,6 +131,10 @@ impl Trainable for FineTuned {
 
     fn classes(&self) -> usize {
         self.classes
+    }
+
+    fn device(&self) -> &Device {
+        self.head.device()
     }
 }
 
@@ -371,7 +380,7 @@ pub struct FineTuning {
 impl FineTuning {
     /// Prepares a fine-tuning of `base` (a train-head run on one backbone) on the photos under
     /// `data` into `out`, its tail starting at `from` (default: the last residual block's
-    /// input), its frozen start run by `engine`.
+    /// input), its frozen start run by `engine`, its tail and head trained on `device`.
     pub fn create(
         out: RunDir,
         base: &Run,
@@ -379,8 +388,9 @@ impl FineTuning {
         from: Option<&str>,
         config: FineTuneConfig,
         engine: &EngineConfig,
+        device: &Device,
     ) -> Result<FineTuning, NetError> {
-        let mut run = FineTuneRun::create(out.path(), base, from, data, config)?;
+        let mut run = FineTuneRun::create(out.path(), base, from, data, config, device)?;
         let frozen = run.frozen(engine)?;
         run.info.engine = frozen.engine();
         let dataset = Dataset::open(&run.info.data)?;
@@ -429,13 +439,14 @@ impl FineTuneRun {
     /// Prepares a fine-tuning of `base` (a train-head run on one backbone): finds the tail
     /// (from `from`, else the input of the last residual block, to the spec's feature map),
     /// writes it into `dir` (an empty folder: a [`RunDir`](imgclf_heads::RunDir)'s) with the frozen start,
-    /// and returns the run, untrained.
+    /// and returns the run, untrained, its tail and head on `device`.
     pub fn create(
         dir: &Path,
         base: &Run,
         from: Option<&str>,
         data: &Path,
         config: FineTuneConfig,
+        device: &Device,
     ) -> Result<FineTuneRun, NetError> {
         config.check()?;
         let [source] = &base.info.sources[..] else {
@@ -465,7 +476,7 @@ impl FineTuneRun {
                 NetError::file(&source.model, "no residual block found; name the tail's first tensor (`from`)")
             })?,
         };
-        let tail = Tail::from_onnx(&onnx, &from, &to).map_err(|e| NetError::file(&source.model, e))?;
+        let tail = Tail::from_onnx(&onnx, &from, &to, device).map_err(|e| NetError::file(&source.model, e))?;
         let dataset = Dataset::open(data)?;
         if dataset.classes.names() != base.info.classes {
             return Err(NetError::file(
@@ -494,7 +505,7 @@ impl FineTuneRun {
             history: Vec::new(),
             engine: String::new(),
         };
-        let model = FineTuned { tail, head: HeadLayers::from_head(head)?, classes: info.classes.len() };
+        let model = FineTuned { tail, head: HeadLayers::from_head(head, device)?, classes: info.classes.len() };
         Self::save(dir, &info, &model)?;
         write_atomic(&dir.join("frozen.onnx"), &onnx::encode(&prefix_model(&onnx, &from)?))?;
         Ok(FineTuneRun { dir: dir.to_path_buf(), info, model })
@@ -577,18 +588,20 @@ impl FineTuneRun {
         if backbone.sha256 != info.model_sha256 {
             return Err(NetError::file(&info.model, "has changed since the fine-tuning (sha256 differs)"));
         }
-        let tail = Tail::from_onnx(&read_model(&info.model)?, &info.from, &info.to)?;
+        // scored on the CPU, as `evaluate`, `predict` and `report` do
+        let device = &Device::Cpu;
+        let tail = Tail::from_onnx(&read_model(&info.model)?, &info.from, &info.to, device)?;
         let weights = dir.join("weights.safetensors");
         let bytes = std::fs::read(&weights).map_err(NetError::io(&weights))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| NetError::file(&weights, e))?;
         let get = |name: &str| f32_tensor(&st, name).map_err(|r| NetError::file(&weights, r));
         let tensor = |name: &str| -> Result<Var, NetError> {
             let (shape, values) = get(name)?;
-            var(&values, &shape)
+            var(&values, &shape, device)
         };
         let standardizer = if info.standardized {
             let (m, s) = (get("head.standardizer.mean")?, get("head.standardizer.scale")?);
-            Some((Tensor::from_vec(m.1, m.0, &Device::Cpu)?, Tensor::from_vec(s.1, s.0, &Device::Cpu)?))
+            Some((Tensor::from_vec(m.1, m.0, device)?, Tensor::from_vec(s.1, s.0, device)?))
         } else {
             None
         };
@@ -605,7 +618,7 @@ impl FineTuneRun {
                     format!("`{name}` is {shape:?}, the tail needs {:?}", var.dims()),
                 ));
             }
-            var.set(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+            var.set(&Tensor::from_vec(values, shape, var.device())?)?;
         }
         let classes = info.classes.len();
         Ok(FineTuneRun { dir: dir.to_path_buf(), info, model: FineTuned { tail, head, classes } })

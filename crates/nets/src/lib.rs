@@ -12,7 +12,7 @@
 //! let dataset = Dataset::open(fixtures.join("tiny_data"))?;
 //! let config = CnnConfig { epochs: 1, ..CnnConfig::tutorial(Arch::Lenet) };
 //! let (photos, _unreadable) = ImageSet::load(&dataset.split("train").unwrap().samples, config.resize(), || {});
-//! let net = imgclf_nets::init_net(&config, dataset.classes.len())?;
+//! let net = imgclf_nets::init_net(&config, dataset.classes.len(), &Device::Cpu)?;
 //! let state = train(&net, TrainState::start(&net, config.optimizer), &config, &photos, None, None, |_| Ok(()))?;
 //! assert_eq!(state.epochs_done(), 1);
 //! # Ok::<(), NetError>(())
@@ -31,6 +31,9 @@ mod train;
 
 pub use any_run::{AnyRun, AnyRunInfo, SplitSource};
 pub use arch::{Arch, BatchNorm, Conv, Dense, LayerSpec, LayerSummary, Net, Variant, output_units};
+/// Where networks train: candle's device, passed to every constructor (the CPU in this build;
+/// a GPU where candle is built for one, `imgclf_kernels` then taking candle's own ops there).
+pub use candle_core::Device;
 pub use data::{ImageSet, Input, batch_tensor, resize_to, validation_split};
 pub use error::NetError;
 pub use finetune::{

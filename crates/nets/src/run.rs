@@ -90,12 +90,13 @@ pub struct CnnRun {
 }
 
 /// The network `config` describes, with its initial weights.
-pub fn init_net(config: &CnnConfig, classes: usize) -> Result<Net, NetError> {
-    Net::with_variant(config.arch, config.variant, config.size, classes, &mut Rng::stream(config.seed, INIT, 0))
+pub fn init_net(config: &CnnConfig, classes: usize, device: &Device) -> Result<Net, NetError> {
+    Net::with_variant(config.arch, config.variant, config.size, classes, &mut Rng::stream(config.seed, INIT, 0), device)
 }
 
 impl CnnRun {
-    /// Loads a run folder's network with its latest weights.
+    /// Loads a run folder's network with its latest weights, on the CPU (where `evaluate`,
+    /// `predict` and `report` score).
     pub fn load(dir: &Path) -> Result<CnnRun, NetError> {
         CnnRun::from_run_json(dir, &run_json_text(dir, "train-cnn")?)
     }
@@ -103,7 +104,7 @@ impl CnnRun {
     /// [`CnnRun::load`] with `run.json`'s text already read.
     pub fn from_run_json(dir: &Path, text: &str) -> Result<CnnRun, NetError> {
         let info = CnnRunInfo::parse(dir, text)?;
-        let net = init_net(&info.config, info.classes.len())?;
+        let net = init_net(&info.config, info.classes.len(), &Device::Cpu)?;
         let path = dir.join("weights.safetensors");
         let bytes = std::fs::read(&path).map_err(NetError::io(&path))?;
         let st = SafeTensors::deserialize(&bytes)
@@ -118,9 +119,10 @@ impl CnnRun {
         classes: Vec<String>,
         data: &Path,
         validation: Option<String>,
+        device: &Device,
     ) -> Result<(CnnRunInfo, Net), NetError> {
         config.check()?;
-        let net = init_net(&config, classes.len())?;
+        let net = init_net(&config, classes.len(), device)?;
         let data = std::path::absolute(data).map_err(NetError::io(data))?;
         let info = CnnRunInfo {
             header: RunHeader::new(CNN_RUN_FORMAT, format!("imgclf-nets {}", env!("CARGO_PKG_VERSION"))),
@@ -139,8 +141,8 @@ impl CnnRun {
     /// The run's description and its network and state at the last checkpoint, to train on
     /// to `epochs` in all when given (else to its configured count); refused when it has
     /// already trained as far.
-    fn resume(dir: &Path, epochs: Option<usize>) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
-        let (mut info, net, state) = Self::last_checkpoint(dir)?;
+    fn resume(dir: &Path, epochs: Option<usize>, device: &Device) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
+        let (mut info, net, state) = Self::last_checkpoint(dir, device)?;
         if let Some(epochs) = epochs {
             if epochs < state.epochs_done() {
                 return Err(NetError::Config(format!(
@@ -190,7 +192,7 @@ impl CnnRun {
     }
 
     /// The run's description and its network and state at the last checkpoint.
-    fn last_checkpoint(dir: &Path) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
+    fn last_checkpoint(dir: &Path, device: &Device) -> Result<(CnnRunInfo, Net, TrainState), NetError> {
         let info = read_info(dir)?;
         let path = dir.join("checkpoint.safetensors");
         let bytes =
@@ -203,7 +205,7 @@ impl CnnRun {
             .and_then(|json| serde_json::from_str(json.trim()).ok())
             .ok_or_else(|| NetError::file(&path, format!("not a {CHECKPOINT_FORMAT} checkpoint")))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| NetError::file(&path, e))?;
-        let net = init_net(&info.config, info.classes.len())?;
+        let net = init_net(&info.config, info.classes.len(), device)?;
         set_params(&net, &st, "param.", &path)?;
         let mut slots = Vec::new();
         for (name, _) in net.params() {
@@ -235,28 +237,29 @@ pub struct CnnTraining {
 
 impl CnnTraining {
     /// A new run of `config` into `out` on the classes of `dataset`, validated on split
-    /// `validation` (default: validation, else a labelled test). `out` may replace an earlier
-    /// run only with `overwrite`, and is checked now, not after training.
+    /// `validation` (default: validation, else a labelled test), trained on `device`. `out`
+    /// may replace an earlier run only with `overwrite`, and is checked now, not after training.
     pub fn create(
         out: &Path,
         overwrite: bool,
         config: CnnConfig,
         dataset: &Dataset,
         validation: Option<&str>,
+        device: &Device,
     ) -> Result<CnnTraining, NetError> {
         config.check()?;
         RunDir::check(out, overwrite)?;
         let validation = crate::validation_split(dataset, validation)?;
         let optimizer = config.optimizer;
-        let (info, net) = CnnRun::start(config, dataset.classes.names().to_vec(), &dataset.root, validation)?;
+        let (info, net) = CnnRun::start(config, dataset.classes.names().to_vec(), &dataset.root, validation, device)?;
         let state = TrainState::start(&net, optimizer);
         Ok(CnnTraining { info, net, state, out: out.to_path_buf(), overwrite, resumed: false })
     }
 
-    /// The run in `out` continued from its last checkpoint to `epochs` in all (default: its
-    /// configured count); refused when it has trained as far already.
-    pub fn resume(out: &Path, epochs: Option<usize>) -> Result<CnnTraining, NetError> {
-        let (info, net, state) = CnnRun::resume(out, epochs)?;
+    /// The run in `out` continued from its last checkpoint on `device` to `epochs` in all
+    /// (default: its configured count); refused when it has trained as far already.
+    pub fn resume(out: &Path, epochs: Option<usize>, device: &Device) -> Result<CnnTraining, NetError> {
+        let (info, net, state) = CnnRun::resume(out, epochs, device)?;
         Ok(CnnTraining { info, net, state, out: out.to_path_buf(), overwrite: true, resumed: true })
     }
 
@@ -414,7 +417,7 @@ fn set_params(net: &Net, st: &SafeTensors, prefix: &str, path: &Path) -> Result<
         if shape != var.dims() {
             return Err(NetError::file(path, format!("`{name}` is {shape:?}, the network needs {:?}", var.dims())));
         }
-        var.set(&Tensor::from_vec(values, shape, &Device::Cpu)?)?;
+        var.set(&Tensor::from_vec(values, shape, var.device())?)?;
     }
     Ok(())
 }

@@ -50,7 +50,7 @@ impl Tail {
     /// Rebuilds the nodes between tensor `from` and tensor `to` of `model`. Refuses a span that
     /// needs a tensor computed before `from` (a skip connection around it), or an op this
     /// rebuild does not know.
-    pub fn from_onnx(model: &pb::ModelProto, from: &str, to: &str) -> Result<Tail, NetError> {
+    pub fn from_onnx(model: &pb::ModelProto, from: &str, to: &str, device: &Device) -> Result<Tail, NetError> {
         let graph = model.graph.as_ref().ok_or_else(|| fail("the ONNX file has no graph"))?;
         let consts = constants(graph);
         let mut available: HashSet<&str> = HashSet::from([from]);
@@ -76,11 +76,11 @@ impl Tail {
         if !available.contains(to) {
             return Err(fail(format!("`{to}` is not computed from `{from}` in this model")));
         }
-        let ops = nodes.into_iter().map(|node| Self::op(node, &consts)).collect::<Result<_, _>>()?;
+        let ops = nodes.into_iter().map(|node| Self::op(node, &consts, device)).collect::<Result<_, _>>()?;
         Ok(Tail { from: from.into(), to: to.into(), ops })
     }
 
-    fn op(node: &pb::NodeProto, consts: &HashMap<&str, &pb::TensorProto>) -> Result<Op, NetError> {
+    fn op(node: &pb::NodeProto, consts: &HashMap<&str, &pb::TensorProto>, device: &Device) -> Result<Op, NetError> {
         let name = if node.name.is_empty() { node.op_type.as_str() } else { node.name.as_str() };
         let input = || node.input[0].clone();
         let output = node.output.first().cloned().unwrap_or_default();
@@ -93,7 +93,7 @@ impl Tail {
         };
         let var = |t: &pb::TensorProto| -> Result<Var, NetError> {
             let shape: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
-            Ok(Var::from_tensor(&Tensor::from_vec(onnx::float_values(t).map_err(fail)?, shape, &Device::Cpu)?)?)
+            Ok(Var::from_tensor(&Tensor::from_vec(onnx::float_values(t).map_err(fail)?, shape, device)?)?)
         };
         Ok(match node.op_type.as_str() {
             "Conv" => {
@@ -110,7 +110,7 @@ impl Tail {
                 }
                 let bias = match node.input.get(2).filter(|b| !b.is_empty()) {
                     Some(_) => var(constant(2)?)?,
-                    None => Var::zeros(out_channels, DType::F32, &Device::Cpu)?,
+                    None => Var::zeros(out_channels, DType::F32, device)?,
                 };
                 let group = attr(node, "group").map_or(1, |a| a.i as usize);
                 let pads = match attr(node, "pads") {

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use candle_core::{D, DType, Tensor, Var};
+use candle_core::{D, DType, Device, Tensor, Var};
 use imgclf_augment::{AugmentParams, Augmenter};
 use imgclf_dataset::limits::{self, BATCH, EPOCHS, LABEL_SMOOTHING};
 use imgclf_dataset::{Filter, Resize, Rng};
@@ -213,6 +213,8 @@ pub trait Trainable {
     fn logits(&self, x: &Tensor, dropout: Option<&mut Rng>) -> Result<Tensor, NetError>;
     /// Classes of the output.
     fn classes(&self) -> usize;
+    /// Where its tensors live: batches, made in host memory, go there.
+    fn device(&self) -> &Device;
 }
 
 impl Trainable for Net {
@@ -225,14 +227,18 @@ impl Trainable for Net {
     fn classes(&self) -> usize {
         self.classes
     }
+    fn device(&self) -> &Device {
+        Net::device(self)
+    }
 }
 
 /// Labelled samples that [`fit`] draws batches from.
 pub trait Batches {
     /// Class id of every sample.
     fn labels(&self) -> &[usize];
-    /// The inputs of samples `indices`; `epoch` is set for training batches (augmented, when
-    /// the source augments) and unset for validation.
+    /// The inputs of samples `indices` in host memory (`fit` moves them to the model's
+    /// device); `epoch` is set for training batches (augmented, when the source augments) and
+    /// unset for validation.
     fn batch(&self, indices: &[usize], epoch: Option<usize>) -> Result<Tensor, NetError>;
 }
 
@@ -328,7 +334,7 @@ pub fn fit(
             if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
                 return Err(NetError::Interrupted { epoch: epoch + 1, saved: epoch });
             }
-            let x = train.batch(chunk, Some(epoch))?;
+            let x = train.batch(chunk, Some(epoch))?.to_device(model.device())?;
             let labels: Vec<usize> = chunk.iter().map(|&i| train.labels()[i]).collect();
             let mut rng = Rng::stream(settings.seed, DROPOUT, ((epoch as u64) << 32) | b as u64);
             let logits = model.logits(&x, Some(&mut rng))?;
@@ -386,7 +392,8 @@ pub fn predict_batches(model: &dyn Trainable, data: &dyn Batches) -> Result<ndar
     let indices: Vec<usize> = (0..data.labels().len()).collect();
     let mut blocks = Vec::new();
     for chunk in indices.chunks(BATCH) {
-        blocks.push(probabilities(&model.logits(&data.batch(chunk, None)?, None)?, model.classes())?);
+        let x = data.batch(chunk, None)?.to_device(model.device())?;
+        blocks.push(probabilities(&model.logits(&x, None)?, model.classes())?);
     }
     let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
     Ok(if views.is_empty() {

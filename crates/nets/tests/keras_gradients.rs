@@ -31,7 +31,7 @@ fn relative(actual: &[f32], expected: &[f32]) -> f32 {
 /// The small CNN at the fixture's input size, holding Keras' weights.
 fn keras_net(f: &HashMap<String, Tensor>) -> Net {
     let size = f["x"].dim(2).unwrap();
-    let net = Net::new(Arch::Small, [size, size], 2, &mut Rng::new(0)).unwrap();
+    let net = Net::new(Arch::Small, [size, size], 2, &mut Rng::new(0), &Device::Cpu).unwrap();
     for (name, var) in net.params() {
         let weights = &f[&name];
         assert_eq!(var.dims(), weights.dims(), "{name}: imgclf's layout differs from the fixture's");

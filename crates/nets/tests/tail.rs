@@ -14,7 +14,7 @@ use imgclf_testkit::*;
 fn check_tail(model_path: &Path, shared: &Path) -> String {
     let model = imgclf_runtime::onnx::read(model_path).unwrap();
     let from = last_block_input(&model).expect("Lite0 has residual blocks");
-    let tail = Tail::from_onnx(&model, &from, "features").unwrap();
+    let tail = Tail::from_onnx(&model, &from, "features", &Device::Cpu).unwrap();
     assert_eq!(tail.params().len(), 2 * 7, "blocks 14 and 15 (3 convs each) and the head conv");
 
     let t = tempfile::tempdir().unwrap();
@@ -74,8 +74,11 @@ fn a_tail_that_skips_over_its_start_is_refused() {
     let Some(shared) = shared() else { return };
     let model = imgclf_runtime::onnx::read(&shared.join("models/efficientnet_lite0.onnx")).unwrap();
     // block 14's own expand conv output: its Add also reads block 13's output, from before it
-    let err = Tail::from_onnx(&model, "/_blocks.14/_expand_conv/Conv_output_0", "features").err().unwrap().to_string();
+    let err = Tail::from_onnx(&model, "/_blocks.14/_expand_conv/Conv_output_0", "features", &Device::Cpu)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("computed before it"), "{err}");
-    let err = Tail::from_onnx(&model, "features", "/_blocks.14/Add_output_0").err().unwrap().to_string();
+    let err = Tail::from_onnx(&model, "features", "/_blocks.14/Add_output_0", &Device::Cpu).err().unwrap().to_string();
     assert!(err.contains("is not computed from"), "{err}");
 }

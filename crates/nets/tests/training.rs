@@ -8,6 +8,7 @@ use image::RgbImage;
 use imgclf_augment::AugmentParams;
 use imgclf_dataset::{ClassIndex, Dataset, Filter, Rng};
 use imgclf_heads::{OptimizerConfig, RunDir};
+use imgclf_nets::Device;
 use imgclf_nets::prelude::*;
 use serde_json::Value;
 
@@ -25,7 +26,7 @@ fn layers_match_keras_summaries() {
         ("lenet_48_43", Arch::Lenet, tutorial, 48, 43),
         ("lenet_bn_dropout_32_43", Arch::Lenet, variant, 32, 43),
     ] {
-        let net = Net::with_variant(arch, variant, [size, size], classes, &mut Rng::new(0)).unwrap();
+        let net = Net::with_variant(arch, variant, [size, size], classes, &mut Rng::new(0), &Device::Cpu).unwrap();
         let layers = keras[key]["layers"].as_array().unwrap();
         // Keras ends with the output's Activation layer; ours is in the loss.
         let (last, layers) = layers.split_last().unwrap();
@@ -79,7 +80,7 @@ fn config(arch: Arch, size: usize, epochs: usize, optimizer: &str, augment: Opti
 }
 
 fn fit(config: &CnnConfig, set: &ImageSet, classes: usize) -> (Net, TrainState) {
-    let net = imgclf_nets::init_net(config, classes).unwrap();
+    let net = imgclf_nets::init_net(config, classes, &Device::Cpu).unwrap();
     let state = TrainState::start(&net, config.optimizer);
     let state = train(&net, state, config, set, Some(set), None, |_| Ok(())).unwrap();
     (net, state)
@@ -107,7 +108,7 @@ fn two_classes(root: &Path) -> Dataset {
 /// Trains `config` into run folder `dir`, checkpointing every epoch; stops after epoch
 /// `stop_after` when given, as Ctrl-C would.
 fn run(dir: &Path, config: &CnnConfig, set: &ImageSet, stop_after: Option<usize>) -> Result<(), NetError> {
-    let training = CnnTraining::create(dir, false, config.clone(), &two_classes(dir), None)?;
+    let training = CnnTraining::create(dir, false, config.clone(), &two_classes(dir), None, &Device::Cpu)?;
     let stop = AtomicBool::new(false);
     training
         .train(set, Some(set), Some(&stop), |event| {
@@ -140,7 +141,7 @@ fn resuming_from_a_checkpoint_equals_an_uninterrupted_run() {
     let info = CnnRun::load(&cut).unwrap().info;
     assert_eq!((info.epochs_run, info.complete), (1, false));
 
-    let resumed = CnnTraining::resume(&cut, None).unwrap();
+    let resumed = CnnTraining::resume(&cut, None, &Device::Cpu).unwrap();
     assert_eq!(resumed.epochs_done(), 1);
     resumed.train(&set, Some(&set), None, |_| Ok(())).unwrap();
     let bytes = |dir: &Path| std::fs::read(dir.join("weights.safetensors")).unwrap();
@@ -169,7 +170,7 @@ fn a_run_folder_never_replaces_what_is_not_a_run() {
     // a config that cannot train is refused before anything is written
     let out = RunDir::begin(&tmp.path().join("run"), false).unwrap();
     let nan = CnnConfig { label_smoothing: f32::NAN, ..config };
-    let err = CnnTraining::create(&tmp.path().join("run"), false, nan, &two_classes(tmp.path()), None)
+    let err = CnnTraining::create(&tmp.path().join("run"), false, nan, &two_classes(tmp.path()), None, &Device::Cpu)
         .err()
         .unwrap()
         .to_string();
