@@ -155,33 +155,12 @@ impl ChunkPlan {
             let started = Instant::now();
             let mut shuffle = Rng::stream(config.seed, SHUFFLE, epoch as u64);
             let mut steps = Steps::new(&mut head, &mut optimizer, weights.as_deref(), config, epoch);
-            // a chunk's last rows short of a batch wait for the next chunk's (a copy, under a
-            // batch of rows), so only the epoch's last batch is short, as when held
-            let (mut pending, mut pending_labels) = (Vec::<f32>::new(), Vec::<usize>::new());
             for rows in self.epoch(epoch) {
-                let Chunk { x, mut at, labels: label_of } = read(rows)?;
+                let Chunk { x, mut at, labels } = read(rows)?;
                 shuffle.shuffle(&mut at);
-                let fill = (config.batch_size - pending_labels.len()) % config.batch_size;
-                let (first, rest) = at.split_at(fill.min(at.len()));
-                for batch in std::iter::once(first).chain(rest.chunks(config.batch_size)) {
-                    if batch.len() == config.batch_size && pending_labels.is_empty() {
-                        let labels: Vec<usize> = batch.iter().map(|&r| label_of[r]).collect();
-                        steps.take(x.view(), batch, &labels, on_event)?;
-                        continue;
-                    }
-                    for &r in batch {
-                        pending.extend(x.row(r).iter());
-                        pending_labels.push(label_of[r]);
-                    }
-                    if pending_labels.len() == config.batch_size {
-                        steps.take_owned(&mut pending, &mut pending_labels, on_event)?;
-                    }
-                }
+                steps.chunk(x.view(), &at, &labels, on_event)?;
             }
-            if !pending_labels.is_empty() {
-                steps.take_owned(&mut pending, &mut pending_labels, on_event)?;
-            }
-            let (loss_sum, correct) = (steps.loss_sum, steps.correct);
+            let (loss_sum, correct) = steps.finish(on_event)?;
             let n = train.index.len() as f64;
             let (val_loss, val_acc) = match &val_rows {
                 Some(v) => {
@@ -219,7 +198,9 @@ impl ChunkPlan {
     }
 }
 
-/// One epoch's optimizer steps: each batch's gradients applied, its loss and hits summed.
+/// One epoch's optimizer steps: each batch's gradients applied, its loss and hits summed. A
+/// chunk's last rows short of a batch wait for the next chunk's (copied: under a batch of
+/// rows), so only the epoch's last batch is short, as when the rows are held.
 struct Steps<'a> {
     head: &'a mut Head,
     optimizer: &'a mut Optimizer,
@@ -230,6 +211,9 @@ struct Steps<'a> {
     b: u64,
     loss_sum: f64,
     correct: usize,
+    /// Rows waiting for a batch, one after another, and their labels.
+    pending: Vec<f32>,
+    pending_labels: Vec<usize>,
 }
 
 impl<'a> Steps<'a> {
@@ -240,7 +224,44 @@ impl<'a> Steps<'a> {
         config: &'a TrainConfig,
         epoch: usize,
     ) -> Steps<'a> {
-        Steps { head, optimizer, weights, config, epoch, b: 0, loss_sum: 0.0, correct: 0 }
+        let (pending, pending_labels) = (Vec::new(), Vec::new());
+        Steps { head, optimizer, weights, config, epoch, b: 0, loss_sum: 0.0, correct: 0, pending, pending_labels }
+    }
+
+    /// Steps on rows `at` of a chunk `x` in that order, `labels` by row of `x`, in batches.
+    fn chunk(
+        &mut self,
+        x: ArrayView2<f32>,
+        at: &[usize],
+        labels: &[usize],
+        on_event: &mut dyn FnMut(TrainEvent),
+    ) -> Result<(), HeadError> {
+        let size = self.config.batch_size;
+        let fill = (size - self.pending_labels.len()) % size;
+        let (first, rest) = at.split_at(fill.min(at.len()));
+        for batch in std::iter::once(first).chain(rest.chunks(size)) {
+            if batch.len() == size && self.pending_labels.is_empty() {
+                let batch_labels: Vec<usize> = batch.iter().map(|&r| labels[r]).collect();
+                self.take(x, batch, &batch_labels, on_event)?;
+                continue;
+            }
+            for &r in batch {
+                self.pending.extend(x.row(r).iter());
+                self.pending_labels.push(labels[r]);
+            }
+            if self.pending_labels.len() == size {
+                self.take_pending(on_event)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Steps on the rows still waiting, and returns the epoch's summed loss and hits.
+    fn finish(mut self, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(f64, usize), HeadError> {
+        if !self.pending_labels.is_empty() {
+            self.take_pending(on_event)?;
+        }
+        Ok((self.loss_sum, self.correct))
     }
 
     /// One step on rows `batch` of `x`, labelled `labels`.
@@ -271,17 +292,14 @@ impl<'a> Steps<'a> {
         Ok(())
     }
 
-    /// One step on rows copied out of their chunks (`x` row after row), which it empties.
-    fn take_owned(
-        &mut self,
-        x: &mut Vec<f32>,
-        labels: &mut Vec<usize>,
-        on_event: &mut dyn FnMut(TrainEvent),
-    ) -> Result<(), HeadError> {
-        let rows = ArrayView2::from_shape((labels.len(), x.len() / labels.len()), x).expect("whole rows");
-        self.take(rows, &(0..labels.len()).collect::<Vec<_>>(), labels, on_event)?;
+    /// One step on the rows waiting, which it empties.
+    fn take_pending(&mut self, on_event: &mut dyn FnMut(TrainEvent)) -> Result<(), HeadError> {
+        let (mut x, labels) = (std::mem::take(&mut self.pending), std::mem::take(&mut self.pending_labels));
+        let rows = ArrayView2::from_shape((labels.len(), x.len() / labels.len()), &x).expect("whole rows");
+        self.take(rows, &(0..labels.len()).collect::<Vec<_>>(), &labels, on_event)?;
+        // the buffers are kept for the next chunk's short batch
         x.clear();
-        labels.clear();
+        self.pending = x;
         Ok(())
     }
 }
