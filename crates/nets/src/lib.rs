@@ -12,7 +12,7 @@
 //! let dataset = Dataset::open(fixtures.join("tiny_data"))?;
 //! let config = CnnConfig { epochs: 1, ..CnnConfig::tutorial(Arch::Lenet) };
 //! let (photos, _unreadable) = ImageSet::load(&dataset.split("train").unwrap().samples, config.resize(), || {});
-//! let net = imgclf_nets::init_net(&config, dataset.classes.len(), &Device::Cpu)?;
+//! let net = imgclf_nets::init_net(&config, dataset.classes.len(), &imgclf_nets::Device::Cpu)?;
 //! let state = train(&net, TrainState::start(&net, config.optimizer), &config, &photos, None, None, |_| Ok(()))?;
 //! assert_eq!(state.epochs_done(), 1);
 //! # Ok::<(), NetError>(())
