@@ -206,7 +206,8 @@ fn layout(rows: usize, classes: usize, chunk_rows: usize) -> (usize, usize) {
     }
     let first_guess = rows.div_ceil(chunk_rows);
     let block = (chunk_rows / 64).min(64).min(rows / classes.max(1) / (8 * first_guess)).max(1);
-    (rows.div_ceil(chunk_rows - block), block)
+    // a chunk of one row (a budget of one row, batches of one) is a block alone
+    (rows.div_ceil((chunk_rows - block).max(1)), block)
 }
 
 /// The rows of `index` (ascending) in blocks of at most `block_rows` neighbouring rows (a
@@ -288,6 +289,7 @@ mod tests {
         assert_eq!(layout(120_000, 2, 22_000), (6, 64));
         assert_eq!(layout(1_300_000, 1000, 330_000), (4, 40), "ImageNet-sized: 1,300 rows a class");
         assert_eq!(layout(716, 43, 716), (1, 64), "fits: one chunk, as held");
+        assert_eq!(layout(5, 2, 1), (5, 1), "one row a chunk");
         let ascending = p.ascending();
         assert!(ascending.len() == p.chunks() && ascending.concat() == p.rows);
         assert!(ascending.iter().all(|c| c.len() <= 716));
