@@ -160,17 +160,27 @@ impl fmt::Display for ChunkPlan {
             true => write!(f, "train {rows} rows held in memory")?,
             false => write!(
                 f,
-                "memory budget {:.1} MiB: train {rows} rows read from the files in {} chunks of about {} rows, each a \
-                 share of every class, visited in a seeded order",
-                self.memory_budget as f64 / f64::from(1 << 20),
+                "memory budget {}: train {rows} rows read from the files in {} chunks of about {} row{}, dealt class \
+                 by class, visited in a seeded order",
+                bytes(self.memory_budget),
                 self.chunks,
-                rows.div_ceil(self.chunks)
+                rows.div_ceil(self.chunks),
+                if rows.div_ceil(self.chunks) == 1 { "" } else { "s" }
             )?,
         }
         match &self.validation {
             Validation::Holdout { rows, .. } => write!(f, " ({rows} more held out for validation)"),
             _ => Ok(()),
         }
+    }
+}
+
+/// A byte count for a message: `4.0 MiB`, `5.8 KiB`, `300 B`.
+fn bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1 << 20)),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / f64::from(1 << 10)),
+        n => format!("{n} B"),
     }
 }
 
