@@ -33,6 +33,14 @@ pub enum DatasetError {
     /// A split mixes class folders and loose images.
     #[error("{0}: mixes class folders and loose images; put every image in a class folder")]
     MixedLayout(PathBuf),
+    /// A manifest (`--data photos.csv`) that cannot be read as one.
+    #[error("{}: {reason}", path.display())]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        reason: String,
+    },
     /// An image could not be decoded (skipped where images are read in bulk).
     #[error("{path}: cannot decode image: {reason}")]
     Decode {

@@ -71,8 +71,11 @@ impl Split {
 /// A data root with its splits and the class index they share.
 #[derive(Debug, Clone)]
 pub struct Dataset {
-    /// The data root.
+    /// The data root: the folder the photos' relative paths start from.
     pub root: PathBuf,
+    /// What was opened: the data root, or the manifest that lists the photos. A later stage
+    /// opens this to see the same rows.
+    pub source: PathBuf,
     /// The classes every labelled split shares.
     pub classes: ClassIndex,
     /// The splits found, in the order `train`, `validation`, `test`.
@@ -82,8 +85,7 @@ pub struct Dataset {
 impl Dataset {
     /// Reads the split folders under `root`. Every labelled split must use the classes of the
     /// others; a split without images or a class folder without images is an error.
-    pub fn open(root: impl AsRef<Path>) -> Result<Dataset, DatasetError> {
-        let root = root.as_ref();
+    pub(crate) fn open_folders(root: &Path) -> Result<Dataset, DatasetError> {
         fs::read_dir(root).map_err(DatasetError::io(root))?;
         let mut layouts = Vec::new();
         for name in SPLIT_NAMES {
@@ -100,7 +102,7 @@ impl Dataset {
             .into_iter()
             .map(|(name, layout)| Split { name: name.to_string(), samples: layout.into_samples(root, &classes) })
             .collect();
-        Ok(Dataset { root: root.to_path_buf(), classes, splits })
+        Ok(Dataset { root: root.to_path_buf(), source: root.to_path_buf(), classes, splits })
     }
 
     /// The split named `name`, if the data root has it.

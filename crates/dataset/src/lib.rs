@@ -12,9 +12,11 @@ mod files;
 mod folder;
 mod image_io;
 pub mod limits;
+mod manifest;
 mod names;
 mod natural;
 mod rng;
+mod source;
 mod verify;
 
 pub use error::{DatasetError, IoError};
@@ -24,6 +26,7 @@ pub use files::{
 };
 pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Sample, Split, is_image_file};
 pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb, read_photo};
+pub use manifest::{is_manifest, photo_root};
 pub use names::one_of;
 pub use natural::natural_cmp;
 pub use rng::Rng;

@@ -166,7 +166,15 @@ pub(crate) fn slice(dataset: &Dataset, shard: Shard, batch: usize) -> (Dataset, 
             Split { name: split.name.clone(), samples: split.samples[range].to_vec() }
         })
         .collect();
-    (Dataset { root: dataset.root.clone(), classes: dataset.classes.clone(), splits }, slices)
+    (
+        Dataset {
+            root: dataset.root.clone(),
+            source: dataset.source.clone(),
+            classes: dataset.classes.clone(),
+            splits,
+        },
+        slices,
+    )
 }
 
 /// What `merge` did for one backbone.

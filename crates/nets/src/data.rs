@@ -69,7 +69,7 @@ pub fn validation_split(dataset: &Dataset, requested: Option<&str>) -> Result<Op
         Some(name) if labelled(name) && name != "train" => Ok(Some(name.to_string())),
         Some(name) => Err(NetError::Config(format!(
             "`{name}` is not a labelled split other than train of {}",
-            dataset.root.display()
+            dataset.source.display()
         ))),
         None => Ok(["validation", "test"].into_iter().find(|n| labelled(n)).map(String::from)),
     }

@@ -407,7 +407,7 @@ impl FineTuning {
         let split = self
             .dataset
             .split(name)
-            .ok_or_else(|| NetError::file(&self.dataset.root, format!("no `{name}` split to fine-tune on")))?;
+            .ok_or_else(|| NetError::file(&self.dataset.source, format!("no `{name}` split to fine-tune on")))?;
         self.frozen.run(&split.samples, 32, tick)
     }
 

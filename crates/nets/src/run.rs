@@ -251,7 +251,7 @@ impl CnnTraining {
         RunDir::check(out, overwrite)?;
         let validation = crate::validation_split(dataset, validation)?;
         let optimizer = config.optimizer;
-        let (info, net) = CnnRun::start(config, dataset.classes.names().to_vec(), &dataset.root, validation, device)?;
+        let (info, net) = CnnRun::start(config, dataset.classes.names().to_vec(), &dataset.source, validation, device)?;
         let state = TrainState::start(&net, optimizer);
         Ok(CnnTraining { info, net, state, out: out.to_path_buf(), overwrite, resumed: false })
     }
@@ -278,7 +278,7 @@ impl CnnTraining {
     ) -> Result<(ImageSet, Vec<DatasetError>), NetError> {
         let split = dataset
             .split(name)
-            .ok_or_else(|| NetError::file(&dataset.root, format!("no `{name}` split to train on")))?;
+            .ok_or_else(|| NetError::file(&dataset.source, format!("no `{name}` split to train on")))?;
         Ok(ImageSet::load(&split.samples, self.info.config.resize(), tick))
     }
 
@@ -367,7 +367,7 @@ pub(crate) fn pick_split<'a>(
     split: Option<&str>,
     run: &Path,
 ) -> Result<(String, &'a [Sample]), NetError> {
-    let root = &dataset.root;
+    let root = &dataset.source;
     if !dataset.classes.is_empty() && dataset.classes.names() != classes {
         return Err(NetError::file(
             root,

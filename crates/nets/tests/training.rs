@@ -102,7 +102,8 @@ fn lenet_and_the_small_cnn_learn_a_tiny_set_perfectly() {
 
 /// A dataset of classes `a` and `b` at `root` with no photos: the sets are made in memory.
 fn two_classes(root: &Path) -> Dataset {
-    Dataset { root: root.to_path_buf(), classes: ClassIndex::new(vec!["a".into(), "b".into()]), splits: Vec::new() }
+    let (root, source) = (root.to_path_buf(), root.to_path_buf());
+    Dataset { root, source, classes: ClassIndex::new(vec!["a".into(), "b".into()]), splits: Vec::new() }
 }
 
 /// Trains `config` into run folder `dir`, checkpointing every epoch; stops after epoch

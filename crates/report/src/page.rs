@@ -132,7 +132,9 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         ));
     };
     let evaluation = evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, options.top);
-    let root = options.data.map(Path::to_path_buf).or_else(|| summary.data.clone());
+    // photos sit under the data root, or beside the manifest that lists them
+    let root =
+        options.data.map(Path::to_path_buf).or_else(|| summary.data.clone()).map(|d| imgclf_dataset::photo_root(&d));
     if root.is_none() {
         notes.push("no photos: a head run's feature files do not record the data root; pass --data DIR".into());
     }

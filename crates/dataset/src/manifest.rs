@@ -1,0 +1,267 @@
+//! A manifest: a CSV, TSV or JSON Lines file that lists the photos (a path column, and
+//! optionally a label and a split column) where a data root would hold folders. Every stage
+//! that takes `--data` takes one, and sees the rows a folder of the same photos would give.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use crate::{ClassIndex, Dataset, DatasetError, SPLIT_NAMES, Sample, Split, natural_cmp};
+
+/// Column names read as the photo's path, its class and its split (any case), first found wins.
+const PATH_COLUMNS: [&str; 5] = ["path", "filepath", "file", "filename", "image"];
+const LABEL_COLUMNS: [&str; 2] = ["label", "class"];
+const SPLIT_COLUMN: &str = "split";
+
+/// Whether `path` names a manifest (a file ending in `.csv`, `.tsv`, `.jsonl` or `.ndjson`).
+pub fn is_manifest(path: &Path) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    path.is_file() && matches!(ext.as_deref(), Some("csv" | "tsv" | "jsonl" | "ndjson"))
+}
+
+/// One listed photo, as written.
+struct Row {
+    line: u64,
+    path: String,
+    label: Option<String>,
+    split: String,
+}
+
+/// Reads a manifest into a dataset whose root is the manifest's folder (relative paths are
+/// relative to it). A row without a split is `train`'s. Class ids follow the sorted class
+/// names, as for folders, and each split's rows are put in a folder's order (class, then
+/// natural path order), so the same photos listed or foldered give the same rows. Refused,
+/// naming the file and line, before any photo is read: a line that cannot be parsed, no path
+/// column, an empty path, an unknown split, the same path twice, a split whose rows are partly
+/// labelled, a class of validation or test that train does not have.
+pub(crate) fn open(file: &Path) -> Result<Dataset, DatasetError> {
+    let fail = |reason: String| DatasetError::Manifest { path: file.to_path_buf(), reason };
+    let ext = file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    let rows = match ext.as_deref() {
+        Some("jsonl" | "ndjson") => json_lines(file).map_err(fail)?,
+        Some("tsv") => delimited(file, b'\t').map_err(fail)?,
+        _ => delimited(file, b',').map_err(fail)?,
+    };
+    let mut first_line: HashMap<&str, u64> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(earlier) = first_line.insert(&row.path, row.line) {
+            return Err(fail(format!("lines {earlier} and {} both list `{}`", row.line, row.path)));
+        }
+    }
+    let root = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut by_split: Vec<(&str, Vec<&Row>)> = SPLIT_NAMES.iter().map(|&s| (s, Vec::new())).collect();
+    for row in &rows {
+        let Some((_, split)) = by_split.iter_mut().find(|(name, _)| *name == row.split) else {
+            let known = SPLIT_NAMES.join(", ");
+            return Err(fail(format!("line {}: unknown split `{}` (one of {known})", row.line, row.split)));
+        };
+        split.push(row);
+    }
+    by_split.retain(|(_, rows)| !rows.is_empty());
+    if by_split.is_empty() {
+        return Err(fail("lists no photos".into()));
+    }
+    for (name, rows) in &by_split {
+        let labelled = rows[0].label.is_some();
+        if let Some(odd) = rows.iter().find(|r| r.label.is_some() != labelled) {
+            return Err(fail(format!(
+                "line {}: split `{name}` has rows with and without a label; label all of them, or none",
+                odd.line
+            )));
+        }
+    }
+    // class ids come from the first labelled split, as for folders
+    let classes = match by_split.iter().find(|(_, rows)| rows[0].label.is_some()) {
+        Some((_, rows)) => ClassIndex::new(rows.iter().filter_map(|r| r.label.clone()).collect()),
+        None => ClassIndex::default(),
+    };
+    let mut splits = Vec::new();
+    for (name, rows) in by_split {
+        let mut samples = Vec::with_capacity(rows.len());
+        for row in rows {
+            let label = match &row.label {
+                Some(class) => Some(classes.id(class).ok_or_else(|| {
+                    fail(format!(
+                        "line {}: class `{class}` is not one of the classes of the first labelled split ({})",
+                        row.line,
+                        classes.names().join(", ")
+                    ))
+                })?),
+                None => None,
+            };
+            samples.push(Sample { path: root.join(&row.path), rel: row.path.clone(), label });
+        }
+        samples.sort_by(|a, b| a.label.cmp(&b.label).then_with(|| natural_cmp(&a.rel, &b.rel)));
+        splits.push(Split { name: name.to_string(), samples });
+    }
+    Ok(Dataset { root: root.to_path_buf(), source: file.to_path_buf(), classes, splits })
+}
+
+/// The columns of `header` that hold the path, the label and the split, or why there is no
+/// path column.
+fn columns(header: &[String]) -> Result<(usize, Option<usize>, Option<usize>), String> {
+    let find = |names: &[&str]| names.iter().find_map(|n| header.iter().position(|h| h.eq_ignore_ascii_case(n)));
+    let path = find(&PATH_COLUMNS).ok_or_else(|| {
+        format!("no path column (it has {}); name one {}", header.join(", "), PATH_COLUMNS.join(", "))
+    })?;
+    Ok((path, find(&LABEL_COLUMNS), find(&[SPLIT_COLUMN])))
+}
+
+/// A row from its fields: the path (refused when empty), the label and the split when given and
+/// not empty.
+fn row(line: u64, path: &str, label: Option<&str>, split: Option<&str>) -> Result<Row, String> {
+    let path = path.trim();
+    if path.is_empty() {
+        return Err(format!("line {line}: empty path"));
+    }
+    let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+    Ok(Row { line, path: path.to_string(), label: given(label), split: given(split).unwrap_or("train".into()) })
+}
+
+/// The rows of a CSV (or, with a tab, TSV) file with a header line.
+fn delimited(file: &Path, delimiter: u8) -> Result<Vec<Row>, String> {
+    let mut reader =
+        csv::ReaderBuilder::new().delimiter(delimiter).from_path(file).map_err(|e| format!("cannot be read: {e}"))?;
+    let header: Vec<String> =
+        reader.headers().map_err(|e| format!("line 1: {e}"))?.iter().map(|h| h.trim().to_string()).collect();
+    let (path, label, split) = columns(&header)?;
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| match e.position() {
+            Some(p) => format!("line {}: {}", p.line(), e.kind_message()),
+            None => e.to_string(),
+        })?;
+        let line = record.position().map_or(0, |p| p.line());
+        let field = |i: Option<usize>| i.and_then(|i| record.get(i));
+        rows.push(row(line, field(Some(path)).unwrap_or(""), field(label), field(split))?);
+    }
+    Ok(rows)
+}
+
+/// The rows of a JSON Lines file: one object a line (blank lines skipped); a label may be a
+/// string or a number.
+fn json_lines(file: &Path) -> Result<Vec<Row>, String> {
+    let reader = BufReader::new(File::open(file).map_err(|e| format!("cannot be read: {e}"))?);
+    let mut rows = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let n = i as u64 + 1;
+        let line = line.map_err(|e| format!("line {n}: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let object: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&line).map_err(|e| format!("line {n}: not a JSON object ({e})"))?;
+        let keys: Vec<String> = object.keys().cloned().collect();
+        let (path, label, split) = columns(&keys).map_err(|e| format!("line {n}: {e}"))?;
+        let text = |i: Option<usize>| -> Option<String> {
+            match object.get(&keys[i?])? {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Null => None,
+                other => Some(other.to_string()),
+            }
+        };
+        rows.push(row(n, &text(Some(path)).unwrap_or_default(), text(label).as_deref(), text(split).as_deref())?);
+    }
+    Ok(rows)
+}
+
+/// The record's error without csv's own position prefix.
+trait KindMessage {
+    fn kind_message(&self) -> String;
+}
+
+impl KindMessage for csv::Error {
+    fn kind_message(&self) -> String {
+        match self.kind() {
+            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+                format!("{len} fields where the header has {expected_len}")
+            }
+            csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".into(),
+            _ => self.to_string(),
+        }
+    }
+}
+
+/// The folder photos are found in: a manifest's own folder, else `data` itself.
+pub fn photo_root(data: &Path) -> PathBuf {
+    match is_manifest(data) {
+        true => data.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
+        false => data.to_path_buf(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch data root of photo files (empty: only paths matter here) and a manifest beside.
+    fn scratch(files: &[&str], manifest: (&str, &str)) -> (tempfile::TempDir, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        for f in files {
+            let path = t.path().join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, b"").unwrap();
+        }
+        let file = t.path().join(manifest.0);
+        std::fs::write(&file, manifest.1).unwrap();
+        (t, file)
+    }
+
+    const PHOTOS: [&str; 5] =
+        ["train/cats/c10.jpg", "train/cats/c2.jpg", "train/dogs/d1.jpg", "validation/cats/v1.jpg", "test/t1.jpg"];
+
+    #[test]
+    fn a_manifest_gives_the_rows_of_the_same_photos_in_folders() {
+        let csv = "path,label,split\ntest/t1.jpg,,test\ntrain/dogs/d1.jpg,dogs,train\nvalidation/cats/v1.jpg,cats,validation\n\
+                   train/cats/c10.jpg,cats,\ntrain/cats/c2.jpg,cats,train\n";
+        let jsonl = "{\"image\": \"train/cats/c10.jpg\", \"class\": \"cats\"}\n\n{\"image\": \"train/cats/c2.jpg\", \
+                     \"class\": \"cats\", \"split\": \"train\"}\n{\"image\": \"train/dogs/d1.jpg\", \"class\": \"dogs\"}\n\
+                     {\"image\": \"validation/cats/v1.jpg\", \"class\": \"cats\", \"split\": \"validation\"}\n\
+                     {\"image\": \"test/t1.jpg\", \"class\": null, \"split\": \"test\"}\n";
+        let tsv = csv.replace(',', "\t");
+        for (name, text) in [("m.csv", csv), ("m.jsonl", jsonl), ("m.tsv", tsv.as_str())] {
+            let (t, file) = scratch(&PHOTOS, (name, text));
+            let folders = Dataset::open(t.path()).unwrap();
+            let listed = Dataset::open(&file).unwrap();
+            assert_eq!(listed.root, folders.root, "{name}");
+            assert_eq!(listed.classes, folders.classes, "{name}");
+            let names: Vec<&str> = listed.splits.iter().map(|s| s.name.as_str()).collect();
+            assert_eq!(names, ["train", "validation", "test"], "{name}");
+            for (a, b) in listed.splits.iter().zip(&folders.splits) {
+                assert_eq!(a.samples, b.samples, "{name}: split {}", a.name);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_manifests_are_refused_naming_the_file_and_line() {
+        let cases = [
+            ("file,label\na.jpg,cats,extra\n", "line 2: 3 fields where the header has 2"),
+            ("name,label\na.jpg,cats\n", "no path column (it has name, label); name one path, filepath"),
+            ("path,label\n ,cats\n", "line 2: empty path"),
+            ("path,label,split\na.jpg,cats,holdout\n", "line 2: unknown split `holdout`"),
+            ("path,label\na.jpg,cats\nb.jpg,dogs\na.jpg,dogs\n", "lines 2 and 4 both list `a.jpg`"),
+            ("path,label\na.jpg,cats\nb.jpg,\n", "line 3: split `train` has rows with and without a label"),
+            ("path,label,split\na.jpg,cats,train\nb.jpg,birds,test\n", "line 3: class `birds` is not one of"),
+            ("path\n", "lists no photos"),
+        ];
+        for (text, want) in cases {
+            let (_t, file) = scratch(&[], ("m.csv", text));
+            let err = Dataset::open(&file).unwrap_err().to_string();
+            assert!(err.starts_with(&file.display().to_string()) && err.contains(want), "{text:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        let (_t, file) = scratch(&[], ("m.jsonl", "{\"path\": \"a.jpg\"}\n[1, 2]\n"));
+        let err = Dataset::open(&file).unwrap_err().to_string();
+        assert!(err.contains("line 2: not a JSON object"), "{err}");
+    }
+
+    #[test]
+    fn photos_are_found_beside_the_manifest() {
+        let (t, file) = scratch(&PHOTOS, ("m.csv", "path\ntest/t1.jpg\n"));
+        assert_eq!(photo_root(&file), t.path());
+        assert_eq!(photo_root(t.path()), t.path());
+        assert!(is_manifest(&file) && !is_manifest(t.path()) && !is_manifest(&t.path().join("test/t1.jpg")));
+    }
+}
