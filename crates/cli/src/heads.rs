@@ -91,7 +91,7 @@ pub struct TrainArgs {
 }
 
 pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
-    Run::check_out(&args.out, args.force).context("--out")?;
+    imgclf_heads::RunDir::check(&args.out, args.force).context("--out")?;
     let mut optimizer = args.optimizer;
     if let Some(lr) = args.lr {
         optimizer.learning_rate = lr;

@@ -171,10 +171,10 @@ pub fn train_cnn(args: TrainArgs) -> anyhow::Result<()> {
     } else {
         let config = config(&args, args.arch.expect("clap requires --arch without --resume"))?;
         let data = args.data.as_ref().expect("clap requires --data without --resume");
-        imgclf_heads::Run::check_out(out, args.force).context("--out")?;
+        RunDir::check(out, args.force).context("--out")?;
         let dataset = Dataset::open(data).with_context(|| format!("--data {}", data.display()))?;
-        let training = CnnTraining::create(out, args.force, config, &dataset, args.validation.as_deref(), &TRAIN_ON)
-            .context("--validation")?;
+        let validation = imgclf_nets::validation_split(&dataset, args.validation.as_deref()).context("--validation")?;
+        let training = CnnTraining::create(out, args.force, config, &dataset, validation, &TRAIN_ON)?;
         (training, dataset)
     };
     let load = |name: &str| {

@@ -129,7 +129,7 @@ fn delimited(file: &Path, delimiter: u8) -> Result<Vec<Row>, String> {
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| match e.position() {
-            Some(p) => format!("line {}: {}", p.line(), e.kind_message()),
+            Some(p) => format!("line {}: {}", p.line(), csv_reason(&e)),
             None => e.to_string(),
         })?;
         let line = record.position().map_or(0, |p| p.line());
@@ -166,20 +166,14 @@ fn json_lines(file: &Path) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-/// The record's error without csv's own position prefix.
-trait KindMessage {
-    fn kind_message(&self) -> String;
-}
-
-impl KindMessage for csv::Error {
-    fn kind_message(&self) -> String {
-        match self.kind() {
-            csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
-                format!("{len} fields where the header has {expected_len}")
-            }
-            csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".into(),
-            _ => self.to_string(),
+/// What is wrong with a record, without csv's own position prefix (the line is given apart).
+fn csv_reason(e: &csv::Error) -> String {
+    match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => {
+            format!("{len} fields where the header has {expected_len}")
         }
+        csv::ErrorKind::Utf8 { .. } => "not UTF-8 text".into(),
+        _ => e.to_string(),
     }
 }
 

@@ -283,13 +283,13 @@ pub struct Keys {
 
 /// Each image's size and modification time, read once per pass over a dataset: what every
 /// backbone's fingerprint hashes, so a run of several backbones reads the metadata once.
-pub struct ImageStamps(HashMap<PathBuf, (u64, u128)>);
+pub struct ImageStamps<'a>(HashMap<&'a Path, (u64, u128)>);
 
-impl ImageStamps {
-    /// Reads every image's metadata.
-    pub fn read(dataset: &Dataset) -> ImageStamps {
+impl ImageStamps<'_> {
+    /// Reads every image's metadata (keyed by the dataset's own paths, not copies).
+    pub fn read(dataset: &Dataset) -> ImageStamps<'_> {
         let samples = dataset.splits.iter().flat_map(|s| &s.samples);
-        ImageStamps(samples.map(|s| (s.path.clone(), file_stamp(&s.path))).collect())
+        ImageStamps(samples.map(|s| (s.path.as_path(), file_stamp(&s.path))).collect())
     }
 
     /// The stamp of `path` (read now if the pass did not see it).
@@ -316,7 +316,7 @@ fn file_stamp(path: &Path) -> (u64, u128) {
 /// ([`fingerprint`]) and the storage (f16 rows are rounded: an f32 file is never a cache hit
 /// for f16, nor the other way; f32 adds nothing, so files from before storage existed stay
 /// valid); a shard's file key covers only its part's images.
-pub fn keys(dataset: &Dataset, stamps: &ImageStamps, backbone: &Backbone, options: &ExtractOptions) -> Keys {
+pub fn keys(dataset: &Dataset, stamps: &ImageStamps<'_>, backbone: &Backbone, options: &ExtractOptions) -> Keys {
     let stored = |fingerprint: String| match options.storage {
         Storage::F32 => fingerprint,
         Storage::F16 => format!("{:x}", Sha256::digest(format!("{fingerprint} store float16"))),
@@ -343,7 +343,12 @@ pub fn fingerprint(dataset: &Dataset, backbone: &Backbone, precision: Precision)
 }
 
 /// [`fingerprint`] with the images' metadata already read.
-fn stamped_fingerprint(dataset: &Dataset, stamps: &ImageStamps, backbone: &Backbone, precision: Precision) -> String {
+fn stamped_fingerprint(
+    dataset: &Dataset,
+    stamps: &ImageStamps<'_>,
+    backbone: &Backbone,
+    precision: Precision,
+) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());

@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
+use std::ops::Range;
 
 use crate::HeadError;
 use crate::config::{TrainConfig, Validation};
@@ -39,8 +40,8 @@ pub struct ChunkPlan {
     pub chunk_rows: usize,
     /// Bytes of feature rows the plan was made under.
     pub memory_budget: usize,
-    /// The blocks of `rows`, in file order.
-    blocks: Vec<Vec<usize>>,
+    /// The blocks, as ranges of `rows`, in file order.
+    blocks: Vec<Range<usize>>,
     /// Per class, its blocks (indices into `blocks`).
     by_class: Vec<Vec<usize>>,
     /// Chunks an epoch reads.
@@ -135,8 +136,9 @@ impl ChunkPlan {
             rng.shuffle(&mut deck);
             for block in deck {
                 let Reverse((rows, tie, chunk)) = fill.pop().expect("one entry a chunk");
-                dealt[chunk].extend_from_slice(&self.blocks[block]);
-                fill.push(Reverse((rows + self.blocks[block].len(), tie, chunk)));
+                let block = self.blocks[block].clone();
+                fill.push(Reverse((rows + block.len(), tie, chunk)));
+                dealt[chunk].extend_from_slice(&self.rows[block]);
             }
         }
         rng.shuffle(&mut dealt);
@@ -188,8 +190,10 @@ fn bytes(n: usize) -> String {
 /// one and never all of a class with two or more rows). Returns (kept, held), each sorted.
 fn stratified_holdout(labels: &[usize], classes: usize, fraction: f32, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let (mut keep, mut held) = (Vec::new(), Vec::new());
-    for class in 0..classes {
-        let mut rows: Vec<usize> = (0..labels.len()).filter(|&r| labels[r] == class).collect();
+    // each class's rows, ascending, from one pass (not one pass per class)
+    let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); classes];
+    labels.iter().enumerate().for_each(|(r, &l)| by_class[l].push(r));
+    for (class, mut rows) in by_class.into_iter().enumerate() {
         Rng::stream(seed, HOLDOUT, class as u64).shuffle(&mut rows);
         let n = rows.len();
         let k = if n < 2 { 0 } else { ((fraction * n as f32).round() as usize).clamp(1, n - 1) };
@@ -221,18 +225,23 @@ fn layout(rows: usize, classes: usize, chunk_rows: usize) -> (usize, usize) {
 }
 
 /// The rows of `index` (ascending) in blocks of at most `block_rows` neighbouring rows (a
-/// new block at every multiple of `block_rows` and every change of class), and per class its
-/// blocks.
-fn blocks(index: &[usize], labels: &[usize], classes: usize, block_rows: usize) -> (Vec<Vec<usize>>, Vec<Vec<usize>>) {
-    let (mut blocks, mut by_class): (Vec<Vec<usize>>, Vec<Vec<usize>>) = (Vec::new(), vec![Vec::new(); classes]);
+/// new block at every multiple of `block_rows` and every change of class), as ranges of
+/// `index`, and per class its blocks.
+fn blocks(
+    index: &[usize],
+    labels: &[usize],
+    classes: usize,
+    block_rows: usize,
+) -> (Vec<Range<usize>>, Vec<Vec<usize>>) {
+    let (mut blocks, mut by_class): (Vec<Range<usize>>, Vec<Vec<usize>>) = (Vec::new(), vec![Vec::new(); classes]);
     let mut current = (usize::MAX, usize::MAX);
-    for &r in index {
+    for (at, &r) in index.iter().enumerate() {
         if (r / block_rows, labels[r]) != current {
             current = (r / block_rows, labels[r]);
             by_class[labels[r]].push(blocks.len());
-            blocks.push(Vec::new());
+            blocks.push(at..at);
         }
-        blocks.last_mut().expect("pushed above").push(r);
+        blocks.last_mut().expect("pushed above").end = at + 1;
     }
     (blocks, by_class)
 }

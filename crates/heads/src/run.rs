@@ -122,11 +122,6 @@ impl Run {
         Run { dir: dir.to_path_buf(), info, head: trained.head }
     }
 
-    /// Whether a run may be written to `dir` ([`RunDir::check`]): found out before training.
-    pub fn check_out(dir: &Path, overwrite: bool) -> Result<(), HeadError> {
-        RunDir::check(dir, overwrite)
-    }
-
     /// Writes the folder through a [`RunDir`], so an interrupted run never leaves a
     /// half-written folder. An existing folder is replaced only with `overwrite`.
     pub fn save(&self, history: &[EpochStats], overwrite: bool) -> Result<(), HeadError> {

@@ -237,19 +237,19 @@ pub struct CnnTraining {
 
 impl CnnTraining {
     /// A new run of `config` into `out` on the classes of `dataset`, validated on split
-    /// `validation` (default: validation, else a labelled test), trained on `device`. `out`
-    /// may replace an earlier run only with `overwrite`, and is checked now, not after training.
+    /// `validation` (what [`validation_split`](crate::validation_split) picks), trained on
+    /// `device`. `out` may replace an earlier run only with `overwrite`, and is checked now, not
+    /// after training.
     pub fn create(
         out: &Path,
         overwrite: bool,
         config: CnnConfig,
         dataset: &Dataset,
-        validation: Option<&str>,
+        validation: Option<String>,
         device: &Device,
     ) -> Result<CnnTraining, NetError> {
         config.check()?;
         RunDir::check(out, overwrite)?;
-        let validation = crate::validation_split(dataset, validation)?;
         let optimizer = config.optimizer;
         let (info, net) = CnnRun::start(config, dataset.classes.names().to_vec(), &dataset.source, validation, device)?;
         let state = TrainState::start(&net, optimizer);
