@@ -14,10 +14,58 @@ const PATH_COLUMNS: [&str; 5] = ["path", "filepath", "file", "filename", "image"
 const LABEL_COLUMNS: [&str; 2] = ["label", "class"];
 const SPLIT_COLUMN: &str = "split";
 
-/// Whether `path` names a manifest (a file ending in `.csv`, `.tsv`, `.jsonl` or `.ndjson`).
-pub fn is_manifest(path: &Path) -> bool {
-    let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    path.is_file() && matches!(ext.as_deref(), Some("csv" | "tsv" | "jsonl" | "ndjson"))
+/// The choices a user may write after a manifest's name (`train.csv?label=breed`): which
+/// columns hold the path, the label and the split, and a pattern that builds the path from
+/// columns (Kaggle's `id,label` files: `train.csv?pattern=train/{id}.jpg`). They travel with
+/// `--data` into every later stage (resume, report), so the rows are the same there.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Columns {
+    path: Option<String>,
+    label: Option<String>,
+    split: Option<String>,
+    pattern: Option<String>,
+}
+
+/// What a manifest's choices may set, for the error that names an unknown one.
+const CHOICES: &str = "path, label, split, pattern";
+
+impl Columns {
+    /// The choices after `?`: `key=value` pairs joined by `&`.
+    fn parse(query: &str) -> Result<Columns, String> {
+        let mut columns = Columns::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) =
+                pair.split_once('=').ok_or_else(|| format!("`{pair}` after `?` is not key=value ({CHOICES})"))?;
+            let slot = match key {
+                "path" => &mut columns.path,
+                "label" => &mut columns.label,
+                "split" => &mut columns.split,
+                "pattern" => &mut columns.pattern,
+                _ => return Err(format!("unknown choice `{key}` after `?` (one of {CHOICES})")),
+            };
+            *slot = Some(value.to_string());
+        }
+        Ok(columns)
+    }
+}
+
+/// `data` split into the manifest file and the choices written after its name, when it names a
+/// manifest (a file ending in `.csv`, `.tsv`, `.jsonl` or `.ndjson`, possibly with `?choices`).
+fn manifest_parts(data: &Path) -> Option<(PathBuf, &str)> {
+    let text = data.to_str()?;
+    let (file, query) = match text.split_once('?') {
+        Some((file, query)) if !data.exists() => (Path::new(file), query),
+        _ => (data, ""),
+    };
+    let ext = file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    (file.is_file() && matches!(ext.as_deref(), Some("csv" | "tsv" | "jsonl" | "ndjson")))
+        .then(|| (file.to_path_buf(), query))
+}
+
+/// Whether `data` names a manifest (a file ending in `.csv`, `.tsv`, `.jsonl` or `.ndjson`,
+/// possibly followed by `?choices`).
+pub fn is_manifest(data: &Path) -> bool {
+    manifest_parts(data).is_some()
 }
 
 /// One listed photo, as written.
@@ -35,13 +83,15 @@ struct Row {
 /// naming the file and line, before any photo is read: a line that cannot be parsed, no path
 /// column, an empty path, an unknown split, the same path twice, a split whose rows are partly
 /// labelled, a class of validation or test that train does not have.
-pub(crate) fn open(file: &Path) -> Result<Dataset, DatasetError> {
-    let fail = |reason: String| DatasetError::Manifest { path: file.to_path_buf(), reason };
+pub(crate) fn open(data: &Path) -> Result<Dataset, DatasetError> {
+    let (file, query) = manifest_parts(data).expect("Dataset::open checked it is a manifest");
+    let fail = |reason: String| DatasetError::Manifest { path: file.clone(), reason };
+    let columns = Columns::parse(query).map_err(fail)?;
     let ext = file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
     let rows = match ext.as_deref() {
-        Some("jsonl" | "ndjson") => json_lines(file).map_err(fail)?,
-        Some("tsv") => delimited(file, b'\t').map_err(fail)?,
-        _ => delimited(file, b',').map_err(fail)?,
+        Some("jsonl" | "ndjson") => json_lines(&file, &columns).map_err(fail)?,
+        Some("tsv") => delimited(&file, b'\t', &columns).map_err(fail)?,
+        _ => delimited(&file, b',', &columns).map_err(fail)?,
     };
     let mut first_line: HashMap<&str, u64> = HashMap::with_capacity(rows.len());
     for row in &rows {
@@ -90,42 +140,109 @@ pub(crate) fn open(file: &Path) -> Result<Dataset, DatasetError> {
                 })?),
                 None => None,
             };
-            samples.push(Sample { path: root.join(&row.path), rel: row.path.clone(), label });
+            samples.push(Sample::file(root.join(&row.path), row.path.clone(), label));
         }
         samples.sort_by(|a, b| a.label.cmp(&b.label).then_with(|| natural_cmp(&a.rel, &b.rel)));
         splits.push(Split { name: name.to_string(), samples });
     }
-    Ok(Dataset { root: root.to_path_buf(), source: file.to_path_buf(), classes, splits })
+    Ok(Dataset { root: root.to_path_buf(), source: data.to_path_buf(), classes, splits })
 }
 
-/// The columns of `header` that hold the path, the label and the split, or why there is no
-/// path column.
-fn columns(header: &[String]) -> Result<(usize, Option<usize>, Option<usize>), String> {
-    let find = |names: &[&str]| names.iter().find_map(|n| header.iter().position(|h| h.eq_ignore_ascii_case(n)));
-    let path = find(&PATH_COLUMNS).ok_or_else(|| {
-        format!("no path column (it has {}); name one {}", header.join(", "), PATH_COLUMNS.join(", "))
-    })?;
-    Ok((path, find(&LABEL_COLUMNS), find(&[SPLIT_COLUMN])))
+/// Where a row's path comes from: a column, or a pattern of text and columns.
+enum PathFrom {
+    Column(usize),
+    Pattern(Vec<Piece>),
 }
 
-/// A row from its fields: the path (refused when empty), the label and the split when given and
-/// not empty.
-fn row(line: u64, path: &str, label: Option<&str>, split: Option<&str>) -> Result<Row, String> {
-    let path = path.trim();
-    if path.is_empty() {
-        return Err(format!("line {line}: empty path"));
+/// A piece of a path pattern: text as written, or a column's value.
+enum Piece {
+    Text(String),
+    Column(usize),
+}
+
+/// The columns of a header that make a row: its path, label and split.
+struct Layout {
+    path: PathFrom,
+    label: Option<usize>,
+    split: Option<usize>,
+}
+
+impl Layout {
+    /// Finds the columns in `header`: those `chosen` names (refused when absent), else the usual
+    /// names; a pattern's `{column}`s must all be there.
+    fn new(header: &[String], chosen: &Columns) -> Result<Layout, String> {
+        let has = || header.join(", ");
+        let find = |choice: &Option<String>, usual: &[&str]| -> Result<Option<usize>, String> {
+            match choice {
+                Some(name) => match header.iter().position(|h| h == name) {
+                    Some(i) => Ok(Some(i)),
+                    None => Err(format!("no column `{name}` (it has {})", has())),
+                },
+                None => Ok(usual.iter().find_map(|n| header.iter().position(|h| h.eq_ignore_ascii_case(n)))),
+            }
+        };
+        let path = match &chosen.pattern {
+            Some(pattern) => PathFrom::Pattern(pieces(pattern, header).map_err(|e| format!("pattern `{pattern}`: {e}"))?),
+            None => PathFrom::Column(find(&chosen.path, &PATH_COLUMNS)?.ok_or_else(|| {
+                format!(
+                    "no path column (it has {}); name one {}, or choose one with `?path=COLUMN` or `?pattern=DIR/{{COLUMN}}.jpg`",
+                    has(),
+                    PATH_COLUMNS.join(", ")
+                )
+            })?),
+        };
+        Ok(Layout { path, label: find(&chosen.label, &LABEL_COLUMNS)?, split: find(&chosen.split, &[SPLIT_COLUMN])? })
     }
-    let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
-    Ok(Row { line, path: path.to_string(), label: given(label), split: given(split).unwrap_or("train".into()) })
+
+    /// The row of line `line`, whose fields `field` gives by column: the path (refused when
+    /// empty), the label and the split when given and not empty.
+    fn row<'f>(&self, line: u64, field: impl Fn(usize) -> Option<&'f str>) -> Result<Row, String> {
+        let path = match &self.path {
+            PathFrom::Column(i) => field(*i).unwrap_or("").trim().to_string(),
+            PathFrom::Pattern(pieces) => pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Text(text) => text.as_str(),
+                    Piece::Column(i) => field(*i).unwrap_or("").trim(),
+                })
+                .collect(),
+        };
+        if path.is_empty() {
+            return Err(format!("line {line}: empty path"));
+        }
+        let given = |i: Option<usize>| i.and_then(&field).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
+        Ok(Row { line, path, label: given(self.label), split: given(self.split).unwrap_or("train".into()) })
+    }
+}
+
+/// A path pattern's pieces: `{column}` names a column of `header`, the rest is text.
+fn pieces(pattern: &str, header: &[String]) -> Result<Vec<Piece>, String> {
+    let mut pieces = Vec::new();
+    let mut rest = pattern;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or("a `{` without its `}`")? + open;
+        let name = &rest[open + 1..close];
+        let column = header
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| format!("no column `{name}` (it has {})", header.join(", ")))?;
+        pieces.extend([Piece::Text(rest[..open].to_string()), Piece::Column(column)]);
+        rest = &rest[close + 1..];
+    }
+    pieces.push(Piece::Text(rest.to_string()));
+    match pieces.iter().any(|p| matches!(p, Piece::Column(_))) {
+        true => Ok(pieces),
+        false => Err("names no `{column}`".into()),
+    }
 }
 
 /// The rows of a CSV (or, with a tab, TSV) file with a header line.
-fn delimited(file: &Path, delimiter: u8) -> Result<Vec<Row>, String> {
+fn delimited(file: &Path, delimiter: u8, chosen: &Columns) -> Result<Vec<Row>, String> {
     let mut reader =
         csv::ReaderBuilder::new().delimiter(delimiter).from_path(file).map_err(|e| format!("cannot be read: {e}"))?;
     let header: Vec<String> =
         reader.headers().map_err(|e| format!("line 1: {e}"))?.iter().map(|h| h.trim().to_string()).collect();
-    let (path, label, split) = columns(&header)?;
+    let layout = Layout::new(&header, chosen)?;
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| match e.position() {
@@ -133,15 +250,14 @@ fn delimited(file: &Path, delimiter: u8) -> Result<Vec<Row>, String> {
             None => e.to_string(),
         })?;
         let line = record.position().map_or(0, |p| p.line());
-        let field = |i: Option<usize>| i.and_then(|i| record.get(i));
-        rows.push(row(line, field(Some(path)).unwrap_or(""), field(label), field(split))?);
+        rows.push(layout.row(line, |i| record.get(i))?);
     }
     Ok(rows)
 }
 
 /// The rows of a JSON Lines file: one object a line (blank lines skipped); a label may be a
 /// string or a number.
-fn json_lines(file: &Path) -> Result<Vec<Row>, String> {
+fn json_lines(file: &Path, chosen: &Columns) -> Result<Vec<Row>, String> {
     let reader = BufReader::new(File::open(file).map_err(|e| format!("cannot be read: {e}"))?);
     let mut rows = Vec::new();
     for (i, line) in reader.lines().enumerate() {
@@ -153,15 +269,16 @@ fn json_lines(file: &Path) -> Result<Vec<Row>, String> {
         let object: serde_json::Map<String, serde_json::Value> =
             serde_json::from_str(&line).map_err(|e| format!("line {n}: not a JSON object ({e})"))?;
         let keys: Vec<String> = object.keys().cloned().collect();
-        let (path, label, split) = columns(&keys).map_err(|e| format!("line {n}: {e}"))?;
-        let text = |i: Option<usize>| -> Option<String> {
-            match object.get(&keys[i?])? {
+        let values: Vec<Option<String>> = object
+            .values()
+            .map(|v| match v {
                 serde_json::Value::String(s) => Some(s.clone()),
                 serde_json::Value::Null => None,
                 other => Some(other.to_string()),
-            }
-        };
-        rows.push(row(n, &text(Some(path)).unwrap_or_default(), text(label).as_deref(), text(split).as_deref())?);
+            })
+            .collect();
+        let layout = Layout::new(&keys, chosen).map_err(|e| format!("line {n}: {e}"))?;
+        rows.push(layout.row(n, |i| values[i].as_deref())?);
     }
     Ok(rows)
 }
@@ -179,9 +296,9 @@ fn csv_reason(e: &csv::Error) -> String {
 
 /// The folder photos are found in: a manifest's own folder, else `data` itself.
 pub fn photo_root(data: &Path) -> PathBuf {
-    match is_manifest(data) {
-        true => data.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
-        false => data.to_path_buf(),
+    match manifest_parts(data) {
+        Some((file, _)) => file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf(),
+        None => data.to_path_buf(),
     }
 }
 
@@ -249,6 +366,40 @@ mod tests {
         let (_t, file) = scratch(&[], ("m.jsonl", "{\"path\": \"a.jpg\"}\n[1, 2]\n"));
         let err = Dataset::open(&file).unwrap_err().to_string();
         assert!(err.contains("line 2: not a JSON object"), "{err}");
+    }
+
+    #[test]
+    fn kaggle_ids_become_paths_through_a_pattern_and_columns_can_be_chosen() {
+        let (t, file) = scratch(&PHOTOS[..3], ("train.csv", "id,breed\ncats/c2,cats\ndogs/d1,dogs\ncats/c10,cats\n"));
+        let kaggle = Dataset::open(format!("{}?pattern=train/{{id}}.jpg&label=breed", file.display())).unwrap();
+        let folders = Dataset::open(t.path()).unwrap();
+        assert_eq!(kaggle.classes, folders.classes);
+        assert_eq!(kaggle.splits[0].samples, folders.splits[0].samples);
+        // the choices are part of the source: a later stage opens the same rows
+        assert!(kaggle.source.to_str().unwrap().ends_with("train.csv?pattern=train/{id}.jpg&label=breed"));
+        assert_eq!(photo_root(&kaggle.source), t.path());
+        let (_t, file) = scratch(&[], ("m.csv", "where,kind\na.jpg,cats\n"));
+        let chosen = Dataset::open(format!("{}?path=where&label=kind", file.display())).unwrap();
+        assert_eq!(chosen.splits[0].samples[0].rel, "a.jpg");
+        assert_eq!(chosen.classes.names(), ["cats"]);
+    }
+
+    #[test]
+    fn bad_choices_are_refused_naming_the_columns_there_are() {
+        let (_t, file) = scratch(&[], ("m.csv", "id,label\n1,cats\n"));
+        let cases = [
+            ("?size=3", "unknown choice `size` after `?` (one of path, label, split, pattern)"),
+            ("?label", "`label` after `?` is not key=value"),
+            ("?path=where", "no column `where` (it has id, label)"),
+            ("?pattern=train/{idx}.jpg", "pattern `train/{idx}.jpg`: no column `idx` (it has id, label)"),
+            ("?pattern=train/{id.jpg", "a `{` without its `}`"),
+            ("?pattern=train.jpg", "names no `{column}`"),
+            ("", "choose one with `?path=COLUMN` or `?pattern=DIR/{COLUMN}.jpg`"),
+        ];
+        for (query, want) in cases {
+            let err = Dataset::open(format!("{}{query}", file.display())).unwrap_err().to_string();
+            assert!(err.starts_with(&file.display().to_string()) && err.contains(want), "{query}: {err}");
+        }
     }
 
     #[test]
