@@ -18,8 +18,7 @@ Each ONNX model needs its spec beside it (model.onnx -> model.json): input name,
 scaling and the feature output. A second identical run reuses the cached file."
 )]
 pub struct Args {
-    /// Data root holding train/<class>/*, validation/<class>/* and optionally test/ (flat or per class), or a manifest listing the photos (.csv, .tsv or .jsonl: a path column, optionally label and split; paths relative to it).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DATA", help = crate::DATA_HELP)]
     data: PathBuf,
     /// ONNX backbone with its JSON spec beside it, or the name of a registered one (`imgclf models list`); repeat for several.
     #[arg(long = "model", value_name = "MODEL.onnx", required = true)]

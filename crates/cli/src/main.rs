@@ -10,6 +10,14 @@ macro_rules! say {
     }};
 }
 
+/// What `--data` takes, said once for every stage that reads photos.
+const DATA_HELP: &str = "Where the photos are: a data root (train/<class>/*, validation/<class>/*, optionally test/, \
+flat or per class); a manifest listing them (.csv, .tsv or .jsonl: a path column, optionally label and split; paths \
+relative to it; `FILE?pattern=train/{id}.jpg&label=breed` builds paths from a column, such as Kaggle's ids, and \
+`?path=`, `?label=`, `?split=` choose columns); or WebDataset tar shards (a folder of .tar files, or \
+`shards/train-{000000..000099}.tar`; a tar's split from its name, train-, val- or test-; labels from .cls, .txt \
+or .json members).";
+
 mod augment;
 mod budget;
 mod cam;

@@ -35,8 +35,7 @@ pub struct TrainArgs {
     /// RMSprop) or lenet (Conv 5×5 20 → Conv 5×5 50 → Dense(500); 32 px, Adam with decay).
     #[arg(long, value_name = "small|lenet", required_unless_present = "resume")]
     arch: Option<Arch>,
-    /// Data root with train/<class>/ folders (and validation/ or a labelled test/), or a manifest listing the photos (.csv, .tsv or .jsonl: a path column, optionally label and split; paths relative to it).
-    #[arg(long, value_name = "DIR", required_unless_present = "resume")]
+    #[arg(long, value_name = "DATA", required_unless_present = "resume", help = crate::DATA_HELP)]
     data: Option<PathBuf>,
     /// Run folder to write (refused if it exists, unless --force or --resume).
     #[arg(long, value_name = "DIR")]
@@ -271,7 +270,7 @@ pub struct FineTuneArgs {
     /// A train-head run on one backbone.
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
-    /// The data root (or manifest) the head's features came from.
+    /// The photos the head's features came from: the data root, manifest or tar shards given to extract.
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     /// Run folder to write (refused if it exists, unless --force).

@@ -14,8 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 `extract` skips unreadable files anyway and lists them; verify finds them in seconds, before hours of extraction."
 )]
 pub struct Args {
-    /// Data root holding train/<class>/*, validation/<class>/* and optionally test/, or a manifest listing the photos (.csv, .tsv or .jsonl: a path column, optionally label and split; paths relative to it).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DATA", help = crate::DATA_HELP)]
     data: PathBuf,
     /// Move each unreadable file here, under its path relative to the data root (never deleted).
     #[arg(long, value_name = "DIR")]

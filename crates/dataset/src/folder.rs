@@ -1,5 +1,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::{DatasetError, natural_cmp};
 
@@ -43,12 +44,73 @@ impl ClassIndex {
 /// that aligns rows across feature files), and its class id when the split is labelled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sample {
-    /// The image file.
+    /// The image file; for a tar member, the tar's path and the member's name (what errors name).
     pub path: PathBuf,
-    /// Its path relative to the data root, `/`-separated (`train/cats/cat.1.jpg`).
+    /// Its identity: the path relative to the data root, `/`-separated (`train/cats/cat.1.jpg`),
+    /// or for a tar member the tar's and the sample's key (`train-000.tar/0001`).
     pub rel: String,
     /// Its class id, in a labelled split.
     pub label: Option<usize>,
+    /// Where its bytes are when they are not a file of their own: a tar member.
+    pub member: Option<Member>,
+}
+
+/// A photo inside a tar: its bytes' place, or why the sample has no one image to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Member {
+    /// `len` bytes from `offset` of the tar `tar`.
+    Bytes {
+        /// The tar.
+        tar: Arc<Path>,
+        /// Where the image's bytes start.
+        offset: u64,
+        /// How many.
+        len: u64,
+    },
+    /// A sample with no image, with two, or cut short: skipped, with this reason, when read.
+    Fault {
+        /// The tar.
+        tar: Arc<Path>,
+        /// What is wrong, in words a user can act on.
+        reason: String,
+    },
+}
+
+impl Sample {
+    /// A photo that is a file of its own.
+    pub fn file(path: PathBuf, rel: String, label: Option<usize>) -> Sample {
+        Sample { path, rel, label, member: None }
+    }
+
+    /// The file its bytes are in: the photo itself, or its tar.
+    pub fn container(&self) -> &Path {
+        match &self.member {
+            Some(Member::Bytes { tar, .. } | Member::Fault { tar, .. }) => tar,
+            None => &self.path,
+        }
+    }
+
+    /// Its bytes, for [`decode_rgb`](crate::decode_rgb) and a digest.
+    pub fn read(&self) -> Result<Vec<u8>, DatasetError> {
+        match &self.member {
+            None => crate::read_photo(&self.path),
+            Some(Member::Bytes { tar, offset, len }) => {
+                let mut bytes = vec![0; *len as usize];
+                let file = fs::File::open(tar).map_err(DatasetError::io(tar.as_ref()))?;
+                std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, *offset)
+                    .map_err(DatasetError::io(&self.path))?;
+                Ok(bytes)
+            }
+            Some(Member::Fault { reason, .. }) => {
+                Err(DatasetError::Decode { path: self.path.clone(), reason: reason.clone() })
+            }
+        }
+    }
+
+    /// Its photo decoded to RGB ([`load_rgb`](crate::load_rgb) for any sample).
+    pub fn load_rgb(&self) -> Result<image::RgbImage, DatasetError> {
+        crate::decode_rgb(&self.read()?, &self.path)
+    }
 }
 
 /// A named split (`train`, `validation`, `test`) and its samples in a fixed order:
@@ -119,7 +181,10 @@ enum Layout {
 
 impl Layout {
     fn into_samples(self, root: &Path, classes: &ClassIndex) -> Vec<Sample> {
-        let sample = |path: PathBuf, label| Sample { rel: relative(root, &path), path, label };
+        let sample = |path: PathBuf, label| {
+            let rel = relative(root, &path);
+            Sample::file(path, rel, label)
+        };
         match self {
             Layout::Flat(files) => files.into_iter().map(|p| sample(p, None)).collect(),
             Layout::Classes(mut folders) => {

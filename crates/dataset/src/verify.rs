@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::{Dataset, DatasetError, Sample, load_rgb};
+use crate::{Dataset, DatasetError, Sample};
 
 /// A sample that does not decode, and why.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub fn verify(dataset: &Dataset, tick: &(dyn Fn() + Sync)) -> Vec<Unreadable> {
     samples
         .par_iter()
         .filter_map(|s| {
-            let result = load_rgb(&s.path);
+            let result = s.load_rgb();
             tick();
             result.err().map(|error| Unreadable { sample: (*s).clone(), error })
         })
@@ -45,6 +45,12 @@ pub fn quarantine(dataset: &Dataset, samples: &[&Sample], dest: &Path) -> Result
                 )),
             });
         }
+    }
+    if let Some(member) = samples.iter().find(|s| s.member.is_some()) {
+        return Err(DatasetError::Io {
+            path: member.path.clone(),
+            error: std::io::Error::other("is a member of a tar, which is not moved apart"),
+        });
     }
     let mut moved = Vec::with_capacity(samples.len());
     for s in samples {

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, UNIX_EPOCH};
 
-use imgclf_dataset::Dataset;
+use imgclf_dataset::{Dataset, Member};
 use imgclf_runtime::{Backbone, Engine, Precision};
 use sha2::{Digest, Sha256};
 
@@ -281,15 +281,16 @@ pub struct Keys {
     pub file: String,
 }
 
-/// Each image's size and modification time, read once per pass over a dataset: what every
-/// backbone's fingerprint hashes, so a run of several backbones reads the metadata once.
+/// Each image file's size and modification time (a tar member's: its tar's, read once for all
+/// its members), read once per pass over a dataset: what every backbone's fingerprint hashes,
+/// so a run of several backbones reads the metadata once.
 pub struct ImageStamps<'a>(HashMap<&'a Path, (u64, u128)>);
 
 impl ImageStamps<'_> {
     /// Reads every image's metadata (keyed by the dataset's own paths, not copies).
     pub fn read(dataset: &Dataset) -> ImageStamps<'_> {
         let samples = dataset.splits.iter().flat_map(|s| &s.samples);
-        ImageStamps(samples.map(|s| (s.path.as_path(), file_stamp(&s.path))).collect())
+        ImageStamps(samples.map(|s| (s.container(), file_stamp(s.container()))).collect())
     }
 
     /// The stamp of `path` (read now if the pass did not see it).
@@ -365,11 +366,17 @@ fn stamped_fingerprint(
     for split in &dataset.splits {
         field(split.name.as_bytes());
         for s in &split.samples {
-            let (len, mtime) = stamps.of(&s.path);
+            let (len, mtime) = stamps.of(s.container());
             field(s.rel.as_bytes());
             field(&s.label.map_or(-1, |l| l as i64).to_le_bytes());
             field(&len.to_le_bytes());
             field(&mtime.to_le_bytes());
+            // a tar member: its place in the tar too (a photo file adds nothing, so older keys hold)
+            match &s.member {
+                Some(Member::Bytes { offset, len, .. }) => field(format!("at {offset} len {len}").as_bytes()),
+                Some(Member::Fault { reason, .. }) => field(reason.as_bytes()),
+                None => {}
+            }
         }
     }
     format!("{:x}", h.finalize())

@@ -160,7 +160,7 @@ fn decode<'a>(
         .par_iter()
         .map(|s| {
             decoded.fetch_add(1, Ordering::Relaxed);
-            let bytes = imgclf_dataset::read_photo(&s.path).map_err(|e| e.to_string())?;
+            let bytes = s.read().map_err(|e| e.to_string())?;
             let image = imgclf_dataset::decode_rgb(&bytes, &s.path).map_err(|e| e.to_string())?;
             let resized = sizes.iter().map(|r| r.apply(&image, &s.path).map_err(|e| e.to_string()));
             Ok((crate::photo_digest(&bytes), resized.collect::<Result<Vec<_>, String>>()?))

@@ -200,7 +200,7 @@ impl Frozen {
         let mut skipped = Vec::new();
         for chunk in samples.chunks(batch.max(1)) {
             let loaded: Vec<Result<image::RgbImage, DatasetError>> =
-                chunk.par_iter().map(|s| self.spec.resize.load(&s.path)).collect();
+                chunk.par_iter().map(|s| self.spec.resize.load_sample(s)).collect();
             let mut images = Vec::new();
             for (sample, result) in chunk.iter().zip(loaded) {
                 match result {
@@ -653,7 +653,7 @@ impl FineTuneRun {
     /// Class probabilities for image files; unreadable ones are skipped and reported.
     pub fn predict_files(&self, files: &[PathBuf], engine: &EngineConfig) -> Result<Predictions, NetError> {
         let samples: Vec<Sample> =
-            files.iter().map(|f| Sample { path: f.clone(), rel: f.display().to_string(), label: None }).collect();
+            files.iter().map(|f| Sample::file(f.clone(), f.display().to_string(), None)).collect();
         let (activations, skipped) = self.frozen(engine)?.run(&samples, 32, |_| {})?;
         let probs = predict_batches(&self.model, &activations)?;
         let paths = activations.paths.into_iter().map(PathBuf::from).collect();
