@@ -1,10 +1,15 @@
 //! `imgclf features merge` and `imgclf features status`: the shard files that
-//! `extract --shard` writes, joined into one feature file and watched while an array runs.
+//! `extract --shard` writes, joined into one feature file and watched while an array runs;
+//! `imgclf features export`: a feature file as a Parquet table.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use imgclf_features::{merge, merge_in_blocks, partials_in, shard_status, sharded_backbones};
+use imgclf_features::{
+    FeatureReader, export_parquet_file, merge, merge_in_blocks, partials_in, shard_status, sharded_backbones,
+};
+
+use crate::output::PARQUET_EXPORT;
 
 #[derive(clap::Args)]
 #[command(after_help = "Example (3 shards, then the merge):\n  \
@@ -40,6 +45,22 @@ enum Command {
         /// `--memory-budget` is still accepted here.
         #[arg(long, alias = "memory-budget", value_name = "SIZE", value_parser = crate::budget::parse_size)]
         copy_buffer: Option<usize>,
+    },
+    /// Writes a feature file as a Parquet table for pandas, polars, DuckDB or faiss: one row per
+    /// photo (split, path, label, class, photo digest, features as a fixed-size list of float32,
+    /// or float16 for a --store f16 file), a block of rows at a time (memory stays flat).
+    Export {
+        /// The feature file (gap_<Backbone>.h5).
+        file: PathBuf,
+        /// The format to write: parquet.
+        #[arg(long, value_name = "FORMAT", default_value = "parquet", value_parser = ["parquet"])]
+        to: String,
+        /// Where to write (default: the feature file's name with .parquet).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Replace a file there that an earlier export did not write.
+        #[arg(long)]
+        force: bool,
     },
     /// Per backbone, the shards done, being written (or killed while writing: a temporary file is
     /// there), missing or damaged, and whether they are merged. Runs merge's checks on a complete
@@ -79,6 +100,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     rows.join(", ")
                 );
             }
+            Ok(())
+        }
+        Command::Export { file, to: _, out, force } => {
+            let out = out.unwrap_or_else(|| file.with_extension("parquet"));
+            PARQUET_EXPORT.check("--out", std::slice::from_ref(&out), force)?;
+            let reader = FeatureReader::open(&file)?;
+            let start = std::time::Instant::now();
+            let exported = export_parquet_file(&reader, &out, PARQUET_EXPORT.tag)?;
+            let rows: Vec<String> = exported.rows.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            say!(
+                "{}: {} ({} features) in {:.2} s -> {}",
+                file.display(),
+                rows.join(", "),
+                reader.dim,
+                start.elapsed().as_secs_f64(),
+                out.display()
+            );
             Ok(())
         }
         Command::Status { dir } => {

@@ -11,7 +11,7 @@ use imgclf_report::{PAGE_MARK, RUNS_MARK};
 /// A kind of file an output flag writes: the tag its files carry (`user.imgclf.output`) and
 /// the mark in its bytes, when the format has room for one.
 pub(crate) struct Output {
-    tag: &'static str,
+    pub(crate) tag: &'static str,
     mark: Option<&'static [u8]>,
 }
 
@@ -21,6 +21,9 @@ pub(crate) const REPORT_PAGE: Output = Output { tag: "report", mark: Some(PAGE_M
 pub(crate) const RUNS_TABLE: Output = Output { tag: "runs", mark: Some(RUNS_MARK) };
 /// `imgclf predict --csv`'s submission (no room for a mark: the tag alone tells it).
 pub(crate) const PREDICTION_CSV: Output = Output { tag: "predict", mark: None };
+/// `imgclf features export`'s Parquet table (every Parquet file starts `PAR1`: the tag alone
+/// tells ours).
+pub(crate) const PARQUET_EXPORT: Output = Output { tag: "export", mark: None };
 /// Every picture (`cam`, `predict --annotate` and `augment preview` may replace each other's
 /// pictures, never anyone else's).
 pub(crate) const PICTURE: Output = Output { tag: "picture", mark: Some(IMAGE_MARK) };

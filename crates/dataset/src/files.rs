@@ -133,10 +133,20 @@ const OUTPUT_ATTR: &str = "user.imgclf.output";
 /// `tag` with an extended attribute where the file system keeps them (a CSV has no room for a
 /// mark in its bytes); see [`check_output`].
 pub fn write_output(path: &Path, bytes: &[u8], tag: &str) -> io::Result<()> {
-    let tmp = staged(path, bytes)?;
+    let (tmp, mut file) = staged_output(path, tag)?;
+    file.write_all(bytes)?;
+    tmp.persist()
+}
+
+/// An output flag's file to write in pieces: a [`TempFile`] beside `path`, already tagged as
+/// command `tag`'s output, and the file open on it; [`TempFile::persist`] puts it in place,
+/// dropping it leaves nothing.
+pub fn staged_output(path: &Path, tag: &str) -> io::Result<(TempFile, std::fs::File)> {
+    let tmp = TempFile::beside(path);
+    let file = std::fs::File::create(tmp.path())?;
     // where extended attributes are not kept, the file is told by its content mark alone
     let _ = xattr::set(tmp.path(), OUTPUT_ATTR, tag.as_bytes());
-    tmp.persist()
+    Ok((tmp, file))
 }
 
 /// Whether a command may write its output file at `path`: when nothing is there; when a plain

@@ -22,8 +22,8 @@ mod verify;
 
 pub use error::{DatasetError, IoError};
 pub use files::{
-    Held, IMAGE_MARK, OutputLock, TEXT_FILE_LIMIT, TempFile, check_output, encode_marked, read_text, staging_path,
-    write_atomic, write_output,
+    Held, IMAGE_MARK, OutputLock, TEXT_FILE_LIMIT, TempFile, check_output, encode_marked, read_text, staged_output,
+    staging_path, write_atomic, write_output,
 };
 pub use folder::{ClassIndex, Dataset, Member, SPLIT_NAMES, Sample, Split, is_image_file};
 pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb, read_photo};

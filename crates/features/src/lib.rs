@@ -25,6 +25,7 @@
 
 mod checkpoint;
 mod error;
+mod export;
 mod extract;
 mod options;
 mod pipeline;
@@ -33,6 +34,7 @@ mod store;
 
 pub use checkpoint::{PartialStatus, partial_status, partials_in};
 pub use error::FeatureError;
+pub use export::{Exported, export_parquet, export_parquet_file};
 pub use extract::{ExtractReport, ImageStamps, Keys, extract, extract_all, fingerprint, keys};
 pub use options::{Checkpoints, ExtractOptions, Progress, Skipped};
 pub use shard::{MergeReport, Shard, ShardStatus, merge, merge_in_blocks, shard_status, sharded_backbones};
