@@ -1,8 +1,6 @@
 //! Photos listed in a manifest instead of split folders: pandas writes the list (rows shuffled,
 //! as a CSV and as JSON Lines), and every file a stage writes equals what the folders give.
 
-use std::path::Path;
-
 use imgclf_testkit::*;
 
 /// pandas' listing of the photos under `data`: path relative to it, label (none for flat
@@ -42,23 +40,17 @@ fn a_manifest_gives_the_features_and_the_head_its_folders_give() {
     let data = t.path().join("data");
     copy_tree(&fixtures().join("tiny_data"), &data);
     run_python(&python, &["-c", LIST, s(&data)]);
-    let model = fixtures().join("tiny_convnet.onnx");
-    let extract = |source: &Path, out: &str| {
-        let out = t.path().join(out);
-        run_ok(&["extract", "--data", s(source), "--model", s(&model), "--out", s(&out), "--engine", "tract"]);
-        out.join("gap_TinyConvNet.h5")
-    };
-    let folders = extract(&data, "folders");
+    let folders = extract_tiny(&data, &t.path().join("folders"), &[]);
     for manifest in ["photos.csv", "photos.jsonl"] {
-        let listed = extract(&data.join(manifest), manifest);
+        let listed = extract_tiny(&data.join(manifest), &t.path().join(manifest), &[]);
         let said = run_python(&python, &["-c", SAME, s(&folders), s(&listed)]);
         assert!(said.contains("datasets equal"), "{manifest}: {said}");
-        let train = |features: &Path, run: &str| {
-            let run = t.path().join(run);
-            run_ok(&["train-head", "--features", s(features), "--out", s(&run), "--epochs", "3", "--batch", "4"]);
-            std::fs::read(run.join("weights.safetensors")).unwrap()
-        };
-        assert_eq!(train(&folders, "from-folders"), train(&listed, &format!("from-{manifest}")), "{manifest}");
+        let from = |run: &str| t.path().join(run);
+        assert_eq!(
+            head_weights(&folders, &from("from-folders")),
+            head_weights(&listed, &from(&format!("from-{manifest}"))),
+            "{manifest}"
+        );
         std::fs::remove_dir_all(t.path().join("from-folders")).unwrap();
     }
 }

@@ -51,11 +51,12 @@ pub struct Sample {
     pub rel: String,
     /// Its class id, in a labelled split.
     pub label: Option<usize>,
-    /// Where its bytes are when they are not a file of their own: a tar member.
+    /// Where its bytes are when they are not a file of their own: a tar member, a Parquet row.
     pub member: Option<Member>,
 }
 
-/// A photo inside a tar: its bytes' place, or why the sample has no one image to read.
+/// A photo inside a tar or a Parquet file: its bytes' place, or why the sample has no one
+/// image to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Member {
     /// `len` bytes from `offset` of the tar `tar`.
@@ -66,6 +67,17 @@ pub enum Member {
         offset: u64,
         /// How many.
         len: u64,
+    },
+    /// Row `index` of row group `group` of a Parquet file whose `column` holds the images.
+    Row {
+        /// The Parquet file.
+        file: Arc<Path>,
+        /// The column of image bytes (or of structs with `bytes`).
+        column: Arc<str>,
+        /// The row group.
+        group: usize,
+        /// The row within it.
+        index: usize,
     },
     /// A sample with no image, with two, or cut short: skipped, with this reason, when read.
     Fault {
@@ -85,7 +97,7 @@ impl Sample {
     /// The file its bytes are in: the photo itself, or its tar.
     pub fn container(&self) -> &Path {
         match &self.member {
-            Some(Member::Bytes { tar, .. } | Member::Fault { tar, .. }) => tar,
+            Some(Member::Bytes { tar, .. } | Member::Fault { tar, .. } | Member::Row { file: tar, .. }) => tar,
             None => &self.path,
         }
     }
@@ -100,6 +112,10 @@ impl Sample {
                 std::os::unix::fs::FileExt::read_exact_at(&file, &mut bytes, *offset)
                     .map_err(DatasetError::io(&self.path))?;
                 Ok(bytes)
+            }
+            Some(Member::Row { file, column, group, index }) => {
+                crate::parquet::image_bytes(file, column, *group, *index)
+                    .map_err(|reason| DatasetError::Decode { path: self.path.clone(), reason })
             }
             Some(Member::Fault { reason, .. }) => {
                 Err(DatasetError::Decode { path: self.path.clone(), reason: reason.clone() })

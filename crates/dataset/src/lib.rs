@@ -15,6 +15,7 @@ pub mod limits;
 mod manifest;
 mod names;
 mod natural;
+mod parquet;
 mod rng;
 mod source;
 mod tars;

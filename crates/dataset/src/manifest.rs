@@ -1,4 +1,4 @@
-//! A manifest: a CSV, TSV or JSON Lines file that lists the photos (a path column, and
+//! A manifest: a CSV, TSV, JSON Lines or Parquet file that lists the photos (a path column, and
 //! optionally a label and a split column) where a data root would hold folders. Every stage
 //! that takes `--data` takes one, and sees the rows a folder of the same photos would give.
 
@@ -7,6 +7,9 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use arrow_schema::DataType;
+
+use crate::parquet::ImageColumns;
 use crate::{ClassIndex, Dataset, DatasetError, SPLIT_NAMES, Sample, Split, natural_cmp};
 
 /// Column names read as the photo's path, its class and its split (any case), first found wins.
@@ -50,7 +53,8 @@ impl Columns {
 }
 
 /// `data` split into the manifest file and the choices written after its name, when it names a
-/// manifest (a file ending in `.csv`, `.tsv`, `.jsonl` or `.ndjson`, possibly with `?choices`).
+/// manifest (a file ending in `.csv`, `.tsv`, `.jsonl`, `.ndjson` or `.parquet`, possibly with
+/// `?choices`).
 fn manifest_parts(data: &Path) -> Option<(PathBuf, &str)> {
     let text = data.to_str()?;
     let (file, query) = match text.split_once('?') {
@@ -58,12 +62,12 @@ fn manifest_parts(data: &Path) -> Option<(PathBuf, &str)> {
         _ => (data, ""),
     };
     let ext = file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-    (file.is_file() && matches!(ext.as_deref(), Some("csv" | "tsv" | "jsonl" | "ndjson")))
+    (file.is_file() && matches!(ext.as_deref(), Some("csv" | "tsv" | "jsonl" | "ndjson" | "parquet")))
         .then(|| (file.to_path_buf(), query))
 }
 
-/// Whether `data` names a manifest (a file ending in `.csv`, `.tsv`, `.jsonl` or `.ndjson`,
-/// possibly followed by `?choices`).
+/// Whether `data` names a manifest (a file ending in `.csv`, `.tsv`, `.jsonl`, `.ndjson` or
+/// `.parquet`, possibly followed by `?choices`).
 pub fn is_manifest(data: &Path) -> bool {
     manifest_parts(data).is_some()
 }
@@ -88,7 +92,17 @@ pub(crate) fn open(data: &Path) -> Result<Dataset, DatasetError> {
     let fail = |reason: String| DatasetError::Manifest { path: file.clone(), reason };
     let columns = Columns::parse(query).map_err(fail)?;
     let ext = file.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+    if ext.as_deref() == Some("parquet") && crate::parquet::holds_images(&file, columns.path.as_deref(), &PATH_COLUMNS)
+    {
+        let chosen = ImageColumns {
+            image: columns.path.as_deref(),
+            label: columns.label.as_deref(),
+            split: columns.split.as_deref(),
+        };
+        return crate::parquet::open_images(data, std::slice::from_ref(&file), chosen);
+    }
     let rows = match ext.as_deref() {
+        Some("parquet") => parquet_rows(&file, &columns).map_err(fail)?,
         Some("jsonl" | "ndjson") => json_lines(&file, &columns).map_err(fail)?,
         Some("tsv") => delimited(&file, b'\t', &columns).map_err(fail)?,
         _ => delimited(&file, b',', &columns).map_err(fail)?,
@@ -194,6 +208,20 @@ impl Layout {
         Ok(Layout { path, label: find(&chosen.label, &LABEL_COLUMNS)?, split: find(&chosen.split, &[SPLIT_COLUMN])? })
     }
 
+    /// The columns it reads.
+    fn columns(&self) -> Vec<usize> {
+        let path = match &self.path {
+            PathFrom::Column(i) => vec![*i],
+            PathFrom::Pattern(pieces) => {
+                pieces.iter().filter_map(|p| if let Piece::Column(i) = p { Some(*i) } else { None }).collect()
+            }
+        };
+        let mut columns: Vec<usize> = path.into_iter().chain(self.label).chain(self.split).collect();
+        columns.sort_unstable();
+        columns.dedup();
+        columns
+    }
+
     /// The row of line `line`, whose fields `field` gives by column: the path (refused when
     /// empty), the label and the split when given and not empty.
     fn row<'f>(&self, line: u64, field: impl Fn(usize) -> Option<&'f str>) -> Result<Row, String> {
@@ -213,6 +241,27 @@ impl Layout {
         let given = |i: Option<usize>| i.and_then(&field).map(str::trim).filter(|v| !v.is_empty()).map(str::to_string);
         Ok(Row { line, path, label: given(self.label), split: given(self.split).unwrap_or("train".into()) })
     }
+}
+
+/// The rows of a Parquet manifest (its columns of text or integers; a path column must be text).
+fn parquet_rows(file: &Path, chosen: &Columns) -> Result<Vec<Row>, String> {
+    let mut layout = None;
+    let rows = crate::parquet::table(file, |header, types| {
+        let found = Layout::new(header, chosen)?;
+        if let PathFrom::Column(i) = found.path
+            && !matches!(types[i], DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+        {
+            return Err(format!(
+                "column `{}` holds {}: a path column holds text, an image column bytes (binary, or a struct with `bytes`)",
+                header[i], types[i]
+            ));
+        }
+        let columns = found.columns();
+        layout = Some(found);
+        Ok(columns)
+    })?;
+    let layout = layout.expect("the header was read");
+    rows.iter().enumerate().map(|(i, values)| layout.row(i as u64 + 1, |c| values[c].as_deref())).collect()
 }
 
 /// A path pattern's pieces: `{column}` names a column of `header`, the rest is text.

@@ -153,9 +153,9 @@ pub(crate) fn open(data: &Path) -> Result<Dataset, DatasetError> {
     Ok(Dataset { root, source: data.to_path_buf(), classes, splits })
 }
 
-/// The class index of tar labels: names as written, or, where every label is a number (a
+/// The class index of labels read as text (tars, Parquet): names as written, or, where every label is a number (a
 /// `.cls`), the numbers zero-padded to one width so that sorted names keep the numbers' order.
-fn class_index(labels: Vec<String>) -> ClassIndex {
+pub(crate) fn class_index(labels: Vec<String>) -> ClassIndex {
     let numbers: Option<Vec<u64>> = labels.iter().map(|l| l.parse().ok()).collect();
     match numbers {
         Some(numbers) => {
@@ -167,7 +167,7 @@ fn class_index(labels: Vec<String>) -> ClassIndex {
 }
 
 /// A label's class name in `classes` (a number padded as [`class_index`] padded it).
-fn class_name(label: &str, classes: &ClassIndex) -> String {
+pub(crate) fn class_name(label: &str, classes: &ClassIndex) -> String {
     match (label.parse::<u64>(), classes.names().first()) {
         (Ok(n), Some(first)) if first.parse::<u64>().is_ok() => format!("{n:0width$}", width = first.len()),
         _ => label.to_string(),

@@ -371,9 +371,10 @@ fn stamped_fingerprint(
             field(&s.label.map_or(-1, |l| l as i64).to_le_bytes());
             field(&len.to_le_bytes());
             field(&mtime.to_le_bytes());
-            // a tar member: its place in the tar too (a photo file adds nothing, so older keys hold)
+            // a tar member or Parquet row: its place in its file too (a photo file adds nothing, so older keys hold)
             match &s.member {
                 Some(Member::Bytes { offset, len, .. }) => field(format!("at {offset} len {len}").as_bytes()),
+                Some(Member::Row { group, index, .. }) => field(format!("row group {group} row {index}").as_bytes()),
                 Some(Member::Fault { reason, .. }) => field(reason.as_bytes()),
                 None => {}
             }

@@ -141,3 +141,19 @@ pub fn second_model(fixtures: &Path, dir: &Path) -> PathBuf {
         .unwrap();
     dir.join("other.onnx")
 }
+
+/// `imgclf extract` of `data` with the tiny fixture model on tract into `out`, with `flags`,
+/// which must succeed; the feature file it wrote.
+pub fn extract_tiny(data: &Path, out: &Path, flags: &[&str]) -> PathBuf {
+    let model = crate::fixtures().join("tiny_convnet.onnx");
+    let args = ["extract", "--data", s(data), "--model", s(&model), "--out", s(out), "--engine", "tract"];
+    run_ok(&[&args[..], flags].concat());
+    out.join("gap_TinyConvNet.h5")
+}
+
+/// `imgclf train-head` on `features` (3 epochs, batches of 4) into `run`, which must succeed;
+/// the bytes of its weights file, to compare heads trained on two sources.
+pub fn head_weights(features: &Path, run: &Path) -> Vec<u8> {
+    run_ok(&["train-head", "--features", s(features), "--out", s(run), "--epochs", "3", "--batch", "4"]);
+    std::fs::read(run.join("weights.safetensors")).unwrap()
+}

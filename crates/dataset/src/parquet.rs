@@ -1,0 +1,297 @@
+//! Parquet as a source. A Parquet manifest (a path column of text) is read like a CSV; a
+//! Parquet file that holds the images' bytes (Hugging Face's layout: `image` a struct
+//! `{bytes, path}`, `label` an integer whose class names are in the schema's `huggingface`
+//! metadata) gives its rows in file order, each photo read from its row group when a stage
+//! needs it (the last few row groups decoded are kept, so a pass in file order decodes each
+//! once).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type};
+use arrow_schema::DataType;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::{ClassIndex, Dataset, DatasetError, Member, Sample, Split, natural_cmp};
+
+/// Opens `file` for reading with arrow, naming it in errors.
+fn builder(file: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, String> {
+    let f = File::open(file).map_err(|e| format!("cannot be read: {e}"))?;
+    ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("not a Parquet file we read: {e}"))
+}
+
+/// The columns `wanted` (by position) of every row, as text, read a batch at a time.
+fn read_columns(file: &Path, wanted: &[usize]) -> Result<Vec<Vec<Option<String>>>, String> {
+    let builder = builder(file)?;
+    let names: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), wanted.iter().copied());
+    let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| e.to_string())?;
+    let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); wanted.len()];
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("cannot be read: {e}"))?;
+        for (i, column) in columns.iter_mut().enumerate() {
+            column.extend(texts(batch.column(i).as_ref()).map_err(|e| format!("column `{}` {e}", names[wanted[i]]))?);
+        }
+    }
+    Ok(columns)
+}
+
+/// A column's values as text: strings as they are, integers in decimal.
+fn texts(array: &dyn Array) -> Result<Vec<Option<String>>, String> {
+    Ok(match array.data_type() {
+        DataType::Utf8 => array.as_string::<i32>().iter().map(|v| v.map(str::to_string)).collect(),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().map(|v| v.map(str::to_string)).collect(),
+        DataType::Utf8View => array.as_string_view().iter().map(|v| v.map(str::to_string)).collect(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().iter().map(|v| v.map(|v| v.to_string())).collect(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().iter().map(|v| v.map(|v| v.to_string())).collect(),
+        other => return Err(format!("holds {other}, not text or integers")),
+    })
+}
+
+/// A Parquet manifest's rows as text: `pick` chooses the columns to read from the header and
+/// their types (or refuses them); the others are left empty.
+pub(crate) fn table(
+    file: &Path,
+    pick: impl FnOnce(&[String], &[DataType]) -> Result<Vec<usize>, String>,
+) -> Result<Vec<Vec<Option<String>>>, String> {
+    let schema = builder(file)?.schema().clone();
+    let header: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let types: Vec<DataType> = schema.fields().iter().map(|f| f.data_type().clone()).collect();
+    let wanted = pick(&header, &types)?;
+    let columns = read_columns(file, &wanted)?;
+    let n = columns.first().map_or(0, Vec::len);
+    let mut rows = vec![vec![None; header.len()]; n];
+    for (&at, column) in wanted.iter().zip(columns) {
+        for (row, value) in rows.iter_mut().zip(column) {
+            row[at] = value;
+        }
+    }
+    Ok(rows)
+}
+
+/// Whether a column of this type holds images (bytes, or a struct with `bytes`), not paths.
+pub(crate) fn holds_bytes(data_type: &DataType) -> bool {
+    match data_type {
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => true,
+        DataType::Struct(fields) => fields.iter().any(|f| f.name() == "bytes" && holds_bytes(f.data_type())),
+        _ => false,
+    }
+}
+
+/// The image column of a Parquet file: `chosen`, else the first of `usual` there.
+fn image_column(file: &Path, chosen: Option<&str>, usual: &[&str]) -> Result<Option<(usize, DataType)>, String> {
+    let builder = builder(file)?;
+    let fields = builder.schema().fields();
+    let found = match chosen {
+        Some(name) => fields.iter().position(|f| f.name() == name),
+        None => usual.iter().find_map(|u| fields.iter().position(|f| f.name().eq_ignore_ascii_case(u))),
+    };
+    Ok(found.map(|i| (i, fields[i].data_type().clone())))
+}
+
+/// Whether the Parquet file `file` holds its images (its path column, `chosen` or the usual
+/// one, is bytes).
+pub(crate) fn holds_images(file: &Path, chosen: Option<&str>, usual: &[&str]) -> bool {
+    matches!(image_column(file, chosen, usual), Ok(Some((_, t))) if holds_bytes(&t))
+}
+
+/// Where each row of a file is: its row group and its index there.
+fn row_places(file: &Path) -> Result<Vec<(usize, usize)>, String> {
+    let builder = builder(file)?;
+    let groups = builder.metadata().row_groups();
+    Ok(groups.iter().enumerate().flat_map(|(g, rg)| (0..rg.num_rows() as usize).map(move |i| (g, i))).collect())
+}
+
+/// Class names a Hugging Face file gives its integer label column: `info.features.<label>.names`
+/// of the schema's `huggingface` metadata.
+fn hugging_face_names(file: &Path, label: &str) -> Result<Option<Vec<String>>, String> {
+    let builder = builder(file)?;
+    let Some(meta) = builder.schema().metadata().get("huggingface") else { return Ok(None) };
+    let json: serde_json::Value =
+        serde_json::from_str(meta).map_err(|e| format!("its `huggingface` metadata is not JSON ({e})"))?;
+    let names = json.pointer(&format!("/info/features/{label}/names")).and_then(|n| n.as_array());
+    Ok(names.map(|names| names.iter().map(|n| n.as_str().map_or(n.to_string(), str::to_string)).collect()))
+}
+
+/// The split a file of a folder belongs to, from its name (`train-00000-of-00002.parquet`).
+fn split_of(file: &Path) -> &'static str {
+    let name = file.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
+    match name.split(['-', '_', '.']).next().unwrap_or_default() {
+        "val" | "valid" | "validation" => "validation",
+        "test" => "test",
+        _ => "train",
+    }
+}
+
+/// The `.parquet` files directly in `dir`, in natural name order.
+pub(crate) fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet")))
+        .collect();
+    files.sort_by(|a, b| natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
+    files
+}
+
+/// The choices a Parquet file of images is read with: its image, label and split columns.
+pub(crate) struct ImageColumns<'a> {
+    pub(crate) image: Option<&'a str>,
+    pub(crate) label: Option<&'a str>,
+    pub(crate) split: Option<&'a str>,
+}
+
+/// Opens Parquet files that hold their images: `data` itself, or the `.parquet` files of the
+/// folder `data`. Rows stay in file order; a row's identity is `<file>/<row>`. The split is
+/// the split column's, else the file name's (`train-…`, `validation-…`/`val-…`, `test-…`).
+/// Class names: the `huggingface` metadata's for an integer label, else the sorted labels.
+pub(crate) fn open_images(data: &Path, files: &[PathBuf], chosen: ImageColumns<'_>) -> Result<Dataset, DatasetError> {
+    let root = if data.is_dir() { data.to_path_buf() } else { crate::photo_root(data) };
+    let mut listed = Vec::new();
+    let mut numbered_names: Option<Vec<String>> = None;
+    for file in files {
+        let fail = |reason: String| DatasetError::Manifest { path: file.clone(), reason };
+        let (image, image_type) = image_column(file, chosen.image, &["image", "img", "jpg", "png"])
+            .map_err(fail)?
+            .ok_or_else(|| fail("has no image column (`image`); choose one with `?path=COLUMN`".into()))?;
+        if !holds_bytes(&image_type) {
+            return Err(fail(format!(
+                "column {} holds {image_type}: an image column holds bytes (binary, or a struct with `bytes`)",
+                image + 1
+            )));
+        }
+        let header: Vec<String> =
+            builder(file).map_err(fail)?.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let find = |choice: Option<&str>, usual: &[&str]| -> Result<Option<usize>, DatasetError> {
+            match choice {
+                Some(name) => header
+                    .iter()
+                    .position(|h| h == name)
+                    .map(Some)
+                    .ok_or_else(|| fail(format!("no column `{name}` (it has {})", header.join(", ")))),
+                None => Ok(usual.iter().find_map(|u| header.iter().position(|h| h.eq_ignore_ascii_case(u)))),
+            }
+        };
+        let label = find(chosen.label, &["label", "labels", "class"])?;
+        let split = find(chosen.split, &["split"])?;
+        let wanted: Vec<usize> = [label, split].into_iter().flatten().collect();
+        let mut columns = read_columns(file, &wanted).map_err(fail)?.into_iter();
+        let (labels, splits) = (label.and_then(|_| columns.next()), split.and_then(|_| columns.next()));
+        let places = row_places(file).map_err(fail)?;
+        if let Some(name) = label.map(|l| &header[l])
+            && let Some(names) = hugging_face_names(file, name).map_err(fail)?
+        {
+            numbered_names = Some(names);
+        }
+        let tar: Arc<Path> = Arc::from(file.as_path());
+        let column_name: Arc<str> = Arc::from(header[image].as_str());
+        for (row, &(group, index)) in places.iter().enumerate() {
+            let split = match &splits {
+                Some(s) => s[row].clone().unwrap_or_else(|| "train".into()),
+                None => split_of(file).to_string(),
+            };
+            let label = labels.as_ref().and_then(|l| l[row].clone());
+            let member = Member::Row { file: tar.clone(), column: column_name.clone(), group, index };
+            listed.push((split, row, label, member));
+        }
+    }
+    let texts: Vec<String> = listed.iter().filter_map(|(_, _, l, _)| l.clone()).collect();
+    let classes = match &numbered_names {
+        Some(names) => ClassIndex::new(names.clone()),
+        None => crate::tars::class_index(texts),
+    };
+    let mut splits = Vec::new();
+    for name in crate::SPLIT_NAMES {
+        let mut samples = Vec::new();
+        for (_, row, label, member) in listed.iter().filter(|(s, ..)| s == name) {
+            let Member::Row { file, .. } = member else { unreachable!("rows are Parquet rows") };
+            let fail = |reason: String| DatasetError::Manifest { path: file.to_path_buf(), reason };
+            let label = match (label, &numbered_names) {
+                (None, _) => None,
+                (Some(l), Some(names)) => {
+                    let id: usize = l.parse().map_err(|_| fail(format!("row {row}: label `{l}` is not a class id")))?;
+                    let name = names.get(id).ok_or_else(|| {
+                        fail(format!("row {row}: label {id} is not a class (the metadata names {})", names.len()))
+                    })?;
+                    classes.id(name)
+                }
+                (Some(l), None) => classes.id(&crate::tars::class_name(l, &classes)),
+            };
+            let rel_file = file.strip_prefix(&root).unwrap_or(file).to_string_lossy().replace('\\', "/");
+            let path = file.join(row.to_string());
+            samples.push(Sample { path, rel: format!("{rel_file}/{row}"), label, member: Some(member.clone()) });
+        }
+        if !samples.is_empty() {
+            splits.push(Split { name: name.to_string(), samples });
+        }
+    }
+    if let Some((split, ..)) = listed.iter().find(|(s, ..)| !crate::SPLIT_NAMES.contains(&s.as_str())) {
+        let known = crate::SPLIT_NAMES.join(", ");
+        return Err(DatasetError::Manifest {
+            path: data.to_path_buf(),
+            reason: format!("unknown split `{split}` (one of {known})"),
+        });
+    }
+    if splits.is_empty() {
+        return Err(DatasetError::Manifest { path: data.to_path_buf(), reason: "holds no rows".into() });
+    }
+    Ok(Dataset { root, source: data.to_path_buf(), classes, splits })
+}
+
+/// One row group's images: each row's bytes (none where the row has none).
+type Images = Arc<Vec<Option<Vec<u8>>>>;
+
+/// Row groups decoded lately (file, group, images), newest last: a pass in file order decodes
+/// each group once.
+static DECODED: Mutex<Vec<(Arc<Path>, usize, Images)>> = Mutex::new(Vec::new());
+/// How many decoded row groups are kept (a row group of Hugging Face images holds 100).
+const KEPT_GROUPS: usize = 4;
+
+/// The image bytes of row `index` of row group `group` of `file`'s `column`.
+pub(crate) fn image_bytes(file: &Arc<Path>, column: &str, group: usize, index: usize) -> Result<Vec<u8>, String> {
+    let mut decoded = DECODED.lock().unwrap_or_else(|e| e.into_inner());
+    let found = decoded.iter().position(|(f, g, _)| f == file && *g == group);
+    let images = match found {
+        Some(at) => decoded[at].2.clone(),
+        None => {
+            let images = Arc::new(decode_group(file, column, group)?);
+            if decoded.len() == KEPT_GROUPS {
+                decoded.remove(0);
+            }
+            decoded.push((file.clone(), group, images.clone()));
+            images
+        }
+    };
+    drop(decoded);
+    images.get(index).cloned().flatten().ok_or_else(|| "no image bytes in this row".to_string())
+}
+
+/// Every row's image bytes of one row group.
+fn decode_group(file: &Path, column: &str, group: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
+    let builder = builder(file)?;
+    let at = builder.schema().fields().iter().position(|f| f.name() == column).ok_or("its image column is gone")?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [at]);
+    let reader = builder.with_row_groups(vec![group]).with_projection(mask).build().map_err(|e| e.to_string())?;
+    let mut images = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("row group {group} cannot be read: {e}"))?;
+        let column = batch.column(0);
+        let bytes = match column.data_type() {
+            DataType::Struct(_) => column.as_struct().column_by_name("bytes").cloned().ok_or("no `bytes` field")?,
+            _ => column.clone(),
+        };
+        match bytes.data_type() {
+            DataType::Binary => images.extend(bytes.as_binary::<i32>().iter().map(|b| b.map(<[u8]>::to_vec))),
+            DataType::LargeBinary => images.extend(bytes.as_binary::<i64>().iter().map(|b| b.map(<[u8]>::to_vec))),
+            DataType::BinaryView => images.extend(bytes.as_binary_view().iter().map(|b| b.map(<[u8]>::to_vec))),
+            other => return Err(format!("image bytes of type {other}")),
+        }
+    }
+    Ok(images)
+}
