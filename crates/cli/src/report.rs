@@ -27,10 +27,11 @@ pub struct ReportArgs {
     /// Labelled split to score (default: validation, else a labelled test split).
     #[arg(long)]
     split: Option<String>,
-    /// Where the photos are: a train-head run's data root (its feature files hold paths relative
-    /// to it; without it the page has no photos), or another root for train-cnn and fine-tune
-    /// runs (default: the one trained on).
-    #[arg(long, value_name = "DIR")]
+    /// Where the photos are: for a train-head run, what extract read (a data root, a manifest,
+    /// tar shards or Parquet files; its feature files hold the rows' identities, not the
+    /// photos: without it the page has none), or other photos for train-cnn and fine-tune runs
+    /// (default: the ones trained on).
+    #[arg(long, value_name = "DATA")]
     data: Option<PathBuf>,
     /// Head runs: feature files to use instead of the ones named in run.json.
     #[arg(long, value_name = "FILE.h5", num_args = 1..)]

@@ -32,6 +32,7 @@ pub use manifest::{is_manifest, photo_root};
 pub use names::one_of;
 pub use natural::natural_cmp;
 pub use rng::Rng;
+pub use source::Photos;
 pub use tars::is_tar_source;
 pub use verify::{Unreadable, quarantine, verify};
 

@@ -1,8 +1,9 @@
 //! Where a dataset's photos come from: split folders, or a manifest listing them.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
-use crate::{Dataset, DatasetError, is_manifest, is_tar_source};
+use crate::{Dataset, DatasetError, Sample, is_manifest, is_tar_source};
 
 impl Dataset {
     /// The photos under `data`: its split folders (`train/<class>/*.jpg`, ...); when `data` is
@@ -30,8 +31,40 @@ impl Dataset {
 }
 
 /// The `.parquet` files of a folder that has no split folder: a Hugging Face dataset's files.
-fn parquet_folder(data: &Path) -> Option<Vec<std::path::PathBuf>> {
+fn parquet_folder(data: &Path) -> Option<Vec<PathBuf>> {
     let splits = crate::SPLIT_NAMES.iter().any(|s| data.join(s).is_dir());
     let files = crate::parquet::files_in(data);
     (data.is_dir() && !splits && !files.is_empty()).then_some(files)
+}
+
+/// Finds a row's photo by its identity (a feature file's `<split>_paths`): a file under the
+/// photo root for folders and manifests (nothing is listed), or, for tar shards and Parquet
+/// files of images, the sample the source lists under that identity.
+pub struct Photos {
+    /// The folder identities start from.
+    pub root: PathBuf,
+    members: HashMap<String, Sample>,
+}
+
+impl Photos {
+    /// The photos of `data`, as `--data` names them.
+    pub fn open(data: &Path) -> Result<Photos, DatasetError> {
+        let parquet = data.to_str().and_then(|t| t.split('?').next()).is_some_and(|f| f.ends_with(".parquet"));
+        if is_tar_source(data) || parquet_folder(data).is_some() || parquet {
+            let dataset = Dataset::open(data)?;
+            let samples = dataset.splits.into_iter().flat_map(|s| s.samples);
+            let members = samples.filter(|s| s.member.is_some()).map(|s| (s.rel.clone(), s)).collect();
+            return Ok(Photos { root: dataset.root, members });
+        }
+        Ok(Photos { root: crate::photo_root(data), members: HashMap::new() })
+    }
+
+    /// The photo of identity `rel`: a file of its own (its path), or a member of a tar or
+    /// Parquet file.
+    pub fn sample(&self, rel: &str) -> Sample {
+        match self.members.get(rel) {
+            Some(sample) => sample.clone(),
+            None => Sample::file(self.root.join(rel), rel.to_string(), None),
+        }
+    }
 }

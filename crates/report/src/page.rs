@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use imgclf_dataset::{Photos, Sample};
 use imgclf_heads::{
     Evaluation, LineChart, Predictor, RunSummary, argmax, charts_svg, curve_charts, evaluate, read_history,
 };
@@ -132,15 +133,23 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         ));
     };
     let evaluation = evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, options.top);
-    // photos sit under the data root, or beside the manifest that lists them
-    let root =
-        options.data.map(Path::to_path_buf).or_else(|| summary.data.clone()).map(|d| imgclf_dataset::photo_root(&d));
-    if root.is_none() {
-        notes.push("no photos: a head run's feature files do not record the data root; pass --data DIR".into());
-    }
+    // photos sit under the data root, beside the manifest that lists them, or in tars or Parquet files
+    let photos = match options.data.map(Path::to_path_buf).or_else(|| summary.data.clone()) {
+        Some(data) => match Photos::open(&data) {
+            Ok(photos) => Some(photos),
+            Err(e) => {
+                notes.push(format!("no photos: {e}"));
+                None
+            }
+        },
+        None => {
+            notes.push("no photos: a head run's feature files do not record the data root; pass --data DIR".into());
+            None
+        }
+    };
     let digest = |row: usize| scored.photos.as_ref().map(|p| p[row]);
-    if let (true, Some(root), Some(_)) = (head_run, &root, &scored.photos) {
-        same_photos(root, &scored.paths, digest)?;
+    if let (true, Some(photos), Some(_)) = (head_run, &photos, &scored.photos) {
+        same_photos(photos, &scored.paths, digest)?;
     }
 
     let (wrong, right) = pick_rows(&evaluation, &scored.paths, &scored.probs, labels, options.examples);
@@ -153,8 +162,8 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
             predicted: scored.classes[predicted].clone(),
             p_predicted: p[predicted],
             p_true: p[labels[row]],
-            photo: match &root {
-                Some(root) => thumbnail(&root.join(&scored.paths[row]), digest(row)),
+            photo: match &photos {
+                Some(photos) => thumbnail(&photos.sample(&scored.paths[row]), digest(row)),
                 None => Err("no data root".into()),
             },
             cam: None,
@@ -166,10 +175,18 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         .enumerate()
         .map(|(class, rows)| (scored.classes[class].clone(), rows.par_iter().map(|&row| shot(row)).collect()))
         .collect();
-    let cam_note = match (&run, &root) {
-        (AnyRun::Head(run), Some(root)) if run.head.hidden.is_none() => {
-            let files: Vec<PathBuf> = top_losses.iter().map(|s| root.join(&s.path)).collect();
-            add_maps(run, &files, &options.engine, &mut top_losses).err()
+    let cam_note = match (&run, &photos) {
+        (AnyRun::Head(run), Some(photos)) if run.head.hidden.is_none() => {
+            let shown: Vec<Sample> = top_losses.iter().map(|s| photos.sample(&s.path)).collect();
+            match shown.iter().any(|s| s.member.is_some()) {
+                true => Some(
+                    "no maps: CAM runs the backbone on photo files, and these are inside tars or Parquet files".into(),
+                ),
+                false => {
+                    let files: Vec<PathBuf> = shown.into_iter().map(|s| s.path).collect();
+                    add_maps(run, &files, &options.engine, &mut top_losses).err()
+                }
+            }
         }
         (AnyRun::Head(run), _) if run.head.hidden.is_some() => {
             Some("no maps: CAM needs a logistic head; this head has a hidden layer".into())
@@ -191,7 +208,7 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
     Ok(Page {
         title: dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
         kind: kind.into(),
-        facts: facts(dir, &summary, &run, root.as_deref(), history.len()),
+        facts: facts(dir, &summary, &run, photos.as_ref().map(|p| p.root.as_path()), history.len()),
         sources: sources(&summary),
         config: summary.settings.clone(),
         curves,
@@ -211,16 +228,17 @@ const PHOTOS_CHECKED: usize = 32;
 /// Refuses a data root that is not the one the features were made from: none of the first
 /// [`PHOTOS_CHECKED`] rows' photos is there as it was (missing, or another digest). Where some
 /// are, each shown photo is still checked, and a changed one is shown as such.
-fn same_photos(root: &Path, paths: &[String], digest: impl Fn(usize) -> Option<u64>) -> Result<(), ReportError> {
+fn same_photos(photos: &Photos, paths: &[String], digest: impl Fn(usize) -> Option<u64>) -> Result<(), ReportError> {
     let checked = paths.len().min(PHOTOS_CHECKED);
-    let results: Vec<Result<(), String>> =
-        (0..checked).map(|row| crate::photos::recorded_photo(&root.join(&paths[row]), digest(row)).map(drop)).collect();
+    let results: Vec<Result<(), String>> = (0..checked)
+        .map(|row| crate::photos::recorded_photo(&photos.sample(&paths[row]), digest(row)).map(drop))
+        .collect();
     if checked == 0 || results.iter().any(Result::is_ok) {
         return Ok(());
     }
     let missing = results.iter().filter(|r| r.as_ref().is_err_and(|e| e == "missing")).count();
     Err(ReportError::run(
-        root,
+        &photos.root,
         format!(
             "not the photos these features were made from: of the split's first {checked} photos, {missing} are \
              missing there and {} differ (pass the data root `extract` read, as --data)",
