@@ -151,6 +151,7 @@ from datasets import ClassLabel, Dataset, Image
 out = sys.argv[1]
 pd.DataFrame({"image": [1, 2], "label": ["a", "b"]}).to_parquet(os.path.join(out, "ints.parquet"))
 pd.DataFrame({"name": ["a.jpg"], "label": ["a"]}).to_parquet(os.path.join(out, "nameless.parquet"))
+pd.DataFrame({"path": ["a.jpg"], "label": ["a"]}).to_parquet(os.path.join(out, "zstd.parquet"), compression="zstd")
 photo = open(sys.argv[2], "rb").read()
 ds = Dataset.from_dict({"image": [{"bytes": photo, "path": "a.jpg"}], "label": [5]}).cast_column("image", Image())
 ds.cast_column("label", ClassLabel(names=["cats", "dogs", "x", "y", "z", "w"])).to_parquet(os.path.join(out, "ok.parquet"))
@@ -173,6 +174,7 @@ fn bad_parquet_files_are_refused_before_any_photo_and_nothing_is_written() {
         ("ints.parquet", "column `image` holds Int64: a path column holds text, an image column bytes"),
         ("nameless.parquet", "no path column (it has name, label)"),
         ("unnamed.parquet", "row 0: label 5 is not a class (the metadata names 2)"),
+        ("zstd.parquet", "is compressed with zstd, which imgclf does not read: write it with snappy"),
     ];
     for (file, want) in cases {
         let data = t.path().join(file);

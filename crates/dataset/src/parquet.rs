@@ -32,12 +32,25 @@ fn read_columns(file: &Path, wanted: &[usize]) -> Result<Vec<Vec<Option<String>>
     let reader = builder.with_projection(mask).with_batch_size(65_536).build().map_err(|e| e.to_string())?;
     let mut columns: Vec<Vec<Option<String>>> = vec![Vec::new(); wanted.len()];
     for batch in reader {
-        let batch = batch.map_err(|e| format!("cannot be read: {e}"))?;
+        let batch = batch.map_err(|e| unreadable(&e.to_string()))?;
         for (i, column) in columns.iter_mut().enumerate() {
             column.extend(texts(batch.column(i).as_ref()).map_err(|e| format!("column `{}` {e}", names[wanted[i]]))?);
         }
     }
     Ok(columns)
+}
+
+/// Why a Parquet file's data cannot be read, in words a user acts on: a codec left out of the
+/// build is named with the fix.
+fn unreadable(error: &str) -> String {
+    match error.split("Disabled feature at compile time: ").nth(1) {
+        Some(codec) => format!(
+            "is compressed with {}, which imgclf does not read: write it with snappy (the default of pyarrow, \
+             pandas, DuckDB and Hugging Face) or without compression",
+            codec.trim()
+        ),
+        None => format!("cannot be read: {error}"),
+    }
 }
 
 /// A column's values as text: strings as they are, integers in decimal.
@@ -160,14 +173,14 @@ pub(crate) fn open_images(data: &Path, files: &[PathBuf], chosen: ImageColumns<'
         let (image, image_type) = image_column(file, chosen.image, &["image", "img", "jpg", "png"])
             .map_err(fail)?
             .ok_or_else(|| fail("has no image column (`image`); choose one with `?path=COLUMN`".into()))?;
-        if !holds_bytes(&image_type) {
-            return Err(fail(format!(
-                "column {} holds {image_type}: an image column holds bytes (binary, or a struct with `bytes`)",
-                image + 1
-            )));
-        }
         let header: Vec<String> =
             builder(file).map_err(fail)?.schema().fields().iter().map(|f| f.name().clone()).collect();
+        if !holds_bytes(&image_type) {
+            return Err(fail(format!(
+                "column `{}` holds {image_type}: an image column holds bytes (binary, or a struct with `bytes`)",
+                header[image]
+            )));
+        }
         let find = |choice: Option<&str>, usual: &[&str]| -> Result<Option<usize>, DatasetError> {
             match choice {
                 Some(name) => header
@@ -189,7 +202,7 @@ pub(crate) fn open_images(data: &Path, files: &[PathBuf], chosen: ImageColumns<'
         {
             numbered_names = Some(names);
         }
-        let tar: Arc<Path> = Arc::from(file.as_path());
+        let shared_file: Arc<Path> = Arc::from(file.as_path());
         let column_name: Arc<str> = Arc::from(header[image].as_str());
         for (row, &(group, index)) in places.iter().enumerate() {
             let split = match &splits {
@@ -197,7 +210,7 @@ pub(crate) fn open_images(data: &Path, files: &[PathBuf], chosen: ImageColumns<'
                 None => split_of(file).to_string(),
             };
             let label = labels.as_ref().and_then(|l| l[row].clone());
-            let member = Member::Row { file: tar.clone(), column: column_name.clone(), group, index };
+            let member = Member::Row { file: shared_file.clone(), column: column_name.clone(), group, index };
             listed.push((split, row, label, member));
         }
     }
@@ -226,6 +239,12 @@ pub(crate) fn open_images(data: &Path, files: &[PathBuf], chosen: ImageColumns<'
             let rel_file = file.strip_prefix(&root).unwrap_or(file).to_string_lossy().replace('\\', "/");
             let path = file.join(row.to_string());
             samples.push(Sample { path, rel: format!("{rel_file}/{row}"), label, member: Some(member.clone()) });
+        }
+        if let Some(odd) = crate::tars::unlabelled_among_labelled(&samples) {
+            return Err(DatasetError::Manifest {
+                path: odd.container().to_path_buf(),
+                reason: format!("row {} has no label where others of split `{name}` have one", odd.path.display()),
+            });
         }
         if !samples.is_empty() {
             splits.push(Split { name: name.to_string(), samples });
@@ -280,7 +299,7 @@ fn decode_group(file: &Path, column: &str, group: usize) -> Result<Vec<Option<Ve
     let reader = builder.with_row_groups(vec![group]).with_projection(mask).build().map_err(|e| e.to_string())?;
     let mut images = Vec::new();
     for batch in reader {
-        let batch = batch.map_err(|e| format!("row group {group} cannot be read: {e}"))?;
+        let batch = batch.map_err(|e| format!("row group {group}: {}", unreadable(&e.to_string())))?;
         let column = batch.column(0);
         let bytes = match column.data_type() {
             DataType::Struct(_) => column.as_struct().column_by_name("bytes").cloned().ok_or("no `bytes` field")?,

@@ -135,22 +135,26 @@ pub(crate) fn open(data: &Path) -> Result<Dataset, DatasetError> {
         if samples.is_empty() {
             continue;
         }
-        let labelled = samples.iter().filter(|s| s.label.is_some()).count();
-        if labelled > 0 && labelled < samples.len() {
-            let odd = samples.iter().find(|s| s.label.is_none() && matches!(s.member, Some(Member::Bytes { .. })));
-            if let Some(odd) = odd {
-                return Err(DatasetError::Manifest {
-                    path: odd.container().to_path_buf(),
-                    reason: format!(
-                        "sample `{}` has no label (.cls, .txt or .json) where others of split `{name}` have one",
-                        odd.rel
-                    ),
-                });
-            }
+        if let Some(odd) = unlabelled_among_labelled(&samples) {
+            return Err(DatasetError::Manifest {
+                path: odd.container().to_path_buf(),
+                reason: format!(
+                    "sample `{}` has no label (.cls, .txt or .json) where others of split `{name}` have one",
+                    odd.rel
+                ),
+            });
         }
         splits.push(Split { name: name.to_string(), samples });
     }
     Ok(Dataset { root, source: data.to_path_buf(), classes, splits })
+}
+
+/// A readable sample without a label in a split whose other samples have one (a split is
+/// labelled throughout or not at all; a faulty sample, skipped when read, may lack one).
+pub(crate) fn unlabelled_among_labelled(samples: &[Sample]) -> Option<&Sample> {
+    let readable = |s: &&Sample| !matches!(s.member, Some(Member::Fault { .. }));
+    let labelled = samples.iter().any(|s| s.label.is_some());
+    samples.iter().filter(readable).find(|s| labelled && s.label.is_none())
 }
 
 /// The class index of labels read as text (tars, Parquet): names as written, or, where every label is a number (a
