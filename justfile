@@ -132,6 +132,12 @@ bench-cnn EPOCHS="3": build
 bench-scale *ARGS: setup build
     tools/bench_scale.sh {{ARGS}}
 
+# Sources side by side (issue 36): opening 10^6 listed photos, extraction from a folder, a CSV
+# and tars, features export of 10^6 rows (needs ../shared; writes under /tmp/imgclf-sources):
+# `./just bench-sources`, or smaller: `./just bench-sources --files 100000 --rows 100000`
+bench-sources *ARGS: setup build
+    tools/bench_sources.sh {{ARGS}}
+
 # Build the imgclf binary (dependencies optimised, see Cargo.toml)
 build: system-deps
     cargo build -p imgclf

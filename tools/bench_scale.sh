@@ -22,15 +22,7 @@ while [ $# -gt 0 ]; do
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
 done
-shared=${IMGCLF_SHARED:-../shared}
-python=${IMGCLF_PYTHON:-.venv/bin/python}
-imgclf=target/debug/imgclf
-model=$shared/models/efficientnet_lite0.onnx
-mkdir -p "$work"
-timed() { # command... -> "seconds peak_MB" of the command, its output in $work/last.log
-    /usr/bin/time -f "%e %M" -o "$work/time" "$@" >"$work/last.log" 2>&1 || { tail -3 "$work/last.log" >&2; exit 1; }
-    awk '{printf "%s %.0f\n", $1, $2 / 1024}' "$work/time"
-}
+. "$(dirname "$0")/bench_common.sh"
 
 echo "## extract: EfficientNet-Lite0 over N distinct JPEGs ($(nproc) cores)"
 printf '%-9s %-10s %-10s %-12s\n' images seconds images/s "peak RSS MB"
