@@ -61,7 +61,7 @@ impl BatchLoader {
                 let results: Vec<(usize, Result<Array3<f32>, DatasetError>)> = chunk
                     .par_iter()
                     .map(|&i| {
-                        let image = resize.load_sample(&samples[i]);
+                        let image = samples[i].load_resized(&resize);
                         (i, image.map(|img| augmenter.augment(&img, options.seed, first + i as u64)))
                     })
                     .collect();

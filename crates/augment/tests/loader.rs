@@ -37,7 +37,7 @@ fn batches_cover_each_readable_image_once_reproducibly_and_report_the_broken_one
         // Each image is the augmenter's output for (seed, epoch · len + sample index).
         for (k, sample) in b.samples.iter().enumerate() {
             let i = samples.iter().position(|s| s.rel == sample.rel).unwrap() as u64;
-            let expected = augmenter.augment(&resize.load_sample(sample).unwrap(), 3, i);
+            let expected = augmenter.augment(&sample.load_resized(&resize).unwrap(), 3, i);
             assert_eq!(b.images.index_axis(ndarray::Axis(0), k), expected);
         }
     }

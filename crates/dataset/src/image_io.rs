@@ -5,7 +5,7 @@ use fast_image_resize::images::CroppedImage;
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::{ImageFormat, ImageReader, Limits, RgbImage};
 
-use crate::{DatasetError, Sample};
+use crate::DatasetError;
 
 /// Largest side and decode allocation we accept: a header declaring more is a
 /// decompression bomb, refused before any pixel buffer is allocated.
@@ -185,11 +185,6 @@ impl Resize {
     /// Decodes and resizes one file.
     pub fn load(&self, path: &Path) -> Result<RgbImage, DatasetError> {
         self.apply(&load_rgb(path)?, path)
-    }
-
-    /// Decodes and resizes one sample's photo, a file or a tar member.
-    pub fn load_sample(&self, sample: &Sample) -> Result<RgbImage, DatasetError> {
-        self.apply(&sample.load_rgb()?, &sample.path)
     }
 }
 

@@ -17,6 +17,8 @@ mod names;
 mod natural;
 mod parquet;
 mod rng;
+mod row_groups;
+mod sample;
 mod source;
 mod tars;
 mod verify;
@@ -26,12 +28,13 @@ pub use files::{
     Held, IMAGE_MARK, OutputLock, TEXT_FILE_LIMIT, TempFile, check_output, encode_marked, read_text, staged_output,
     staging_path, write_atomic, write_output,
 };
-pub use folder::{ClassIndex, Dataset, Member, SPLIT_NAMES, Sample, Split, is_image_file};
+pub use folder::{ClassIndex, Dataset, SPLIT_NAMES, Split, is_image_file};
 pub use image_io::{Filter, Fit, Resize, decode_rgb, load_rgb, read_photo};
 pub use manifest::{is_manifest, photo_root};
 pub use names::one_of;
 pub use natural::natural_cmp;
 pub use rng::Rng;
+pub use sample::{Member, Sample};
 pub use source::Photos;
 pub use tars::is_tar_source;
 pub use verify::{Unreadable, quarantine, verify};

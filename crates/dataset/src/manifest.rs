@@ -99,7 +99,8 @@ pub(crate) fn open(data: &Path) -> Result<Dataset, DatasetError> {
             label: columns.label.as_deref(),
             split: columns.split.as_deref(),
         };
-        return crate::parquet::open_images(data, std::slice::from_ref(&file), chosen);
+        let root = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        return crate::parquet::open_images(data, root, std::slice::from_ref(&file), chosen);
     }
     let rows = match ext.as_deref() {
         Some("parquet") => parquet_rows(&file, &columns).map_err(fail)?,

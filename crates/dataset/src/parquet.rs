@@ -5,24 +5,17 @@
 //! needs it (the last few row groups decoded are kept, so a pass in file order decodes each
 //! once).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, Int64Type};
 use arrow_schema::DataType;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use crate::row_groups::{builder, unreadable};
 use crate::{ClassIndex, Dataset, DatasetError, Member, Sample, Split, natural_cmp};
-
-/// Opens `file` for reading with arrow, naming it in errors.
-fn builder(file: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>, String> {
-    let f = File::open(file).map_err(|e| format!("cannot be read: {e}"))?;
-    ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| format!("not a Parquet file we read: {e}"))
-}
 
 /// The columns `wanted` (by position) of every row, as text, read a batch at a time.
 fn read_columns(file: &Path, wanted: &[usize]) -> Result<Vec<Vec<Option<String>>>, String> {
@@ -38,19 +31,6 @@ fn read_columns(file: &Path, wanted: &[usize]) -> Result<Vec<Vec<Option<String>>
         }
     }
     Ok(columns)
-}
-
-/// Why a Parquet file's data cannot be read, in words a user acts on: a codec left out of the
-/// build is named with the fix.
-fn unreadable(error: &str) -> String {
-    match error.split("Disabled feature at compile time: ").nth(1) {
-        Some(codec) => format!(
-            "is compressed with {}, which imgclf does not read: write it with snappy (the default of pyarrow, \
-             pandas, DuckDB and Hugging Face) or without compression",
-            codec.trim()
-        ),
-        None => format!("cannot be read: {error}"),
-    }
 }
 
 /// A column's values as text: strings as they are, integers in decimal.
@@ -160,12 +140,16 @@ pub(crate) struct ImageColumns<'a> {
     pub(crate) split: Option<&'a str>,
 }
 
-/// Opens Parquet files that hold their images: `data` itself, or the `.parquet` files of the
-/// folder `data`. Rows stay in file order; a row's identity is `<file>/<row>`. The split is
+/// Opens Parquet files that hold their images (`files`: `data` itself, or the `.parquet` files
+/// of the folder `data`), identities starting from `root`. Rows stay in file order; a row's identity is `<file>/<row>`. The split is
 /// the split column's, else the file name's (`train-…`, `validation-…`/`val-…`, `test-…`).
 /// Class names: the `huggingface` metadata's for an integer label, else the sorted labels.
-pub(crate) fn open_images(data: &Path, files: &[PathBuf], chosen: ImageColumns<'_>) -> Result<Dataset, DatasetError> {
-    let root = if data.is_dir() { data.to_path_buf() } else { crate::photo_root(data) };
+pub(crate) fn open_images(
+    data: &Path,
+    root: PathBuf,
+    files: &[PathBuf],
+    chosen: ImageColumns<'_>,
+) -> Result<Dataset, DatasetError> {
     let mut listed = Vec::new();
     let mut numbered_names: Option<Vec<String>> = None;
     for file in files {
@@ -261,56 +245,4 @@ pub(crate) fn open_images(data: &Path, files: &[PathBuf], chosen: ImageColumns<'
         return Err(DatasetError::Manifest { path: data.to_path_buf(), reason: "holds no rows".into() });
     }
     Ok(Dataset { root, source: data.to_path_buf(), classes, splits })
-}
-
-/// One row group's images: each row's bytes (none where the row has none).
-type Images = Arc<Vec<Option<Vec<u8>>>>;
-
-/// Row groups decoded lately (file, group, images), newest last: a pass in file order decodes
-/// each group once.
-static DECODED: Mutex<Vec<(Arc<Path>, usize, Images)>> = Mutex::new(Vec::new());
-/// How many decoded row groups are kept (a row group of Hugging Face images holds 100).
-const KEPT_GROUPS: usize = 4;
-
-/// The image bytes of row `index` of row group `group` of `file`'s `column`.
-pub(crate) fn image_bytes(file: &Arc<Path>, column: &str, group: usize, index: usize) -> Result<Vec<u8>, String> {
-    let mut decoded = DECODED.lock().unwrap_or_else(|e| e.into_inner());
-    let found = decoded.iter().position(|(f, g, _)| f == file && *g == group);
-    let images = match found {
-        Some(at) => decoded[at].2.clone(),
-        None => {
-            let images = Arc::new(decode_group(file, column, group)?);
-            if decoded.len() == KEPT_GROUPS {
-                decoded.remove(0);
-            }
-            decoded.push((file.clone(), group, images.clone()));
-            images
-        }
-    };
-    drop(decoded);
-    images.get(index).cloned().flatten().ok_or_else(|| "no image bytes in this row".to_string())
-}
-
-/// Every row's image bytes of one row group.
-fn decode_group(file: &Path, column: &str, group: usize) -> Result<Vec<Option<Vec<u8>>>, String> {
-    let builder = builder(file)?;
-    let at = builder.schema().fields().iter().position(|f| f.name() == column).ok_or("its image column is gone")?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [at]);
-    let reader = builder.with_row_groups(vec![group]).with_projection(mask).build().map_err(|e| e.to_string())?;
-    let mut images = Vec::new();
-    for batch in reader {
-        let batch = batch.map_err(|e| format!("row group {group}: {}", unreadable(&e.to_string())))?;
-        let column = batch.column(0);
-        let bytes = match column.data_type() {
-            DataType::Struct(_) => column.as_struct().column_by_name("bytes").cloned().ok_or("no `bytes` field")?,
-            _ => column.clone(),
-        };
-        match bytes.data_type() {
-            DataType::Binary => images.extend(bytes.as_binary::<i32>().iter().map(|b| b.map(<[u8]>::to_vec))),
-            DataType::LargeBinary => images.extend(bytes.as_binary::<i64>().iter().map(|b| b.map(<[u8]>::to_vec))),
-            DataType::BinaryView => images.extend(bytes.as_binary_view().iter().map(|b| b.map(<[u8]>::to_vec))),
-            other => return Err(format!("image bytes of type {other}")),
-        }
-    }
-    Ok(images)
 }

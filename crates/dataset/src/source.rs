@@ -19,11 +19,8 @@ impl Dataset {
         } else if is_tar_source(data) {
             crate::tars::open(data)
         } else if let Some(files) = parquet_folder(data) {
-            crate::parquet::open_images(
-                data,
-                &files,
-                crate::parquet::ImageColumns { image: None, label: None, split: None },
-            )
+            let chosen = crate::parquet::ImageColumns { image: None, label: None, split: None };
+            crate::parquet::open_images(data, data.to_path_buf(), &files, chosen)
         } else {
             Dataset::open_folders(data)
         }

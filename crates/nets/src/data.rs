@@ -31,7 +31,7 @@ impl ImageSet {
         let loaded: Vec<Result<RgbImage, DatasetError>> = samples
             .par_iter()
             .map(|s| {
-                let image = resize.load_sample(s);
+                let image = s.load_resized(&resize);
                 tick();
                 image
             })

@@ -200,7 +200,7 @@ impl Frozen {
         let mut skipped = Vec::new();
         for chunk in samples.chunks(batch.max(1)) {
             let loaded: Vec<Result<image::RgbImage, DatasetError>> =
-                chunk.par_iter().map(|s| self.spec.resize.load_sample(s)).collect();
+                chunk.par_iter().map(|s| s.load_resized(&self.spec.resize)).collect();
             let mut images = Vec::new();
             for (sample, result) in chunk.iter().zip(loaded) {
                 match result {
