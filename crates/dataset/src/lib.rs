@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod containers;
 mod error;
 mod files;
 mod folder;

@@ -29,9 +29,10 @@ impl Dataset {
 
 /// The `.parquet` files of a folder that has no split folder: a Hugging Face dataset's files.
 fn parquet_folder(data: &Path) -> Option<Vec<PathBuf>> {
-    let splits = crate::SPLIT_NAMES.iter().any(|s| data.join(s).is_dir());
-    let files = crate::parquet::files_in(data);
-    (data.is_dir() && !splits && !files.is_empty()).then_some(files)
+    if !data.is_dir() || crate::SPLIT_NAMES.iter().any(|s| data.join(s).is_dir()) {
+        return None;
+    }
+    crate::containers::files_in(data, "parquet").ok().filter(|files| !files.is_empty())
 }
 
 /// Finds a row's photo by its identity (a feature file's `<split>_paths`): a file under the

@@ -9,7 +9,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{ClassIndex, Dataset, DatasetError, Member, Sample, Split, is_image_file, natural_cmp};
+use crate::containers::{class_index, class_name, files_in, split_of, unlabelled_among_labelled};
+use crate::{Dataset, DatasetError, Member, Sample, Split, is_image_file};
 
 /// Whether `data` names tar shards: a `.tar` file, a brace pattern of them, or a folder that
 /// holds `.tar` files and no split folder.
@@ -17,29 +18,16 @@ pub fn is_tar_source(data: &Path) -> bool {
     let is_tar = |p: &Path| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tar"));
     if data.is_dir() {
         let splits = crate::SPLIT_NAMES.iter().any(|s| data.join(s).is_dir());
-        return !splits && tars_in(data).is_ok_and(|tars| !tars.is_empty());
+        return !splits && files_in(data, "tar").is_ok_and(|tars| !tars.is_empty());
     }
     is_tar(data)
-}
-
-/// The `.tar` files directly in `dir`, in natural name order.
-fn tars_in(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
-    let mut tars = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(DatasetError::io(dir))? {
-        let path = entry.map_err(DatasetError::io(dir))?.path();
-        if path.is_file() && path.extension().is_some_and(|e| e.eq_ignore_ascii_case("tar")) {
-            tars.push(path);
-        }
-    }
-    tars.sort_by(|a, b| natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
-    Ok(tars)
 }
 
 /// The tars `data` names and the folder their identities start from.
 fn tars_of(data: &Path) -> Result<(PathBuf, Vec<PathBuf>), DatasetError> {
     let fail = |reason: String| DatasetError::Manifest { path: data.to_path_buf(), reason };
     if data.is_dir() {
-        return Ok((data.to_path_buf(), tars_in(data)?));
+        return Ok((data.to_path_buf(), files_in(data, "tar")?));
     }
     let text = data.to_str().ok_or_else(|| fail("is not UTF-8".into()))?;
     let fixed = text.split('{').next().unwrap_or_default();
@@ -73,18 +61,6 @@ fn expand(pattern: &str) -> Result<Vec<String>, String> {
     };
     let tails = expand(&pattern[close + 1..])?;
     Ok(choices.iter().flat_map(|c| tails.iter().map(move |t| format!("{}{c}{t}", &pattern[..open]))).collect())
-}
-
-/// The split a tar belongs to, from its name: `train…`, `val…`/`validation…`, `test…`; any
-/// other name is train's.
-fn split_of(tar: &Path) -> &'static str {
-    let name = tar.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_ascii_lowercase();
-    let word = name.split(['-', '_', '.']).next().unwrap_or_default();
-    match word {
-        "val" | "valid" | "validation" => "validation",
-        "test" => "test",
-        _ => "train",
-    }
 }
 
 /// A sample as listed, before class ids: its key, the members that make it, its label text.
@@ -147,35 +123,6 @@ pub(crate) fn open(data: &Path) -> Result<Dataset, DatasetError> {
         splits.push(Split { name: name.to_string(), samples });
     }
     Ok(Dataset { root, source: data.to_path_buf(), classes, splits })
-}
-
-/// A readable sample without a label in a split whose other samples have one (a split is
-/// labelled throughout or not at all; a faulty sample, skipped when read, may lack one).
-pub(crate) fn unlabelled_among_labelled(samples: &[Sample]) -> Option<&Sample> {
-    let readable = |s: &&Sample| !matches!(s.member, Some(Member::Fault { .. }));
-    let labelled = samples.iter().any(|s| s.label.is_some());
-    samples.iter().filter(readable).find(|s| labelled && s.label.is_none())
-}
-
-/// The class index of labels read as text (tars, Parquet): names as written, or, where every label is a number (a
-/// `.cls`), the numbers zero-padded to one width so that sorted names keep the numbers' order.
-pub(crate) fn class_index(labels: Vec<String>) -> ClassIndex {
-    let numbers: Option<Vec<u64>> = labels.iter().map(|l| l.parse().ok()).collect();
-    match numbers {
-        Some(numbers) => {
-            let width = numbers.iter().max().map_or(1, |m| m.to_string().len());
-            ClassIndex::new(numbers.iter().map(|n| format!("{n:0width$}")).collect())
-        }
-        None => ClassIndex::new(labels),
-    }
-}
-
-/// A label's class name in `classes` (a number padded as [`class_index`] padded it).
-pub(crate) fn class_name(label: &str, classes: &ClassIndex) -> String {
-    match (label.parse::<u64>(), classes.names().first()) {
-        (Ok(n), Some(first)) if first.parse::<u64>().is_ok() => format!("{n:0width$}", width = first.len()),
-        _ => label.to_string(),
-    }
 }
 
 /// The samples of one tar, from its headers: consecutive members with one key are a sample.

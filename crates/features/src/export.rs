@@ -57,6 +57,10 @@ pub fn export_parquet(
         .set_max_row_group_row_count(Some(block_rows))
         .build();
     let mut writer = ArrowWriter::try_new(out, schema.clone(), Some(properties)).map_err(fail)?;
+    let item = match schema.field(5).data_type() {
+        DataType::FixedSizeList(item, _) => item.clone(),
+        _ => unreachable!("the schema's sixth column is the features"),
+    };
     let classes = &reader.info.classes;
     for (split, _) in &reader.rows {
         for block in reader.blocks(split, block_rows) {
@@ -76,11 +80,7 @@ pub fn export_parquet(
                     Arc::new(b.finish())
                 }
             };
-            let item = match schema.field(5).data_type() {
-                DataType::FixedSizeList(item, _) => item.clone(),
-                _ => unreachable!("the schema's sixth column is the features"),
-            };
-            let list = FixedSizeListArray::try_new(item, reader.dim as i32, values, None)
+            let list = FixedSizeListArray::try_new(item.clone(), reader.dim as i32, values, None)
                 .map_err(|e| fail(parquet::errors::ParquetError::ArrowError(e.to_string())))?;
             let labels = block.labels.as_ref();
             let class = |l: &i64| usize::try_from(*l).ok().and_then(|l| classes.get(l)).map(String::as_str);

@@ -373,8 +373,10 @@ fn stamped_fingerprint(
             field(&mtime.to_le_bytes());
             // a tar member or Parquet row: its place in its file too (a photo file adds nothing, so older keys hold)
             match &s.member {
-                Some(Member::Bytes { offset, len, .. }) => field(format!("at {offset} len {len}").as_bytes()),
-                Some(Member::Row { group, index, .. }) => field(format!("row group {group} row {index}").as_bytes()),
+                Some(Member::Bytes { offset, len, .. }) => field(&[offset.to_le_bytes(), len.to_le_bytes()].concat()),
+                Some(Member::Row { group, index, .. }) => {
+                    field(&[*group as u64, *index as u64].map(u64::to_le_bytes).concat())
+                }
                 Some(Member::Fault { reason, .. }) => field(reason.as_bytes()),
                 None => {}
             }
