@@ -137,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .map(|s| match options.shard {
             None => format!("{} {}", s.name, s.samples.len()),
             Some(shard) => {
-                let part = shard.range(s.samples.len(), options.batch);
+                let part = shard.range(&s.samples, options.batch);
                 format!("{} {}..{} of {}", s.name, part.start, part.end, s.samples.len())
             }
         })

@@ -195,6 +195,13 @@ fn shards_over_tars_merge_to_one_process_and_a_killed_run_resumes() {
     let parts = t.path().join("parts");
     finish(extract(&parts, &["--shard", "0/2"]));
     finish(extract(&parts, &["--shard", "1/2"]));
+    // each shard reads whole tars: no tar has rows in both
+    let tars_of = |k: usize| -> std::collections::BTreeSet<String> {
+        let part = FeatureSet::read(&parts.join(format!("gap_TinyConvNet.shard-{k}-of-2.h5"))).unwrap();
+        part.splits.iter().flat_map(|s| s.paths.iter().map(|p| p.split_once('/').unwrap().0.to_string())).collect()
+    };
+    let (first, second) = (tars_of(0), tars_of(1));
+    assert!(first.is_disjoint(&second) && !first.is_empty() && !second.is_empty(), "{first:?} {second:?}");
     run_ok(&["features", "merge", s(&parts)]);
     assert_eq!(FeatureSet::read(&parts.join("gap_TinyConvNet.h5")).unwrap(), whole, "merged shards");
 

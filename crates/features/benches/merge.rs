@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use imgclf_dataset::Sample;
 use imgclf_features::{FeatureWriter, Origin, Rows, Shard, ShardInfo, SplitSlice, merge};
 use ndarray::Array2;
 
@@ -48,7 +49,9 @@ fn main() {
 
 /// Shard `shard` of a `rows`-row train split, written 1,024 rows at a time.
 fn write_shard(dir: &Path, shard: Shard, rows: usize, dim: usize) {
-    let range = shard.range(rows, BATCH);
+    // photos of their own: the shard's whole batches
+    let photos = vec![Sample::file(Default::default(), String::new(), None); rows];
+    let range = shard.range(&photos, BATCH);
     let classes = ["a".to_string(), "b".to_string()];
     let mut writer = FeatureWriter::create(&dir.join(shard.file_name(BACKBONE)), &classes).expect("a shard file");
     for start in range.clone().step_by(1024) {

@@ -212,7 +212,8 @@ fn expected_rows(
     let mut out: Vec<(String, Vec<String>)> = Vec::new();
     let mut at = 0;
     for split in &dataset.splits {
-        for chunk in split.samples.chunks(batch.max(1)) {
+        for batch in crate::shard::batches(&split.samples, batch) {
+            let chunk = &split.samples[batch];
             if (from..to).contains(&at) {
                 for s in chunk.iter().filter(|s| !skipped.iter().any(|(p, _)| *p == s.rel)) {
                     match out.last_mut() {
@@ -383,7 +384,7 @@ impl Partial {
             direct.finish(origin)?;
             return Ok(dim);
         }
-        let batches: usize = dataset.splits.iter().map(|s| s.samples.len().div_ceil(self.batch.max(1))).sum();
+        let batches: usize = dataset.splits.iter().map(|s| crate::shard::batches(&s.samples, self.batch).len()).sum();
         if self.done().batches != batches {
             return Err(FeatureError::FeatureFile {
                 path: self.dir.clone(),

@@ -85,7 +85,9 @@ pub(crate) fn run(
         .splits
         .iter()
         .enumerate()
-        .flat_map(|(i, s)| s.samples.chunks(options.batch.max(1)).map(move |c| (i, c)))
+        .flat_map(|(i, s)| {
+            crate::shard::batches(&s.samples, options.batch).into_iter().map(move |r| (i, &s.samples[r]))
+        })
         .skip(start.batches)
         .collect();
     let pool = rayon::ThreadPoolBuilder::new()

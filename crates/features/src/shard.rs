@@ -1,7 +1,8 @@
 //! Sharded extraction: part `K` of `N` of every split, as a complete file of its own
 //! (`gap_<Backbone>.shard-K-of-N.h5`), and the merge that joins the parts into the file an
-//! unsharded `extract` writes. Parts are contiguous runs of whole batches, so the shards
-//! together compute exactly the unsharded batches, row for row.
+//! unsharded `extract` writes. Parts are contiguous runs of whole pieces: single batches,
+//! or whole tars for WebDataset samples (a shard reads only its own tars), and batches never
+//! cross a piece, so the shards together compute exactly the unsharded batches, row for row.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,7 +12,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use imgclf_dataset::limits::SHARDS;
-use imgclf_dataset::{Dataset, SPLIT_NAMES, Split};
+use imgclf_dataset::{Dataset, Member, SPLIT_NAMES, Sample, Split};
 
 use sha2::{Digest, Sha256};
 
@@ -56,23 +57,26 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// Refuses a count above what `dataset` cut in batches of `batch` splits into: its largest
-    /// split's batches (with more, some shard would compute nothing).
+    /// Refuses a count above the pieces (whole tars, else batches) of `dataset`'s largest
+    /// split: with more, some shard would compute nothing.
     pub fn check(&self, dataset: &Dataset, batch: usize) -> Result<(), FeatureError> {
         let largest = dataset.splits.iter().max_by_key(|s| s.samples.len());
-        let (name, batches) = largest.map_or(("", 0), |s| (s.name.as_str(), s.samples.len().div_ceil(batch.max(1))));
-        let most = batches.clamp(1, SHARDS.most());
+        let (name, pieces) = largest.map_or(("", 0), |s| (s.name.as_str(), pieces(&s.samples, batch).len()));
+        let most = pieces.clamp(1, SHARDS.most());
         if self.count <= most {
             return Ok(());
         }
         let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let tars = largest.and_then(|s| s.samples.first()).is_some_and(|s| tar_of(s).is_some());
+        let has = match tars {
+            true => plural(pieces, "tar", "tars"),
+            false => format!("{} of {batch}", plural(pieces, "batch", "batches")),
+        };
         Err(FeatureError::Shard {
             shard: self.to_string(),
             reason: format!(
-                "in batches of {batch}, the data splits into at most {} (its largest split, `{name}`, has {}): \
-                 use at most {}",
+                "the data splits into at most {} (its largest split, `{name}`, has {has}): use at most {}",
                 plural(most, "part", "parts"),
-                plural(batches, "batch", "batches"),
                 plural(most, "shard", "shards"),
             ),
         })
@@ -120,14 +124,19 @@ impl Shard {
         Shard::new(shard.index, shard.count)
     }
 
-    /// The samples of a split of `len` this shard computes: batches `⌊K·B/N⌋ .. ⌊(K+1)·B/N⌋`
-    /// of its `B = ⌈len / batch⌉` batches.
-    pub fn range(&self, len: usize, batch: usize) -> Range<usize> {
-        let batch = batch.max(1);
-        let batches = len.div_ceil(batch);
-        let first = self.index * batches / self.count;
-        let end = (self.index + 1) * batches / self.count;
-        (first * batch).min(len)..(end * batch).min(len)
+    /// The samples of a split this shard computes: pieces `⌊K·P/N⌋ .. ⌊(K+1)·P/N⌋` of the
+    /// split's `P` pieces (whole tars for WebDataset samples, else batches).
+    pub fn range(&self, samples: &[Sample], batch: usize) -> Range<usize> {
+        let pieces = pieces(samples, batch);
+        let first = self.index * pieces.len() / self.count;
+        let end = (self.index + 1) * pieces.len() / self.count;
+        match first < end {
+            true => pieces[first].start..pieces[end - 1].end,
+            false => {
+                let at = pieces.get(first).map_or(samples.len(), |p| p.start);
+                at..at
+            }
+        }
     }
 
     /// `gap_<Backbone>.shard-K-of-N.h5`.
@@ -149,6 +158,40 @@ impl Shard {
     }
 }
 
+/// The tar a WebDataset sample is read from; `None` for other samples.
+fn tar_of(sample: &Sample) -> Option<&Path> {
+    matches!(sample.member, Some(Member::Bytes { .. } | Member::Fault { .. })).then(|| sample.container())
+}
+
+/// What shards share out of a split: a whole tar's samples for WebDataset samples, else
+/// `batch` samples at a time.
+pub(crate) fn pieces(samples: &[Sample], batch: usize) -> Vec<Range<usize>> {
+    let batch = batch.max(1);
+    let mut pieces = Vec::with_capacity(samples.len().div_ceil(batch));
+    let mut start = 0;
+    while let Some(first) = samples.get(start) {
+        let rest = samples[start..].iter();
+        let len = match tar_of(first) {
+            Some(tar) => rest.take_while(|s| tar_of(s) == Some(tar)).count(),
+            None => rest.take(batch).take_while(|s| tar_of(s).is_none()).count(),
+        };
+        pieces.push(start..start + len);
+        start += len;
+    }
+    pieces
+}
+
+/// A split's batches: each piece's samples `batch` at a time, so no batch crosses a tar and
+/// a shard of whole pieces computes the unsharded run's batches.
+pub(crate) fn batches(samples: &[Sample], batch: usize) -> Vec<Range<usize>> {
+    let batch = batch.max(1);
+    let mut batches = Vec::with_capacity(samples.len().div_ceil(batch));
+    for piece in pieces(samples, batch) {
+        batches.extend(piece.clone().step_by(batch).map(|start| start..(start + batch).min(piece.end)));
+    }
+    batches
+}
+
 /// The part of `dataset` that `shard` computes, with the slices it records.
 pub(crate) fn slice(dataset: &Dataset, shard: Shard, batch: usize) -> (Dataset, Vec<SplitSlice>) {
     let mut slices = Vec::new();
@@ -156,7 +199,7 @@ pub(crate) fn slice(dataset: &Dataset, shard: Shard, batch: usize) -> (Dataset, 
         .splits
         .iter()
         .map(|split| {
-            let range = shard.range(split.samples.len(), batch);
+            let range = shard.range(&split.samples, batch);
             slices.push(SplitSlice {
                 split: split.name.clone(),
                 start: range.start,
@@ -333,14 +376,17 @@ fn consistent(output: PathBuf, shards: Vec<ReadShard>) -> Result<Checked, Featur
             ));
         }
     }
-    // each split's parts must be exactly the batches this shard count gives
+    // each split's parts must follow one another from its first row to its last
+    let mut next = vec![0; first_info.slices.len()];
     for (path, _, info) in &shards {
-        let shard = Shard { index: info.index, count: info.count };
-        for (slice, reference) in info.slices.iter().zip(&first_info.slices) {
+        if info.slices.len() != first_info.slices.len() {
+            return Err(refuse(path, format!("its splits differ from {}'s", first_path.display())));
+        }
+        for ((slice, reference), next) in info.slices.iter().zip(&first_info.slices).zip(&mut next) {
             if slice.split != reference.split || slice.total != reference.total {
                 return Err(refuse(path, format!("its splits differ from {}'s", first_path.display())));
             }
-            if shard.range(slice.total, info.batch) != (slice.start..slice.end) {
+            if slice.start != *next || slice.end < slice.start {
                 return Err(refuse(
                     path,
                     format!(
@@ -349,7 +395,16 @@ fn consistent(output: PathBuf, shards: Vec<ReadShard>) -> Result<Checked, Featur
                     ),
                 ));
             }
+            *next = slice.end;
         }
+    }
+    if let Some((path, _, info)) = shards.last()
+        && let Some(slice) = info.slices.iter().zip(&next).find(|(s, n)| **n != s.total).map(|(s, _)| s)
+    {
+        return Err(refuse(
+            path,
+            format!("split `{}`: the shards hold rows up to {} of {}", slice.split, slice.end, slice.total),
+        ));
     }
     // each path as a 128-bit digest: 16 bytes a row, whatever the paths' length
     let mut seen: HashMap<u128, &Path> = HashMap::new();
@@ -583,6 +638,7 @@ mod tests {
     use super::*;
     use crate::SplitFeatures;
     use ndarray::Array2;
+    use std::sync::Arc;
 
     /// One split of `n` rows of width 3 with its paths, labels and photo digests.
     fn split(name: &str, n: usize, labelled: bool) -> SplitFeatures {
@@ -624,7 +680,8 @@ mod tests {
         let (count, batch) = (3, 2);
         for index in 0..count {
             let shard = Shard { index, count };
-            let ranges: Vec<Range<usize>> = whole.splits.iter().map(|s| shard.range(s.paths.len(), batch)).collect();
+            let ranges: Vec<Range<usize>> =
+                whole.splits.iter().map(|s| shard.range(&files(s.paths.len()), batch)).collect();
             let slices = whole.splits.iter().zip(&ranges);
             let info = ShardInfo {
                 index,
@@ -656,12 +713,36 @@ mod tests {
         assert_eq!((status.done.len(), status.merged), (3, true));
     }
 
+    /// `n` photos that are files of their own.
+    fn files(n: usize) -> Vec<Sample> {
+        (0..n).map(|i| Sample::file(format!("{i}.jpg").into(), format!("{i}.jpg"), None)).collect()
+    }
+
+    /// WebDataset samples: `sizes[t]` of them in tar `t`.
+    fn tars(sizes: &[usize]) -> Vec<Sample> {
+        let mut samples = Vec::new();
+        for (t, &n) in sizes.iter().enumerate() {
+            let tar: Arc<Path> = Arc::from(Path::new(&format!("{t}.tar")));
+            for k in 0..n {
+                let member = Member::Bytes { tar: tar.clone(), offset: 512 * k as u64, len: 512 };
+                samples.push(Sample {
+                    path: tar.join(format!("{k}.jpg")),
+                    rel: format!("{t}.tar/{k}"),
+                    label: None,
+                    member: Some(member),
+                });
+            }
+        }
+        samples
+    }
+
     #[test]
     fn shards_cut_whole_batches_and_tile_the_split() {
         for (len, batch, count) in [(5160, 32, 7), (100, 32, 3), (2, 32, 3), (0, 8, 2), (97, 1, 4), (64, 32, 1)] {
+            let samples = files(len);
             let mut next = 0;
             for index in 0..count {
-                let r = Shard { index, count }.range(len, batch);
+                let r = Shard { index, count }.range(&samples, batch);
                 assert_eq!(r.start, next, "{len} {batch} {count}");
                 assert!(r.start.is_multiple_of(batch) || r.start == len, "starts on a batch boundary");
                 next = r.end;
@@ -669,8 +750,33 @@ mod tests {
             assert_eq!(next, len, "{len} {batch} {count}");
         }
         // 5160 images in 162 batches of 32: 7 parts of 23 or 24 batches
-        assert_eq!(Shard { index: 0, count: 7 }.range(5160, 32), 0..23 * 32);
-        assert_eq!(Shard { index: 6, count: 7 }.range(5160, 32), 138 * 32..5160);
+        assert_eq!(Shard { index: 0, count: 7 }.range(&files(5160), 32), 0..23 * 32);
+        assert_eq!(Shard { index: 6, count: 7 }.range(&files(5160), 32), 138 * 32..5160);
+    }
+
+    #[test]
+    fn shards_of_tar_samples_take_whole_tars_and_batches_restart_at_each_tar() {
+        let samples = tars(&[5, 3, 4]);
+        assert_eq!(pieces(&samples, 2), vec![0..5, 5..8, 8..12]);
+        assert_eq!(batches(&samples, 2), vec![0..2, 2..4, 4..5, 5..7, 7..8, 8..10, 10..12]);
+        assert_eq!(Shard { index: 0, count: 2 }.range(&samples, 2), 0..5);
+        assert_eq!(Shard { index: 1, count: 2 }.range(&samples, 2), 5..12);
+        // every batch of a shard is a batch of the whole split
+        for index in 0..3 {
+            let r = Shard { index, count: 3 }.range(&samples, 2);
+            let part = batches(&samples[r.clone()], 2).into_iter().map(|b| b.start + r.start..b.end + r.start);
+            assert!(part.clone().all(|b| batches(&samples, 2).contains(&b)), "{:?}", part.collect::<Vec<_>>());
+        }
+        let dataset = Dataset {
+            root: "/data".into(),
+            source: "/data".into(),
+            classes: Default::default(),
+            splits: vec![Split { name: "train".into(), samples }],
+        };
+        let many = Shard { index: 0, count: 4 }.check(&dataset, 2).unwrap_err().to_string();
+        assert!(many.contains("at most 3 parts") && many.contains("has 3 tars"), "{many}");
+        // photos of their own are cut in batches as before
+        assert_eq!(batches(&files(5), 2), vec![0..2, 2..4, 4..5]);
     }
 
     #[test]
