@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use imgclf_cam::{label_photo, titled_grid};
 use imgclf_dataset::Rng;
-use imgclf_heads::{Predictor, Run, argmax, image_files};
+use imgclf_heads::{Predictor, Run, argmax, image_samples};
 use imgclf_report::cam_overlay;
 
 use crate::output::{PICTURE, save_image};
@@ -21,7 +21,7 @@ pub struct Args {
     /// Run folder written by train-head (with a logistic head).
     #[arg(long, value_name = "DIR")]
     run: PathBuf,
-    /// Image files or folders of images.
+    /// Image files, folders of images, or a manifest, tar shards or Parquet file of images.
     #[arg(long, value_name = "PATH", num_args = 1.., required = true)]
     images: Vec<PathBuf>,
     /// Draw maps for N images picked at random (seeded) instead of all.
@@ -75,7 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             format!("--backbone {name}: the run's backbones are {}", names.join(", "))
         })?,
     };
-    let mut files = image_files(&args.images)?;
+    let mut files = image_samples(&args.images)?;
     if files.is_empty() {
         bail!("--images: no image files there");
     }
@@ -89,14 +89,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match args.grid {
         Some(_) => PICTURE.check("--out", std::slice::from_ref(&args.out), args.force)?,
         None => {
-            let names = files.iter().filter_map(|f| Some(format!("{}.png", f.file_stem()?.to_string_lossy())));
+            let names = files.iter().filter_map(|f| Some(format!("{}.png", f.path.file_stem()?.to_string_lossy())));
             let outs: Vec<PathBuf> = names.map(|name| args.out.join(name)).collect();
             PICTURE.check_in("--out", &args.out, &outs, args.force)?;
         }
     }
     let mut predictor = Predictor::load(run, &args.engine.config(None)?, true).context("--run")?;
     let predictions = predictor.predict(&files, 16)?;
-    if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
+    if let (true, Some(first)) = (predictions.samples.is_empty(), predictions.skipped.first()) {
         bail!("none of the {} images could be read; the first: {first}", files.len());
     }
     for e in &predictions.skipped {
@@ -104,11 +104,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let classes = &predictor.run.info.classes;
     let mut cells = Vec::new();
-    for (i, path) in predictions.paths.iter().enumerate() {
+    for (i, sample) in predictions.samples.iter().enumerate() {
         let p = predictions.probs.row(i);
         let class = argmax(p);
         let picture = cam_overlay(&predictor, &predictions, i, index, class, args.width as u32)?;
-        cells.push((picture, format!("{} {:.1}%", classes[class], 100.0 * p[class]), path, p[class]));
+        cells.push((picture, format!("{} {:.1}%", classes[class], 100.0 * p[class]), &sample.path, p[class]));
     }
     match args.grid {
         Some((columns, _)) => {

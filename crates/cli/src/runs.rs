@@ -163,22 +163,22 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
 }
 
 fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
-    let files = imgclf_heads::image_files(&args.images)?;
-    if files.is_empty() {
+    let samples = imgclf_heads::image_samples(&args.images)?;
+    if samples.is_empty() {
         bail!(
             "no image files in {}",
             args.images.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
     }
     if let Some(dir) = &args.annotate {
-        let outs = files.iter().filter_map(|f| Some(dir.join(f.file_name()?))).collect::<Vec<_>>();
+        let outs = samples.iter().filter_map(|s| Some(dir.join(s.path.file_name()?))).collect::<Vec<_>>();
         PICTURE.check_in("--annotate", dir, &outs, args.force)?;
     }
     let run = AnyRun::open(&args.run).context("--run")?;
-    let predictions = run.predict_files(&files, &args.engine.config(None)?, args.batch).context("--run")?;
+    let predictions = run.predict_samples(&samples, &args.engine.config(None)?, args.batch).context("--run")?;
     let classes = run.classes();
-    if let (true, Some(first)) = (predictions.paths.is_empty(), predictions.skipped.first()) {
-        bail!("none of the {} images could be read; the first: {first}", files.len());
+    if let (true, Some(first)) = (predictions.samples.is_empty(), predictions.skipped.first()) {
+        bail!("none of the {} images could be read; the first: {first}", samples.len());
     }
     // the folder only once every prediction is made; each picture renamed into place whole
     if let Some(dir) = &args.annotate {
@@ -187,7 +187,8 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
     for e in &predictions.skipped {
         eprintln!("warning: skipped {e}");
     }
-    for (path, p) in predictions.paths.iter().zip(predictions.probs.outer_iter()) {
+    for (sample, p) in predictions.samples.iter().zip(predictions.probs.outer_iter()) {
+        let path = &sample.path;
         let mut ranked: Vec<usize> = (0..p.len()).collect();
         ranked.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
         ranked.truncate(args.top);
@@ -202,7 +203,7 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
         if let Some(dir) = &args.annotate {
             let best = ranked[0];
             let colour = imgclf_cam::label_colour(p[best]);
-            let photo = imgclf_dataset::load_rgb(path)?;
+            let photo = sample.load_rgb()?;
             let label = format!("{} {:.2}%", classes[best], 100.0 * p[best]);
             let out = dir.join(path.file_name().context("an image file has a name")?);
             save_image(&imgclf_cam::label_photo(&photo, &label, colour, 400), &out)

@@ -339,7 +339,8 @@ fn shared_cats_dogs_reaches_the_reference_accuracy() {
     for photo in &photos {
         let resized = t.path().join("resized.png");
         resize.load(photo).unwrap().save(&resized).unwrap();
-        let ours = predictor.predict(std::slice::from_ref(photo), 1).unwrap(); // resized as `resized`
+        let sample = imgclf_dataset::Sample::file(photo.clone(), photo.display().to_string(), None);
+        let ours = predictor.predict(&[sample], 1).unwrap(); // resized as `resized`
         let class = imgclf_heads::argmax(ours.probs.row(0));
         let head = &predictor.run.head;
         let linear = imgclf_cam::LinearHead {

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use imgclf_features::FeatureSet;
 use imgclf_testkit::*;
 
 /// The feature file `sys.argv[1]` as h5py reads it against its Parquet export `sys.argv[2]` as
@@ -138,10 +139,20 @@ fn a_parquet_manifest_and_hugging_face_files_give_the_folders_features_and_head(
     let paths =
         run_python(&python, &["-c", "import sys, h5py; print(h5py.File(sys.argv[1])['train_paths'][1])", s(&embedded)]);
     assert!(paths.contains("train-00000-of-00001.parquet/1"), "a row's identity is file/row: {paths}");
-    assert_eq!(
-        head_weights(&folders, &t.path().join("from-folders")),
-        head_weights(&embedded, &t.path().join("from-hf"))
-    );
+    let from_hf = t.path().join("from-hf");
+    assert_eq!(head_weights(&folders, &t.path().join("from-folders")), head_weights(&embedded, &from_hf));
+
+    // predict, cam and the report's maps read the photos inside the Parquet file
+    let validation = hf.join("validation-00000-of-00001.parquet");
+    let said = run_ok(&["predict", "--run", s(&from_hf), s(&validation)]);
+    let rows = FeatureSet::read(&folders).unwrap().splits[1].paths.len();
+    assert_eq!(said.lines().filter(|l| l.contains(".parquet/")).count(), rows, "one line a photo: {said}");
+    let grid = t.path().join("cam.png");
+    run_ok(&["cam", "--run", s(&from_hf), "--images", s(&validation), "--grid", "2x2", "--out", s(&grid)]);
+    assert_eq!(image::image_dimensions(&grid).unwrap().0, 2 * 256 + 3 * 8, "two maps a row, three 8-pixel gaps");
+    run_ok(&["report", s(&from_hf), "--data", s(&hf)]);
+    let html = std::fs::read_to_string(from_hf.join("report.html")).unwrap();
+    assert!(!html.contains("class=\"missing\"") && !html.contains("no maps"), "report of a Parquet-fed run");
 }
 
 /// pandas and `datasets` write the bad Parquet files of `sys.argv[1]`.

@@ -104,8 +104,28 @@ fn tar_shards_give_the_features_and_the_head_their_folders_give() {
     run_ok(&["report", s(&t.path().join("from-tars")), "--data", s(&shards)]);
     let html = std::fs::read_to_string(t.path().join("from-tars/report.html")).unwrap();
     assert!(html.matches("data:image/jpeg;base64,").count() >= 2, "thumbnails of the validation photos");
-    // a photo that cannot be shown is a `div.missing` ("photo missing", "photo unreadable: ...")
-    assert!(!html.contains("class=\"missing\"") && html.contains("no maps: CAM runs the backbone on photo files"));
+    // a photo that cannot be shown is a `div.missing` ("photo missing", "photo unreadable: ...");
+    // the class activation maps are drawn from the tars' photos too
+    assert!(!html.contains("class=\"missing\"") && !html.contains("no maps"), "report of a tar-fed run");
+
+    // predict and cam take a tar as they take photo files: the same probabilities as the files
+    let from_tars = t.path().join("from-tars");
+    let tar = shards.join("val-000000.tar");
+    let validation = &FeatureSet::read(&folders).unwrap().splits[1];
+    assert_eq!(validation.name, "validation");
+    assert!(validation.paths.len() <= 4, "the validation photos are all in the first tar");
+    let files: Vec<PathBuf> = validation.paths.iter().map(|p| fixtures().join("tiny_data").join(p)).collect();
+    let probabilities = |said: String| -> Vec<String> {
+        said.lines().map(|l| l.split_once("  ").expect("path, then classes").1.to_string()).collect()
+    };
+    let by_files =
+        run_ok(&[&["predict", "--run", s(&from_tars)][..], &files.iter().map(|f| s(f)).collect::<Vec<_>>()].concat());
+    let by_tar = run_ok(&["predict", "--run", s(&from_tars), s(&tar)]);
+    assert!(by_tar.starts_with(&format!("{}/0000.", tar.display())), "a tar photo is named by its member: {by_tar}");
+    assert_eq!(probabilities(by_tar), probabilities(by_files));
+    let grid = t.path().join("cam.png");
+    run_ok(&["cam", "--run", s(&from_tars), "--images", s(&tar), "--grid", "2x2", "--out", s(&grid)]);
+    assert_eq!(image::image_dimensions(&grid).unwrap().0, 2 * 256 + 3 * 8, "two maps a row, three 8-pixel gaps");
 
     // WebDataset's brace notation names the train shards alone
     let braces = format!("{}/train-{{000000..000002}}.tar", shards.display());

@@ -36,7 +36,7 @@ pub use names::one_of;
 pub use natural::natural_cmp;
 pub use rng::Rng;
 pub use sample::{Member, Sample};
-pub use source::Photos;
+pub use source::{Photos, is_photo_collection};
 pub use tars::is_tar_source;
 pub use verify::{Unreadable, quarantine, verify};
 

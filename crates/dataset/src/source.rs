@@ -27,6 +27,13 @@ impl Dataset {
     }
 }
 
+/// Whether `data` is a source that lists or holds its photos (a manifest, WebDataset tar
+/// shards, Parquet files of images) rather than a folder of photos: what stages given photos
+/// open whole.
+pub fn is_photo_collection(data: &Path) -> bool {
+    is_manifest(data) || is_tar_source(data) || parquet_folder(data).is_some()
+}
+
 /// The `.parquet` files of a folder that has no split folder: a Hugging Face dataset's files.
 fn parquet_folder(data: &Path) -> Option<Vec<PathBuf>> {
     if !data.is_dir() || crate::SPLIT_NAMES.iter().any(|s| data.join(s).is_dir()) {

@@ -9,6 +9,9 @@ pub enum HeadError {
     /// A feature file could not be read.
     #[error(transparent)]
     Features(#[from] FeatureError),
+    /// Photos named for prediction could not be listed (a manifest, tar or Parquet file at fault).
+    #[error(transparent)]
+    Dataset(#[from] imgclf_dataset::DatasetError),
     /// A backbone could not be loaded or run.
     #[error(transparent)]
     Runtime(#[from] imgclf_runtime::RuntimeError),

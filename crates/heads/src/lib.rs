@@ -50,7 +50,7 @@ pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plan::ChunkPlan;
 pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png};
-pub use predictor::{Predictions, Predictor, image_files};
+pub use predictor::{Predictions, Predictor, image_samples};
 pub use run::{RUN_FORMAT, Run, RunInfo};
 pub use run_folder::{
     BackboneSummary, NamedTensor, RunDir, RunHeader, RunSummary, f32_safetensors, f32_tensor, format_of, history_csv,

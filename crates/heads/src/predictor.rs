@@ -1,10 +1,10 @@
-//! A run applied to new image files: every backbone it was trained on (each model checked
+//! A run applied to new photos: every backbone it was trained on (each model checked
 //! against the sha256 in `run.json`), then the head.
 
 use std::path::PathBuf;
 
 use image::RgbImage;
-use imgclf_dataset::{DatasetError, load_rgb};
+use imgclf_dataset::{Dataset, DatasetError, Sample, is_photo_collection};
 use imgclf_runtime::{Backbone, Engine, EngineConfig};
 use ndarray::{Array2, Array4, Axis, concatenate};
 use rayon::prelude::*;
@@ -22,8 +22,8 @@ pub struct Predictor {
 /// Predictions for the images that could be read, in the order given.
 #[derive(Debug)]
 pub struct Predictions {
-    /// The files read, in input order.
-    pub paths: Vec<PathBuf>,
+    /// The photos read, in input order.
+    pub samples: Vec<Sample>,
     /// `(images, classes)`.
     pub probs: Array2<f32>,
     /// Per backbone, `(images, C, H, W)` feature maps, when the predictor keeps them.
@@ -63,33 +63,33 @@ impl Predictor {
         Ok(Predictor { run, backbones, with_maps })
     }
 
-    /// Class probabilities for image files, `batch` images per inference call; decoding and
-    /// resizing run in parallel. Unreadable files are skipped and reported.
-    pub fn predict(&mut self, files: &[PathBuf], batch: usize) -> Result<Predictions, HeadError> {
+    /// Class probabilities for photos, `batch` per inference call; decoding and resizing run
+    /// in parallel. Unreadable photos are skipped and reported.
+    pub fn predict(&mut self, samples: &[Sample], batch: usize) -> Result<Predictions, HeadError> {
         let mut out = Predictions {
-            paths: Vec::new(),
+            samples: Vec::new(),
             probs: Array2::zeros((0, self.run.head.classes())),
             maps: Vec::new(),
             skipped: Vec::new(),
         };
         let mut maps: Vec<Vec<Array4<f32>>> = vec![Vec::new(); self.backbones.len()];
         let mut probs = Vec::new();
-        for chunk in files.chunks(batch.max(1)) {
-            // Each file is decoded once, then resized to every backbone's input; an image that
+        for chunk in samples.chunks(batch.max(1)) {
+            // Each photo is decoded once, then resized to every backbone's input; an image that
             // fails for one backbone is skipped for all.
             let decoded: Vec<Result<Vec<RgbImage>, DatasetError>> = chunk
                 .par_iter()
-                .map(|path| {
-                    let photo = load_rgb(path)?;
-                    self.backbones.iter().map(|(b, _)| b.spec.resize.apply(&photo, path)).collect()
+                .map(|sample| {
+                    let photo = sample.load_rgb()?;
+                    self.backbones.iter().map(|(b, _)| b.spec.resize.apply(&photo, &sample.path)).collect()
                 })
                 .collect();
             let mut kept = Vec::new();
             let mut per_backbone: Vec<Vec<RgbImage>> = vec![Vec::new(); self.backbones.len()];
-            for (path, result) in chunk.iter().zip(decoded) {
+            for (sample, result) in chunk.iter().zip(decoded) {
                 match result {
                     Ok(images) => {
-                        kept.push(path.clone());
+                        kept.push(sample.clone());
                         images.into_iter().zip(&mut per_backbone).for_each(|(img, list)| list.push(img));
                     }
                     Err(e) => out.skipped.push(e),
@@ -107,14 +107,14 @@ impl Predictor {
             let views: Vec<_> = columns.iter().map(|c| c.view()).collect();
             let x = concatenate(Axis(1), &views).expect("one row per kept image in every block");
             probs.push(self.run.head.predict(x.view()));
-            out.paths.extend(kept);
+            out.samples.extend(kept);
         }
         if !probs.is_empty() {
             let views: Vec<_> = probs.iter().map(|p| p.view()).collect();
             out.probs = concatenate(Axis(0), &views).expect("same number of classes");
         }
         // no maps when no image could be read (concatenating nothing has no shape)
-        if self.with_maps && !out.paths.is_empty() {
+        if self.with_maps && !out.samples.is_empty() {
             out.maps = maps
                 .into_iter()
                 .map(|blocks| {
@@ -137,22 +137,32 @@ impl Predictor {
     }
 }
 
-/// Image files: the paths given, with folders replaced by the images inside them (sorted
-/// naturally, not recursing).
-pub fn image_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, HeadError> {
-    let mut files = Vec::new();
+/// The photos named: image files as given, folders replaced by the images inside them (sorted
+/// naturally, not recursing), and manifests, tar shards or Parquet files of images (anything
+/// `--data` takes but split folders) by every photo they hold, split after split.
+pub fn image_samples(paths: &[PathBuf]) -> Result<Vec<Sample>, HeadError> {
+    let mut samples = Vec::new();
     for p in paths {
-        if p.is_dir() {
+        if is_photo_collection(p) {
+            let dataset = Dataset::open(p)?;
+            samples.extend(dataset.splits.into_iter().flat_map(|s| s.samples));
+        } else if p.is_dir() {
             let mut inside: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(HeadError::io(p))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|f| f.is_file() && imgclf_dataset::is_image_file(f))
                 .collect();
             inside.sort_by(|a, b| imgclf_dataset::natural_cmp(&a.to_string_lossy(), &b.to_string_lossy()));
-            files.extend(inside);
+            samples.extend(inside.into_iter().map(file_sample));
         } else {
-            files.push(p.clone());
+            samples.push(file_sample(p.clone()));
         }
     }
-    Ok(files)
+    Ok(samples)
+}
+
+/// A photo given by its path, which is also how it is named.
+fn file_sample(path: PathBuf) -> Sample {
+    let rel = path.display().to_string();
+    Sample::file(path, rel, None)
 }

@@ -1,9 +1,10 @@
 //! One way to open any run folder imgclf writes: a head on feature files (`train-head`), a CNN
 //! trained from pixels (`train-cnn`) or a fine-tuned backbone (`fine-tune`). `run.json` is read
-//! once; the run then scores a split or predicts image files whatever its kind.
+//! once; the run then scores a split or predicts photos whatever its kind.
 
 use std::path::{Path, PathBuf};
 
+use imgclf_dataset::Sample;
 use imgclf_heads::{
     HeadInputs, Predictions, Predictor, Run, RunInfo, RunSummary, format_of, predict_split, run_json_text,
 };
@@ -136,18 +137,18 @@ impl AnyRun {
         }
     }
 
-    /// Class probabilities for image files, `batch` per inference call; unreadable files are
+    /// Class probabilities for photos, `batch` per inference call; unreadable ones are
     /// skipped and reported.
-    pub fn predict_files(
+    pub fn predict_samples(
         &self,
-        files: &[PathBuf],
+        samples: &[Sample],
         engine: &EngineConfig,
         batch: usize,
     ) -> Result<Predictions, NetError> {
         match self {
-            AnyRun::Head(run) => Ok(Predictor::load((**run).clone(), engine, false)?.predict(files, batch)?),
-            AnyRun::Cnn(run) => run.predict_files(files),
-            AnyRun::FineTune(run) => run.predict_files(files, engine),
+            AnyRun::Head(run) => Ok(Predictor::load((**run).clone(), engine, false)?.predict(samples, batch)?),
+            AnyRun::Cnn(run) => run.predict_samples(samples),
+            AnyRun::FineTune(run) => run.predict_samples(samples, engine),
         }
     }
 }

@@ -169,6 +169,12 @@ pub fn batch_tensor(
     Ok(Tensor::from_vec(images.concat(), (indices.len(), 3, h, w), &Device::Cpu)?)
 }
 
+/// The photos of `samples` that were read, in order: those whose identity is in `read`.
+pub(crate) fn kept(samples: &[Sample], read: &[String]) -> Vec<Sample> {
+    let read: std::collections::HashSet<&str> = read.iter().map(String::as_str).collect();
+    samples.iter().filter(|s| read.contains(s.rel.as_str())).cloned().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -650,13 +650,10 @@ impl FineTuneRun {
         })
     }
 
-    /// Class probabilities for image files; unreadable ones are skipped and reported.
-    pub fn predict_files(&self, files: &[PathBuf], engine: &EngineConfig) -> Result<Predictions, NetError> {
-        let samples: Vec<Sample> =
-            files.iter().map(|f| Sample::file(f.clone(), f.display().to_string(), None)).collect();
-        let (activations, skipped) = self.frozen(engine)?.run(&samples, 32, |_| {})?;
+    /// Class probabilities for photos; unreadable ones are skipped and reported.
+    pub fn predict_samples(&self, samples: &[Sample], engine: &EngineConfig) -> Result<Predictions, NetError> {
+        let (activations, skipped) = self.frozen(engine)?.run(samples, 32, |_| {})?;
         let probs = predict_batches(&self.model, &activations)?;
-        let paths = activations.paths.into_iter().map(PathBuf::from).collect();
-        Ok(Predictions { paths, probs, maps: Vec::new(), skipped })
+        Ok(Predictions { samples: crate::data::kept(samples, &activations.paths), probs, maps: Vec::new(), skipped })
     }
 }

@@ -349,13 +349,11 @@ impl CnnRun {
         })
     }
 
-    /// Class probabilities for image files; unreadable ones are skipped and reported.
-    pub fn predict_files(&self, files: &[PathBuf]) -> Result<Predictions, NetError> {
-        let samples: Vec<Sample> =
-            files.iter().map(|f| Sample::file(f.clone(), f.display().to_string(), None)).collect();
-        let (set, skipped) = ImageSet::load(&samples, self.info.config.resize(), || {});
+    /// Class probabilities for photos; unreadable ones are skipped and reported.
+    pub fn predict_samples(&self, samples: &[Sample]) -> Result<Predictions, NetError> {
+        let (set, skipped) = ImageSet::load(samples, self.info.config.resize(), || {});
         let probs = predict(&self.net, &set, self.info.config.input)?;
-        Ok(Predictions { paths: set.paths.into_iter().map(PathBuf::from).collect(), probs, maps: Vec::new(), skipped })
+        Ok(Predictions { samples: crate::data::kept(samples, &set.paths), probs, maps: Vec::new(), skipped })
     }
 }
 

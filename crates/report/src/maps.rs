@@ -3,7 +3,6 @@
 
 use image::RgbImage;
 use imgclf_cam::{LinearHead, class_activation_map, class_weights, normalize, overlay, resize_width};
-use imgclf_dataset::load_rgb;
 use imgclf_heads::{Predictions, Predictor};
 use ndarray::Axis;
 
@@ -27,7 +26,7 @@ pub fn cam_overlay(
     let weights = class_weights(&linear, &widths, index, class)?;
     let map = predictions.maps[index].index_axis(Axis(0), row);
     let cam = normalize(&class_activation_map(map, weights.view()));
-    let photo = load_rgb(&predictions.paths[row])?;
+    let photo = predictions.samples[row].load_rgb()?;
     let (left, top, w, h) = predictor.resize(index).source_box(photo.width(), photo.height());
     let photo = resize_width(&image::imageops::crop_imm(&photo, left, top, w, h).to_image(), width);
     Ok(overlay(&photo, &cam))

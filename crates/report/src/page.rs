@@ -178,15 +178,7 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
     let cam_note = match (&run, &photos) {
         (AnyRun::Head(run), Some(photos)) if run.head.hidden.is_none() => {
             let shown: Vec<Sample> = top_losses.iter().map(|s| photos.sample(&s.path)).collect();
-            match shown.iter().any(|s| s.member.is_some()) {
-                true => Some(
-                    "no maps: CAM runs the backbone on photo files, and these are inside tars or Parquet files".into(),
-                ),
-                false => {
-                    let files: Vec<PathBuf> = shown.into_iter().map(|s| s.path).collect();
-                    add_maps(run, &files, &options.engine, &mut top_losses).err()
-                }
-            }
+            add_maps(run, &shown, &options.engine, &mut top_losses).err()
         }
         (AnyRun::Head(run), _) if run.head.hidden.is_some() => {
             Some("no maps: CAM needs a logistic head; this head has a hidden layer".into())
@@ -272,17 +264,17 @@ fn pick_rows(
 /// Each shot's map toward its predicted class from the run's first backbone, or why none.
 fn add_maps(
     run: &imgclf_heads::Run,
-    files: &[PathBuf],
+    samples: &[Sample],
     engine: &EngineConfig,
     shots: &mut [Shot],
 ) -> Result<(), String> {
-    if files.is_empty() {
+    if samples.is_empty() {
         return Ok(());
     }
     let mut predictor = Predictor::load(run.clone(), engine, true).map_err(|e| format!("no maps: {e}"))?;
-    let predictions = predictor.predict(files, 16).map_err(|e| format!("no maps: {e}"))?;
-    for (row, path) in predictions.paths.iter().enumerate() {
-        let shot = files.iter().position(|f| f == path).expect("predictions name the files given");
+    let predictions = predictor.predict(samples, 16).map_err(|e| format!("no maps: {e}"))?;
+    for (row, sample) in predictions.samples.iter().enumerate() {
+        let shot = samples.iter().position(|s| s.rel == sample.rel).expect("predictions name the photos given");
         let class = argmax(predictions.probs.row(row));
         let picture =
             cam_overlay(&predictor, &predictions, row, 0, class, THUMB).map_err(|e| format!("no maps: {e}"))?;
