@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sources side by side (issue 36), printed as tables: `./just bench-sources`.
-#   tools/bench_sources.sh [--files N] [--images N] [--rows N] [--work DIR]
+#   tools/bench_sources.sh [--files N] [--images N] [--rows N] [--only open|extract|export] [--work DIR]
 # 1. open: N empty files in 10 class folders against a CSV manifest listing the same N paths,
 #    opened as every stage opens --data (crates/dataset/examples/open_source.rs, built as the binary is): seconds, peak RSS.
 # 2. extract: a corpus of N distinct JPEGs (tools/make_corpus.py) as a folder, as a CSV manifest
@@ -9,12 +9,13 @@
 #    Parquet: seconds, peak RSS, and the two files' sizes.
 # Everything is written under --work (default /tmp/imgclf-sources), outside the repository.
 set -euo pipefail
-files=1000000 images=2000 rows=1000000 work=/tmp/imgclf-sources
+files=1000000 images=2000 rows=1000000 work=/tmp/imgclf-sources only=
 while [ $# -gt 0 ]; do
     case $1 in
         --files) files=$2; shift 2 ;;
         --images) images=$2; shift 2 ;;
         --rows) rows=$2; shift 2 ;;
+        --only) only=$2; shift 2 ;;
         --work) work=$2; shift 2 ;;
         *) echo "unknown argument $1" >&2; exit 2 ;;
     esac
@@ -23,7 +24,9 @@ done
 cargo build -q -p imgclf-dataset --example open_source
 cargo build -q -p imgclf-features --example scale_features
 open=target/debug/examples/open_source
+want() { [ -z "$only" ] || [ "$only" = "$1" ]; }
 
+if want open; then
 echo "## open: $files photos listed in folders or in a CSV ($(nproc) cores; page cache warm)"
 tree=$work/tree-$files
 if [ ! -f "$tree/.done" ]; then
@@ -49,10 +52,12 @@ for source in "$tree" "$tree/photos.csv"; do
     read -r secs mb < <(timed "$open" "$source")
     printf '%-12s %-10s %-12s\n' "$(basename "$source")" "$secs" "$mb"
 done
-
 echo
-echo "## extract: $images distinct JPEGs through EfficientNet-Lite0 (ort when found), three sources"
+fi
+
 corpus=$work/corpus-$images
+if want extract; then
+echo "## extract: $images distinct JPEGs through EfficientNet-Lite0 (ort when found), three sources"
 [ -f "$corpus/.done" ] || { "$python" tools/make_corpus.py "$shared/data/cats_dogs" "$images" "$corpus" >/dev/null && touch "$corpus/.done"; }
 if [ ! -f "$work/tars-$images/.done" ]; then
     rm -rf "$work/tars-$images"
@@ -78,11 +83,14 @@ for source in "$corpus" "$corpus/photos.csv" "$work/tars-$images"; do
     read -r secs mb < <(timed "$imgclf" extract --data "$source" --model "$model" --out "$work/features-$(basename "$source")" --force)
     printf '%-12s %-10s %-10.1f %-12s\n' "$(basename "$source")" "$secs" "$(echo "$images / $secs" | bc -l)" "$mb"
 done
-
 echo
+fi
+
+if want export; then
 echo "## export: $rows rows x 1,280 features to Parquet"
 big=$work/rows-$rows/gap_EfficientNet-Lite0-copy0.h5
 [ -f "$big" ] || target/debug/examples/scale_features "$work/features-$(basename "$corpus")/gap_EfficientNet-Lite0.h5" "$rows" "$work/rows-$rows" 1 >/dev/null
 read -r secs mb < <(timed "$imgclf" features export "$big" --force)
 printf '%-10s %-12s %-12s %-12s\n' seconds "peak RSS MB" "HDF5 MB" "Parquet MB"
 printf '%-10s %-12s %-12s %-12s\n' "$secs" "$mb" "$(( $(stat -c %s "$big") >> 20 ))" "$(( $(stat -c %s "${big%.h5}.parquet") >> 20 ))"
+fi
