@@ -68,12 +68,10 @@ keras-cnn ARCH DATA *FLAGS:
 
 # The tutorial's ensemble with 3 real backbones (EfficientNet-Lite0/1/2, pulled when missing): a head on each and on all, one table
 ensemble DATA=(shared / "data/cats_dogs") *FLAGS: setup build
-    {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt
     IMGCLF=target/debug/imgclf PYTHON={{python}} tools/ensemble.sh {{DATA}} {{FLAGS}}
 
 # scikit-learn's standardised LogisticRegression on the same features: the number a head must reach
 reference-heads +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): setup
-    {{python}} -m pip install -q --disable-pip-version-check -r tools/requirements-reference.txt
     {{python}} tools/reference_heads.py {{FEATURES}}
 
 # The tutorial's best recipe on real photos: extract, train-head, evaluate, predict (annotated), CAM grid.

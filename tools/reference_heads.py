@@ -4,7 +4,7 @@ feature files that `imgclf train-head` reads, rows aligned by image path.
     .venv/bin/python tools/reference_heads.py features/gap_A.h5 [features/gap_B.h5 ...] [--eval validation]
 
 Trains on `train`, scores the `--eval` split (default: validation, else test) and prints
-accuracy and log loss. `./just reference-heads FEATURES...` installs scikit-learn and runs it.
+accuracy and log loss. `./just reference-heads FEATURES...` runs it (scikit-learn is in tools/requirements.txt).
 """
 
 import argparse

@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::ValueEnum;
-use imgclf_dataset::limits::{BATCH, DECAY, DROPOUT, EPOCHS, HIDDEN, L2, LEARNING_RATE, MOMENTUM, PATIENCE, VAL_SPLIT};
+use imgclf_dataset::limits::{
+    BATCH, DECAY, DROPOUT, EPOCHS, HIDDEN, INVERSE_L2, L2, LEARNING_RATE, MAX_ITER, MOMENTUM, PATIENCE, TOL, VAL_SPLIT,
+};
 use imgclf_heads::Validation;
 use imgclf_heads::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -18,6 +20,15 @@ enum HeadKind {
     Logistic,
     /// Dense(--hidden, relu) → Dropout → Dense(classes).
     Mlp,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SolverKind {
+    /// Mini-batches with --optimizer, --epochs and --batch, as Keras' fit.
+    Sgd,
+    /// The linear probe: L-BFGS over full passes to the minimum of the log loss penalised by
+    /// --c, on standardised features, without dropout (scikit-learn's LogisticRegression).
+    Lbfgs,
 }
 
 #[derive(clap::Args)]
@@ -83,6 +94,18 @@ pub struct TrainArgs {
     /// Loss weight per class: `balanced` (rows / (classes · class rows)) or one number per class, comma-separated.
     #[arg(long, value_name = "balanced|W,W,...")]
     class_weight: Option<ClassWeight>,
+    /// How the weights are fitted (lbfgs: a logistic head, standardised, no dropout, no --l2).
+    #[arg(long, value_enum, default_value = "sgd")]
+    solver: SolverKind,
+    /// lbfgs: inverse L2 strength, as scikit-learn's C: the penalty is ‖W‖² / (2·C·train rows).
+    #[arg(long = "c", value_name = "C", default_value_t = Lbfgs::default().c, value_parser = INVERSE_L2.parser_f64())]
+    c: f64,
+    /// lbfgs: converged when no entry of the objective's gradient exceeds this (scikit-learn's tol).
+    #[arg(long, default_value_t = Lbfgs::default().tol, value_parser = TOL.parser_f64())]
+    tol: f64,
+    /// lbfgs: iterations at most, each about one pass over the train rows.
+    #[arg(long, value_name = "N", default_value_t = Lbfgs::default().max_iter, value_parser = MAX_ITER.parser_usize())]
+    max_iter: usize,
     /// Replace --out if it exists.
     #[arg(long)]
     force: bool,
@@ -104,16 +127,27 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         HeadKind::Logistic => Architecture::Logistic,
         HeadKind::Mlp => Architecture::Mlp { hidden: args.hidden },
     };
+    let solver = match args.solver {
+        SolverKind::Sgd => Solver::Sgd,
+        SolverKind::Lbfgs => {
+            if args.l2 != 0.0 {
+                anyhow::bail!("--l2 is the SGD heads' penalty; the lbfgs probe's is --c (scikit-learn's C)");
+            }
+            Solver::Lbfgs(Lbfgs { c: args.c, tol: args.tol, max_iter: args.max_iter })
+        }
+    };
+    let lbfgs = matches!(solver, Solver::Lbfgs(_));
     let config = TrainConfig {
-        head: HeadConfig { architecture, dropout: args.dropout, l2: args.l2 },
+        head: HeadConfig { architecture, dropout: if lbfgs { 0.0 } else { args.dropout }, l2: args.l2 },
         optimizer,
         epochs: args.epochs,
         batch_size: args.batch,
         seed: args.seed,
-        standardize: args.standardize,
+        standardize: args.standardize || lbfgs,
         val_split: args.val_split,
         patience: args.patience,
         class_weight: args.class_weight.unwrap_or(ClassWeight::None),
+        solver,
     };
     // training reads train and validation; a test split is checked but not held
     let inputs =
@@ -148,6 +182,16 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
             TrainEvent::Stopped { epoch, best_epoch } => {
                 say!("Early stop after epoch {epoch}: no lower val_loss since epoch {best_epoch}; keeping its weights");
             }
+            TrainEvent::Step { iteration, objective, gradient } => {
+                if iteration == 1 {
+                    bar = crate::show::spinner("L-BFGS");
+                }
+                bar.set_message(format!("iteration {iteration}: objective {objective:.6}, gradient {gradient:.1e}"));
+            }
+            TrainEvent::Solved { iterations, gradient, stop } => {
+                bar.finish_and_clear();
+                say!("L-BFGS: {stop} after {iterations} iterations (largest gradient entry {gradient:.2e})");
+            }
         })
         .context("train-head")?;
     match &trained.validation {
@@ -160,6 +204,7 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
     let history = trained.history.clone();
     let run = Run::new(&args.out, &inputs, &config, trained);
     run.save(&history, args.force).with_context(|| format!("--out {}", args.out.display()))?;
-    say!("saved {} (weights of epoch {}: {})", args.out.display(), run.info.best_epoch, metrics(&run.info.metrics));
+    let kept = if lbfgs { "iteration" } else { "weights of epoch" };
+    say!("saved {} ({kept} {}: {})", args.out.display(), run.info.best_epoch, metrics(&run.info.metrics));
     Ok(())
 }

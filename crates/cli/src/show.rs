@@ -30,6 +30,14 @@ pub fn bar(len: u64, prefix: &str, unit: &str) -> ProgressBar {
     ProgressBar::new(len).with_style(style).with_prefix(prefix.to_string())
 }
 
+/// A spinner with a message, for work of unknown length (drawn only on a terminal).
+pub fn spinner(prefix: &str) -> ProgressBar {
+    let style = ProgressStyle::with_template("{prefix} {spinner} {msg} {elapsed}").expect("the template is valid");
+    let bar = ProgressBar::new_spinner().with_style(style).with_prefix(prefix.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 /// Warns of feature files joined by image path alone (written before imgclf recorded photos).
 pub fn warn_unverified(inputs: &imgclf_heads::HeadInputs) {
     for file in &inputs.unverified {

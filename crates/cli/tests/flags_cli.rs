@@ -49,6 +49,9 @@ const FLAGS: &[(&str, &[Flag])] = &[
             ("val-split", &[]),
             ("patience", &[]),
             ("seed", &["0"]),
+            ("c", &[]),
+            ("tol", &[]),
+            ("max-iter", &[]),
         ],
     ),
     (

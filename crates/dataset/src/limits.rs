@@ -123,6 +123,12 @@ pub const DECAY: Limit = Limit::real("decay", 0.0, 10.0, false, false);
 pub const DROPOUT: Limit = Limit::real("dropout", 0.0, 1.0, false, true);
 /// L2 weight decay on the kernels.
 pub const L2: Limit = Limit::real("l2", 0.0, 10.0, false, false);
+/// The L-BFGS probe's inverse L2 strength, scikit-learn's `C`.
+pub const INVERSE_L2: Limit = Limit::real("c", 0.0, 1e12, true, false);
+/// The L-BFGS probe's gradient tolerance, scikit-learn's `tol`.
+pub const TOL: Limit = Limit::real("tol", 0.0, 1.0, true, false);
+/// The L-BFGS probe's iterations at most.
+pub const MAX_ITER: Limit = Limit::count("max_iter", 1, 100_000);
 /// Label smoothing of the targets.
 pub const LABEL_SMOOTHING: Limit = Limit::real("label_smoothing", 0.0, 1.0, false, true);
 /// Share of train held out for validation.

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::HeadError;
 use crate::head::{Architecture, HeadConfig};
 use crate::optim::OptimizerConfig;
+use crate::probe::Solver;
 use imgclf_dataset::limits::{self, BATCH, EPOCHS, HIDDEN, L2, PATIENCE, VAL_SPLIT};
 
 /// Everything that decides a training run; stored in `run.json`.
@@ -30,6 +31,9 @@ pub struct TrainConfig {
     pub patience: Option<usize>,
     /// Loss weight per class.
     pub class_weight: ClassWeight,
+    /// Mini-batches (the optimizer's) or the L-BFGS probe; runs from before it was chosen are SGD's.
+    #[serde(default)]
+    pub solver: Solver,
 }
 
 impl TrainConfig {
@@ -46,6 +50,7 @@ impl TrainConfig {
             val_split: None,
             patience: None,
             class_weight: ClassWeight::None,
+            solver: Solver::Sgd,
         }
     }
 }
@@ -122,6 +127,15 @@ pub(crate) fn check(config: &TrainConfig, classes: usize) -> Result<(), HeadErro
         Ok(())
     };
     limited().map_err(HeadError::Config)?;
+    if let Solver::Lbfgs(lbfgs) = &config.solver {
+        lbfgs.check().map_err(HeadError::Config)?;
+        if h.architecture != Architecture::Logistic {
+            return fail("the L-BFGS probe fits a logistic head (no hidden layer)".into());
+        }
+        if config.patience.is_some() {
+            return fail("the L-BFGS probe stops on its gradient, not on validation: drop `patience`".into());
+        }
+    }
     config.optimizer.check()?;
     if let ClassWeight::Manual(w) = &config.class_weight
         && (w.len() != classes || w.iter().any(|&v| v.is_nan() || v <= 0.0))

@@ -28,12 +28,14 @@ mod error;
 mod gradcheck;
 mod head;
 mod layers;
+mod lbfgs;
 mod loss;
 mod metrics;
 mod optim;
 mod plan;
 mod plot;
 mod predictor;
+mod probe;
 mod run;
 mod run_folder;
 mod submission;
@@ -45,12 +47,14 @@ pub use error::HeadError;
 pub use head::{Architecture, BatchGrads, Head, HeadConfig, Moments, Standardizer};
 pub use imgclf_dataset::Rng;
 pub use layers::{Dense, Dropout, relu, relu_backward};
+pub use lbfgs::Stop;
 pub use loss::Loss;
 pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plan::ChunkPlan;
 pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png};
 pub use predictor::{Predictions, Predictor, image_samples};
+pub use probe::{Lbfgs, Solver};
 pub use run::{RUN_FORMAT, Run, RunInfo};
 pub use run_folder::{
     BackboneSummary, NamedTensor, RunDir, RunHeader, RunSummary, f32_safetensors, f32_tensor, format_of, history_csv,
@@ -62,7 +66,7 @@ pub use train::{EpochStats, TrainEvent, Trained, argmax, predict_split, train};
 /// `use imgclf_heads::prelude::*` brings what training and scoring a head needs.
 pub mod prelude {
     pub use crate::{
-        Architecture, ChunkPlan, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, OptimizerConfig, Run,
-        TrainConfig, TrainEvent, evaluate, predict_split, prediction_csv, train,
+        Architecture, ChunkPlan, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, Lbfgs,
+        OptimizerConfig, Run, Solver, TrainConfig, TrainEvent, evaluate, predict_split, prediction_csv, train,
     };
 }

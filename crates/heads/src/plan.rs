@@ -9,6 +9,7 @@ use std::ops::Range;
 use crate::HeadError;
 use crate::config::{TrainConfig, Validation};
 use crate::data::HeadInputs;
+use crate::probe::Solver;
 use imgclf_dataset::Rng;
 
 const HOLDOUT: u64 = 4;
@@ -162,12 +163,15 @@ impl fmt::Display for ChunkPlan {
             true => write!(f, "train {rows} rows held in memory")?,
             false => write!(
                 f,
-                "memory budget {}: train {rows} rows read from the files in {} chunks of about {} row{}, dealt class \
-                 by class, visited in a seeded order",
+                "memory budget {}: train {rows} rows read from the files in {} chunks of about {} row{}, {}",
                 bytes(self.memory_budget),
                 self.chunks,
                 rows.div_ceil(self.chunks),
-                if rows.div_ceil(self.chunks) == 1 { "" } else { "s" }
+                if rows.div_ceil(self.chunks) == 1 { "" } else { "s" },
+                match self.config.solver {
+                    Solver::Sgd => "dealt class by class, visited in a seeded order",
+                    Solver::Lbfgs(_) => "each pass in file order",
+                }
             )?,
         }
         match &self.validation {

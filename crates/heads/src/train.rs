@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::HeadError;
 use crate::config::{ClassWeight, TrainConfig, Validation};
 use crate::data::{HeadInputs, RowReader};
-use crate::head::{Head, Moments};
+use crate::head::{Head, Moments, Standardizer};
 use crate::optim::Optimizer;
 use crate::plan::ChunkPlan;
+use crate::probe::Solver;
 use imgclf_dataset::Rng;
 
 /// One line of `history.csv`.
@@ -47,6 +48,24 @@ pub enum TrainEvent<'a> {
     Batch,
     /// An epoch ended: its numbers.
     EpochEnd(&'a EpochStats),
+    /// An L-BFGS iteration ended (the probe, `Solver::Lbfgs`).
+    Step {
+        /// The iteration (1-based).
+        iteration: usize,
+        /// The penalised mean log loss.
+        objective: f64,
+        /// Its gradient's largest entry.
+        gradient: f64,
+    },
+    /// L-BFGS stopped: after how many iterations, with what gradient, and why.
+    Solved {
+        /// Iterations taken.
+        iterations: usize,
+        /// The gradient's largest entry at the end.
+        gradient: f64,
+        /// Why it stopped.
+        stop: crate::Stop,
+    },
     /// Early stopping ended training.
     Stopped {
         /// The last epoch trained.
@@ -70,18 +89,18 @@ pub struct Trained {
 }
 
 /// Rows of one split with their labels, read through a [`RowReader`].
-struct Rows<'a> {
-    reader: &'a RowReader<'a>,
-    labels: &'a [usize],
-    index: Vec<usize>,
+pub(crate) struct Rows<'a> {
+    pub(crate) reader: &'a RowReader<'a>,
+    pub(crate) labels: &'a [usize],
+    pub(crate) index: Vec<usize>,
 }
 
 /// Train rows in memory: the matrix that holds them (a held split's whole matrix, else the
 /// rows read), where in it the chunk's rows are, and the label of each of its rows.
-struct Chunk<'a> {
-    x: CowArray<'a, f32, Ix2>,
-    at: Vec<usize>,
-    labels: Vec<usize>,
+pub(crate) struct Chunk<'a> {
+    pub(crate) x: CowArray<'a, f32, Ix2>,
+    pub(crate) at: Vec<usize>,
+    pub(crate) labels: Vec<usize>,
 }
 
 const INIT: u64 = 1;
@@ -103,46 +122,22 @@ impl ChunkPlan {
     /// them chunk by chunk as [`ChunkPlan::epoch`] lays out; rows are shuffled within a chunk
     /// from the one stream a held split is shuffled with.
     pub fn train(&self, inputs: &HeadInputs, on_event: &mut dyn FnMut(TrainEvent)) -> Result<Trained, HeadError> {
+        if let Solver::Lbfgs(lbfgs) = self.config.solver {
+            return self.fit_lbfgs(inputs, lbfgs, on_event);
+        }
         let config = &self.config;
         let train_split = inputs.split("train").expect("a plan is made from features with a train split");
         let train_labels = train_split.labels.as_deref().expect("a plan's train split is labelled");
         let train_reader = inputs.reader("train")?;
-        let val_reader = match &self.validation {
-            Validation::Split(name) => Some(inputs.reader(name)?),
-            _ => None,
-        };
-        let val_rows = match (&self.validation, &val_reader) {
-            (Validation::Split(name), Some(reader)) => {
-                let labels = inputs.split(name).and_then(|s| s.labels.as_deref()).expect("a labelled split");
-                Some(Rows { reader, labels, index: (0..labels.len()).collect() })
-            }
-            (Validation::Holdout { .. }, _) => {
-                Some(Rows { reader: &train_reader, labels: train_labels, index: self.held_out.clone() })
-            }
-            _ => None,
-        };
+        let val_reader = self.validation_reader(inputs)?;
+        let val_rows = self.validation_rows(inputs, &train_reader, val_reader.as_ref());
         let train = Rows { reader: &train_reader, labels: train_labels, index: self.rows.clone() };
         let weights = class_weights(&config.class_weight, &train, inputs.classes.len());
-        let read = |rows: Vec<usize>| -> Result<Chunk, HeadError> {
-            Ok(match self.is_held() {
-                true => Chunk { x: train.reader.range(0..train_split.len())?, at: rows, labels: train.labels.to_vec() },
-                false => Chunk {
-                    x: CowArray::from(train.reader.gather(&rows)?),
-                    at: (0..rows.len()).collect(),
-                    labels: rows.iter().map(|&r| train.labels[r]).collect(),
-                },
-            })
-        };
 
         let mut head =
             Head::new(config.head, inputs.dim(), inputs.classes.len(), &mut Rng::stream(config.seed, INIT, 0));
         if config.standardize {
-            let mut moments = Moments::new(inputs.dim());
-            for rows in self.ascending() {
-                let chunk = read(rows)?;
-                moments.add(chunk.x.view(), &chunk.at);
-            }
-            head.standardizer = Some(moments.standardizer());
+            head.standardizer = Some(self.standardizer(&train_reader, train_labels, inputs.dim())?);
         }
         let sizes: Vec<usize> = head.params_mut().iter().map(|p| p.len()).collect();
         let mut optimizer = Optimizer::new(config.optimizer, &sizes);
@@ -156,7 +151,7 @@ impl ChunkPlan {
             let mut shuffle = Rng::stream(config.seed, SHUFFLE, epoch as u64);
             let mut steps = Steps::new(&mut head, &mut optimizer, weights.as_deref(), config, epoch);
             for rows in self.epoch(epoch) {
-                let Chunk { x, mut at, labels } = read(rows)?;
+                let Chunk { x, mut at, labels } = self.chunk(&train_reader, train_labels, rows)?;
                 shuffle.shuffle(&mut at);
                 steps.chunk(x.view(), &at, &labels, on_event)?;
             }
@@ -195,6 +190,68 @@ impl ChunkPlan {
             None => (head, history.len()),
         };
         Ok(Trained { head, history, best_epoch, validation: self.validation.clone() })
+    }
+
+    /// Rows `rows` of train (labelled `labels`, read through `reader`) in memory: borrowed
+    /// whole when the split is held, else read.
+    pub(crate) fn chunk<'r>(
+        &self,
+        reader: &'r RowReader<'_>,
+        labels: &[usize],
+        rows: Vec<usize>,
+    ) -> Result<Chunk<'r>, HeadError> {
+        Ok(match self.is_held() {
+            true => Chunk { x: reader.range(0..labels.len())?, at: rows, labels: labels.to_vec() },
+            false => Chunk {
+                x: CowArray::from(reader.gather(&rows)?),
+                at: (0..rows.len()).collect(),
+                labels: rows.iter().map(|&r| labels[r]).collect(),
+            },
+        })
+    }
+
+    /// The standardizer of the plan's train rows (`dim` features), read in ascending chunks.
+    pub(crate) fn standardizer(
+        &self,
+        reader: &RowReader<'_>,
+        labels: &[usize],
+        dim: usize,
+    ) -> Result<Standardizer, HeadError> {
+        let mut moments = Moments::new(dim);
+        for rows in self.ascending() {
+            let chunk = self.chunk(reader, labels, rows)?;
+            moments.add(chunk.x.view(), &chunk.at);
+        }
+        Ok(moments.standardizer())
+    }
+
+    /// The reader of the split validation scores, when it is a split of its own.
+    pub(crate) fn validation_reader<'a>(&self, inputs: &'a HeadInputs) -> Result<Option<RowReader<'a>>, HeadError> {
+        match &self.validation {
+            Validation::Split(name) => Ok(Some(inputs.reader(name)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// The rows validation scores: a labelled split's (read through `split`, from
+    /// [`ChunkPlan::validation_reader`]), or those held out of train (through `train`).
+    pub(crate) fn validation_rows<'a>(
+        &self,
+        inputs: &'a HeadInputs,
+        train: &'a RowReader<'a>,
+        split: Option<&'a RowReader<'a>>,
+    ) -> Option<Rows<'a>> {
+        match (&self.validation, split) {
+            (Validation::Split(name), Some(reader)) => {
+                let labels = inputs.split(name).and_then(|s| s.labels.as_deref()).expect("a labelled split");
+                Some(Rows { reader, labels, index: (0..labels.len()).collect() })
+            }
+            (Validation::Holdout { .. }, _) => {
+                let labels = inputs.split("train").and_then(|s| s.labels.as_deref()).expect("a labelled train split");
+                Some(Rows { reader: train, labels, index: self.held_out.clone() })
+            }
+            _ => None,
+        }
     }
 }
 
@@ -304,7 +361,7 @@ impl<'a> Steps<'a> {
     }
 }
 
-fn class_weights(weights: &ClassWeight, train: &Rows, classes: usize) -> Option<Vec<f32>> {
+pub(crate) fn class_weights(weights: &ClassWeight, train: &Rows, classes: usize) -> Option<Vec<f32>> {
     match weights {
         ClassWeight::None => None,
         ClassWeight::Manual(w) => Some(w.clone()),
@@ -328,7 +385,7 @@ pub fn argmax(values: ArrayView1<f32>) -> usize {
 
 /// Mean cross-entropy and accuracy of `head` on `rows`, in inference mode, read `step` rows
 /// at a time.
-fn score(head: &Head, rows: &Rows, step: usize) -> Result<(f64, f64), HeadError> {
+pub(crate) fn score(head: &Head, rows: &Rows, step: usize) -> Result<(f64, f64), HeadError> {
     let (mut loss, mut correct) = (0.0f64, 0usize);
     for chunk in rows.index.chunks(step) {
         let probs = head.predict(rows.reader.gather(chunk)?.view());
@@ -341,7 +398,7 @@ fn score(head: &Head, rows: &Rows, step: usize) -> Result<(f64, f64), HeadError>
 }
 
 /// Rows scored at once: 4,096, fewer where the budget's chunk is smaller.
-fn score_rows(inputs: &HeadInputs) -> usize {
+pub(crate) fn score_rows(inputs: &HeadInputs) -> usize {
     inputs.chunk_rows().min(4096)
 }
 

@@ -72,6 +72,7 @@ fn config(epochs: usize) -> TrainConfig {
         val_split: None,
         patience: None,
         class_weight: ClassWeight::None,
+        solver: Solver::Sgd,
     }
 }
 

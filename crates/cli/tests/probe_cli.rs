@@ -1,0 +1,114 @@
+//! The L-BFGS probe (`train-head --solver lbfgs`) against scikit-learn's
+//! `LogisticRegression(solver="lbfgs")` on the same standardised rows of real feature files:
+//! the same objective, weights and probabilities, binary and multinomial; chunked reading
+//! gives the in-memory fit.
+
+use std::path::Path;
+
+use imgclf_testkit::*;
+
+/// scikit-learn fits `LogisticRegression(C)` to the train rows of `features` standardised by
+/// the run's own standardizer (as imgclf does, in f32), then prints as JSON: both objectives
+/// (mean log loss + ‖W‖²/(2Cn), in f64), the largest weight and bias differences relative to
+/// scikit-learn's largest weight, and the largest difference of probabilities on `split`
+/// against the run's `--proba` CSV.
+const COMPARE: &str = r#"
+import csv, json, sys, h5py, numpy as np
+from safetensors.numpy import load_file
+from sklearn.linear_model import LogisticRegression
+features, run, C, split, proba = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4], sys.argv[5]
+f = h5py.File(features)
+w = load_file(run + "/weights.safetensors")
+std = lambda x: ((x - w["standardizer.mean"]) / w["standardizer.scale"]).astype(np.float64)
+x, y = std(f["train"][()]), f["label"][()]
+n = len(y)
+def objective(W, b):
+    z = x @ W + b
+    if W.shape[1] == 1:
+        loss = np.logaddexp(0, z[:, 0]) - y * z[:, 0]
+    else:
+        loss = np.logaddexp.reduce(z, axis=1) - z[np.arange(n), y]
+    return loss.mean() + (W ** 2).sum() / (2 * C * n)
+sk = LogisticRegression(C=C, tol=1e-10, max_iter=100000).fit(x, y)
+W, b = w["output.kernel"].astype(np.float64), w["output.bias"].astype(np.float64)
+theirs = objective(sk.coef_.T, sk.intercept_)
+scale = np.abs(sk.coef_).max()
+with open(proba) as fh:
+    rows = list(csv.reader(fh))[1:]
+ours_p = np.array([[float(v) for v in r[1:]] for r in rows])
+their_p = sk.predict_proba(std(f[split][()]))
+print(json.dumps({
+    "ours": objective(W, b), "theirs": theirs,
+    "kernel": float(np.abs(W - sk.coef_.T).max() / scale), "bias": float(np.abs(b - sk.intercept_).max() / scale),
+    "proba": float(np.abs(ours_p - their_p).max()), "rows": len(rows), "classes": int(W.shape[1]),
+}))
+"#;
+
+/// Fits the probe to `features` at C = 1 into `out` (with `flags`), writes its `--proba` CSV
+/// of `split`, and returns scikit-learn's comparison (see [`COMPARE`]) and what train-head
+/// said on stderr.
+fn compare(python: &Path, features: &Path, out: &Path, split: &str, flags: &[&str]) -> (serde_json::Value, String) {
+    let fit = ["train-head", "--features", s(features), "--out", s(out), "--solver", "lbfgs", "--tol", "1e-9"];
+    let o = run(&[&fit[..], flags].concat());
+    let (said, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr).into_owned());
+    assert!(o.status.success(), "{stderr}");
+    assert!(said.contains("L-BFGS: converged") || said.contains("L-BFGS: stopped where"), "{said}");
+    let csv = out.join("proba.csv");
+    run_ok(&["predict", "--run", s(out), "--split", split, "--csv", s(&csv), "--proba"]);
+    let said = run_python(python, &["-c", COMPARE, s(features), s(out), "1.0", split, s(&csv)]);
+    (serde_json::from_str(said.trim()).unwrap(), stderr)
+}
+
+/// The agreement asserted: objectives to 1e-6 relative, weights to 1e-3 of the largest,
+/// probabilities to 1e-4.
+fn assert_agrees(c: &serde_json::Value, what: &str) {
+    let (ours, theirs) = (c["ours"].as_f64().unwrap(), c["theirs"].as_f64().unwrap());
+    assert!((ours - theirs).abs() / theirs <= 1e-6, "{what}: objective {ours} against scikit-learn's {theirs}");
+    assert!(c["kernel"].as_f64().unwrap() <= 1e-3 && c["bias"].as_f64().unwrap() <= 1e-3, "{what}: weights {c}");
+    assert!(c["proba"].as_f64().unwrap() <= 1e-4, "{what}: probabilities {c}");
+}
+
+#[test]
+fn the_binary_probe_reaches_scikit_learns_objective_weights_and_probabilities() {
+    let Some(python) = python_with(&["sklearn", "h5py", "safetensors"]) else { return };
+    let t = tempfile::tempdir().unwrap();
+    let features = extract_tiny(&fixtures().join("tiny_data"), &t.path().join("features"), &[]);
+    let (c, _) = compare(&python, &features, &t.path().join("run"), "validation", &[]);
+    assert_eq!(c["classes"], 1, "two classes: one sigmoid output, as scikit-learn's binary model");
+    assert_agrees(&c, "tiny_data");
+}
+
+#[test]
+fn the_multinomial_probe_agrees_with_scikit_learn_and_chunked_reading_changes_nothing() {
+    let (Some(shared), Some(python)) = (shared(), python_with(&["sklearn", "h5py", "safetensors"])) else { return };
+    let t = tempfile::tempdir().unwrap();
+    let features = extract_tiny(&shared.join("data/traffic_signs"), &t.path().join("features"), &[]);
+    let (c, _) = compare(&python, &features, &t.path().join("run"), "test", &[]);
+    assert_eq!(c["classes"], 43);
+    assert_agrees(&c, "traffic_signs");
+
+    // rows read from the file a few hundred at a time: the same fit
+    let budget = ["--memory-budget", "64KiB"];
+    let (chunked, said) = compare(&python, &features, &t.path().join("chunked"), "test", &budget);
+    assert!(said.contains("chunks of about") && said.contains("each pass in file order"), "{said}");
+    let (a, b) = (c["ours"].as_f64().unwrap(), chunked["ours"].as_f64().unwrap());
+    assert!((a - b).abs() / a <= 1e-9, "held {a}, chunked {b}");
+    assert_agrees(&chunked, "traffic_signs, chunked");
+}
+
+#[test]
+fn probe_settings_that_cannot_fit_are_refused_before_anything_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let features = extract_tiny(&fixtures().join("tiny_data"), &t.path().join("features"), &[]);
+    let out = t.path().join("run");
+    for (flags, says) in [
+        (&["--head", "mlp"][..], "fits a logistic head"),
+        (&["--l2", "0.01"][..], "--c (scikit-learn's C)"),
+        (&["--patience", "3"][..], "drop --patience"),
+    ] {
+        let args = [&["train-head", "--features", s(&features), "--out", s(&out), "--solver", "lbfgs"][..], flags];
+        let said = failed(&run(&args.concat()));
+        assert!(said.contains(says), "{flags:?}: {said}");
+        assert!(!out.exists(), "{flags:?} wrote {}", out.display());
+    }
+}
