@@ -76,7 +76,33 @@ fn the_binary_probe_reaches_scikit_learns_objective_weights_and_probabilities() 
     let (c, _) = compare(&python, &features, &t.path().join("run"), "validation", &[]);
     assert_eq!(c["classes"], 1, "two classes: one sigmoid output, as scikit-learn's binary model");
     assert_agrees(&c, "tiny_data");
+
+    // evaluate's calibration figures against numpy on the same probabilities
+    let said = run_ok(&["evaluate", "--run", s(&t.path().join("run"))]);
+    let figure = |name: &str| -> f64 {
+        let after = said.split_once(&format!("{name} ")).unwrap_or_else(|| panic!("no {name}: {said}")).1;
+        after.split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let numpy = run_python(&python, &["-c", CALIBRATION, s(&features), s(&t.path().join("run/proba.csv"))]);
+    let (ece, brier) = numpy.trim().split_once(' ').unwrap();
+    assert!((figure("ECE") - ece.parse::<f64>().unwrap()).abs() < 1e-4, "{said} against numpy's {numpy}");
+    assert!((figure("Brier") - brier.parse::<f64>().unwrap()).abs() < 1e-4, "{said} against numpy's {numpy}");
 }
+
+/// numpy's expected calibration error (15 equal-width bins of the top probability, Guo et al.
+/// 2017) and Brier score (Σ over classes, mean over rows) of a `--proba` CSV of validation.
+const CALIBRATION: &str = r#"
+import csv, sys, h5py, numpy as np
+labels = h5py.File(sys.argv[1])["validation_label"][()]
+with open(sys.argv[2]) as fh:
+    p = np.array([[float(v) for v in r[1:]] for r in list(csv.reader(fh))[1:]])
+conf, pred = p.max(1), p.argmax(1)
+edges = np.linspace(0, 1, 16)
+ece = sum(abs((pred[m] == labels[m]).mean() - conf[m].mean()) * m.mean()
+          for lo, hi in zip(edges[:-1], edges[1:]) for m in [(conf > lo) & (conf <= hi)] if m.any())
+brier = ((p - np.eye(p.shape[1])[labels]) ** 2).sum(1).mean()
+print(ece, brier)
+"#;
 
 #[test]
 fn the_multinomial_probe_agrees_with_scikit_learn_and_chunked_reading_changes_nothing() {

@@ -49,7 +49,7 @@ pub use imgclf_dataset::Rng;
 pub use layers::{Dense, Dropout, relu, relu_backward};
 pub use lbfgs::Stop;
 pub use loss::Loss;
-pub use metrics::{ClassScores, Evaluation, TopLoss, evaluate};
+pub use metrics::{Bin, CALIBRATION_BINS, Calibration, ClassScores, Evaluation, TopLoss, calibration, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plan::ChunkPlan;
 pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png};

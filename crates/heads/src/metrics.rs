@@ -1,5 +1,6 @@
-//! What `imgclf evaluate` reports: accuracy, log loss, per-class scores, the confusion matrix
-//! and the most confidently wrong images.
+//! What `imgclf evaluate` reports: accuracy, log loss, calibration (expected calibration error,
+//! Brier score, the reliability diagram's bins), per-class scores, the confusion matrix and the
+//! most confidently wrong images.
 
 use std::fmt;
 
@@ -38,6 +39,68 @@ pub struct TopLoss {
     pub loss: f64,
 }
 
+/// Bins of the reliability diagram and of the expected calibration error (Guo et al. 2017).
+pub const CALIBRATION_BINS: usize = 15;
+
+/// One bin of a reliability diagram: the rows whose top probability is in `(lo, hi]`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bin {
+    /// The bin's lower edge (excluded).
+    pub lo: f64,
+    /// Its upper edge (included).
+    pub hi: f64,
+    /// Rows in it.
+    pub rows: usize,
+    /// Their mean top probability (0 when empty).
+    pub confidence: f64,
+    /// The share of them predicted right (0 when empty).
+    pub accuracy: f64,
+}
+
+/// How far probabilities can be trusted as probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Calibration {
+    /// Expected calibration error: `Σ |bin| / rows · |accuracy − confidence|` over
+    /// [`CALIBRATION_BINS`] equal-width bins of the top probability.
+    pub ece: f64,
+    /// Brier score: the mean over rows of `Σ_k (p_k − [k = label])²` (for two classes, twice
+    /// scikit-learn's `brier_score_loss` of the second class's probability).
+    pub brier: f64,
+    /// The bins, lowest first.
+    pub bins: Vec<Bin>,
+}
+
+/// The calibration of `probs` `(rows, classes)` against `labels`.
+pub fn calibration(probs: ArrayView2<f32>, labels: &[usize]) -> Calibration {
+    let m = CALIBRATION_BINS;
+    let (mut rows, mut confidence, mut right) = (vec![0usize; m], vec![0.0f64; m], vec![0usize; m]);
+    let mut brier = 0.0;
+    for (p, &label) in probs.outer_iter().zip(labels) {
+        let top = argmax(p);
+        let c = p[top] as f64;
+        let bin = ((c * m as f64).ceil() as usize).clamp(1, m) - 1;
+        rows[bin] += 1;
+        confidence[bin] += c;
+        right[bin] += usize::from(top == label);
+        brier += p.iter().enumerate().map(|(k, &v)| (v as f64 - f64::from(u8::from(k == label))).powi(2)).sum::<f64>();
+    }
+    let n = labels.len().max(1) as f64;
+    let bins: Vec<Bin> = (0..m)
+        .map(|b| {
+            let count = rows[b].max(1) as f64;
+            Bin {
+                lo: b as f64 / m as f64,
+                hi: (b + 1) as f64 / m as f64,
+                rows: rows[b],
+                confidence: confidence[b] / count,
+                accuracy: right[b] as f64 / count,
+            }
+        })
+        .collect();
+    let ece = bins.iter().map(|b| b.rows as f64 / n * (b.accuracy - b.confidence).abs()).sum();
+    Calibration { ece, brier: brier / n, bins }
+}
+
 /// Scores of a head's probabilities against true labels.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation {
@@ -47,6 +110,8 @@ pub struct Evaluation {
     pub accuracy: f64,
     /// Mean cross-entropy, probabilities clipped to [1e-15, 1 - 1e-15] as scikit-learn does.
     pub log_loss: f64,
+    /// Expected calibration error, Brier score and the reliability diagram's bins.
+    pub calibration: Calibration,
     /// Per-class scores, in id order.
     pub classes: Vec<ClassScores>,
     /// `confusion[true][predicted]`.
@@ -101,6 +166,7 @@ pub fn evaluate(
         rows,
         accuracy: correct as f64 / rows.max(1) as f64,
         log_loss: log_loss / rows.max(1) as f64,
+        calibration: calibration(probs, labels),
         classes: scores,
         confusion,
         top_losses: wrong,
@@ -109,7 +175,11 @@ pub fn evaluate(
 
 impl fmt::Display for Evaluation {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        writeln!(f, "accuracy {:.4}   log loss {:.4}   ({} images)", self.accuracy, self.log_loss, self.rows)?;
+        writeln!(
+            f,
+            "accuracy {:.4}   log loss {:.4}   ECE {:.4}   Brier {:.4}   ({} images)",
+            self.accuracy, self.log_loss, self.calibration.ece, self.calibration.brier, self.rows
+        )?;
         let width = self.classes.iter().map(|c| c.name.len()).max().unwrap_or(5).max(5);
         writeln!(f, "\n{:>width$}  precision  recall      f1  support", "class")?;
         for c in &self.classes {
@@ -165,5 +235,27 @@ mod tests {
         assert_eq!((e.top_losses[0].path.as_str(), e.top_losses[0].predicted.as_str()), ("img4.jpg", "c"));
         let text = e.to_string();
         assert!(text.contains("accuracy 0.6000") && text.contains("img4.jpg"), "{text}");
+        assert!(text.contains("ECE ") && text.contains("Brier "), "{text}");
+    }
+
+    #[test]
+    fn calibration_bins_the_top_probability_as_guo_et_al() {
+        // top probabilities 0.7 (right), 0.75 (right), 0.55 (wrong), 0.55 (right), 0.75 (wrong)
+        let probs =
+            array![[0.7f32, 0.2, 0.1], [0.1, 0.75, 0.15], [0.55, 0.35, 0.1], [0.2, 0.25, 0.55], [0.1, 0.15, 0.75]];
+        let c = calibration(probs.view(), &[0, 1, 1, 2, 0]);
+        let filled: Vec<(usize, usize)> =
+            c.bins.iter().enumerate().filter(|(_, b)| b.rows > 0).map(|(i, b)| (i, b.rows)).collect();
+        // (8/15, 9/15] holds 0.55, (10/15, 11/15] 0.7, (11/15, 12/15] 0.75
+        assert_eq!(filled, vec![(8, 2), (10, 1), (11, 2)]);
+        let bin = &c.bins[11];
+        assert!((bin.confidence - 0.75).abs() < 1e-6 && (bin.accuracy - 0.5).abs() < 1e-12);
+        // (|0.5 - 0.55|·2 + |1 - 0.7|·1 + |0.5 - 0.75|·2) / 5
+        assert!((c.ece - 0.18).abs() < 1e-6, "{}", c.ece);
+        let rows = [0.14, 0.095, 0.735, 0.305, 1.395];
+        assert!((c.brier - rows.iter().sum::<f64>() / 5.0).abs() < 1e-6, "{}", c.brier);
+        // a top probability of exactly 1 is in the last bin
+        let edges = calibration(array![[1.0f32, 0.0], [0.0, 1.0]].view(), &[0, 0]);
+        assert_eq!((edges.bins[14].rows, edges.bins[14].accuracy), (2, 0.5));
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use imgclf_dataset::{Photos, Sample};
 use imgclf_heads::{
-    Evaluation, LineChart, Predictor, RunSummary, argmax, charts_svg, curve_charts, evaluate, read_history,
+    Calibration, Evaluation, LineChart, Predictor, RunSummary, argmax, charts_svg, curve_charts, evaluate, read_history,
 };
 use imgclf_nets::{AnyRun, SplitSource};
 use imgclf_runtime::EngineConfig;
@@ -95,6 +95,8 @@ pub struct Page {
     pub evaluation: Evaluation,
     /// Two classes: ROC and precision-recall, with their chart as SVG.
     pub binary: Option<(BinaryCurves, String)>,
+    /// The reliability diagram (accuracy against confidence per bin) as SVG.
+    pub reliability: String,
     /// The most confidently wrong photos, worst first.
     pub top_losses: Vec<Shot>,
     /// Per class, correct photos (the most confident first).
@@ -197,6 +199,7 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         }
         _ => None,
     };
+    let reliability = reliability_chart(&evaluation.calibration)?;
     Ok(Page {
         title: dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
         kind: kind.into(),
@@ -207,6 +210,7 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         split: scored.split.clone(),
         evaluation,
         binary,
+        reliability,
         top_losses,
         correct,
         cam_note,
@@ -281,6 +285,22 @@ fn add_maps(
         shots[shot].cam = Some(data_uri(&picture));
     }
     Ok(())
+}
+
+/// The reliability diagram: each non-empty bin's accuracy at its mean confidence, against the
+/// diagonal a calibrated model follows, as SVG.
+fn reliability_chart(c: &Calibration) -> Result<String, ReportError> {
+    let points = c.bins.iter().filter(|b| b.rows > 0).map(|b| (b.confidence, b.accuracy)).collect();
+    let chart = LineChart {
+        caption: format!("reliability ({} bins, ECE {:.4})", c.bins.len(), c.ece),
+        x_desc: "confidence (top probability)".into(),
+        y_desc: "accuracy".into(),
+        x: 0.0..1.0,
+        y: 0.0..1.02,
+        series: vec![("this run".into(), points), ("calibrated".into(), vec![(0.0, 0.0), (1.0, 1.0)])],
+        mark: None,
+    };
+    charts_svg(&[chart], (520, 420)).map_err(ReportError::Head)
 }
 
 /// ROC and precision-recall side by side, as SVG.
@@ -432,6 +452,8 @@ impl Page {
                         div.metrics {
                             div { "accuracy" b { (format!("{:.4}", e.accuracy)) } }
                             div { "log loss" b { (format!("{:.4}", e.log_loss)) } }
+                            div { "ECE" b { (format!("{:.4}", e.calibration.ece)) } }
+                            div { "Brier" b { (format!("{:.4}", e.calibration.brier)) } }
                             div { "images" b { (e.rows) } }
                             @if let Some((c, _)) = &self.binary {
                                 div { "ROC AUC" b { (format!("{:.4}", c.roc_auc)) } }
@@ -452,6 +474,16 @@ impl Page {
                             h2 { "ROC and precision-recall" }
                             p { "Positive class: " b { (e.classes[1].name) } " (the probability of the second class, thresholds at every distinct value)." }
                             figure #binary { (PreEscaped(svg)) }
+                        }
+                        h2 { "Reliability" }
+                        p { "Photos binned by their top probability (" (e.calibration.bins.len()) " equal-width bins): each point is a bin's accuracy at its mean confidence; a calibrated model's points lie on the diagonal. ECE weighs each bin's gap by its photos (Guo et al. 2017)." }
+                        figure #reliability { (PreEscaped(&self.reliability)) }
+                        table #bins {
+                            tr { th { "confidence" } th { "photos" } th { "mean confidence" } th { "accuracy" } }
+                            @for b in e.calibration.bins.iter().filter(|b| b.rows > 0) {
+                                tr { td { (format!("({:.3}, {:.3}]", b.lo, b.hi)) } td.n { (b.rows) }
+                                     td.n { (format!("{:.4}", b.confidence)) } td.n { (format!("{:.4}", b.accuracy)) } }
+                            }
                         }
                     }
                     section #top-losses {
@@ -585,6 +617,7 @@ mod tests {
             config: imgclf_heads::settings(&serde_json::json!({"head": {"dropout": 0.5}, "seed": 0})),
             curves: Some(curves),
             split: "validation".into(),
+            reliability: reliability_chart(&evaluation.calibration).unwrap(),
             evaluation,
             binary,
             top_losses: vec![wrong(2, photo.clone()), wrong(3, Err("missing".into()))],
@@ -600,9 +633,19 @@ mod tests {
     #[test]
     fn the_page_has_every_section_and_escapes_names_from_files_and_config() {
         let html = page().html();
-        for id in
-            ["trained", "sources", "curves", "metrics", "per-class", "confusion", "binary", "top-losses", "correct"]
-        {
+        for id in [
+            "trained",
+            "sources",
+            "curves",
+            "metrics",
+            "per-class",
+            "confusion",
+            "binary",
+            "reliability",
+            "bins",
+            "top-losses",
+            "correct",
+        ] {
             assert!(html.contains(&format!("id=\"{id}\"")), "no #{id}");
         }
         assert!(!html.contains("<script") && !html.contains("<b>dogs") && !html.contains("<i>run"), "unescaped markup");
