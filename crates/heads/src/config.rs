@@ -6,8 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::HeadError;
 use crate::head::{Architecture, HeadConfig};
 use crate::optim::OptimizerConfig;
-use crate::probe::Solver;
-use imgclf_dataset::limits::{self, BATCH, EPOCHS, HIDDEN, L2, PATIENCE, VAL_SPLIT};
+use imgclf_dataset::limits::{self, BATCH, EPOCHS, HIDDEN, INVERSE_L2, L2, MAX_ITER, PATIENCE, TOL, VAL_SPLIT};
 
 /// Everything that decides a training run; stored in `run.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +51,46 @@ impl TrainConfig {
             class_weight: ClassWeight::None,
             solver: Solver::Sgd,
         }
+    }
+}
+
+/// How a head's weights are fitted.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Solver {
+    /// Mini-batches and an optimizer, epoch after epoch, as Keras' `fit`.
+    #[default]
+    Sgd,
+    /// Full passes and L-BFGS to the minimum of the penalised log loss (a logistic head).
+    Lbfgs(Lbfgs),
+}
+
+/// The probe's settings, named as scikit-learn names them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Lbfgs {
+    /// Inverse L2 strength: the objective is the (class-weighted) mean log loss plus
+    /// `‖W‖² / (2·C·n)`, `n` the train rows (their summed weights), as scikit-learn's `C`.
+    pub c: f64,
+    /// Converged when no gradient entry exceeds this (scikit-learn's `tol`).
+    pub tol: f64,
+    /// Iterations at most (each about one pass over the rows).
+    pub max_iter: usize,
+}
+
+impl Default for Lbfgs {
+    /// scikit-learn's `C` and `tol`; more iterations than its 100, which wide features need.
+    fn default() -> Lbfgs {
+        Lbfgs { c: 1.0, tol: 1e-4, max_iter: 1000 }
+    }
+}
+
+impl Lbfgs {
+    /// Refuses settings outside their limits.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        INVERSE_L2.check(self.c)?;
+        TOL.check(self.tol)?;
+        MAX_ITER.check_usize(self.max_iter)?;
+        Ok(())
     }
 }
 

@@ -24,6 +24,7 @@
 mod config;
 mod data;
 mod error;
+mod fit;
 #[cfg(test)]
 mod gradcheck;
 mod head;
@@ -41,9 +42,10 @@ mod run_folder;
 mod submission;
 mod train;
 
-pub use config::{ClassWeight, TrainConfig, Validation};
+pub use config::{ClassWeight, Lbfgs, Solver, TrainConfig, Validation};
 pub use data::{HeadInputs, RowReader, Source, SplitData, default_memory_budget};
 pub use error::HeadError;
+pub use fit::train;
 pub use head::{Architecture, BatchGrads, Head, HeadConfig, Moments, Standardizer};
 pub use imgclf_dataset::Rng;
 pub use layers::{Dense, Dropout, relu, relu_backward};
@@ -54,14 +56,13 @@ pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plan::ChunkPlan;
 pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png};
 pub use predictor::{Predictions, Predictor, image_samples};
-pub use probe::{Lbfgs, Solver};
 pub use run::{RUN_FORMAT, Run, RunInfo};
 pub use run_folder::{
     BackboneSummary, NamedTensor, RunDir, RunHeader, RunSummary, f32_safetensors, f32_tensor, format_of, history_csv,
     parse_run_json, read_history, run_json_text, settings,
 };
 pub use submission::{CsvStyle, prediction_csv};
-pub use train::{EpochStats, TrainEvent, Trained, argmax, predict_split, train};
+pub use train::{EpochStats, TrainEvent, Trained, argmax, predict_split};
 
 /// `use imgclf_heads::prelude::*` brings what training and scoring a head needs.
 pub mod prelude {

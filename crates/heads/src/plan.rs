@@ -7,9 +7,8 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::HeadError;
-use crate::config::{TrainConfig, Validation};
+use crate::config::{Solver, TrainConfig, Validation};
 use crate::data::HeadInputs;
-use crate::probe::Solver;
 use imgclf_dataset::Rng;
 
 const HOLDOUT: u64 = 4;

@@ -8,57 +8,15 @@ use std::time::Instant;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
-use crate::config::TrainConfig;
+use crate::config::{Lbfgs, TrainConfig};
 use crate::data::HeadInputs;
 use crate::head::{Head, Standardizer};
 use crate::lbfgs::{Point, max_abs, minimize};
 use crate::plan::ChunkPlan;
 use crate::train::{EpochStats, Rows, TrainEvent, Trained, class_weights, score, score_rows};
 use imgclf_dataset::Rng;
-use imgclf_dataset::limits::{INVERSE_L2, MAX_ITER, TOL};
-
-/// How a head's weights are fitted.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Solver {
-    /// Mini-batches and an optimizer, epoch after epoch, as Keras' `fit`.
-    #[default]
-    Sgd,
-    /// Full passes and L-BFGS to the minimum of the penalised log loss (a logistic head).
-    Lbfgs(Lbfgs),
-}
-
-/// The probe's settings, named as scikit-learn names them.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Lbfgs {
-    /// Inverse L2 strength: the objective is the (class-weighted) mean log loss plus
-    /// `‖W‖² / (2·C·n)`, `n` the train rows (their summed weights), as scikit-learn's `C`.
-    pub c: f64,
-    /// Converged when no gradient entry exceeds this (scikit-learn's `tol`).
-    pub tol: f64,
-    /// Iterations at most (each about one pass over the rows).
-    pub max_iter: usize,
-}
-
-impl Default for Lbfgs {
-    /// scikit-learn's `C` and `tol`; more iterations than its 100, which wide features need.
-    fn default() -> Lbfgs {
-        Lbfgs { c: 1.0, tol: 1e-4, max_iter: 1000 }
-    }
-}
-
-impl Lbfgs {
-    /// Refuses settings outside their limits.
-    pub(crate) fn check(&self) -> Result<(), String> {
-        INVERSE_L2.check(self.c)?;
-        TOL.check(self.tol)?;
-        MAX_ITER.check_usize(self.max_iter)?;
-        Ok(())
-    }
-}
 
 /// Rows a thread takes at a time; the blocks' sums are added in order, so the result does not
 /// depend on the threads.

@@ -12,7 +12,6 @@ use crate::data::{HeadInputs, RowReader};
 use crate::head::{Head, Moments, Standardizer};
 use crate::optim::Optimizer;
 use crate::plan::ChunkPlan;
-use crate::probe::Solver;
 use imgclf_dataset::Rng;
 
 /// One line of `history.csv`.
@@ -107,24 +106,11 @@ const INIT: u64 = 1;
 const SHUFFLE: u64 = 2;
 const DROPOUT: u64 = 3;
 
-/// Trains a head on the `train` split: [`ChunkPlan::new`], then [`ChunkPlan::train`]. The
-/// same inputs, config and seed give the same weights and numbers.
-pub fn train(
-    inputs: &HeadInputs,
-    config: &TrainConfig,
-    on_event: &mut dyn FnMut(TrainEvent),
-) -> Result<Trained, HeadError> {
-    ChunkPlan::new(inputs, config)?.train(inputs, on_event)
-}
-
 impl ChunkPlan {
-    /// Trains a head on the plan's rows of `inputs` (the features it was made from), visiting
-    /// them chunk by chunk as [`ChunkPlan::epoch`] lays out; rows are shuffled within a chunk
-    /// from the one stream a held split is shuffled with.
-    pub fn train(&self, inputs: &HeadInputs, on_event: &mut dyn FnMut(TrainEvent)) -> Result<Trained, HeadError> {
-        if let Solver::Lbfgs(lbfgs) = self.config.solver {
-            return self.fit_lbfgs(inputs, lbfgs, on_event);
-        }
+    /// Trains a head by mini-batches on the plan's rows of `inputs` (the features it was made
+    /// from), visiting them chunk by chunk as [`ChunkPlan::epoch`] lays out; rows are shuffled
+    /// within a chunk from the one stream a held split is shuffled with.
+    pub(crate) fn sgd(&self, inputs: &HeadInputs, on_event: &mut dyn FnMut(TrainEvent)) -> Result<Trained, HeadError> {
         let config = &self.config;
         let train_split = inputs.split("train").expect("a plan is made from features with a train split");
         let train_labels = train_split.labels.as_deref().expect("a plan's train split is labelled");
