@@ -75,29 +75,29 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             format!("--backbone {name}: the run's backbones are {}", names.join(", "))
         })?,
     };
-    let mut files = image_samples(&args.images)?;
-    if files.is_empty() {
+    let mut photos = image_samples(&args.images)?;
+    if photos.is_empty() {
         bail!("--images: no image files there");
     }
     if let Some(n) = args.sample.or(args.grid.map(|(c, r)| c * r))
-        && n < files.len()
+        && n < photos.len()
     {
-        Rng::new(args.seed).shuffle(&mut files);
-        files.truncate(n);
+        Rng::new(args.seed).shuffle(&mut photos);
+        photos.truncate(n);
     }
     // every file --out will hold, checked before any is written
     match args.grid {
         Some(_) => PICTURE.check("--out", std::slice::from_ref(&args.out), args.force)?,
         None => {
-            let names = files.iter().filter_map(|f| Some(format!("{}.png", f.path.file_stem()?.to_string_lossy())));
+            let names = photos.iter().filter_map(|f| Some(format!("{}.png", f.path.file_stem()?.to_string_lossy())));
             let outs: Vec<PathBuf> = names.map(|name| args.out.join(name)).collect();
             PICTURE.check_in("--out", &args.out, &outs, args.force)?;
         }
     }
     let mut predictor = Predictor::load(run, &args.engine.config(None)?, true).context("--run")?;
-    let predictions = predictor.predict(&files, 16)?;
+    let predictions = predictor.predict(&photos, 16)?;
     if let (true, Some(first)) = (predictions.samples.is_empty(), predictions.skipped.first()) {
-        bail!("none of the {} images could be read; the first: {first}", files.len());
+        bail!("none of the {} images could be read; the first: {first}", photos.len());
     }
     for e in &predictions.skipped {
         eprintln!("warning: skipped {e}");
