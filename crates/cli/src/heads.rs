@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::ValueEnum;
 use imgclf_dataset::limits::{
-    BATCH, DECAY, DROPOUT, EPOCHS, HIDDEN, INVERSE_L2, L2, LEARNING_RATE, MAX_ITER, MOMENTUM, PATIENCE, TOL, VAL_SPLIT,
+    BATCH, DECAY, DROPOUT, EPOCHS, HIDDEN, L2, LEARNING_RATE, MAX_ITER, MOMENTUM, PATIENCE, TOL, VAL_SPLIT,
 };
 use imgclf_heads::Validation;
 use imgclf_heads::prelude::*;
@@ -97,9 +97,16 @@ pub struct TrainArgs {
     /// How the weights are fitted (lbfgs: a logistic head, standardised, no dropout, no --l2).
     #[arg(long, value_enum, default_value = "sgd")]
     solver: SolverKind,
-    /// lbfgs: inverse L2 strength, as scikit-learn's C: the penalty is ‖W‖² / (2·C·train rows).
-    #[arg(long = "c", value_name = "C", default_value_t = Lbfgs::default().c, value_parser = INVERSE_L2.parser_f64())]
-    c: f64,
+    /// lbfgs: inverse L2 strength, as scikit-learn's C: the penalty is ‖W‖² / (2·C·rows fitted).
+    /// `auto` chooses it on validation as the CLIP paper does: the lowest validation log loss
+    /// over 10^-6..10^6, eight values a decade, found in 15 warm-started fits (each printed;
+    /// the curve goes into run.json and the report).
+    #[arg(long = "c", value_name = "C|auto", default_value_t = Lbfgs::default().c)]
+    c: InverseL2,
+    /// lbfgs: fit the kept head on train and validation rows together, at --c (or the C that
+    /// auto chose on validation first). Validation scores are then of rows it was fitted to.
+    #[arg(long)]
+    refit: bool,
     /// lbfgs: converged when no entry of the objective's gradient exceeds this (scikit-learn's tol).
     #[arg(long, default_value_t = Lbfgs::default().tol, value_parser = TOL.parser_f64())]
     tol: f64,
@@ -128,12 +135,13 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         HeadKind::Mlp => Architecture::Mlp { hidden: args.hidden },
     };
     let solver = match args.solver {
+        SolverKind::Sgd if args.refit => anyhow::bail!("--refit refits the lbfgs probe: add --solver lbfgs"),
         SolverKind::Sgd => Solver::Sgd,
         SolverKind::Lbfgs => {
             if args.l2 != 0.0 {
                 anyhow::bail!("--l2 is the SGD heads' penalty; the lbfgs probe's is --c (scikit-learn's C)");
             }
-            Solver::Lbfgs(Lbfgs { c: args.c, tol: args.tol, max_iter: args.max_iter })
+            Solver::Lbfgs(Lbfgs { c: args.c, tol: args.tol, max_iter: args.max_iter, refit: args.refit })
         }
     };
     let lbfgs = matches!(solver, Solver::Lbfgs(_));
@@ -188,6 +196,13 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
                 }
                 bar.set_message(format!("iteration {iteration}: objective {objective:.6}, gradient {gradient:.1e}"));
             }
+            TrainEvent::Swept(point) => say!(
+                "C {:<9.3e} val_loss {:.4} - val_acc {:.4} ({} iterations)",
+                point.c,
+                point.val_loss,
+                point.val_acc,
+                point.iterations
+            ),
             TrainEvent::Solved { iterations, gradient, stop } => {
                 bar.finish_and_clear();
                 say!("L-BFGS: {stop} after {iterations} iterations (largest gradient entry {gradient:.2e})");
@@ -195,11 +210,18 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         })
         .context("train-head")?;
     match &trained.validation {
-        Validation::Holdout { fraction, rows } => {
-            eprintln!("validated on {rows} rows held out of train (--val-split {fraction})")
-        }
-        Validation::Split(name) => eprintln!("validated on the `{name}` split"),
         Validation::None => eprintln!("no validation (the features have no validation split; see --val-split)"),
+        validation => eprintln!("validated on {}", crate::terms::for_users(&validation.to_string())),
+    }
+    if let Some(sweep) = &trained.sweep {
+        let kept = sweep.points.iter().find(|p| p.c == sweep.chosen).expect("the chosen C was fitted");
+        say!(
+            "chose C = {} (lowest val_loss {:.4} of {} fitted; the same fit again: --c {})",
+            sweep.chosen,
+            kept.val_loss,
+            sweep.points.len(),
+            sweep.chosen
+        );
     }
     let history = trained.history.clone();
     let run = Run::new(&args.out, &inputs, &config, trained);

@@ -11,6 +11,7 @@ const TERMS: &[(&str, &str)] = &[
     ("`val_split`", "--val-split"),
     ("`learning_rate`", "--lr"),
     ("`l2`", "--l2"),
+    ("`c`", "--c"),
     ("`patience`", "--patience"),
     ("`class_weight`", "--class-weight"),
     ("`epochs`", "--epochs"),

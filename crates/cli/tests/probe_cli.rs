@@ -11,7 +11,7 @@ use imgclf_testkit::*;
 /// the run's own standardizer (as imgclf does, in f32), then prints as JSON: both objectives
 /// (mean log loss + ‖W‖²/(2Cn), in f64), the largest weight and bias differences relative to
 /// scikit-learn's largest weight, and the largest difference of probabilities on `split`
-/// against the run's `--proba` CSV.
+/// against the run's `--proba` CSV. A sixth argument `refit` fits train and validation rows.
 const COMPARE: &str = r#"
 import csv, json, sys, h5py, numpy as np
 from safetensors.numpy import load_file
@@ -21,6 +21,8 @@ f = h5py.File(features)
 w = load_file(run + "/weights.safetensors")
 std = lambda x: ((x - w["standardizer.mean"]) / w["standardizer.scale"]).astype(np.float64)
 x, y = std(f["train"][()]), f["label"][()]
+if sys.argv[6:] == ["refit"]:
+    x, y = np.concatenate([x, std(f["validation"][()])]), np.concatenate([y, f["validation_label"][()]])
 n = len(y)
 def objective(W, b):
     z = x @ W + b
@@ -55,7 +57,8 @@ fn compare(python: &Path, features: &Path, out: &Path, split: &str, flags: &[&st
     assert!(said.contains("L-BFGS: converged") || said.contains("L-BFGS: stopped where"), "{said}");
     let csv = out.join("proba.csv");
     run_ok(&["predict", "--run", s(out), "--split", split, "--csv", s(&csv), "--proba"]);
-    let said = run_python(python, &["-c", COMPARE, s(features), s(out), "1.0", split, s(&csv)]);
+    let refit = if flags.contains(&"--refit") { "refit" } else { "" };
+    let said = run_python(python, &["-c", COMPARE, s(features), s(out), "1.0", split, s(&csv), refit]);
     (serde_json::from_str(said.trim()).unwrap(), stderr)
 }
 
@@ -87,6 +90,14 @@ fn the_binary_probe_reaches_scikit_learns_objective_weights_and_probabilities() 
     let (ece, brier) = numpy.trim().split_once(' ').unwrap();
     assert!((figure("ECE") - ece.parse::<f64>().unwrap()).abs() < 1e-4, "{said} against numpy's {numpy}");
     assert!((figure("Brier") - brier.parse::<f64>().unwrap()).abs() < 1e-4, "{said} against numpy's {numpy}");
+
+    // --refit: the fit of train and validation rows together, and run.json says so
+    let (c, said) = compare(&python, &features, &t.path().join("refit"), "validation", &["--refit"]);
+    assert_agrees(&c, "tiny_data, refit on train + validation");
+    assert!(said.contains("then fitted to as well (refit): not held out"), "{said}");
+    let info: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("refit/run.json")).unwrap()).unwrap();
+    assert_eq!(info["validation"], serde_json::json!({"refit": {"split": "validation"}}));
 }
 
 /// numpy's expected calibration error (15 equal-width bins of the top probability, Guo et al.
@@ -137,4 +148,88 @@ fn probe_settings_that_cannot_fit_are_refused_before_anything_is_written() {
         assert!(said.contains(says), "{flags:?}: {said}");
         assert!(!out.exists(), "{flags:?} wrote {}", out.display());
     }
+}
+
+/// `--c auto` on traffic_signs (43 classes, a fifth of train held out): the C it keeps is the
+/// one of lowest held-out log loss among all 97 of the grid, each fitted from zero through
+/// the library and scored here; the curve is in run.json and on the report page, and the kept
+/// head is the fit at that C.
+#[test]
+fn the_sweep_keeps_the_c_a_brute_force_pass_over_its_grid_would() {
+    use imgclf_heads::prelude::*;
+    use imgclf_heads::{Sweep, sweep_grid};
+    let Some(shared) = shared() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let features = extract_tiny(&shared.join("data/traffic_signs"), &t.path().join("features"), &[]);
+    let out = t.path().join("run");
+    let flags = ["--solver", "lbfgs", "--val-split", "0.2", "--seed", "3", "--tol", "1e-7"];
+    let said =
+        run_ok(&[&["train-head", "--features", s(&features), "--out", s(&out), "--c", "auto"][..], &flags].concat());
+    let info: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let sweep: Sweep = serde_json::from_value(info["sweep"].clone()).unwrap();
+    assert_eq!(info["config"]["solver"]["c"], "auto");
+    assert!(sweep.points.len() <= 15 && said.contains(&format!("chose C = {}", sweep.chosen)), "{said}");
+
+    let inputs = HeadInputs::open(std::slice::from_ref(&features), &["train"], 1 << 30).unwrap();
+    let labels = inputs.split("train").unwrap().labels.clone().unwrap();
+    let fit = |c: f64| {
+        let lbfgs = Lbfgs { c: InverseL2::Value(c), tol: 1e-7, ..Lbfgs::default() };
+        let config = TrainConfig {
+            head: HeadConfig { dropout: 0.0, ..TrainConfig::tutorial().head },
+            standardize: true,
+            val_split: Some(0.2),
+            seed: 3,
+            solver: Solver::Lbfgs(lbfgs),
+            ..TrainConfig::tutorial()
+        };
+        let plan = ChunkPlan::new(&inputs, &config).unwrap();
+        let head = plan.train(&inputs, &mut |_| {}).unwrap().head;
+        let probs = predict_split(&head, &inputs, "train").unwrap();
+        let loss = plan.held_out.iter().map(|&r| -f64::from(probs[[r, labels[r]]].max(1e-7)).ln()).sum::<f64>();
+        (loss / plan.held_out.len() as f64, head)
+    };
+    let curve: Vec<(f64, f64)> = sweep_grid().into_iter().map(|c| (c, fit(c).0)).collect();
+    let best = curve.iter().fold(curve[0], |b, &p| if p.1 < b.1 { p } else { b });
+    assert_eq!(sweep.chosen, best.0, "brute force over the grid: {curve:?}");
+    for p in &sweep.points {
+        let (_, brute) = curve.iter().find(|q| q.0 == p.c).unwrap();
+        assert!((p.val_loss - brute).abs() < 1e-4, "C {}: swept {} against {brute}", p.c, p.val_loss);
+    }
+    assert!(curve[0].1 > best.1 + 0.1 && curve[96].1 > best.1, "a valley inside the grid: {curve:?}");
+
+    // the kept head is the fit at the chosen C (the same numbers as --c CHOSEN)
+    let st = |dir: &Path| std::fs::read(dir.join("weights.safetensors")).unwrap();
+    let again = t.path().join("again");
+    let chosen = sweep.chosen.to_string();
+    run_ok(&[&["train-head", "--features", s(&features), "--out", s(&again), "--c", &chosen][..], &flags].concat());
+    assert_eq!(st(&out), st(&again), "--c auto keeps the fit --c {chosen} makes");
+
+    let page = t.path().join("report.html");
+    run_ok(&["report", s(&out), "--out", s(&page)]);
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("id=\"sweep\"") && html.contains(&format!("chosen C = {:.3e}", sweep.chosen)));
+}
+
+#[test]
+fn a_sweep_or_refit_without_validation_is_refused_before_anything_is_written() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    // tiny_data without its validation split
+    copy_tree(&fixtures().join("tiny_data"), &data);
+    std::fs::remove_dir_all(data.join("validation")).unwrap();
+    let features = extract_tiny(&data, &t.path().join("features"), &[]);
+    let out = t.path().join("run");
+    for (flags, says) in [
+        (&["--c", "auto"][..], "--c auto chooses C on validation, but there is none: give --val-split"),
+        (&["--refit"][..], "a refit adds the validation rows, but there is none"),
+        (&["--c", "-1"][..], "c must be"),
+        (&["--c", "often"][..], "`often` is not a number or `auto`"),
+    ] {
+        let args = [&["train-head", "--features", s(&features), "--out", s(&out), "--solver", "lbfgs"][..], flags];
+        let said = failed(&run(&args.concat()));
+        assert!(said.contains(says), "{flags:?}: {said}");
+        assert!(!out.exists(), "{flags:?} wrote {}", out.display());
+    }
+    let said = failed(&run(&["train-head", "--features", s(&features), "--out", s(&out), "--refit"]));
+    assert!(said.contains("--refit refits the lbfgs probe") && !out.exists(), "{said}");
 }

@@ -69,28 +69,100 @@ pub enum Solver {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Lbfgs {
     /// Inverse L2 strength: the objective is the (class-weighted) mean log loss plus
-    /// `‖W‖² / (2·C·n)`, `n` the train rows (their summed weights), as scikit-learn's `C`.
-    pub c: f64,
+    /// `‖W‖² / (2·C·n)`, `n` the rows fitted (their summed weights), as scikit-learn's `C`;
+    /// or `auto`, chosen on validation by the sweep ([`crate::Sweep`]).
+    pub c: InverseL2,
     /// Converged when no gradient entry exceeds this (scikit-learn's `tol`).
     pub tol: f64,
     /// Iterations at most (each about one pass over the rows).
     pub max_iter: usize,
+    /// Fit the kept head on train and validation rows together (at the chosen `c`): its
+    /// validation scores are then measured on rows it was fitted to. Runs from before it
+    /// existed did not.
+    #[serde(default)]
+    pub refit: bool,
 }
 
 impl Default for Lbfgs {
     /// scikit-learn's `C` and `tol`; more iterations than its 100, which wide features need.
     fn default() -> Lbfgs {
-        Lbfgs { c: 1.0, tol: 1e-4, max_iter: 1000 }
+        Lbfgs { c: InverseL2::Value(1.0), tol: 1e-4, max_iter: 1000, refit: false }
     }
 }
 
 impl Lbfgs {
     /// Refuses settings outside their limits.
     pub(crate) fn check(&self) -> Result<(), String> {
-        INVERSE_L2.check(self.c)?;
+        if let InverseL2::Value(c) = self.c {
+            INVERSE_L2.check(c)?;
+        }
         TOL.check(self.tol)?;
         MAX_ITER.check_usize(self.max_iter)?;
         Ok(())
+    }
+}
+
+/// The probe's `C`: a value, or `auto` (chosen on validation). In `run.json`, a number or
+/// the string `"auto"`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "CText", into = "CText")]
+pub enum InverseL2 {
+    /// This `C`.
+    Value(f64),
+    /// The `C` of lowest validation log loss on the sweep's grid.
+    Auto,
+}
+
+/// How [`InverseL2`] is written in `run.json`.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum CText {
+    Value(f64),
+    Word(String),
+}
+
+impl TryFrom<CText> for InverseL2 {
+    type Error = String;
+
+    fn try_from(text: CText) -> Result<InverseL2, String> {
+        match text {
+            CText::Value(c) => Ok(InverseL2::Value(c)),
+            CText::Word(w) => w.parse(),
+        }
+    }
+}
+
+impl From<InverseL2> for CText {
+    fn from(c: InverseL2) -> CText {
+        match c {
+            InverseL2::Value(c) => CText::Value(c),
+            InverseL2::Auto => CText::Word("auto".into()),
+        }
+    }
+}
+
+impl std::str::FromStr for InverseL2 {
+    type Err = String;
+
+    /// `auto`, or a number within [`INVERSE_L2`].
+    fn from_str(s: &str) -> Result<InverseL2, String> {
+        match s {
+            "auto" => Ok(InverseL2::Auto),
+            _ => {
+                let c: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number or `auto`"))?;
+                INVERSE_L2.check(c)?;
+                Ok(InverseL2::Value(c))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for InverseL2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InverseL2::Value(c) => write!(f, "{c}"),
+            InverseL2::Auto => f.write_str("auto"),
+        }
     }
 }
 
@@ -144,6 +216,23 @@ pub enum Validation {
     },
     /// No validation.
     None,
+    /// These validation rows, which the kept head was then fitted to as well (a refit of the
+    /// probe): what is measured on them is not held out.
+    Refit(Box<Validation>),
+}
+
+impl std::fmt::Display for Validation {
+    /// `split `validation``, `300 rows held out of train (val_split 0.2)`, `none`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Validation::Split(name) => write!(f, "split `{name}`"),
+            Validation::Holdout { fraction, rows } => {
+                write!(f, "{rows} rows held out of train (`val_split` {fraction})")
+            }
+            Validation::None => f.write_str("none"),
+            Validation::Refit(rows) => write!(f, "{rows}, then fitted to as well (refit): not held out"),
+        }
+    }
 }
 
 /// Refuses a config the limits or the class count rule out.

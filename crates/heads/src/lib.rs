@@ -40,9 +40,10 @@ mod probe;
 mod run;
 mod run_folder;
 mod submission;
+mod sweep;
 mod train;
 
-pub use config::{ClassWeight, Lbfgs, Solver, TrainConfig, Validation};
+pub use config::{ClassWeight, InverseL2, Lbfgs, Solver, TrainConfig, Validation};
 pub use data::{HeadInputs, RowReader, Source, SplitData, default_memory_budget};
 pub use error::HeadError;
 pub use fit::train;
@@ -54,7 +55,7 @@ pub use loss::Loss;
 pub use metrics::{Bin, CALIBRATION_BINS, Calibration, ClassScores, Evaluation, TopLoss, calibration, evaluate};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plan::ChunkPlan;
-pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png};
+pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png, sweep_charts};
 pub use predictor::{Predictions, Predictor, image_samples};
 pub use run::{RUN_FORMAT, Run, RunInfo};
 pub use run_folder::{
@@ -62,12 +63,13 @@ pub use run_folder::{
     parse_run_json, read_history, run_json_text, settings,
 };
 pub use submission::{CsvStyle, prediction_csv};
+pub use sweep::{Sweep, SweepPoint, sweep_grid};
 pub use train::{EpochStats, TrainEvent, Trained, argmax, predict_split};
 
 /// `use imgclf_heads::prelude::*` brings what training and scoring a head needs.
 pub mod prelude {
     pub use crate::{
-        Architecture, ChunkPlan, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, Lbfgs,
+        Architecture, ChunkPlan, ClassWeight, CsvStyle, Head, HeadConfig, HeadError, HeadInputs, InverseL2, Lbfgs,
         OptimizerConfig, Run, Solver, TrainConfig, TrainEvent, evaluate, predict_split, prediction_csv, train,
     };
 }

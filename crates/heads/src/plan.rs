@@ -7,7 +7,7 @@ use std::fmt;
 use std::ops::Range;
 
 use crate::HeadError;
-use crate::config::{Solver, TrainConfig, Validation};
+use crate::config::{InverseL2, Lbfgs, Solver, TrainConfig, Validation};
 use crate::data::HeadInputs;
 use imgclf_dataset::Rng;
 
@@ -92,6 +92,9 @@ impl ChunkPlan {
             ));
         }
         let classes = inputs.classes.len();
+        if let Solver::Lbfgs(lbfgs) = &config.solver {
+            check_probe(inputs, lbfgs, labels, &rows, &held_out, &validation)?;
+        }
         let (chunks, block) = layout(rows.len(), classes, chunk_rows);
         let (blocks, by_class) = blocks(&rows, labels, classes, block);
         let memory_budget = inputs.memory_budget;
@@ -178,6 +181,50 @@ impl fmt::Display for ChunkPlan {
             _ => Ok(()),
         }
     }
+}
+
+/// Refuses a probe that cannot be fitted or chosen: `C` chosen on (or a refit with) no
+/// validation, and rows to fit or to choose on that hold a single class (a logistic fit then
+/// drives the bias without bound, and one class's log loss favours the weakest penalty).
+fn check_probe(
+    inputs: &HeadInputs,
+    lbfgs: &Lbfgs,
+    labels: &[usize],
+    rows: &[usize],
+    held_out: &[usize],
+    validation: &Validation,
+) -> Result<(), HeadError> {
+    let auto = lbfgs.c == InverseL2::Auto;
+    if (auto || lbfgs.refit) && *validation == Validation::None {
+        let what = if auto { "`c` auto chooses C on validation" } else { "a refit adds the validation rows" };
+        return Err(HeadError::Config(format!(
+            "{what}, but there is none: give `val_split`, or features with a validation split"
+        )));
+    }
+    fn one_class(mut labels: impl Iterator<Item = usize>) -> Option<usize> {
+        let first = labels.next();
+        first.filter(|&f| labels.all(|l| l == f))
+    }
+    if let Some(class) = one_class(rows.iter().map(|&r| labels[r])) {
+        return Err(HeadError::Config(format!(
+            "the train rows are all of class `{}`: the probe needs two classes or more to fit",
+            inputs.classes[class]
+        )));
+    }
+    let validation_labels: Option<Vec<usize>> = match validation {
+        Validation::Split(name) => inputs.split(name).and_then(|s| s.labels.clone()),
+        Validation::Holdout { .. } => Some(held_out.iter().map(|&r| labels[r]).collect()),
+        _ => None,
+    };
+    if let (true, Some(v)) = (auto, validation_labels)
+        && let Some(class) = one_class(v.into_iter())
+    {
+        return Err(HeadError::Config(format!(
+            "the validation rows are all of class `{}`: `c` auto needs two classes or more there to choose C",
+            inputs.classes[class]
+        )));
+    }
+    Ok(())
 }
 
 /// A byte count for a message: `4.0 MiB`, `5.8 KiB`, `300 B`.

@@ -1,6 +1,7 @@
 //! `curves.png` and `confusion.png`, drawn with plotters into memory and saved as PNG, and
 //! the same line charts as SVG for `imgclf report`.
 
+use crate::sweep::{Sweep, SweepPoint};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Once;
@@ -66,6 +67,27 @@ pub fn curve_charts(history: &[EpochStats], best: Option<usize>) -> [LineChart; 
         chart("loss", pick(|e| Some(e.loss)), pick(|e| e.val_loss)),
         chart("accuracy", pick(|e| Some(e.acc)), pick(|e| e.val_acc)),
     ]
+}
+
+/// The probe's sweep: validation log loss and accuracy against log10 C, the chosen C marked.
+pub fn sweep_charts(sweep: &Sweep) -> [LineChart; 2] {
+    let x = |c: f64| c.log10();
+    let chart = |name: &str, points: Vec<(f64, f64)>| {
+        let (lo, hi) = points.iter().fold((f64::MAX, f64::MIN), |(lo, hi), p| (lo.min(p.1), hi.max(p.1)));
+        let (lo, hi) = if lo <= hi && hi.is_finite() { (lo, hi) } else { (0.0, 1.0) };
+        let pad = ((hi - lo) * 0.08).max(1e-3);
+        LineChart {
+            caption: format!("validation {name} against C"),
+            x_desc: "log10 C".into(),
+            y_desc: name.into(),
+            x: -6.2..6.2,
+            y: (lo - pad)..(hi + pad),
+            series: vec![(format!("validation {name}"), points)],
+            mark: Some((x(sweep.chosen), format!("chosen C = {:.3e}", sweep.chosen))),
+        }
+    };
+    let pick = |f: fn(&SweepPoint) -> f64| sweep.points.iter().map(|p| (x(p.c), f(p))).collect();
+    [chart("log loss", pick(|p| p.val_loss)), chart("accuracy", pick(|p| p.val_acc))]
 }
 
 /// Loss and accuracy per epoch, training and validation, side by side.

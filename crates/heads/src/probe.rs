@@ -6,16 +6,17 @@
 
 use std::time::Instant;
 
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, Zip};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis, CowArray, Zip};
 use rayon::prelude::*;
 
 use crate::HeadError;
-use crate::config::{Lbfgs, TrainConfig};
+use crate::config::{InverseL2, Lbfgs, TrainConfig, Validation};
 use crate::data::HeadInputs;
 use crate::head::{Head, Standardizer};
-use crate::lbfgs::{Point, max_abs, minimize};
+use crate::lbfgs::{Minimum, Point, max_abs, minimize};
 use crate::plan::ChunkPlan;
-use crate::train::{EpochStats, Rows, TrainEvent, Trained, class_weights, score, score_rows};
+use crate::sweep::{Sweep, SweepPoint, grid_c, search};
+use crate::train::{Chunk, EpochStats, Rows, TrainEvent, Trained, class_weights, score, score_rows};
 use imgclf_dataset::Rng;
 
 /// Rows a thread takes at a time; the blocks' sums are added in order, so the result does not
@@ -31,9 +32,112 @@ struct Sums {
     correct: usize,
 }
 
+/// The penalised log loss over the rows fitted: the plan's train rows, and with a refit the
+/// validation rows too. Parameters are the kernel `(dim, outputs)` then the bias, flat.
+struct Objective<'a> {
+    plan: &'a ChunkPlan,
+    train: &'a Rows<'a>,
+    /// Validation rows fitted as well (a refit), read `step` at a time.
+    extra: Option<&'a Rows<'a>>,
+    step: usize,
+    standardizer: Option<Standardizer>,
+    weights: Option<Vec<f32>>,
+    dim: usize,
+    outputs: usize,
+}
+
+impl Objective<'_> {
+    fn weight(&self, label: usize) -> f64 {
+        self.weights.as_ref().map_or(1.0, |w| f64::from(w[label]))
+    }
+
+    /// The rows' summed weights: `n` of scikit-learn's objective.
+    fn total(&self) -> f64 {
+        let sum = |rows: &Rows| rows.index.iter().map(|&r| self.weight(rows.labels[r])).sum::<f64>();
+        sum(self.train) + self.extra.map_or(0.0, sum)
+    }
+
+    /// The rows in memory a chunk at a time: the plan's train chunks, then the extra rows.
+    fn chunks(&self) -> impl Iterator<Item = Result<Chunk<'_>, HeadError>> {
+        let train =
+            self.plan.ascending().into_iter().map(|rows| self.plan.chunk(self.train.reader, self.train.labels, rows));
+        let extra = self.extra.into_iter().flat_map(|rows| {
+            rows.index.chunks(self.step).map(|at| {
+                Ok(Chunk {
+                    x: CowArray::from(rows.reader.gather(at)?),
+                    at: (0..at.len()).collect(),
+                    labels: at.iter().map(|&r| rows.labels[r]).collect(),
+                })
+            })
+        });
+        train.chain(extra)
+    }
+
+    /// Objective, gradient and rows classified right at `theta`, for L2 strength `l2`.
+    fn eval(&self, theta: &[f64], l2: f64, total: f64) -> Result<(f64, Vec<f64>, usize), HeadError> {
+        let (dim, outputs) = (self.dim, self.outputs);
+        let kernel = ArrayView2::from_shape((dim, outputs), &theta[..dim * outputs]).expect("kernel, then bias");
+        let bias = ArrayView1::from(&theta[dim * outputs..]);
+        let mut sums =
+            Sums { loss: 0.0, kernel: Array2::zeros((dim, outputs)), bias: Array1::zeros(outputs), correct: 0 };
+        let weight = |label: usize| self.weight(label);
+        for chunk in self.chunks() {
+            let chunk = chunk?;
+            let blocks: Vec<Sums> = chunk
+                .at
+                .par_chunks(BLOCK)
+                .map(|at| {
+                    let x = standardized(chunk.x.view(), at, self.standardizer.as_ref());
+                    let y: Vec<usize> = at.iter().map(|&r| chunk.labels[r]).collect();
+                    block(x, &y, kernel, bias, &weight)
+                })
+                .collect();
+            for b in blocks {
+                sums.loss += b.loss;
+                sums.kernel += &b.kernel;
+                sums.bias += &b.bias;
+                sums.correct += b.correct;
+            }
+        }
+        let f = sums.loss / total + l2 * kernel.iter().map(|w| w * w).sum::<f64>();
+        let mut g = Vec::with_capacity(theta.len());
+        g.extend(Zip::from(&sums.kernel).and(kernel).map_collect(|s, w| s / total + 2.0 * l2 * w));
+        g.extend(sums.bias.iter().map(|s| s / total));
+        Ok((f, g, sums.correct))
+    }
+
+    /// L-BFGS from `start` to the minimum at inverse strength `c`; each iterate goes to `on_iter`.
+    fn solve(
+        &self,
+        c: f64,
+        start: Vec<f64>,
+        lbfgs: &Lbfgs,
+        on_iter: &mut dyn FnMut(usize, &Point<usize>),
+    ) -> Result<Minimum<usize>, HeadError> {
+        let total = self.total();
+        let l2 = 1.0 / (2.0 * c * total);
+        let mut eval = |theta: &[f64]| self.eval(theta, l2, total);
+        let min = minimize(&mut eval, start, lbfgs.tol, lbfgs.max_iter, on_iter)?;
+        if !min.point.f.is_finite() {
+            return Err(HeadError::Diverged { epoch: min.iterations, batch: 1, value: format!("{}", min.point.f) });
+        }
+        Ok(min)
+    }
+
+    /// `head` with the parameters `theta` and the L2 strength of `c` (for its penalty).
+    fn set(&self, head: &mut Head, theta: &[f64], c: f64) {
+        let kernel = ArrayView2::from_shape((self.dim, self.outputs), &theta[..self.dim * self.outputs])
+            .expect("kernel, then bias");
+        head.output.kernel = kernel.mapv(|w| w as f32);
+        head.output.bias = theta[self.dim * self.outputs..].iter().map(|&b| b as f32).collect();
+        head.config.l2 = (1.0 / (2.0 * c * self.total())) as f32;
+    }
+}
+
 impl ChunkPlan {
-    /// Fits the plan's logistic head by L-BFGS from zero weights (see the module docs): one
-    /// `Step` event per iteration, a history line per iteration, validation scored at the end.
+    /// Fits the plan's logistic head by L-BFGS from zero weights (see the module docs), at the
+    /// given `C` or at the one the sweep chose on validation (`Sweep` events, one a `C`): one
+    /// `Step` event and history line per iteration of the kept fit, validation scored at the end.
     pub(crate) fn fit_lbfgs(
         &self,
         inputs: &HeadInputs,
@@ -50,47 +154,36 @@ impl ChunkPlan {
             true => Some(self.standardizer(&reader, labels, inputs.dim())?),
             false => None,
         };
-        let weights = class_weights(&config.class_weight, &train, classes);
-        let weight = |label: usize| weights.as_ref().map_or(1.0, |w| w[label] as f64);
-        let total: f64 = self.rows.iter().map(|&r| weight(labels[r])).sum();
-        let l2 = 1.0 / (2.0 * lbfgs.c * total);
         let mut head = Head::new(config.head, inputs.dim(), classes, &mut Rng::new(0));
-        head.config.l2 = l2 as f32;
         head.standardizer = standardizer;
         let (dim, outputs) = head.output.kernel.dim();
-        let chunks = self.ascending();
-
-        let mut eval = |theta: &[f64]| -> Result<(f64, Vec<f64>, usize), HeadError> {
-            let kernel = ArrayView2::from_shape((dim, outputs), &theta[..dim * outputs]).expect("kernel, then bias");
-            let bias = ArrayView1::from(&theta[dim * outputs..]);
-            let mut sums =
-                Sums { loss: 0.0, kernel: Array2::zeros((dim, outputs)), bias: Array1::zeros(outputs), correct: 0 };
-            for rows in &chunks {
-                let chunk = self.chunk(&reader, labels, rows.clone())?;
-                let blocks: Vec<Sums> = chunk
-                    .at
-                    .par_chunks(BLOCK)
-                    .map(|at| {
-                        let x = standardized(chunk.x.view(), at, head.standardizer.as_ref());
-                        let y: Vec<usize> = at.iter().map(|&r| chunk.labels[r]).collect();
-                        block(x, &y, kernel, bias, &weight)
-                    })
-                    .collect();
-                for b in blocks {
-                    sums.loss += b.loss;
-                    sums.kernel += &b.kernel;
-                    sums.bias += &b.bias;
-                    sums.correct += b.correct;
-                }
-            }
-            let f = sums.loss / total + l2 * kernel.iter().map(|w| w * w).sum::<f64>();
-            let mut g = Vec::with_capacity(theta.len());
-            g.extend(Zip::from(&sums.kernel).and(kernel).map_collect(|s, w| s / total + 2.0 * l2 * w));
-            g.extend(sums.bias.iter().map(|s| s / total));
-            Ok((f, g, sums.correct))
+        let split = self.validation_reader(inputs)?;
+        let validation = self.validation_rows(inputs, &reader, split.as_ref());
+        let step = score_rows(inputs);
+        let mut objective = Objective {
+            plan: self,
+            train: &train,
+            extra: None,
+            step,
+            standardizer: head.standardizer.clone(),
+            weights: class_weights(&config.class_weight, &train, classes),
+            dim,
+            outputs,
         };
+        let zeros = vec![0.0; dim * outputs + outputs];
+        let (c, sweep) = match lbfgs.c {
+            InverseL2::Value(c) => (c, None),
+            InverseL2::Auto => {
+                let validation = validation.as_ref().expect("the plan refuses `auto` without validation");
+                let sweep = sweep(&objective, &mut head.clone(), validation, &lbfgs, on_event)?;
+                (sweep.chosen, Some(sweep))
+            }
+        };
+        if lbfgs.refit {
+            objective.extra = Some(validation.as_ref().expect("the plan refuses a refit without validation"));
+        }
 
-        let n = self.rows.len().max(1) as f64;
+        let n = (self.rows.len() + objective.extra.map_or(0, |v| v.index.len())).max(1) as f64;
         let mut history = Vec::new();
         let mut last = Instant::now();
         let mut on_iter = |iteration: usize, at: &Point<usize>| {
@@ -101,30 +194,64 @@ impl ChunkPlan {
             let acc = at.aux as f64 / n;
             history.push(EpochStats { epoch: iteration, loss: at.f, acc, val_loss: None, val_acc: None, seconds });
         };
-        let zeros = vec![0.0; dim * outputs + outputs];
-        let min = minimize(&mut eval, zeros, lbfgs.tol, lbfgs.max_iter, &mut on_iter)?;
+        let min = objective.solve(c, zeros, &lbfgs, &mut on_iter)?;
         let point = &min.point;
-        if !point.f.is_finite() {
-            return Err(HeadError::Diverged { epoch: min.iterations, batch: 1, value: format!("{}", point.f) });
-        }
-        let kernel = ArrayView2::from_shape((dim, outputs), &point.x[..dim * outputs]).expect("kernel, then bias");
-        head.output.kernel = kernel.mapv(|w| w as f32);
-        head.output.bias = point.x[dim * outputs..].iter().map(|&b| b as f32).collect();
+        objective.set(&mut head, &point.x, c);
         if history.is_empty() {
             // converged where it started
             let acc = point.aux as f64 / n;
             history.push(EpochStats { epoch: 0, loss: point.f, acc, val_loss: None, val_acc: None, seconds: 0.0 });
         }
-        let split = self.validation_reader(inputs)?;
-        if let Some(validation) = self.validation_rows(inputs, &reader, split.as_ref()) {
-            let (loss, acc) = score(&head, &validation, score_rows(inputs))?;
+        if let Some(validation) = &validation {
+            let (loss, acc) = score(&head, validation, step)?;
             let stats = history.last_mut().expect("one line at least");
-            (stats.val_loss, stats.val_acc) = (Some(loss + head.penalty() as f64), Some(acc));
+            // the log loss alone, as scikit-learn's `log_loss` and the sweep measure it
+            (stats.val_loss, stats.val_acc) = (Some(loss), Some(acc));
         }
         on_event(TrainEvent::Solved { iterations: min.iterations, gradient: max_abs(&point.g), stop: min.stop });
         let best_epoch = history.last().map_or(0, |s| s.epoch);
-        Ok(Trained { head, history, best_epoch, validation: self.validation.clone() })
+        let validation = match lbfgs.refit {
+            true => Validation::Refit(Box::new(self.validation.clone())),
+            false => self.validation.clone(),
+        };
+        Ok(Trained { head, history, best_epoch, validation, sweep })
     }
+}
+
+/// The sweep (`sweep.rs`): the probe fitted on train at each `C` the search visits, each fit
+/// warm-started from the nearest one fitted before (in grid steps), scored on `validation`.
+fn sweep(
+    objective: &Objective,
+    head: &mut Head,
+    validation: &Rows,
+    lbfgs: &Lbfgs,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<Sweep, HeadError> {
+    // warm starts: the last fit and the best so far, (grid step, loss, parameters)
+    let mut last: Option<(i32, Vec<f64>)> = None;
+    let mut best: Option<(i32, f64, Vec<f64>)> = None;
+    let mut points = Vec::new();
+    let chosen = search(|k| {
+        let c = grid_c(k);
+        let start = match (&last, &best) {
+            (Some((j, x)), Some((b, _, y))) => if (k - j).abs() <= (k - b).abs() { x } else { y }.clone(),
+            (Some((_, x)), None) => x.clone(),
+            _ => vec![0.0; objective.dim * objective.outputs + objective.outputs],
+        };
+        let min = objective.solve(c, start, lbfgs, &mut |_, _| {})?;
+        objective.set(head, &min.point.x, c);
+        let (val_loss, val_acc) = score(head, validation, objective.step)?;
+        let point = SweepPoint { c, val_loss, val_acc, iterations: min.iterations };
+        on_event(TrainEvent::Swept(point));
+        points.push(point);
+        if best.as_ref().is_none_or(|(_, b, _)| val_loss < *b) {
+            best = Some((k, val_loss, min.point.x.clone()));
+        }
+        last = Some((k, min.point.x));
+        Ok::<f64, HeadError>(val_loss)
+    })?;
+    points.sort_by(|a, b| a.c.total_cmp(&b.c));
+    Ok(Sweep { chosen: grid_c(chosen), points })
 }
 
 /// Rows `at` of `x`, standardised as [`Head::predict`] does (in f32), widened to f64.

@@ -18,6 +18,7 @@ use crate::run_folder::{
     BackboneSummary, NamedTensor, RunDir, RunHeader, RunSummary, f32_safetensors, f32_tensor, history_csv,
     parse_run_json, run_json_text, settings,
 };
+use crate::sweep::Sweep;
 use crate::train::{EpochStats, Trained};
 
 /// Format tag of `run.json`; a reader refuses other ones.
@@ -45,6 +46,9 @@ pub struct RunInfo {
     pub epochs_run: usize,
     /// The kept epoch's numbers.
     pub metrics: EpochStats,
+    /// The probe's search for `C` on validation, when `c` was `auto`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<Sweep>,
 }
 
 impl RunInfo {
@@ -58,11 +62,6 @@ impl RunInfo {
         let head = match self.config.head.architecture {
             Architecture::Logistic => "logistic".to_string(),
             Architecture::Mlp { hidden } => format!("mlp-{hidden}"),
-        };
-        let validation = match &self.validation {
-            Validation::Split(name) => format!("split `{name}`"),
-            Validation::Holdout { fraction, rows } => format!("{rows} rows held out of train (val_split {fraction})"),
-            Validation::None => "none".into(),
         };
         let backbones = self
             .sources
@@ -84,7 +83,7 @@ impl RunInfo {
             seed: Some(self.config.seed),
             data: None,
             engine: self.sources.first().map(|s| s.engine.clone()).filter(|e| !e.is_empty()),
-            validation: Some(validation),
+            validation: Some(self.validation.to_string()),
             epochs_run: self.epochs_run,
             best_epoch: Some(self.best_epoch),
             kept: Some(self.metrics.clone()),
@@ -118,6 +117,7 @@ impl Run {
             best_epoch: trained.best_epoch,
             epochs_run: trained.history.len(),
             metrics,
+            sweep: trained.sweep,
         };
         Run { dir: dir.to_path_buf(), info, head: trained.head }
     }

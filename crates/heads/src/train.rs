@@ -12,6 +12,7 @@ use crate::data::{HeadInputs, RowReader};
 use crate::head::{Head, Moments, Standardizer};
 use crate::optim::Optimizer;
 use crate::plan::ChunkPlan;
+use crate::sweep::{Sweep, SweepPoint};
 use imgclf_dataset::Rng;
 
 /// One line of `history.csv`.
@@ -65,6 +66,8 @@ pub enum TrainEvent<'a> {
         /// Why it stopped.
         stop: crate::Stop,
     },
+    /// The probe's sweep fitted and scored one `C`.
+    Swept(SweepPoint),
     /// Early stopping ended training.
     Stopped {
         /// The last epoch trained.
@@ -85,6 +88,8 @@ pub struct Trained {
     pub best_epoch: usize,
     /// What validation was measured on.
     pub validation: Validation,
+    /// The probe's search for `C`, when it searched.
+    pub sweep: Option<Sweep>,
 }
 
 /// Rows of one split with their labels, read through a [`RowReader`].
@@ -175,7 +180,7 @@ impl ChunkPlan {
             Some((_, epoch, head)) => (head, epoch),
             None => (head, history.len()),
         };
-        Ok(Trained { head, history, best_epoch, validation: self.validation.clone() })
+        Ok(Trained { head, history, best_epoch, validation: self.validation.clone(), sweep: None })
     }
 
     /// Rows `rows` of train (labelled `labels`, read through `reader`) in memory: borrowed

@@ -429,3 +429,35 @@ fn a_budget_under_one_batch_and_a_file_replaced_while_open_are_refused() {
     let err = train(&tiny, &TrainConfig { batch_size: 8, ..config(1) }, &mut |_| {}).unwrap_err().to_string();
     assert!(err.contains(&*file.to_string_lossy()) && err.contains("replaced while in use"), "{err}");
 }
+
+/// A probe whose rows to fit or to choose C on hold one class is refused, naming the class;
+/// a run.json from before the sweep and refit existed (`c` a number, no `refit`) still reads.
+#[test]
+fn a_probe_on_rows_of_one_class_is_refused_and_old_probe_settings_still_read() {
+    let t = tempfile::tempdir().unwrap();
+    let probe = |c: InverseL2| TrainConfig {
+        head: HeadConfig { dropout: 0.0, ..config(1).head },
+        standardize: true,
+        solver: Solver::Lbfgs(Lbfgs { c, ..Lbfgs::default() }),
+        ..config(1)
+    };
+    let mut set = feature_set("A", &["cat", "dog"], 3, SPLITS, 1);
+    set.splits[1].labels = Some(vec![1; 40]); // validation: all dogs
+    let inputs = HeadInputs::load(&[write(t.path(), &set)]).unwrap();
+    let e = ChunkPlan::new(&inputs, &probe(InverseL2::Auto)).unwrap_err().to_string();
+    assert!(e.contains("validation rows are all of class `dog`") && e.contains("`c` auto"), "{e}");
+    assert!(ChunkPlan::new(&inputs, &probe(InverseL2::Value(1.0))).is_ok(), "a fixed C does not choose on them");
+
+    set.splits[0].labels = Some(vec![0; 120]); // train: all cats
+    std::fs::remove_file(t.path().join(FeatureSet::file_name("A"))).unwrap();
+    let inputs = HeadInputs::load(&[write(t.path(), &set)]).unwrap();
+    let e = ChunkPlan::new(&inputs, &probe(InverseL2::Value(1.0))).unwrap_err().to_string();
+    assert!(e.contains("train rows are all of class `cat`"), "{e}");
+
+    let old: Lbfgs = serde_json::from_str(r#"{"c": 0.5, "tol": 0.0001, "max_iter": 100}"#).unwrap();
+    assert_eq!(old, Lbfgs { c: InverseL2::Value(0.5), tol: 1e-4, max_iter: 100, refit: false });
+    let auto: Lbfgs =
+        serde_json::from_str(&serde_json::to_string(&Lbfgs { c: InverseL2::Auto, ..old }).unwrap()).unwrap();
+    assert_eq!(auto.c, InverseL2::Auto);
+    assert!(serde_json::from_str::<Lbfgs>(r#"{"c": "often", "tol": 0.0001, "max_iter": 100}"#).is_err());
+}

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use imgclf_dataset::{Photos, Sample};
 use imgclf_heads::{
-    Calibration, Evaluation, LineChart, Predictor, RunSummary, argmax, charts_svg, curve_charts, evaluate, read_history,
+    Calibration, Evaluation, LineChart, Predictor, RunSummary, argmax, charts_svg, curve_charts, evaluate,
+    read_history, sweep_charts,
 };
 use imgclf_nets::{AnyRun, SplitSource};
 use imgclf_runtime::EngineConfig;
@@ -89,6 +90,8 @@ pub struct Page {
     pub config: Vec<(String, String)>,
     /// Loss and accuracy per epoch as an SVG document.
     pub curves: Option<String>,
+    /// The probe's sweep for `C` (validation log loss and accuracy against C), as SVG.
+    pub sweep: Option<String>,
     /// The split scored.
     pub split: String,
     /// Its scores.
@@ -200,6 +203,10 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         _ => None,
     };
     let reliability = reliability_chart(&evaluation.calibration)?;
+    let sweep = match &run {
+        AnyRun::Head(run) => run.info.sweep.as_ref().map(|s| charts_svg(&sweep_charts(s), (1100, 420))).transpose()?,
+        _ => None,
+    };
     Ok(Page {
         title: dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
         kind: kind.into(),
@@ -207,6 +214,7 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
         sources: sources(&summary),
         config: summary.settings.clone(),
         curves,
+        sweep,
         split: scored.split.clone(),
         evaluation,
         binary,
@@ -446,6 +454,9 @@ impl Page {
                             Some(svg) => { figure { (PreEscaped(svg)) } }
                             None => { p { "No epochs recorded." } }
                         }
+                        @if let Some(svg) = &self.sweep {
+                            figure #sweep { (PreEscaped(svg)) }
+                        }
                     }
                     section #metrics {
                         h2 { "Metrics on `" (self.split) "`" }
@@ -591,6 +602,17 @@ mod tests {
             },
         ];
         let curves = charts_svg(&curve_charts(&history, Some(2)), (1100, 420)).unwrap();
+        let sweep = imgclf_heads::Sweep {
+            chosen: 10f64.powf(-0.5),
+            points: [(-6.0, 0.69, 0.5), (-0.5, 0.02, 0.99), (6.0, 0.05, 0.98)]
+                .map(|(c, val_loss, val_acc)| imgclf_heads::SweepPoint {
+                    c: 10f64.powf(c),
+                    val_loss,
+                    val_acc,
+                    iterations: 3,
+                })
+                .to_vec(),
+        };
         let scores: Vec<f32> = probs.column(1).to_vec();
         let binary = binary_curves(&scores, &labels.map(|l| l == 1)).map(binary_chart).transpose().unwrap();
         let photo = Ok(data_uri(&image::RgbImage::from_pixel(THUMB, 100, image::Rgb([10, 120, 200]))));
@@ -616,6 +638,7 @@ mod tests {
             }],
             config: imgclf_heads::settings(&serde_json::json!({"head": {"dropout": 0.5}, "seed": 0})),
             curves: Some(curves),
+            sweep: Some(charts_svg(&sweep_charts(&sweep), (1100, 420)).unwrap()),
             split: "validation".into(),
             reliability: reliability_chart(&evaluation.calibration).unwrap(),
             evaluation,
@@ -637,6 +660,7 @@ mod tests {
             "trained",
             "sources",
             "curves",
+            "sweep",
             "metrics",
             "per-class",
             "confusion",
@@ -653,6 +677,7 @@ mod tests {
         assert!(html.contains("&lt;b&gt;dogs&lt;/b&gt;") && html.contains("&lt;i&gt;run&lt;/i&gt;"));
         assert!(html.contains("photo missing") && html.contains("no maps: CAM needs a logistic head"));
         assert!(html.contains("head.dropout") && html.contains("best epoch (2)"));
+        assert!(html.contains("chosen C = 3.162e-1"), "the sweep's choice is marked");
         // the confusion table's cells are evaluate's counts: row cats [1, 1], row dogs [1, 1]
         let counts: Vec<&str> =
             html.split("<span class=\"count\">").skip(1).map(|c| &c[..c.find('<').unwrap()]).collect();

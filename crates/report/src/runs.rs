@@ -307,6 +307,7 @@ mod tests {
             best_epoch: 2,
             epochs_run: 2,
             metrics: metrics(0.9, 0.3),
+            sweep: None,
         };
         write_run(&t.path().join("a/head"), serde_json::to_string(&head_run).unwrap(), &[1.0, 2.0]);
         let cnn = CnnRunInfo {
