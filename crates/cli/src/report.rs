@@ -73,6 +73,7 @@ pub fn report_run(args: ReportArgs) -> anyhow::Result<()> {
     let page = report(&args.run, &options).with_context(|| format!("report on {}", args.run.display()))?;
     let html = page.html();
     REPORT_PAGE.write(&out, html.as_bytes()).with_context(|| format!("--out {}", out.display()))?;
+    imgclf_heads::Evaluated::new(&page.evaluation, &page.split, page.temperature).write(&args.run).context("--run")?;
     for note in page.notes.iter().chain(&page.cam_note) {
         eprintln!("note: {note}");
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use imgclf_dataset::limits::{CLIP, INFERENCE_BATCH, LISTED, TOP};
-use imgclf_heads::{CsvStyle, confusion_png, evaluate, prediction_csv};
+use imgclf_heads::{CsvStyle, Evaluated, confusion_png, evaluate, prediction_csv};
 use imgclf_nets::{AnyRun, Scored, SplitSource};
 
 use crate::budget::BudgetArgs;
@@ -33,6 +33,9 @@ pub struct EvaluateArgs {
     /// How many of the most confidently wrong images to list.
     #[arg(long, default_value_t = 10, value_parser = TOP.parser_usize())]
     top: usize,
+    /// Score without the run's temperature (see `imgclf calibrate`).
+    #[arg(long)]
+    uncalibrated: bool,
     /// Fine-tuned runs: where the frozen start of the backbone runs.
     #[command(flatten)]
     engine: EngineArgs,
@@ -42,7 +45,10 @@ pub struct EvaluateArgs {
 }
 
 pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
-    let run = AnyRun::open(&args.run).context("--run")?;
+    let mut run = AnyRun::open(&args.run).context("--run")?;
+    if args.uncalibrated {
+        run.set_temperature(None);
+    }
     let source =
         SplitSource { data: args.data.as_deref(), features: &args.features, memory_budget: args.budget.given() };
     let scored = scored(&run, source, args.split.as_deref(), &args.engine)?;
@@ -50,7 +56,21 @@ pub fn evaluate_run(args: EvaluateArgs) -> anyhow::Result<()> {
         bail!("--split {}: unlabelled, nothing to score (use `imgclf predict` for it)", scored.split);
     };
     let evaluation = evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, args.top);
-    report(&args.run, &scored.split, &evaluation)
+    report(&args.run, &scored.split, &evaluation)?;
+    say!("{}", calibration_line(&run, &scored.split));
+    let temperature = run.temperature().map(|t| t.temperature);
+    Evaluated::new(&evaluation, &scored.split, temperature).write(&args.run).context("--run")?;
+    Ok(())
+}
+
+/// Whether the run's probabilities are calibrated, and whether the scored split is held out
+/// from the temperature.
+fn calibration_line(run: &AnyRun, split: &str) -> String {
+    let note = imgclf_heads::calibration_note(run.temperature(), split);
+    match run.temperature() {
+        None => format!("{note} (`imgclf calibrate --run {}` fits a temperature)", run.dir().display()),
+        Some(_) => note,
+    }
 }
 
 /// A split through a run, with the flags that named its source in the error context.
@@ -128,6 +148,9 @@ pub struct PredictArgs {
     /// One probability column per class instead of a label column.
     #[arg(long)]
     proba: bool,
+    /// Probabilities without the run's temperature (see `imgclf calibrate`).
+    #[arg(long)]
+    uncalibrated: bool,
     /// Feature files to use instead of the ones named in run.json (same backbones, same order).
     #[arg(long, value_name = "FILE.h5", num_args = 1..)]
     features: Vec<PathBuf>,
@@ -147,7 +170,10 @@ pub fn predict(args: PredictArgs) -> anyhow::Result<()> {
         bail!("give image files to predict, or --csv FILE to predict the cached --split");
     };
     PREDICTION_CSV.check("--csv", std::slice::from_ref(csv_path), args.force)?;
-    let run = AnyRun::open(&args.run).context("--run")?;
+    let mut run = AnyRun::open(&args.run).context("--run")?;
+    if args.uncalibrated {
+        run.set_temperature(None);
+    }
     let source =
         SplitSource { data: args.data.as_deref(), features: &args.features, memory_budget: args.budget.given() };
     let Scored { classes, paths, probs, .. } = scored(&run, source, Some(&args.split), &args.engine)?;
@@ -174,7 +200,10 @@ fn predict_images(args: &PredictArgs) -> anyhow::Result<()> {
         let outs = samples.iter().filter_map(|s| Some(dir.join(s.path.file_name()?))).collect::<Vec<_>>();
         PICTURE.check_in("--annotate", dir, &outs, args.force)?;
     }
-    let run = AnyRun::open(&args.run).context("--run")?;
+    let mut run = AnyRun::open(&args.run).context("--run")?;
+    if args.uncalibrated {
+        run.set_temperature(None);
+    }
     let predictions = run.predict_samples(&samples, &args.engine.config(None)?, args.batch).context("--run")?;
     let classes = run.classes();
     if let (true, Some(first)) = (predictions.samples.is_empty(), predictions.skipped.first()) {

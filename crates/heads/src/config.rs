@@ -149,8 +149,8 @@ impl std::str::FromStr for InverseL2 {
         match s {
             "auto" => Ok(InverseL2::Auto),
             _ => {
-                let c: f64 = s.trim().parse().map_err(|_| format!("`{s}` is not a number or `auto`"))?;
-                INVERSE_L2.check(c)?;
+                // the limit's own words: `c must be a number in (0, 1000000000000]`
+                let c = INVERSE_L2.parser_f64()(s).map_err(|e| format!("`auto`, or a number: {e}"))?;
                 Ok(InverseL2::Value(c))
             }
         }

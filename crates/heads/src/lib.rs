@@ -41,6 +41,7 @@ mod run;
 mod run_folder;
 mod submission;
 mod sweep;
+mod temperature;
 mod train;
 
 pub use config::{ClassWeight, InverseL2, Lbfgs, Solver, TrainConfig, Validation};
@@ -52,7 +53,10 @@ pub use imgclf_dataset::Rng;
 pub use layers::{Dense, Dropout, relu, relu_backward};
 pub use lbfgs::Stop;
 pub use loss::Loss;
-pub use metrics::{Bin, CALIBRATION_BINS, Calibration, ClassScores, Evaluation, TopLoss, calibration, evaluate};
+pub use metrics::{
+    Bin, CALIBRATION_BINS, Calibration, ClassScores, EVALUATED_FILE, Evaluated, Evaluation, TopLoss, calibration,
+    evaluate,
+};
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
 pub use plan::ChunkPlan;
 pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png, sweep_charts};
@@ -64,6 +68,7 @@ pub use run_folder::{
 };
 pub use submission::{CsvStyle, prediction_csv};
 pub use sweep::{Sweep, SweepPoint, sweep_grid};
+pub use temperature::{Scores, TEMPERATURE_FILE, Temperature, calibration_note};
 pub use train::{EpochStats, TrainEvent, Trained, argmax, predict_split};
 
 /// `use imgclf_heads::prelude::*` brings what training and scoring a head needs.

@@ -79,10 +79,11 @@ impl Loss {
     pub fn probabilities(self, logits: ArrayView2<f32>) -> Array2<f32> {
         match self {
             Loss::BinaryCrossentropy => {
-                let p = logits.column(0).mapv(sigmoid);
+                // each column from the logit, not one as 1 − the other: a confident row's
+                // small probability keeps its digits (what temperature scaling reads back)
                 let mut out = Array2::zeros((logits.nrows(), 2));
-                out.column_mut(1).assign(&p);
-                out.column_mut(0).assign(&p.mapv(|v| 1.0 - v));
+                out.column_mut(1).assign(&logits.column(0).mapv(sigmoid));
+                out.column_mut(0).assign(&logits.column(0).mapv(|z| sigmoid(-z)));
                 out
             }
             Loss::CategoricalCrossentropy => {

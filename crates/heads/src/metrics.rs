@@ -209,6 +209,57 @@ impl fmt::Display for Evaluation {
     }
 }
 
+/// The file `evaluate` and `report` leave in a run folder: the scores of the last split they
+/// scored, for `imgclf runs`.
+pub const EVALUATED_FILE: &str = "evaluation.json";
+
+/// A run's scores on one split, as [`EVALUATED_FILE`] keeps them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Evaluated {
+    /// The split scored.
+    pub split: String,
+    /// Its rows.
+    pub rows: usize,
+    /// Accuracy.
+    pub accuracy: f64,
+    /// Mean log loss.
+    pub log_loss: f64,
+    /// Expected calibration error (15 bins).
+    pub ece: f64,
+    /// Brier score.
+    pub brier: f64,
+    /// The temperature the probabilities were calibrated with, if any.
+    pub temperature: Option<f64>,
+}
+
+impl Evaluated {
+    /// The record of `evaluation` on `split`, calibrated by `temperature`.
+    pub fn new(evaluation: &Evaluation, split: &str, temperature: Option<f64>) -> Evaluated {
+        Evaluated {
+            split: split.into(),
+            rows: evaluation.rows,
+            accuracy: evaluation.accuracy,
+            log_loss: evaluation.log_loss,
+            ece: evaluation.calibration.ece,
+            brier: evaluation.calibration.brier,
+            temperature,
+        }
+    }
+
+    /// Writes it into run folder `dir`, whole.
+    pub fn write(&self, dir: &std::path::Path) -> Result<(), crate::HeadError> {
+        let path = dir.join(EVALUATED_FILE);
+        let json = serde_json::to_string_pretty(self).expect("scores serialise");
+        imgclf_dataset::write_atomic(&path, json.as_bytes()).map_err(crate::HeadError::io(&path))
+    }
+
+    /// The record in run folder `dir`, when one was written and reads.
+    pub fn read(dir: &std::path::Path) -> Option<Evaluated> {
+        let text = imgclf_dataset::read_text(&dir.join(EVALUATED_FILE), imgclf_dataset::TEXT_FILE_LIMIT).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,7 +63,7 @@ impl Predictor {
         Ok(Predictor { run, backbones, with_maps })
     }
 
-    /// Class probabilities for photos, `batch` per inference call; decoding and resizing run
+    /// Class probabilities for photos (calibrated when the run has a temperature), `batch` per inference call; decoding and resizing run
     /// in parallel. Unreadable photos are skipped and reported.
     pub fn predict(&mut self, samples: &[Sample], batch: usize) -> Result<Predictions, HeadError> {
         let mut out = Predictions {
@@ -106,7 +106,11 @@ impl Predictor {
             }
             let views: Vec<_> = columns.iter().map(|c| c.view()).collect();
             let x = concatenate(Axis(1), &views).expect("one row per kept image in every block");
-            probs.push(self.run.head.predict(x.view()));
+            let mut p = self.run.head.predict(x.view());
+            if let Some(t) = &self.run.temperature {
+                t.apply(&mut p);
+            }
+            probs.push(p);
             out.samples.extend(kept);
         }
         if !probs.is_empty() {

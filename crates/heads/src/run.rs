@@ -19,6 +19,7 @@ use crate::run_folder::{
     parse_run_json, run_json_text, settings,
 };
 use crate::sweep::Sweep;
+use crate::temperature::Temperature;
 use crate::train::{EpochStats, Trained};
 
 /// Format tag of `run.json`; a reader refuses other ones.
@@ -101,6 +102,11 @@ pub struct Run {
     pub info: RunInfo,
     /// The trained head.
     pub head: Head,
+    /// Its temperature (`temperature.json`), when `calibrate` fitted one: the [`Predictor`]
+    /// applies it; [`Head::predict`] does not.
+    ///
+    /// [`Predictor`]: crate::Predictor
+    pub temperature: Option<Temperature>,
 }
 
 impl Run {
@@ -119,7 +125,7 @@ impl Run {
             metrics,
             sweep: trained.sweep,
         };
-        Run { dir: dir.to_path_buf(), info, head: trained.head }
+        Run { dir: dir.to_path_buf(), info, head: trained.head, temperature: None }
     }
 
     /// Writes the folder through a [`RunDir`], so an interrupted run never leaves a
@@ -149,7 +155,7 @@ impl Run {
         let weights_path = dir.join("weights.safetensors");
         let bytes = std::fs::read(&weights_path).map_err(HeadError::io(&weights_path))?;
         let head = head_from_bytes(&bytes, &info).map_err(|reason| HeadError::run(&weights_path, reason))?;
-        Ok(Run { dir: dir.to_path_buf(), info, head })
+        Ok(Run { dir: dir.to_path_buf(), info, head, temperature: Temperature::read(dir)? })
     }
 
     /// Refuses features other than the ones the head was trained on (other classes, models

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use imgclf_dataset::Sample;
 use imgclf_heads::{
-    HeadInputs, Predictions, Predictor, Run, RunInfo, RunSummary, format_of, predict_split, run_json_text,
+    HeadInputs, Predictions, Predictor, Run, RunInfo, RunSummary, Temperature, format_of, predict_split, run_json_text,
 };
 use imgclf_runtime::EngineConfig;
 
@@ -104,6 +104,26 @@ impl AnyRun {
         }
     }
 
+    /// The run's temperature (`temperature.json`), when `calibrate` fitted one: every score
+    /// and prediction of the run is calibrated by it.
+    pub fn temperature(&self) -> Option<&Temperature> {
+        match self {
+            AnyRun::Head(run) => run.temperature.as_ref(),
+            AnyRun::Cnn(run) => run.temperature.as_ref(),
+            AnyRun::FineTune(run) => run.temperature.as_ref(),
+        }
+    }
+
+    /// Sets (or with `None` drops) the temperature the run's scores and predictions apply;
+    /// the folder is not touched.
+    pub fn set_temperature(&mut self, temperature: Option<Temperature>) {
+        match self {
+            AnyRun::Head(run) => run.temperature = temperature,
+            AnyRun::Cnn(run) => run.temperature = temperature,
+            AnyRun::FineTune(run) => run.temperature = temperature,
+        }
+    }
+
     /// Class names in id order.
     pub fn classes(&self) -> &[String] {
         match self {
@@ -113,9 +133,23 @@ impl AnyRun {
         }
     }
 
-    /// Class probabilities for split `split` (default: validation, else test), from `source`;
-    /// `engine` runs a fine-tuned run's frozen backbone.
+    /// Class probabilities for split `split` (default: validation, else test), from `source`,
+    /// calibrated by the run's temperature when it has one; `engine` runs a fine-tuned run's
+    /// frozen backbone.
     pub fn score_split(
+        &self,
+        source: SplitSource<'_>,
+        split: Option<&str>,
+        engine: &EngineConfig,
+    ) -> Result<Scored, NetError> {
+        let mut scored = self.score_uncalibrated(source, split, engine)?;
+        if let Some(t) = self.temperature() {
+            t.apply(&mut scored.probs);
+        }
+        Ok(scored)
+    }
+
+    fn score_uncalibrated(
         &self,
         source: SplitSource<'_>,
         split: Option<&str>,
@@ -137,19 +171,24 @@ impl AnyRun {
         }
     }
 
-    /// Class probabilities for photos, `batch` per inference call; unreadable ones are
-    /// skipped and reported.
+    /// Class probabilities for photos (calibrated, as [`AnyRun::score_split`]), `batch` per
+    /// inference call; unreadable ones are skipped and reported.
     pub fn predict_samples(
         &self,
         samples: &[Sample],
         engine: &EngineConfig,
         batch: usize,
     ) -> Result<Predictions, NetError> {
-        match self {
-            AnyRun::Head(run) => Ok(Predictor::load((**run).clone(), engine, false)?.predict(samples, batch)?),
-            AnyRun::Cnn(run) => run.predict_samples(samples),
-            AnyRun::FineTune(run) => run.predict_samples(samples, engine),
+        let mut predictions = match self {
+            // the Predictor applies the head run's temperature itself
+            AnyRun::Head(run) => return Ok(Predictor::load((**run).clone(), engine, false)?.predict(samples, batch)?),
+            AnyRun::Cnn(run) => run.predict_samples(samples)?,
+            AnyRun::FineTune(run) => run.predict_samples(samples, engine)?,
+        };
+        if let Some(t) = self.temperature() {
+            t.apply(&mut predictions.probs);
         }
+        Ok(predictions)
     }
 }
 

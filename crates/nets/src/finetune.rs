@@ -12,7 +12,7 @@ use imgclf_heads::{
     BackboneSummary, NamedTensor, RunHeader, RunSummary, f32_safetensors, f32_tensor, history_csv, parse_run_json,
     run_json_text, settings,
 };
-use imgclf_heads::{EpochStats, OptimizerConfig, Predictions, Rule, Run, RunDir, curves_png};
+use imgclf_heads::{EpochStats, OptimizerConfig, Predictions, Rule, Run, RunDir, Temperature, curves_png};
 use imgclf_runtime::onnx::{self, pb};
 use imgclf_runtime::{Backbone, Engine, EngineConfig, ModelSpec, preprocess_batch};
 use rayon::prelude::*;
@@ -361,6 +361,8 @@ pub struct FineTuneRun {
     pub info: FineTuneInfo,
     /// The tail and head with their weights.
     pub model: FineTuned,
+    /// Its temperature, when `calibrate` fitted one (applied by [`crate::AnyRun`]).
+    pub temperature: Option<Temperature>,
 }
 
 /// One `fine-tune` run from its start to its end, for any caller: [`FineTuning::create`] cuts
@@ -508,7 +510,7 @@ impl FineTuneRun {
         let model = FineTuned { tail, head: HeadLayers::from_head(head, device)?, classes: info.classes.len() };
         Self::save(dir, &info, &model)?;
         write_atomic(&dir.join("frozen.onnx"), &onnx::encode(&prefix_model(&onnx, &from)?))?;
-        Ok(FineTuneRun { dir: dir.to_path_buf(), info, model })
+        Ok(FineTuneRun { dir: dir.to_path_buf(), info, model, temperature: None })
     }
 
     /// The frozen start on an engine.
@@ -546,7 +548,7 @@ impl FineTuneRun {
         };
         let state = TrainState::start(&self.model, optimizer);
         let validation = validation.map(|v| v as &dyn Batches);
-        let FineTuneRun { dir, info, model } = self;
+        let FineTuneRun { dir, info, model, .. } = self;
         fit(&*model, state, &settings, train_set, validation, stop, |event| {
             if let FitEvent::Epoch { state, .. } = &event {
                 info.history = state.history.clone();
@@ -621,7 +623,8 @@ impl FineTuneRun {
             var.set(&Tensor::from_vec(values, shape, var.device())?)?;
         }
         let classes = info.classes.len();
-        Ok(FineTuneRun { dir: dir.to_path_buf(), info, model: FineTuned { tail, head, classes } })
+        let temperature = Temperature::read(dir)?;
+        Ok(FineTuneRun { dir: dir.to_path_buf(), info, model: FineTuned { tail, head, classes }, temperature })
     }
 
     /// Class probabilities for split `split` (default: validation, else test) of `data`

@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 
 use candle_core::{Device, Tensor};
 use imgclf_dataset::{Dataset, DatasetError, Rng, Sample};
-use imgclf_heads::{EpochStats, Optimizer, Predictions, RunDir, curves_png};
+use imgclf_heads::{EpochStats, Optimizer, Predictions, RunDir, Temperature, curves_png};
 use imgclf_heads::{
     NamedTensor, RunHeader, RunSummary, f32_safetensors, f32_tensor, history_csv, parse_run_json, run_json_text,
     settings,
@@ -87,6 +87,8 @@ pub struct CnnRun {
     pub info: CnnRunInfo,
     /// The network with its latest weights.
     pub net: Net,
+    /// Its temperature, when `calibrate` fitted one (applied by [`crate::AnyRun`]).
+    pub temperature: Option<Temperature>,
 }
 
 /// The network `config` describes, with its initial weights.
@@ -110,7 +112,7 @@ impl CnnRun {
         let st = SafeTensors::deserialize(&bytes)
             .map_err(|e| NetError::file(&path, format!("not a safetensors file: {e}")))?;
         set_params(&net, &st, "", &path)?;
-        Ok(CnnRun { dir: dir.to_path_buf(), info, net })
+        Ok(CnnRun { dir: dir.to_path_buf(), info, net, temperature: Temperature::read(dir)? })
     }
 
     /// A new run's description and initial network, its config checked. Nothing is written.
@@ -293,7 +295,11 @@ impl CnnTraining {
         mut on_event: impl FnMut(FitEvent) -> Result<(), NetError>,
     ) -> Result<CnnRunInfo, NetError> {
         let mut out = match self.resumed {
-            true => RunDir::existing(&self.out),
+            // new weights: a temperature fitted to the old ones no longer holds
+            true => {
+                Temperature::remove(&self.out)?;
+                RunDir::existing(&self.out)
+            }
             false => RunDir::begin(&self.out, self.overwrite)?,
         };
         let (config, net, info) = (self.info.config.clone(), &self.net, &mut self.info);

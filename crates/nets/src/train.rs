@@ -377,8 +377,8 @@ pub fn fit(
 pub fn probabilities(logits: &Tensor, classes: usize) -> Result<ndarray::Array2<f32>, NetError> {
     let n = logits.dim(0)?;
     let probs = if logits.dim(1)? == 1 {
-        let p = candle_nn::ops::sigmoid(logits)?;
-        Tensor::cat(&[(1.0 - &p)?, p], 1)?
+        // each column from the logit (not 1 − p): small probabilities keep their digits
+        Tensor::cat(&[candle_nn::ops::sigmoid(&logits.neg()?)?, candle_nn::ops::sigmoid(logits)?], 1)?
     } else {
         candle_nn::ops::softmax(logits, D::Minus1)?
     };

@@ -94,6 +94,8 @@ pub struct Page {
     pub sweep: Option<String>,
     /// The split scored.
     pub split: String,
+    /// The temperature its probabilities were calibrated with, if any.
+    pub temperature: Option<f64>,
     /// Its scores.
     pub evaluation: Evaluation,
     /// Two classes: ROC and precision-recall, with their chart as SVG.
@@ -210,11 +212,12 @@ pub fn report(dir: &Path, options: &ReportOptions) -> Result<Page, ReportError> 
     Ok(Page {
         title: dir.file_name().map_or_else(|| dir.display().to_string(), |n| n.to_string_lossy().into_owned()),
         kind: kind.into(),
-        facts: facts(dir, &summary, &run, photos.as_ref().map(|p| p.root.as_path()), history.len()),
+        facts: facts(dir, &summary, &run, photos.as_ref().map(|p| p.root.as_path()), history.len(), &scored.split),
         sources: sources(&summary),
         config: summary.settings.clone(),
         curves,
         sweep,
+        temperature: run.temperature().map(|t| t.temperature),
         split: scored.split.clone(),
         evaluation,
         binary,
@@ -345,7 +348,14 @@ fn binary_chart(c: BinaryCurves) -> Result<(BinaryCurves, String), ReportError> 
 }
 
 /// What was trained, as label and value.
-fn facts(dir: &Path, summary: &RunSummary, run: &AnyRun, root: Option<&Path>, epochs: usize) -> Vec<(String, String)> {
+fn facts(
+    dir: &Path,
+    summary: &RunSummary,
+    run: &AnyRun,
+    root: Option<&Path>,
+    epochs: usize,
+    split: &str,
+) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     let mut add = |k: &str, v: String| out.push((k.into(), v));
     add("run folder", dir.display().to_string());
@@ -375,6 +385,7 @@ fn facts(dir: &Path, summary: &RunSummary, run: &AnyRun, root: Option<&Path>, ep
     if let Some(base) = &summary.base_run {
         add("fine-tuned from", base.display().to_string());
     }
+    add("probabilities", imgclf_heads::calibration_note(run.temperature(), split));
     out
 }
 
@@ -640,6 +651,7 @@ mod tests {
             curves: Some(curves),
             sweep: Some(charts_svg(&sweep_charts(&sweep), (1100, 420)).unwrap()),
             split: "validation".into(),
+            temperature: None,
             reliability: reliability_chart(&evaluation.calibration).unwrap(),
             evaluation,
             binary,

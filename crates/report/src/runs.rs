@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use imgclf_heads::{RunSummary, read_history};
+use imgclf_heads::{Evaluated, RunSummary, read_history};
 use imgclf_nets::AnyRunInfo;
 use maud::{DOCTYPE, html};
 
@@ -27,6 +27,9 @@ pub struct RunRow {
     pub val_acc: Option<f64>,
     /// Validation log loss of the weights kept.
     pub val_loss: Option<f64>,
+    /// The last `evaluate` or `report` of the run: its split, log loss, ECE, Brier score and
+    /// the temperature it was calibrated with.
+    pub evaluated: Option<Evaluated>,
     /// Seconds of training (the epochs' sum).
     pub seconds: Option<f64>,
     /// The first 12 characters of each feature file's fingerprint: equal ones share features.
@@ -112,14 +115,31 @@ fn row(dir: &Path, summary: &RunSummary) -> RunRow {
         seed: summary.seed,
         val_acc: summary.kept.as_ref().and_then(|k| k.val_acc),
         val_loss: summary.kept.as_ref().and_then(|k| k.val_loss),
+        evaluated: Evaluated::read(dir),
         seconds: (!history.is_empty()).then(|| history.iter().map(|e| e.seconds).sum()),
         fingerprints,
         date: modified(&dir.join("run.json")).unwrap_or_default(),
     }
 }
 
-const COLUMNS: [&str; 11] =
-    ["run", "kind", "backbones", "head", "epochs", "seed", "val_acc", "val_loss", "seconds", "features", "date"];
+const COLUMNS: [&str; 16] = [
+    "run",
+    "kind",
+    "backbones",
+    "head",
+    "epochs",
+    "seed",
+    "val_acc",
+    "val_loss",
+    "scored",
+    "log_loss",
+    "ece",
+    "brier",
+    "temperature",
+    "seconds",
+    "features",
+    "date",
+];
 
 /// A number for a table cell: fixed digits, or scientific past a million (a 1e308 from a
 /// hand-edited run.json is 9 characters, not 309).
@@ -136,8 +156,9 @@ fn one_line(text: &str) -> String {
     text.chars().flat_map(|c| if c.is_control() { c.escape_default().collect() } else { vec![c] }).collect()
 }
 
-fn cells(r: &RunRow) -> [String; 11] {
+fn cells(r: &RunRow) -> [String; 16] {
     let num = |v: Option<f64>, digits: usize| v.map_or("-".into(), |v| number(v, digits));
+    let e = r.evaluated.as_ref();
     let list = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join("+") };
     [
         one_line(&r.dir.display().to_string()),
@@ -148,6 +169,11 @@ fn cells(r: &RunRow) -> [String; 11] {
         r.seed.map_or("-".into(), |s| s.to_string()),
         num(r.val_acc, 4),
         num(r.val_loss, 4),
+        e.map_or("-".into(), |e| one_line(&e.split)),
+        num(e.map(|e| e.log_loss), 4),
+        num(e.map(|e| e.ece), 4),
+        num(e.map(|e| e.brier), 4),
+        num(e.and_then(|e| e.temperature), 3),
         num(r.seconds, 1),
         one_line(&list(&r.fingerprints)),
         r.date.clone(),
@@ -170,7 +196,7 @@ fn url_path(path: &Path) -> String {
 
 /// The rows as an aligned plain-text table.
 pub fn runs_table(rows: &[RunRow]) -> String {
-    let all: Vec<[String; 11]> = rows.iter().map(cells).collect();
+    let all: Vec<[String; 16]> = rows.iter().map(cells).collect();
     let width = |i: usize| all.iter().map(|c| c[i].chars().count()).chain([COLUMNS[i].len()]).max().unwrap_or(0);
     let widths: Vec<usize> = (0..COLUMNS.len()).map(width).collect();
     let line = |c: &[String]| {
@@ -198,6 +224,11 @@ pub fn runs_csv(rows: &[RunRow]) -> String {
             r.seed.map_or(String::new(), |s| s.to_string()),
             num(r.val_acc),
             num(r.val_loss),
+            r.evaluated.as_ref().map_or(String::new(), |e| e.split.clone()),
+            num(r.evaluated.as_ref().map(|e| e.log_loss)),
+            num(r.evaluated.as_ref().map(|e| e.ece)),
+            num(r.evaluated.as_ref().map(|e| e.brier)),
+            num(r.evaluated.as_ref().and_then(|e| e.temperature)),
             num(r.seconds),
             r.fingerprints.join("+"),
             r.date.clone(),
@@ -239,8 +270,9 @@ pub fn runs_html(rows: &[RunRow], base: &Path) -> String {
                         tr {
                             td { @match link(r) { Some(href) => a href=(href) { (c[0]) }, None => (c[0]) } }
                             td { (c[1]) } td { (c[2]) } td { (c[3]) }
-                            td.n { (c[4]) } td.n { (c[5]) } td.n { (c[6]) } td.n { (c[7]) } td.n { (c[8]) }
-                            td.mono { (c[9]) } td { (c[10]) }
+                            td.n { (c[4]) } td.n { (c[5]) } td.n { (c[6]) } td.n { (c[7]) } td { (c[8]) }
+                            td.n { (c[9]) } td.n { (c[10]) } td.n { (c[11]) } td.n { (c[12]) } td.n { (c[13]) }
+                            td.mono { (c[14]) } td { (c[15]) }
                         }
                     }
                 }
