@@ -112,8 +112,8 @@ pub struct TrainArgs {
     /// The probe's inverse L2 strength, as scikit-learn's C: the penalty is ‖W‖² / (2·C·rows
     /// fitted). `auto` chooses it on validation as the CLIP paper does: the lowest validation
     /// log loss over 10^-6..10^6, eight values a decade, found in 15 warm-started fits (each
-    /// printed; the curve goes into run.json and the report) [default: auto where there is
-    /// validation, else 1, scikit-learn's].
+    /// printed; the curve goes into run.json and the report), each fit and the one kept
+    /// converged to --tol / 100 [default: auto where there is validation, else 1, scikit-learn's].
     #[arg(long = "c", value_name = "C|auto")]
     c: Option<InverseL2>,
     /// lbfgs: fit the kept head on train and validation rows together, at --c (or the C that
@@ -307,11 +307,12 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(sweep) = &trained.sweep {
         let kept = sweep.points.iter().find(|p| p.c == sweep.chosen).expect("the chosen C was fitted");
         say!(
-            "chose C = {} (lowest val_loss {:.4} of {} fitted; the same fit again: --c {})",
+            "chose C = {} (lowest val_loss {:.4} of {} fitted, each to --tol / 100; the same fit again: --c {} --tol {:e})",
             sweep.chosen,
             kept.val_loss,
             sweep.points.len(),
-            sweep.chosen
+            sweep.chosen,
+            args.tol / 100.0
         );
     }
     let history = trained.history.clone();
