@@ -225,6 +225,19 @@ test: setup system-deps
     for example in extract_folder train_head augment_batch lenet_epoch cam_image; do
         target/debug/examples/$example >/dev/null
     done
+    {{just_executable()}} --justfile {{justfile()}} test-python
+
+# The Python wheel: abi3 (CPython >= 3.9), built by maturin from crates/python into target/wheels
+# (the debug profile, as `just` builds the CLI; `./just wheel --release` for a release build)
+wheel *FLAGS: setup
+    "{{venv}}/bin/maturin" build --quiet -m crates/python/Cargo.toml --out target/wheels {{FLAGS}}
+
+# The wheel's tests (pytest, crates/python/tests) with the wheel installed into .venv, against
+# the CLI of the same tree (README's "From Python" example is one of them)
+test-python: wheel build
+    "{{python}}" -m pip install -q --disable-pip-version-check --force-reinstall --no-deps \
+        "$(ls -t target/wheels/imgclf-*.whl | head -1)"
+    "{{python}}" -m pytest -q crates/python/tests
 
 # Formatting, lints with warnings as errors, the libraries' docs without broken links, then every test (what .ci/run calls)
 ci: system-deps

@@ -28,6 +28,7 @@ FLOORS = {
     "imgclf-nets": 4,
     "imgclf-report": 5,
     "imgclf": 6,
+    "imgclf-python": 6,  # the wheel: beside the CLI, on the same libraries
 }
 
 

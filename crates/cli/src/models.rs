@@ -128,10 +128,5 @@ fn summary(m: &CachedModel) -> String {
 
 /// `--model` as given: a file path, or the name of a registered model.
 pub fn resolve(arg: &Path) -> anyhow::Result<PathBuf> {
-    let plain_name = arg.components().count() == 1 && arg.extension().is_none();
-    if arg.exists() || !plain_name {
-        return Ok(arg.to_path_buf());
-    }
-    let cache = ModelCache::new(ModelCache::default_dir());
-    Ok(cache.get(&arg.to_string_lossy())?.model)
+    Ok(imgclf_runtime::resolve_model(arg)?)
 }

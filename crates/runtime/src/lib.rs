@@ -39,7 +39,7 @@ pub use backbone::{Backbone, Embedding, fill_batch, preprocess_batch, sha256_fil
 pub use device::{Device, EngineConfig, Feed, Precision};
 pub use engine::{Engine, EngineKind, GPU_VENV, PixelBatch, find_ort_library, ort_environment};
 pub use error::RuntimeError;
-pub use models::{CachedModel, ModelCache};
+pub use models::{CachedModel, ModelCache, resolve_model};
 pub use pool::global_average_pool;
 pub use spec::{ColorOrder, Layout, ModelSpec, Normalize};
 

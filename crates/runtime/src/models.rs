@@ -47,6 +47,16 @@ impl CachedModel {
     }
 }
 
+/// What `--model` (and the Python `model=`) names: an existing path, or the plain name of a
+/// model in the default cache (`efficientnet-lite0`).
+pub fn resolve_model(arg: &Path) -> Result<PathBuf, RuntimeError> {
+    let plain_name = arg.components().count() == 1 && arg.extension().is_none();
+    if arg.exists() || !plain_name {
+        return Ok(arg.to_path_buf());
+    }
+    Ok(ModelCache::new(ModelCache::default_dir()).get(&arg.to_string_lossy())?.model)
+}
+
 impl ModelCache {
     /// `$IMGCLF_HOME/models`, else `$XDG_CACHE_HOME/imgclf/models`, else `~/.cache/imgclf/models`.
     pub fn default_dir() -> PathBuf {
