@@ -7,15 +7,15 @@ use clap::ValueEnum;
 use imgclf_dataset::limits::{
     BATCH, DECAY, DROPOUT, EPOCHS, HIDDEN, L2, LEARNING_RATE, MAX_ITER, MOMENTUM, PATIENCE, TOL, VAL_SPLIT,
 };
-use imgclf_heads::Validation;
 use imgclf_heads::prelude::*;
+use imgclf_heads::{HeadKind, SolverKind, TrainOptions, Validation};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::budget::BudgetArgs;
 use crate::show::{epoch_line, metrics};
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
-enum HeadKind {
+enum HeadArg {
     /// The default: the linear probe, logistic regression fitted by L-BFGS on standardised
     /// features with C chosen on validation (--c auto), as the CLIP paper fits it.
     Probe,
@@ -27,7 +27,7 @@ enum HeadKind {
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
-enum SolverKind {
+enum SolverArg {
     /// Mini-batches with --optimizer, --epochs and --batch, as Keras' fit.
     Sgd,
     /// The linear probe: L-BFGS over full passes to the minimum of the log loss penalised by
@@ -57,7 +57,7 @@ pub struct TrainArgs {
     out: PathBuf,
     /// The head [default: probe; logistic when a mini-batch setting such as --epochs is given].
     #[arg(long, value_enum)]
-    head: Option<HeadKind>,
+    head: Option<HeadArg>,
     /// Units of the mlp head's hidden ReLU layer [default: 256].
     #[arg(long, value_parser = HIDDEN.parser_usize())]
     hidden: Option<usize>,
@@ -108,7 +108,7 @@ pub struct TrainArgs {
     /// How the weights are fitted: lbfgs for the probe, sgd for logistic and mlp (--head
     /// logistic --solver lbfgs is the probe).
     #[arg(long, value_enum)]
-    solver: Option<SolverKind>,
+    solver: Option<SolverArg>,
     /// The probe's inverse L2 strength, as scikit-learn's C: the penalty is ‖W‖² / (2·C·rows
     /// fitted). `auto` chooses it on validation as the CLIP paper does: the lowest validation
     /// log loss over 10^-6..10^6, eight values a decade, found in 15 warm-started fits (each
@@ -133,113 +133,54 @@ pub struct TrainArgs {
     budget: BudgetArgs,
 }
 
-/// The head and solver the flags name: the probe unless a head, the sgd solver or a
-/// mini-batch setting (--epochs, --optimizer, ...: the tutorial's head) is named.
-fn head_and_solver(args: &TrainArgs) -> anyhow::Result<(HeadKind, SolverKind)> {
-    Ok(match (args.head, args.solver) {
-        (None, None) if !sgd_flags(args).is_empty() => (HeadKind::Logistic, SolverKind::Sgd),
-        (None | Some(HeadKind::Probe), None | Some(SolverKind::Lbfgs)) => (HeadKind::Probe, SolverKind::Lbfgs),
-        (Some(HeadKind::Probe), Some(SolverKind::Sgd)) => {
-            anyhow::bail!("--head probe is fitted by lbfgs; the tutorial's head is --head logistic")
+impl TrainArgs {
+    /// The flags as the library's options (resolved there, as for Python's `train_head`).
+    fn options(&self) -> TrainOptions {
+        TrainOptions {
+            head: self.head.map(|h| match h {
+                HeadArg::Probe => HeadKind::Probe,
+                HeadArg::Logistic => HeadKind::Logistic,
+                HeadArg::Mlp => HeadKind::Mlp,
+            }),
+            solver: self.solver.map(|s| match s {
+                SolverArg::Sgd => SolverKind::Sgd,
+                SolverArg::Lbfgs => SolverKind::Lbfgs,
+            }),
+            hidden: self.hidden,
+            dropout: self.dropout,
+            l2: self.l2,
+            optimizer: self.optimizer,
+            learning_rate: self.lr,
+            decay: self.decay,
+            momentum: self.momentum,
+            nesterov: self.nesterov,
+            epochs: self.epochs,
+            batch_size: self.batch,
+            seed: self.seed,
+            standardize: self.standardize,
+            val_split: self.val_split,
+            patience: self.patience,
+            class_weight: self.class_weight.clone(),
+            c: self.c,
+            refit: self.refit,
+            tol: Some(self.tol),
+            max_iter: Some(self.max_iter),
         }
-        (None, Some(SolverKind::Sgd)) => (HeadKind::Logistic, SolverKind::Sgd),
-        (Some(head), solver) => (head, solver.unwrap_or(SolverKind::Sgd)),
-    })
-}
-
-/// The mini-batch heads' settings given (none of them is the probe's).
-fn sgd_flags(args: &TrainArgs) -> Vec<&'static str> {
-    [
-        ("--epochs", args.epochs.is_some()),
-        ("--batch", args.batch.is_some()),
-        ("--optimizer", args.optimizer.is_some()),
-        ("--lr", args.lr.is_some()),
-        ("--decay", args.decay.is_some()),
-        ("--momentum", args.momentum.is_some() || args.nesterov),
-        ("--dropout", args.dropout.is_some()),
-        ("--hidden", args.hidden.is_some()),
-        ("--l2", args.l2.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(flag, set)| set.then_some(flag))
-    .collect()
-}
-
-/// Refuses the mini-batch heads' settings given to the probe, which has none of them.
-fn refuse_sgd_flags(args: &TrainArgs) -> anyhow::Result<()> {
-    if args.l2.is_some_and(|l2| l2 != 0.0) {
-        anyhow::bail!("--l2 is the SGD heads' penalty; the lbfgs probe's is --c (scikit-learn's C)");
     }
-    let given = sgd_flags(args);
-    if !given.is_empty() {
-        anyhow::bail!(
-            "{} set the mini-batch heads; the probe has none: name --head logistic (the tutorial's) or --head mlp",
-            given.join(", ")
-        );
-    }
-    Ok(())
 }
 
 pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
     imgclf_heads::RunDir::check(&args.out, args.force).context("--out")?;
-    let tutorial = TrainConfig::tutorial();
-    let mut optimizer = args.optimizer.unwrap_or(tutorial.optimizer);
-    if let Some(lr) = args.lr {
-        optimizer.learning_rate = lr;
-    }
-    optimizer.decay = args.decay.unwrap_or(0.0);
-    if args.momentum.is_some() || args.nesterov {
-        let momentum = args.momentum.unwrap_or(0.0);
-        optimizer.set_momentum(momentum, args.nesterov).context("--momentum/--nesterov need --optimizer sgd")?;
-    }
-    let (head, solver_kind) = head_and_solver(&args)?;
-    if solver_kind == SolverKind::Lbfgs && head != HeadKind::Mlp {
-        refuse_sgd_flags(&args)?;
-    }
-    if args.refit && solver_kind == SolverKind::Sgd {
-        anyhow::bail!(
-            "--refit refits the probe; --head {} trains by mini-batches",
-            if head == HeadKind::Mlp { "mlp" } else { "logistic" }
-        );
-    }
-    let architecture = match head {
-        HeadKind::Probe | HeadKind::Logistic => Architecture::Logistic,
-        HeadKind::Mlp => Architecture::Mlp { hidden: args.hidden.unwrap_or(256) },
-    };
     // training reads train and validation; a test split is checked but not held
     let inputs =
         HeadInputs::open(&args.features, &["train", "validation"], args.budget.given()).context("--features")?;
-    let solver = match solver_kind {
-        SolverKind::Sgd => Solver::Sgd,
-        SolverKind::Lbfgs => {
-            let validated = args.val_split.is_some() || inputs.split("validation").is_some_and(|s| s.labels.is_some());
-            let c = match (args.c, validated) {
-                (Some(c), _) => c,
-                (None, true) => InverseL2::Auto,
-                (None, false) => {
-                    eprintln!(
-                        "no validation to choose C on: C = 1 (scikit-learn's default); --val-split lets --c auto choose it"
-                    );
-                    InverseL2::Value(1.0)
-                }
-            };
-            Solver::Lbfgs(Lbfgs { c, tol: args.tol, max_iter: args.max_iter, refit: args.refit })
-        }
-    };
-    let lbfgs = matches!(solver, Solver::Lbfgs(_));
-    let dropout = if lbfgs { 0.0 } else { args.dropout.unwrap_or(tutorial.head.dropout) };
-    let config = TrainConfig {
-        head: HeadConfig { architecture, dropout, l2: args.l2.unwrap_or(0.0) },
-        optimizer,
-        epochs: args.epochs.unwrap_or(tutorial.epochs),
-        batch_size: args.batch.unwrap_or(tutorial.batch_size),
-        seed: args.seed,
-        standardize: args.standardize || lbfgs,
-        val_split: args.val_split,
-        patience: args.patience,
-        class_weight: args.class_weight.unwrap_or(ClassWeight::None),
-        solver,
-    };
+    let validated = args.val_split.is_some() || inputs.split("validation").is_some_and(|s| s.labels.is_some());
+    let resolved = args.options().config(validated).context("train-head")?;
+    if let Some(note) = &resolved.note {
+        eprintln!("{}", crate::terms::for_users(note));
+    }
+    let config = resolved.config.clone();
+    let lbfgs = matches!(config.solver, Solver::Lbfgs(_));
     crate::show::warn_unverified(&inputs);
     eprintln!(
         "{} classes, {} features ({})",
@@ -247,17 +188,7 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
         inputs.dim(),
         inputs.sources.iter().map(|s| format!("{} {}", s.backbone, s.dim)).collect::<Vec<_>>().join(" + ")
     );
-    say!(
-        "head: {}",
-        match (head, &config.solver) {
-            (_, Solver::Lbfgs(l)) => format!(
-                "the probe (logistic regression by L-BFGS on standardised features, C {})",
-                if l.c == InverseL2::Auto { "chosen on validation".to_string() } else { format!("= {}", l.c) }
-            ),
-            (HeadKind::Mlp, _) => format!("mlp-{} by mini-batches (--head mlp)", args.hidden.unwrap_or(256)),
-            _ => "the tutorial's logistic head by mini-batches (--head logistic)".into(),
-        }
-    );
+    say!("head: {}", crate::terms::for_users(&resolved.describe()));
     let plan = ChunkPlan::new(&inputs, &config).context("train-head")?;
     eprintln!("{plan}");
 

@@ -33,6 +33,7 @@ mod lbfgs;
 mod loss;
 mod metrics;
 mod optim;
+mod options;
 mod plan;
 mod plot;
 mod predictor;
@@ -58,6 +59,7 @@ pub use metrics::{
     evaluate,
 };
 pub use optim::{Optimizer, OptimizerConfig, Rule, StepRates};
+pub use options::{HeadKind, Resolved, SolverKind, TrainOptions};
 pub use plan::ChunkPlan;
 pub use plot::{LineChart, charts_svg, confusion_png, curve_charts, curves_png, sweep_charts};
 pub use predictor::{Predictions, Predictor, image_samples};

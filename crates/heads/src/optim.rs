@@ -97,7 +97,7 @@ impl OptimizerConfig {
                 Ok(())
             }
             _ => Err(crate::HeadError::Config(format!(
-                "momentum and nesterov apply to the sgd optimizer only, not {self}"
+                "`momentum` and `nesterov` apply to `optimizer` sgd only, not {self}"
             ))),
         }
     }

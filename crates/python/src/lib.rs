@@ -4,15 +4,17 @@
 //! on Ctrl-C. Errors raise one class per library error kind, all under `ImgclfError`, with the
 //! library's one-line message.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use image::RgbImage;
 use imgclf_dataset::{Dataset, Sample};
-use imgclf_features::{ExtractOptions, FeatureReader, extract_all};
-use imgclf_heads::{HeadInputs, Run, TrainConfig, image_samples};
+use imgclf_features::{ExtractOptions, FeatureReader, Progress, Storage, extract_all};
+use imgclf_heads::{HeadInputs, TrainEvent, TrainOptions, image_samples};
+use imgclf_nets::{AnyRun, Scored, SplitSource};
+use imgclf_report::ReportOptions;
 use imgclf_runtime::{Backbone, Device, EngineConfig, EngineKind, Precision, resolve_model};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray2, PyReadonlyArray4};
 use pyo3::create_exception;
@@ -25,6 +27,7 @@ create_exception!(_imgclf, DatasetError, ImgclfError, "Photos and data roots: un
 create_exception!(_imgclf, EngineError, ImgclfError, "Models and engines: a spec, an ONNX file or ONNX Runtime.");
 create_exception!(_imgclf, FeatureError, ImgclfError, "Feature files: unreadable, damaged, or of another dataset.");
 create_exception!(_imgclf, HeadError, ImgclfError, "Heads and runs: settings, inputs and run folders.");
+create_exception!(_imgclf, NetError, ImgclfError, "Networks from pixels, fine-tuning, and run folders of any kind.");
 create_exception!(_imgclf, ReportError, ImgclfError, "Reports and tables of runs.");
 
 /// A library error as its Python exception (a stop between batches as KeyboardInterrupt).
@@ -43,6 +46,7 @@ macro_rules! raise_as {
 }
 
 raise_as!(
+    imgclf_nets::NetError => NetError,
     imgclf_dataset::DatasetError => DatasetError,
     imgclf_runtime::RuntimeError => EngineError,
     imgclf_heads::HeadError => HeadError,
@@ -58,27 +62,71 @@ impl<T> Raise<T> for Result<T, imgclf_features::FeatureError> {
     }
 }
 
-/// The engine settings of `engine` (`auto`, `ort`, `tract`) on the CPU, on every core.
-fn engine_config(engine: &str) -> PyResult<EngineConfig> {
+/// The engine settings of `engine` (`auto`, `ort`, `tract`) on the CPU, on `threads` threads.
+fn engine_config(engine: &str, threads: usize) -> PyResult<EngineConfig> {
     let kind: EngineKind = engine.parse().map_err(|e: String| PyValueError::new_err(format!("engine: {e}")))?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let config = EngineConfig::new(kind, Device::Cpu, Precision::Fp32, cores);
+    let config = EngineConfig::new(kind, Device::Cpu, Precision::Fp32, threads);
     config.check().raise()?;
     Ok(config)
 }
 
+/// This machine's cores: every engine thread count's default, as the CLI's.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// How far a long call is: units done of a total, which the work updates from its thread and
+/// the caller's thread hands to a Python callback.
+#[derive(Default)]
+struct Counter {
+    done: AtomicUsize,
+    total: AtomicUsize,
+}
+
+impl Counter {
+    fn start(&self, total: usize) {
+        self.total.store(total, Ordering::Relaxed);
+        self.done.store(0, Ordering::Relaxed);
+    }
+
+    fn advance(&self, n: usize) {
+        self.done.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
 /// Runs `work` without the GIL on a thread of its own while this one checks for Ctrl-C every
-/// 50 ms; on Ctrl-C `stop` is set (the library stops between batches) and the work's result,
-/// an interruption, is returned.
-fn interruptible<T: Send>(py: Python<'_>, stop: &AtomicBool, work: impl FnOnce() -> T + Send) -> T {
+/// 50 ms and hands `counter` to `progress(done, total)` when it moved; on Ctrl-C (or an error
+/// in `progress`) `stop` is set, the library stops between batches, and the work's result (an
+/// interruption) is returned.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    stop: &AtomicBool,
+    counter: &Counter,
+    progress: Option<&Py<PyAny>>,
+    work: impl FnOnce() -> T + Send,
+) -> T {
     py.detach(|| {
         std::thread::scope(|scope| {
             let worker = scope.spawn(work);
-            while !worker.is_finished() {
-                std::thread::sleep(Duration::from_millis(50));
-                if Python::attach(|py| py.check_signals()).is_err() {
-                    stop.store(true, Ordering::Relaxed);
+            let mut shown = (usize::MAX, usize::MAX);
+            loop {
+                let finished = worker.is_finished();
+                let total = counter.total.load(Ordering::Relaxed);
+                let now = (counter.done.load(Ordering::Relaxed).min(total), total);
+                Python::attach(|py| {
+                    let mut ok = py.check_signals().is_ok();
+                    if let (Some(callback), true) = (progress, now != shown && now.1 > 0) {
+                        ok &= callback.call1(py, now).is_ok();
+                        shown = now;
+                    }
+                    if !ok {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                });
+                if finished {
+                    break;
                 }
+                std::thread::sleep(Duration::from_millis(50));
             }
             worker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
@@ -190,7 +238,11 @@ impl FeatureFile {
 /// WebDataset tars, as `imgclf extract --data`) through each model, into one feature file per
 /// model in `out`; a valid cached file is reused unless `force`. Returns the files.
 #[pyfunction]
-#[pyo3(signature = (data, models, out = PathBuf::from("features"), engine = "auto", batch = None, force = false))]
+#[pyo3(signature = (
+    data, models, out = PathBuf::from("features"), engine = "auto", batch = None, force = false,
+    splits = None, threads = None, decode_threads = None, store = "f32", progress = None
+))]
+#[allow(clippy::too_many_arguments)]
 fn extract(
     py: Python<'_>,
     data: PathBuf,
@@ -199,18 +251,49 @@ fn extract(
     engine: &str,
     batch: Option<usize>,
     force: bool,
+    splits: Option<Vec<String>>,
+    threads: Option<usize>,
+    decode_threads: Option<usize>,
+    store: &str,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<FeatureFile>> {
-    let dataset = Dataset::open(&data).raise()?;
+    let mut dataset = Dataset::open(&data).raise()?;
+    if let Some(splits) = &splits {
+        if let Some(missing) = splits.iter().find(|s| dataset.split(s).is_none()) {
+            return Err(DatasetError::new_err(format!("{}: no split `{missing}`", data.display())));
+        }
+        dataset.splits.retain(|s| splits.contains(&s.name));
+    }
     let backbones = models
         .iter()
         .map(|m| Backbone::open(&resolve_model(m).raise()?).raise())
         .collect::<PyResult<Vec<Backbone>>>()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let defaults = ExtractOptions::new(engine_config(engine)?);
-    let options =
-        ExtractOptions { batch: batch.unwrap_or(defaults.batch), force, stop: Some(stop.clone()), ..defaults };
-    let reports =
-        interruptible(py, &stop, || extract_all(&dataset, &backbones, &out, &options, &mut |_| {})).raise()?;
+    let (engine_threads, _) = ExtractOptions::thread_split(cores(), Device::Cpu);
+    let defaults = ExtractOptions::new(engine_config(engine, threads.unwrap_or(engine_threads))?);
+    let storage = match store {
+        "f32" => Storage::F32,
+        "f16" => Storage::F16,
+        other => return Err(PyValueError::new_err(format!("store: `{other}`: expected f32 or f16"))),
+    };
+    let options = ExtractOptions {
+        batch: batch.unwrap_or(defaults.batch),
+        decode_threads: decode_threads.unwrap_or(defaults.decode_threads),
+        force,
+        stop: Some(stop.clone()),
+        storage,
+        ..defaults
+    };
+    options.check().raise()?;
+    let counter = Counter::default();
+    let reports = interruptible(py, &stop, &counter, progress.as_ref(), || {
+        extract_all(&dataset, &backbones, &out, &options, &mut |p| match p {
+            Progress::Start { images, .. } => counter.start(images),
+            Progress::Advance(n) => counter.advance(n),
+            _ => {}
+        })
+    })
+    .raise()?;
     reports.iter().map(|r| FeatureFile::new(r.output.clone())).collect()
 }
 
@@ -218,13 +301,14 @@ fn extract(
 /// as `extract` resizes a decoded photo) or a list of image paths; returns float32 `(N, D)`,
 /// the rows `extract` writes for the same photos.
 #[pyfunction]
-#[pyo3(signature = (model, images, engine = "auto", batch = 32))]
+#[pyo3(signature = (model, images, engine = "auto", batch = 32, progress = None))]
 fn embed<'py>(
     py: Python<'py>,
     model: PathBuf,
     images: &Bound<'py, PyAny>,
     engine: &str,
     batch: usize,
+    progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let backbone = Backbone::open(&resolve_model(&model).raise()?).raise()?;
     let photos: Vec<(RgbImage, PathBuf)> = match images.extract::<PyReadonlyArray4<u8>>() {
@@ -250,9 +334,11 @@ fn embed<'py>(
             samples.iter().map(|s| Ok((s.load_rgb().raise()?, s.path.clone()))).collect::<PyResult<_>>()?
         }
     };
-    let config = engine_config(engine)?;
+    let config = engine_config(engine, cores())?;
     let stop = AtomicBool::new(false);
-    let rows = interruptible(py, &stop, || -> PyResult<ndarray::Array2<f32>> {
+    let counter = Counter::default();
+    counter.start(photos.len());
+    let rows = interruptible(py, &stop, &counter, progress.as_ref(), || -> PyResult<ndarray::Array2<f32>> {
         let mut engine = backbone.engine(&config).raise()?;
         let mut blocks = Vec::new();
         for chunk in photos.chunks(batch.max(1)) {
@@ -264,6 +350,7 @@ fn embed<'py>(
                 .map(|(image, path)| backbone.spec.resize.apply(image, path).raise())
                 .collect::<PyResult<Vec<_>>>()?;
             blocks.push(backbone.embed(&mut engine, &resized, false).raise()?.pooled);
+            counter.advance(chunk.len());
         }
         let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
         match views.is_empty() {
@@ -274,91 +361,300 @@ fn embed<'py>(
     Ok(rows.into_pyarray(py))
 }
 
-/// A trained head's run folder (`imgclf train-head`): its classes and settings, and its
-/// probabilities for feature rows.
-#[pyclass(module = "imgclf")]
-struct HeadRun {
-    run: Run,
+/// A run folder of any kind (`train-head`, `train-cnn`, `fine-tune`): its classes, run.json
+/// and temperature; it scores splits, predicts arrays, photos and splits, and writes its report.
+#[pyclass(module = "imgclf", unsendable)]
+struct Run {
+    run: AnyRun,
 }
 
 #[pymethods]
-impl HeadRun {
-    /// Opens the run folder `dir` (with its temperature, when calibrated).
+impl Run {
+    /// Opens the run folder `dir`, whatever its kind (with its temperature, when calibrated).
     #[new]
-    fn new(dir: PathBuf) -> PyResult<HeadRun> {
-        Ok(HeadRun { run: Run::load(&dir).raise()? })
+    fn new(dir: PathBuf) -> PyResult<Run> {
+        Ok(Run { run: AnyRun::open(&dir).raise()? })
     }
 
     /// The run folder.
     #[getter]
     fn dir(&self) -> PathBuf {
-        self.run.dir.clone()
+        self.run.dir().to_path_buf()
+    }
+
+    /// `train-head`, `train-cnn` or `fine-tune`.
+    #[getter]
+    fn kind(&self) -> &'static str {
+        self.run.summary().kind
     }
 
     /// Class names in id order.
     #[getter]
     fn classes(&self) -> Vec<String> {
-        self.run.info.classes.clone()
+        self.run.classes().to_vec()
+    }
+
+    /// The temperature its probabilities are divided by (`imgclf calibrate`), or None.
+    #[getter]
+    fn temperature(&self) -> Option<f64> {
+        self.run.temperature().map(|t| t.temperature)
     }
 
     /// `run.json`, as a dict.
     #[getter]
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &serde_json::to_string(&self.run.info).expect("run info serialises"))
+        json_to_py(py, &imgclf_heads::run_json_text(self.run.dir(), "train-head").raise()?)
     }
 
-    /// Class probabilities `(N, classes)` float32 for feature rows `x` (float32 `(N, D)`, the
-    /// run's feature files' columns joined in its order), calibrated when the run is.
+    /// Class probabilities `(N, classes)` float32 for a head run's feature rows `x` (float32
+    /// `(N, D)`, its feature files' columns joined in its order), calibrated when the run is.
     fn predict<'py>(&self, py: Python<'py>, x: PyReadonlyArray2<'py, f32>) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let AnyRun::Head(run) = &self.run else {
+            return Err(HeadError::new_err(format!(
+                "{} is a {} run, which reads photos: use predict_images",
+                self.run.dir().display(),
+                self.kind()
+            )));
+        };
         let x = x.as_array();
-        if x.ncols() != self.run.head.inputs() {
+        if x.ncols() != run.head.inputs() {
             return Err(HeadError::new_err(format!(
                 "{} features a row, but run {} takes {}",
                 x.ncols(),
-                self.run.dir.display(),
-                self.run.head.inputs()
+                run.dir.display(),
+                run.head.inputs()
             )));
         }
-        let mut probs = self.run.head.predict(x);
-        if let Some(t) = &self.run.temperature {
+        let mut probs = run.head.predict(x);
+        if let Some(t) = &run.temperature {
             t.apply(&mut probs);
         }
         Ok(probs.into_pyarray(py))
     }
+
+    /// Class probabilities for image files (or folders of them), through the run's backbones:
+    /// `(probs, paths)` for the photos that could be read, in order.
+    #[pyo3(signature = (images, engine = "auto", batch = 32))]
+    fn predict_images<'py>(
+        &self,
+        py: Python<'py>,
+        images: Vec<PathBuf>,
+        engine: &str,
+        batch: usize,
+    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<PathBuf>)> {
+        let samples = image_samples(&images).raise()?;
+        let config = engine_config(engine, cores())?;
+        let stop = AtomicBool::new(false);
+        let run = &self.run;
+        let predictions =
+            interruptible(py, &stop, &Counter::default(), None, || run.predict_samples(&samples, &config, batch))
+                .raise()?;
+        let paths = predictions.samples.iter().map(|s| s.path.clone()).collect();
+        Ok((predictions.probs.into_pyarray(py), paths))
+    }
+
+    /// Class probabilities for split `split` (default: validation, else test) from feature
+    /// files (head runs) or a data root (the others; default: those run.json names):
+    /// `(probs, paths, labels or None)`.
+    #[pyo3(signature = (split = None, features = Vec::new(), data = None, memory_budget = None))]
+    #[allow(clippy::type_complexity)]
+    fn predict_split<'py>(
+        &self,
+        py: Python<'py>,
+        split: Option<&str>,
+        features: Vec<PathBuf>,
+        data: Option<PathBuf>,
+        memory_budget: Option<usize>,
+    ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<String>, Option<Vec<usize>>)> {
+        let scored = self.scored(py, split, &features, data.as_deref(), memory_budget)?;
+        Ok((scored.probs.into_pyarray(py), scored.paths, scored.labels))
+    }
+
+    /// Scores a labelled split (default: validation, else test) as `imgclf evaluate` does: a
+    /// dict of accuracy, log loss, calibration (ECE, Brier, bins), per-class scores, the
+    /// confusion matrix and the top losses.
+    #[pyo3(signature = (split = None, features = Vec::new(), data = None, memory_budget = None, top = 10))]
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        split: Option<&str>,
+        features: Vec<PathBuf>,
+        data: Option<PathBuf>,
+        memory_budget: Option<usize>,
+        top: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let scored = self.scored(py, split, &features, data.as_deref(), memory_budget)?;
+        let Some(labels) = &scored.labels else {
+            return Err(HeadError::new_err(format!("split `{}`: unlabelled, nothing to score", scored.split)));
+        };
+        let evaluation = imgclf_heads::evaluate(&scored.classes, scored.probs.view(), labels, &scored.paths, top);
+        let dict = json_to_py(py, &serde_json::to_string(&evaluation).expect("an evaluation serialises"))?;
+        dict.set_item("split", &scored.split)?;
+        Ok(dict)
+    }
+
+    /// Writes the run's page (`imgclf report`) to `out` (default: `report.html` in the run
+    /// folder) and returns its path.
+    #[pyo3(signature = (out = None, split = None, data = None, features = Vec::new(), engine = "auto"))]
+    fn report(
+        &self,
+        py: Python<'_>,
+        out: Option<PathBuf>,
+        split: Option<&str>,
+        data: Option<PathBuf>,
+        features: Vec<PathBuf>,
+        engine: &str,
+    ) -> PyResult<PathBuf> {
+        let out = out.unwrap_or_else(|| self.run.dir().join("report.html"));
+        let options = ReportOptions {
+            split,
+            data: data.as_deref(),
+            features: &features,
+            memory_budget: None,
+            top: 10,
+            examples: 4,
+            engine: engine_config(engine, cores())?,
+        };
+        let dir = self.run.dir().to_path_buf();
+        let stop = AtomicBool::new(false);
+        let page =
+            interruptible(py, &stop, &Counter::default(), None, || imgclf_report::report(&dir, &options)).raise()?;
+        imgclf_dataset::write_atomic(&out, page.html().as_bytes())
+            .map_err(|e| ReportError::new_err(format!("{}: {e}", out.display())))?;
+        Ok(out)
+    }
+}
+
+impl Run {
+    /// A split through the run, without the GIL.
+    fn scored(
+        &self,
+        py: Python<'_>,
+        split: Option<&str>,
+        features: &[PathBuf],
+        data: Option<&Path>,
+        memory_budget: Option<usize>,
+    ) -> PyResult<Scored> {
+        let config = engine_config("auto", cores())?;
+        let stop = AtomicBool::new(false);
+        let run = &self.run;
+        let source = SplitSource { data, features, memory_budget };
+        interruptible(py, &stop, &Counter::default(), None, || run.score_split(source, split, &config)).raise()
+    }
+}
+
+/// A number or a word as the text the command line would take (`0.1`, `auto`).
+fn text_of(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    match value.extract::<String>() {
+        Ok(s) => Ok(s),
+        Err(_) => Ok(value.extract::<f64>()?.to_string()),
+    }
+}
+
+/// Parses `value` (a str, or a number for numeric settings) as setting `name`.
+fn setting<T: std::str::FromStr<Err = String>>(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<T>> {
+    value.map(|v| text_of(v)?.parse().map_err(|e: String| PyValueError::new_err(format!("{name}: {e}")))).transpose()
 }
 
 /// Trains a head on feature files into run folder `out`, as `imgclf train-head` does, with
-/// `config` the `config` object of a run.json (every setting; default: the tutorial's head)
-/// and at most `memory_budget` bytes of rows held (default: a quarter of what is free).
+/// its every setting (the flags' names, `lr` for `--lr`, `batch` for `--batch`); without
+/// `head`, the probe, C chosen on validation where there is validation.
 #[pyfunction]
-#[pyo3(signature = (features, out, config = None, memory_budget = None, overwrite = false))]
+#[pyo3(signature = (
+    features, out, *, head = None, solver = None, hidden = None, dropout = None, l2 = None,
+    optimizer = None, lr = None, decay = None, momentum = None, nesterov = false, epochs = None,
+    batch = None, seed = 0, standardize = false, val_split = None, patience = None,
+    class_weight = None, c = None, refit = false, tol = None, max_iter = None,
+    memory_budget = None, overwrite = false, progress = None
+))]
+#[allow(clippy::too_many_arguments)]
 fn train_head(
     py: Python<'_>,
     features: Vec<PathBuf>,
     out: PathBuf,
-    config: Option<&Bound<'_, PyAny>>,
+    head: Option<&Bound<'_, PyAny>>,
+    solver: Option<&Bound<'_, PyAny>>,
+    hidden: Option<usize>,
+    dropout: Option<f32>,
+    l2: Option<f32>,
+    optimizer: Option<&Bound<'_, PyAny>>,
+    lr: Option<f32>,
+    decay: Option<f32>,
+    momentum: Option<f32>,
+    nesterov: bool,
+    epochs: Option<usize>,
+    batch: Option<usize>,
+    seed: u64,
+    standardize: bool,
+    val_split: Option<f32>,
+    patience: Option<usize>,
+    class_weight: Option<&Bound<'_, PyAny>>,
+    c: Option<&Bound<'_, PyAny>>,
+    refit: bool,
+    tol: Option<f64>,
+    max_iter: Option<usize>,
     memory_budget: Option<usize>,
     overwrite: bool,
-) -> PyResult<HeadRun> {
-    let config: TrainConfig = match config {
-        None => TrainConfig::tutorial(),
-        Some(c) => {
-            let text: String = py.import("json")?.call_method1("dumps", (c,))?.extract()?;
-            serde_json::from_str(&text).map_err(|e| PyValueError::new_err(format!("config: {e}")))?
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Run> {
+    let class_weight = match class_weight {
+        Some(w) if w.extract::<String>().is_err() => {
+            let weights: Vec<f64> = w.extract()?;
+            let text = weights.iter().map(f64::to_string).collect::<Vec<_>>().join(",");
+            Some(text.parse().map_err(|e: String| PyValueError::new_err(format!("class_weight: {e}")))?)
         }
+        w => setting("class_weight", w)?,
+    };
+    let options = TrainOptions {
+        head: setting("head", head)?,
+        solver: setting("solver", solver)?,
+        hidden,
+        dropout,
+        l2,
+        optimizer: setting("optimizer", optimizer)?,
+        learning_rate: lr,
+        decay,
+        momentum,
+        nesterov,
+        epochs,
+        batch_size: batch,
+        seed,
+        standardize,
+        val_split,
+        patience,
+        class_weight,
+        c: setting("c", c)?,
+        refit,
+        tol,
+        max_iter,
     };
     imgclf_heads::RunDir::check(&out, overwrite).raise()?;
     let inputs = HeadInputs::open(&features, &["train", "validation"], memory_budget).raise()?;
+    let validated = val_split.is_some() || inputs.split("validation").is_some_and(|s| s.labels.is_some());
+    let resolved = options.config(validated).raise()?;
+    if let Some(note) = &resolved.note {
+        py.import("warnings")?.call_method1("warn", (note.as_str(),))?;
+    }
+    let config = resolved.config;
     let stop = AtomicBool::new(false);
-    let run = interruptible(py, &stop, || -> Result<Run, imgclf_heads::HeadError> {
-        let trained = imgclf_heads::train(&inputs, &config, &mut |_| {})?;
+    let counter = Counter::default();
+    let steps = match config.solver {
+        imgclf_heads::Solver::Sgd => config.epochs,
+        imgclf_heads::Solver::Lbfgs(l) => l.max_iter,
+    };
+    counter.start(steps);
+    interruptible(py, &stop, &counter, progress.as_ref(), || -> Result<(), imgclf_heads::HeadError> {
+        let trained = imgclf_heads::train(&inputs, &config, &mut |event| match event {
+            TrainEvent::EpochEnd(_) | TrainEvent::Step { .. } => counter.advance(1),
+            // converged, or stopped early: the bar is full
+            TrainEvent::Solved { .. } | TrainEvent::Stopped { .. } => counter.advance(steps),
+            _ => {}
+        })?;
         let history = trained.history.clone();
-        let run = Run::new(&out, &inputs, &config, trained);
-        run.save(&history, overwrite)?;
-        Ok(run)
+        imgclf_heads::Run::new(&out, &inputs, &config, trained).save(&history, overwrite)
     })
     .raise()?;
-    Ok(HeadRun { run })
+    Run::new(out)
 }
 
 /// Every run folder at or under `dirs`, one dict each (kind, backbones, head, epochs, seed,
@@ -407,9 +703,10 @@ fn _imgclf(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EngineError", py.get_type::<EngineError>())?;
     m.add("FeatureError", py.get_type::<FeatureError>())?;
     m.add("HeadError", py.get_type::<HeadError>())?;
+    m.add("NetError", py.get_type::<NetError>())?;
     m.add("ReportError", py.get_type::<ReportError>())?;
     m.add_class::<FeatureFile>()?;
-    m.add_class::<HeadRun>()?;
+    m.add_class::<Run>()?;
     m.add_function(wrap_pyfunction!(extract, m)?)?;
     m.add_function(wrap_pyfunction!(embed, m)?)?;
     m.add_function(wrap_pyfunction!(train_head, m)?)?;

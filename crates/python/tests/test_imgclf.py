@@ -91,15 +91,44 @@ def test_scikit_learn_fits_the_arrays_and_a_head_equals_the_clis(tiny, tmp_path)
     model = LogisticRegression(max_iter=1000).fit(x, y)
     assert model.predict_proba(xv).shape == (len(yv), 2)
 
-    cli("train-head", "--features", tiny.path, "--out", tmp_path / "cli", "--head", "logistic", "--epochs", "3",
-        "--batch", "4", "--seed", "5")
-    config = imgclf.HeadRun(tmp_path / "cli").info["config"]
-    run = imgclf.train_head([tiny.path], tmp_path / "py", config=config)
+    flags = ["--head", "mlp", "--hidden", "8", "--optimizer", "adam", "--epochs", "3", "--batch", "4", "--seed", "5"]
+    cli("train-head", "--features", tiny.path, "--out", tmp_path / "cli", *flags)
+    run = imgclf.train_head([tiny.path], tmp_path / "py", head="mlp", hidden=8, optimizer="adam", epochs=3, batch=4,
+                            seed=5)
     assert sha256(tmp_path / "py" / "weights.safetensors") == sha256(tmp_path / "cli" / "weights.safetensors")
+    cli("train-head", "--features", tiny.path, "--out", tmp_path / "cli-probe", "--c", "auto")
+    probe = imgclf.train_head([tiny.path], tmp_path / "py-probe")
+    assert probe.info["config"]["solver"]["c"] == "auto" and probe.kind == "train-head"
+    assert sha256(tmp_path / "py-probe" / "weights.safetensors") == sha256(tmp_path / "cli-probe" / "weights.safetensors")
+
     probs = run.predict(xv)
     assert probs.shape == (len(yv), 2) and np.allclose(probs.sum(1), 1, atol=1e-6)
+    split_probs, paths, labels = run.predict_split("validation")
+    np.testing.assert_allclose(split_probs, probs, rtol=1e-6)
+    assert labels == list(yv)
+    scores = run.evaluate()
+    assert scores["split"] == "validation" and scores["rows"] == len(yv)
+    assert scores["accuracy"] == np.mean(probs.argmax(1) == yv)
+    page = run.report()
+    assert page.name == "report.html" and "imgclf" in page.read_text()
+    with pytest.raises(imgclf.HeadError, match="mini-batch heads"):
+        imgclf.train_head([tiny.path], tmp_path / "bad", head="probe", epochs=3)
+    assert not (tmp_path / "bad").exists()
     rows = imgclf.list_runs([tmp_path])
-    assert sorted(r["dir"].name for r in rows) == ["cli", "py"] and rows[0]["kind"] == "train-head"
+    assert sorted(r["dir"].name for r in rows) == ["cli", "cli-probe", "py", "py-probe"]
+    assert rows[0]["kind"] == "train-head"
+
+
+def test_long_calls_report_progress_to_a_callable_and_print_lines_without_tqdm(tiny, tmp_path, capsys):
+    seen = []
+    imgclf.extract(FIXTURES / "tiny_data", [TINY], tmp_path, engine="tract", force=True,
+                   progress=lambda done, total: seen.append((done, total)))
+    rows = sum(tiny.rows(s) for s in tiny.splits)
+    # every image handled, the rows and the one unreadable fixture
+    assert seen and seen[-1][0] == seen[-1][1] == rows + 1 and all(d <= t for d, t in seen)
+    imgclf.embed(TINY, [FIXTURES / "tiny_data" / "test" / "1.jpg"], engine="tract", progress=True)
+    if "tqdm" not in sys.modules:
+        assert "embed (images): 1/1 (100%)" in capsys.readouterr().err
 
 
 def test_each_library_error_is_its_exception_with_the_clis_message(tmp_path):
@@ -110,8 +139,8 @@ def test_each_library_error_is_its_exception_with_the_clis_message(tmp_path):
         imgclf.extract(tmp_path / "no-such-root", [TINY])
     with pytest.raises(imgclf.EngineError):
         imgclf.embed(tmp_path / "missing.onnx", [FIXTURES / "tiny_data" / "test" / "1.jpg"])
-    with pytest.raises(imgclf.HeadError, match="HeadRun|run.json"):
-        imgclf.HeadRun(tmp_path)
+    with pytest.raises(imgclf.NetError, match="run.json"):
+        imgclf.Run(tmp_path)
     with pytest.raises(ValueError):
         imgclf.embed(TINY, np.zeros((1, 8, 8, 4), np.uint8))
 

@@ -4,19 +4,21 @@ no CSV in between). Arrays are C-contiguous float32 `(N, D)`; long calls release
 stop between batches on Ctrl-C; errors are `ImgclfError`s with the command line's messages.
 """
 
+import functools
+import sys
+
+from . import _imgclf
 from ._imgclf import (
     DatasetError,
     EngineError,
     FeatureError,
     FeatureFile,
     HeadError,
-    HeadRun,
     ImgclfError,
+    NetError,
     ReportError,
-    embed,
-    extract,
+    Run,
     list_runs,
-    train_head,
 )
 
 __all__ = [
@@ -26,15 +28,65 @@ __all__ = [
     "FeatureError",
     "FeatureFile",
     "HeadError",
-    "HeadRun",
     "ImgclfError",
+    "NetError",
     "ReportError",
+    "Run",
     "embed",
     "extract",
     "list_runs",
     "open_features",
     "train_head",
 ]
+
+
+class _Progress:
+    """`progress(done, total)` for the library: a tqdm bar when tqdm is installed, else a line
+    at every tenth."""
+
+    def __init__(self, what):
+        self.what, self.bar, self.shown = what, None, -1
+        try:
+            from tqdm.auto import tqdm
+
+            self.tqdm = tqdm
+        except ImportError:
+            self.tqdm = None
+
+    def __call__(self, done, total):
+        if self.tqdm is not None:
+            if self.bar is None:
+                self.bar = self.tqdm(total=total, desc=self.what)
+            self.bar.total = total
+            self.bar.update(done - self.bar.n)
+        elif done * 10 // total != self.shown:
+            self.shown = done * 10 // total
+            print(f"{self.what}: {done}/{total} ({100 * done // total}%)", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _with_progress(what, function):
+    """`function` with `progress=True` (the default: a bar or lines), False (silent) or a
+    callable `progress(done, total)`."""
+
+    @functools.wraps(function)
+    def call(*args, progress=True, **kwargs):
+        reporter = _Progress(what) if progress is True else (progress or None)
+        try:
+            return function(*args, progress=reporter, **kwargs)
+        finally:
+            if isinstance(reporter, _Progress):
+                reporter.close()
+
+    return call
+
+
+extract = _with_progress("extract (images)", _imgclf.extract)
+embed = _with_progress("embed (images)", _imgclf.embed)
+train_head = _with_progress("train_head (epochs or iterations)", _imgclf.train_head)
 
 
 def open_features(path):

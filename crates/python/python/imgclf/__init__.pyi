@@ -1,6 +1,6 @@
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -22,6 +22,9 @@ class FeatureError(ImgclfError):
 
 class HeadError(ImgclfError):
     """Heads and runs: settings, inputs and run folders."""
+
+class NetError(ImgclfError):
+    """Networks from pixels, fine-tuning, and run folders of any kind."""
 
 class ReportError(ImgclfError):
     """Reports and tables of runs."""
@@ -46,17 +49,51 @@ class FeatureFile:
     def read(self, split: str, start: int = 0, stop: Optional[int] = None) -> _Block:
         """Rows start..stop: float32 (N, D), int64 labels or None, paths."""
 
-class HeadRun:
-    """A train-head run folder: classes, run.json, probabilities for feature rows."""
+class Run:
+    """A run folder of any kind: train-head, train-cnn or fine-tune."""
     def __init__(self, dir: _Path) -> None: ...
     @property
     def dir(self) -> Path: ...
     @property
+    def kind(self) -> str: ...
+    @property
     def classes(self) -> list[str]: ...
+    @property
+    def temperature(self) -> Optional[float]: ...
     @property
     def info(self) -> dict[str, Any]: ...
     def predict(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Class probabilities (N, classes), calibrated when the run is."""
+        """A head run's class probabilities (N, classes) for feature rows, calibrated when the run is."""
+    def predict_images(
+        self, images: Sequence[_Path], engine: str = "auto", batch: int = 32
+    ) -> tuple[npt.NDArray[np.float32], list[Path]]:
+        """Class probabilities for image files or folders, and the paths read."""
+    def predict_split(
+        self,
+        split: Optional[str] = None,
+        features: Sequence[_Path] = (),
+        data: Optional[_Path] = None,
+        memory_budget: Optional[int] = None,
+    ) -> tuple[npt.NDArray[np.float32], list[str], Optional[list[int]]]:
+        """Class probabilities of a split: (probs, paths, labels or None)."""
+    def evaluate(
+        self,
+        split: Optional[str] = None,
+        features: Sequence[_Path] = (),
+        data: Optional[_Path] = None,
+        memory_budget: Optional[int] = None,
+        top: int = 10,
+    ) -> dict[str, Any]:
+        """Accuracy, log loss, calibration, per-class scores, confusion, top losses."""
+    def report(
+        self,
+        out: Optional[_Path] = None,
+        split: Optional[str] = None,
+        data: Optional[_Path] = None,
+        features: Sequence[_Path] = (),
+        engine: str = "auto",
+    ) -> Path:
+        """Writes the run's HTML page; returns its path."""
 
 class Blocks:
     """A split in blocks of `rows` rows: len() blocks, each (X, y, paths)."""
@@ -75,6 +112,11 @@ def extract(
     engine: str = "auto",
     batch: Optional[int] = None,
     force: bool = False,
+    splits: Optional[Sequence[str]] = None,
+    threads: Optional[int] = None,
+    decode_threads: Optional[int] = None,
+    store: str = "f32",
+    progress: Union[bool, Callable[[int, int], None]] = True,
 ) -> list[FeatureFile]:
     """Features of every split of `data` through each model, one file per model in `out`."""
 
@@ -83,17 +125,40 @@ def embed(
     images: Union[npt.NDArray[np.uint8], Sequence[_Path]],
     engine: str = "auto",
     batch: int = 32,
+    progress: Union[bool, Callable[[int, int], None]] = True,
 ) -> npt.NDArray[np.float32]:
     """Features (N, D) of a uint8 (N, H, W, 3) batch or of image files."""
 
 def train_head(
     features: Sequence[_Path],
     out: _Path,
-    config: Optional[dict[str, Any]] = None,
+    *,
+    head: Optional[str] = None,
+    solver: Optional[str] = None,
+    hidden: Optional[int] = None,
+    dropout: Optional[float] = None,
+    l2: Optional[float] = None,
+    optimizer: Optional[str] = None,
+    lr: Optional[float] = None,
+    decay: Optional[float] = None,
+    momentum: Optional[float] = None,
+    nesterov: bool = False,
+    epochs: Optional[int] = None,
+    batch: Optional[int] = None,
+    seed: int = 0,
+    standardize: bool = False,
+    val_split: Optional[float] = None,
+    patience: Optional[int] = None,
+    class_weight: Union[str, Sequence[float], None] = None,
+    c: Union[float, str, None] = None,
+    refit: bool = False,
+    tol: Optional[float] = None,
+    max_iter: Optional[int] = None,
     memory_budget: Optional[int] = None,
     overwrite: bool = False,
-) -> HeadRun:
-    """A head trained as train-head trains it; `config` is a run.json's `config` object."""
+    progress: Union[bool, Callable[[int, int], None]] = True,
+) -> Run:
+    """A head trained as `imgclf train-head` trains it, every flag a keyword; without `head`, the probe."""
 
 def list_runs(dirs: Sequence[_Path]) -> list[dict[str, Any]]:
     """Every run folder under `dirs`, one dict each."""
