@@ -61,6 +61,8 @@ def test_a_feature_file_reads_as_h5py_reads_it(tiny):
         blocks = imgclf.Blocks(tiny, "train", rows=3)
         assert len(blocks) == -(-tiny.rows("train") // 3)
         np.testing.assert_array_equal(np.concatenate([b[0] for b in blocks]), h["train"][()])
+        x, y, no_paths = imgclf.Blocks(tiny, "train", rows=3, paths=False)[1]
+        assert no_paths is None and x.shape[0] == 3 and len(y) == 3
 
 
 def test_python_extract_writes_the_clis_file(tiny, tmp_path):
@@ -81,6 +83,12 @@ def test_embed_gives_extracts_rows_from_paths_and_from_arrays(tiny):
     assert rows.shape == (2, tiny.dim) and rows.dtype == np.float32 and rows.flags.c_contiguous
     one = imgclf.embed(TINY, photos[1:], engine="tract")
     np.testing.assert_allclose(rows[1:], one, rtol=1e-5, atol=1e-6)
+    model = imgclf.Model(TINY, engine="tract")
+    assert model.name == "TinyConvNet"
+    np.testing.assert_array_equal(model.embed(photos, progress=False), rows)
+    # resize=False: a batch at the model's input size goes in as it is; any other size is refused
+    with pytest.raises(ValueError, match="resize=False needs the model's input size"):
+        imgclf.embed(TINY, photos, engine="tract", resize=False)
 
 
 def test_scikit_learn_fits_the_arrays_and_a_head_equals_the_clis(tiny, tmp_path):

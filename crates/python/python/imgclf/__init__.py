@@ -5,10 +5,28 @@ stop between batches on Ctrl-C; errors are `ImgclfError`s with the command line'
 """
 
 import functools
+import importlib.util
+import os
 import sys
+from pathlib import Path
 
-from . import _imgclf
-from ._imgclf import (
+
+def _find_onnxruntime():
+    """ONNX Runtime for `engine="auto"`/`"ort"`, as the CLI finds it: the library of the
+    `onnxruntime` wheel installed beside this one (ORT_DYLIB_PATH, when set, wins)."""
+    if os.environ.get("ORT_DYLIB_PATH"):
+        return
+    spec = importlib.util.find_spec("onnxruntime")
+    if spec and spec.submodule_search_locations:
+        libraries = sorted(Path(spec.submodule_search_locations[0], "capi").glob("libonnxruntime.so*"))
+        if libraries:
+            os.environ["ORT_DYLIB_PATH"] = str(libraries[0])
+
+
+_find_onnxruntime()
+
+from . import _imgclf  # noqa: E402
+from ._imgclf import (  # noqa: E402
     DatasetError,
     EngineError,
     FeatureError,
@@ -29,6 +47,7 @@ __all__ = [
     "FeatureFile",
     "HeadError",
     "ImgclfError",
+    "Model",
     "NetError",
     "ReportError",
     "Run",
@@ -84,6 +103,27 @@ def _with_progress(what, function):
     return call
 
 
+class Model:
+    """A backbone loaded on an engine once (`model`: an ONNX file with its spec, or a name in
+    the model cache; `engine`: auto, ort or tract), to embed many batches without loading it
+    again."""
+
+    def __init__(self, model, engine="auto"):
+        self._model = _imgclf.Model(model, engine)
+        self.embed = _with_progress("embed (images)", self._model.embed)
+        self.embed.__doc__ = _imgclf.Model.embed.__doc__
+
+    @property
+    def name(self):
+        """The backbone's name."""
+        return self._model.name
+
+    @property
+    def input_size(self):
+        """(height, width) a photo is resized to."""
+        return self._model.input_size
+
+
 extract = _with_progress("extract (images)", _imgclf.extract)
 embed = _with_progress("embed (images)", _imgclf.embed)
 train_head = _with_progress("train_head (epochs or iterations)", _imgclf.train_head)
@@ -96,14 +136,14 @@ def open_features(path):
 
 class Blocks:
     """A split of a feature file in blocks of `rows` rows, for data that does not fit in memory:
-    `len()` blocks, each `(X, y, paths)` as `FeatureFile.read` gives them, by index or in order
-    (a Dataset-style sequence, without PyTorch)."""
+    `len()` blocks, each `(X, y, paths)` as `FeatureFile.read` gives them (paths None with
+    `paths=False`), by index or in order (a Dataset-style sequence, without PyTorch)."""
 
-    def __init__(self, file, split, rows=65536):
+    def __init__(self, file, split, rows=65536, paths=True):
         if rows < 1:
             raise ValueError(f"rows: at least 1, got {rows}")
         self.file = file if isinstance(file, FeatureFile) else FeatureFile(file)
-        self.split, self.rows = split, rows
+        self.split, self.rows, self.paths = split, rows, paths
         self.total = self.file.rows(split)
 
     def __len__(self):
@@ -114,7 +154,7 @@ class Blocks:
             i += len(self)
         if not 0 <= i < len(self):
             raise IndexError(f"block {i} of {len(self)}")
-        return self.file.read(self.split, i * self.rows, min((i + 1) * self.rows, self.total))
+        return self.file.read(self.split, i * self.rows, min((i + 1) * self.rows, self.total), paths=self.paths)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))

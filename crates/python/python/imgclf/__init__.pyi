@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 
 _Path = Union[str, PathLike[str]]
-_Block = tuple[npt.NDArray[np.float32], Optional[npt.NDArray[np.int64]], list[str]]
+_Block = tuple[npt.NDArray[np.float32], Optional[npt.NDArray[np.int64]], Optional[list[str]]]
 
 class ImgclfError(Exception):
     """The base of every error imgclf raises."""
@@ -46,8 +46,8 @@ class FeatureFile:
     def attrs(self) -> dict[str, Any]: ...
     def rows(self, split: str) -> int:
         """Rows of `split`."""
-    def read(self, split: str, start: int = 0, stop: Optional[int] = None) -> _Block:
-        """Rows start..stop: float32 (N, D), int64 labels or None, paths."""
+    def read(self, split: str, start: int = 0, stop: Optional[int] = None, paths: bool = True) -> _Block:
+        """Rows start..stop: float32 (N, D), int64 labels or None, paths (None with paths=False)."""
 
 class Run:
     """A run folder of any kind: train-head, train-cnn or fine-tune."""
@@ -95,9 +95,25 @@ class Run:
     ) -> Path:
         """Writes the run's HTML page; returns its path."""
 
+class Model:
+    """A backbone loaded on an engine once, to embed many batches."""
+    def __init__(self, model: _Path, engine: str = "auto") -> None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def input_size(self) -> tuple[int, int]: ...
+    def embed(
+        self,
+        images: Union[npt.NDArray[np.uint8], Sequence[_Path]],
+        batch: int = 32,
+        resize: bool = True,
+        progress: Union[bool, Callable[[int, int], None]] = True,
+    ) -> npt.NDArray[np.float32]:
+        """Features (N, D), as the module's embed, without loading the model again."""
+
 class Blocks:
     """A split in blocks of `rows` rows: len() blocks, each (X, y, paths)."""
-    def __init__(self, file: Union[FeatureFile, _Path], split: str, rows: int = 65536) -> None: ...
+    def __init__(self, file: Union[FeatureFile, _Path], split: str, rows: int = 65536, paths: bool = True) -> None: ...
     def __len__(self) -> int: ...
     def __getitem__(self, i: int) -> _Block: ...
     def __iter__(self) -> Iterator[_Block]: ...
@@ -125,9 +141,11 @@ def embed(
     images: Union[npt.NDArray[np.uint8], Sequence[_Path]],
     engine: str = "auto",
     batch: int = 32,
+    resize: bool = True,
     progress: Union[bool, Callable[[int, int], None]] = True,
 ) -> npt.NDArray[np.float32]:
-    """Features (N, D) of a uint8 (N, H, W, 3) batch or of image files."""
+    """Features (N, D) of a uint8 (N, H, W, 3) batch or of image files, resized as extract
+    resizes (resize=False: a batch already at the model's input size goes in as it is)."""
 
 def train_head(
     features: Sequence[_Path],

@@ -1,0 +1,145 @@
+"""The wheel's figures for README's "From Python", each pair measured side by side in one run:
+
+1. extract from Python against the CLI on the same photos (cats_dogs, EfficientNet-Lite0 on
+   ONNX Runtime, --force), alternating, each a whole process: seconds and the time ratio;
+2. a 256-photo batch in memory (uint8, decoded and cropped beforehand, as the spec says)
+   through `imgclf.embed`, against `imgclf extract` of the same 256 photos from files and
+   against onnxruntime's own Python API with numpy preprocessing: images/s;
+3. reading a 10^6-row feature file (tools/bench_scale.sh's) a block of 65,536 rows at a time
+   (features and labels) with `imgclf.Blocks` against h5py slices, each in a process of its
+   own after the file was read once (page cache warm): seconds and peak RSS.
+
+    .venv/bin/python tools/bench_python.py [--shared ../shared] [--rows-file FILE.h5]
+
+Needs the wheel installed in this Python (`./just test-python` installs it) and the CLI built.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BIN = Path("target/debug/imgclf")
+
+
+def timed(cmd):
+    """Seconds and peak RSS (MB) of a command, via /usr/bin/time."""
+    with tempfile.NamedTemporaryFile("r") as out:
+        started = time.perf_counter()
+        subprocess.run(["/usr/bin/time", "-f", "%M", "-o", out.name, *map(str, cmd)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seconds = time.perf_counter() - started
+        return seconds, int(out.read().split()[-1]) / 1024
+
+
+def photo(path, size=224):
+    """A photo as the spec prepares it: RGB, square centre crop of 0.875 of the short side, bicubic."""
+    from PIL import Image
+
+    img = Image.open(path).convert("RGB")
+    w, h = img.size
+    c = int(size / (size + 32) * min(w, h))
+    top, left = (h - c + 1) // 2, (w - c + 1) // 2
+    return np.asarray(img.crop((left, top, left + c, top + c)).resize((size, size), Image.BICUBIC))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default="../shared", type=Path)
+    ap.add_argument("--rows-file", default="/tmp/imgclf-scale/rows-1000000/gap_EfficientNet-Lite0-copy0.h5")
+    args = ap.parse_args()
+    data, model = args.shared / "data" / "cats_dogs", args.shared / "models" / "efficientnet_lite0.onnx"
+    work = Path(tempfile.mkdtemp(prefix="bench-python-"))
+
+    print("## extract, cats_dogs (2,780 photos), EfficientNet-Lite0, ONNX Runtime, --force")
+    cli = [BIN, "extract", "--data", data, "--model", model, "--out", work / "cli", "--force"]
+    py = [sys.executable, "-c",
+          f"import imgclf; imgclf.extract({str(data)!r}, [{str(model)!r}], {str(work / 'py')!r}, force=True, progress=False)"]
+    runs = {"CLI": [], "Python": []}
+    for _ in range(4):
+        runs["CLI"].append(timed(cli)[0])
+        runs["Python"].append(timed(py)[0])
+    for name, seconds in runs.items():
+        print(f"{name}: {' / '.join(f'{s:.1f}' for s in seconds)} s")
+    print(f"ratio Python / CLI: {sum(runs['Python']) / sum(runs['CLI']):.3f}")
+
+    import imgclf
+
+    print("\n## 256 photos (cats_dogs train), EfficientNet-Lite0, images/s")
+    files = sorted((data / "train" / "cats").iterdir())[:128] + sorted((data / "train" / "dogs").iterdir())[:128]
+    batch = np.stack([photo(f) for f in files])
+    root = work / "photos"
+    for f in files:
+        (root / "train" / f.parent.name).mkdir(parents=True, exist_ok=True)
+        (root / "train" / f.parent.name / f.name).symlink_to(f.resolve())
+    loaded = imgclf.Model(model)  # loaded once, as the onnxruntime session below
+    loaded.embed(batch[:32], resize=False, progress=False)  # the engine's first run
+    started = time.perf_counter()
+    rows = loaded.embed(batch, batch=32, resize=False, progress=False)
+    embed_s = time.perf_counter() - started
+    started = time.perf_counter()
+    loaded.embed(batch, batch=32, progress=False)
+    embed_resized_s = time.perf_counter() - started
+    started = time.perf_counter()
+    imgclf.embed(model, batch, batch=32, resize=False, progress=False)
+    embed_once_s = time.perf_counter() - started
+    extract_s, _ = timed([BIN, "extract", "--data", root, "--model", model, "--out", work / "photos-f", "--force"])
+
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = os.cpu_count()
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    run = lambda x: session.run(["features"], {"input": x})[0].mean(axis=(2, 3))
+    run(((batch[:32].astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2))
+    started = time.perf_counter()
+    theirs = np.concatenate([run(((batch[i:i + 32].astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2))
+                             for i in range(0, len(batch), 32)])
+    ort_s = time.perf_counter() - started
+    # as imgclf's sessions are made: intra-op threads that sleep instead of spinning, since
+    # extract decodes the next batches on the same cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    run(((batch[:32].astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2))
+    started = time.perf_counter()
+    for i in range(0, len(batch), 32):
+        run(((batch[i:i + 32].astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2))
+    quiet_s = time.perf_counter() - started
+    print(f"imgclf.Model.embed (uint8 batch in memory, resize=False): {256 / embed_s:.1f}")
+    print(f"imgclf.Model.embed, each photo resized as extract resizes it (crop and bicubic again): {256 / embed_resized_s:.1f}")
+    print(f"imgclf.embed (the model loaded in the call): {256 / embed_once_s:.1f}")
+    print(f"imgclf extract of the same photos from files (whole command, decoding included): {256 / extract_s:.1f}")
+    print(f"onnxruntime's Python API, numpy preprocessing: {256 / ort_s:.1f}")
+    print(f"the same, intra-op spinning off (as imgclf's sessions): {256 / quiet_s:.1f}")
+    print(f"embed against onnxruntime: max |difference| {np.abs(rows - theirs).max():.2e}")
+
+    print(f"\n## reading {args.rows_file} in blocks of 65,536 rows")
+    if not Path(args.rows_file).is_file():
+        print("(no file: tools/bench_scale.sh --only probe --rows 1000000 makes it)")
+        return
+    subprocess.run(["cat", args.rows_file], stdout=subprocess.DEVNULL, check=True)
+    # the same loop on both sides: features and labels a block at a time, one block held
+    ours = ("import imgclf\n"
+            f"b = imgclf.Blocks({args.rows_file!r}, 'train', 65536, paths=False)\n"
+            "def one(i):\n"
+            "    x, y, _ = b[i]\n"
+            "    return float(x[:, 0].sum()) + float(y.sum())\n"
+            "s = sum(one(i) for i in range(len(b)))")
+    theirs = ("import h5py\n"
+              f"h = h5py.File({args.rows_file!r}, 'r'); d, labels = h['train'], h['label']\n"
+              "def one(i):\n"
+              "    x, y = d[i:i + 65536], labels[i:i + 65536]\n"
+              "    return float(x[:, 0].sum()) + float(y.sum())\n"
+              "s = sum(one(i) for i in range(0, d.shape[0], 65536))")
+    for name, code in [("imgclf.Blocks", ours), ("h5py slices", theirs), ("imgclf.Blocks", ours), ("h5py slices", theirs)]:
+        seconds, mb = timed([sys.executable, "-c", code])
+        print(f"{name}: {seconds:.1f} s, peak RSS {mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
