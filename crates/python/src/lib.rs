@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use image::RgbImage;
 use imgclf_dataset::{Dataset, Sample};
-use imgclf_features::{ExtractOptions, FeatureReader, Progress, Storage, extract_all};
+use imgclf_features::{Checkpoints, ExtractOptions, FeatureReader, Progress, Shard, Storage, extract_all};
 use imgclf_heads::{HeadInputs, TrainEvent, TrainOptions, image_samples};
 use imgclf_nets::{AnyRun, Scored, SplitSource};
 use imgclf_report::ReportOptions;
@@ -65,8 +65,17 @@ impl<T> Raise<T> for Result<T, imgclf_features::FeatureError> {
 
 /// The engine settings of `engine` (`auto`, `ort`, `tract`) on the CPU, on `threads` threads.
 fn engine_config(engine: &str, threads: usize) -> PyResult<EngineConfig> {
-    let kind: EngineKind = engine.parse().map_err(|e: String| PyValueError::new_err(format!("engine: {e}")))?;
-    let config = EngineConfig::new(kind, Device::Cpu, Precision::Fp32, threads);
+    device_config(engine, "cpu", "fp32", threads)
+}
+
+/// The engine settings of `engine` on `device` (`cpu`, `cuda`, `cuda:N`) at `precision`
+/// (`fp32`, `tf32`), on `threads` threads, checked as the CLI checks its flags.
+fn device_config(engine: &str, device: &str, precision: &str, threads: usize) -> PyResult<EngineConfig> {
+    let value = |name: &str, e: String| PyValueError::new_err(format!("{name}: {e}"));
+    let kind: EngineKind = engine.parse().map_err(|e| value("engine", e))?;
+    let device: Device = device.parse().map_err(|e| value("device", e))?;
+    let precision: Precision = precision.parse().map_err(|e| value("precision", e))?;
+    let config = EngineConfig::new(kind, device, precision, threads);
     config.check().raise()?;
     Ok(config)
 }
@@ -244,11 +253,13 @@ impl FeatureFile {
 
 /// Extracts features from the photos `data` names (a data root, a manifest, Parquet files or
 /// WebDataset tars, as `imgclf extract --data`) through each model, into one feature file per
-/// model in `out`; a valid cached file is reused unless `force`. Returns the files.
+/// model in `out`; a valid cached file is reused unless `force`. The other settings are the
+/// CLI's flags (`shard="2/4"` computes that part into a shard file). Returns the files.
 #[pyfunction]
 #[pyo3(signature = (
     data, models, out = PathBuf::from("features"), engine = "auto", batch = None, force = false,
-    splits = None, threads = None, decode_threads = None, store = "f32", progress = None
+    splits = None, threads = None, decode_threads = None, store = "f32", device = "cpu",
+    precision = "fp32", shard = None, checkpoint_secs = 30.0, progress = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn extract(
@@ -263,6 +274,10 @@ fn extract(
     threads: Option<usize>,
     decode_threads: Option<usize>,
     store: &str,
+    device: &str,
+    precision: &str,
+    shard: Option<&str>,
+    checkpoint_secs: f64,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Vec<FeatureFile>> {
     let mut dataset = Dataset::open(&data).raise()?;
@@ -277,8 +292,9 @@ fn extract(
         .map(|m| Backbone::open(&resolve_model(m).raise()?).raise())
         .collect::<PyResult<Vec<Backbone>>>()?;
     let stop = Arc::new(AtomicBool::new(false));
-    let (engine_threads, _) = ExtractOptions::thread_split(cores(), Device::Cpu);
-    let defaults = ExtractOptions::new(engine_config(engine, threads.unwrap_or(engine_threads))?);
+    let config = device_config(engine, device, precision, 1)?;
+    let (engine_threads, _) = ExtractOptions::thread_split(cores(), config.device);
+    let defaults = ExtractOptions::new(EngineConfig { threads: threads.unwrap_or(engine_threads), ..config });
     let storage = match store {
         "f32" => Storage::F32,
         "f16" => Storage::F16,
@@ -290,9 +306,16 @@ fn extract(
         force,
         stop: Some(stop.clone()),
         storage,
+        shard: shard
+            .map(|s| s.parse::<Shard>().map_err(|e| PyValueError::new_err(format!("shard: {e}"))))
+            .transpose()?,
+        checkpoints: Checkpoints { seconds: checkpoint_secs, ..Checkpoints::default() },
         ..defaults
     };
     options.check().raise()?;
+    if let Some(shard) = options.shard {
+        shard.check(&dataset, options.batch).raise()?;
+    }
     let counter = Counter::default();
     let reports = interruptible(py, &stop, &counter, progress.as_ref(), || {
         extract_all(&dataset, &backbones, &out, &options, &mut |p| match p {

@@ -151,6 +151,20 @@ def test_each_library_error_is_its_exception_with_the_clis_message(tmp_path):
         imgclf.Run(tmp_path)
     with pytest.raises(ValueError):
         imgclf.embed(TINY, np.zeros((1, 8, 8, 4), np.uint8))
+    with pytest.raises(ValueError, match="shard"):
+        imgclf.extract(FIXTURES / "tiny_data", [TINY], tmp_path, engine="tract", shard="3/2")
+    with pytest.raises(ValueError, match="device"):
+        imgclf.extract(FIXTURES / "tiny_data", [TINY], tmp_path, device="gpu9")
+    assert list(tmp_path.iterdir()) == [], "nothing written"
+
+
+def test_a_shard_from_python_is_the_clis_shard(tmp_path):
+    [ours] = imgclf.extract(FIXTURES / "tiny_data", [TINY], tmp_path / "py", engine="tract", shard="1/2", batch=4,
+                            progress=False)
+    cli("extract", "--data", FIXTURES / "tiny_data", "--model", TINY, "--out", tmp_path / "cli", "--engine", "tract",
+        "--shard", "1/2", "--batch", "4")
+    assert ours.path.name == "gap_TinyConvNet.shard-1-of-2.h5"
+    assert sha256(ours.path) == sha256(tmp_path / "cli" / ours.path.name)
 
 
 @pytest.mark.skipif(not LITE0.is_file(), reason="needs ../shared (cats_dogs, EfficientNet-Lite0)")

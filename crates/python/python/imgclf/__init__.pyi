@@ -132,6 +132,10 @@ def extract(
     threads: Optional[int] = None,
     decode_threads: Optional[int] = None,
     store: str = "f32",
+    device: str = "cpu",
+    precision: str = "fp32",
+    shard: Optional[str] = None,
+    checkpoint_secs: float = 30.0,
     progress: Union[bool, Callable[[int, int], None]] = True,
 ) -> list[FeatureFile]:
     """Features of every split of `data` through each model, one file per model in `out`."""
