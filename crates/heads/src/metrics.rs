@@ -120,6 +120,12 @@ pub struct Evaluation {
     pub top_losses: Vec<TopLoss>,
 }
 
+/// One row's log loss from its true class's probability, clipped to [1e-15, 1 − 1e-15] as
+/// scikit-learn's `log_loss` clips it.
+pub(crate) fn row_log_loss(p_true: f32) -> f64 {
+    -f64::from(p_true).clamp(1e-15, 1.0 - 1e-15).ln()
+}
+
 /// Scores `probs` `(rows, classes)` against `labels`; `paths` name the rows for top losses.
 pub fn evaluate(
     classes: &[String],
@@ -135,7 +141,7 @@ pub fn evaluate(
     for (i, p) in probs.outer_iter().enumerate() {
         let (truth, predicted) = (labels[i], argmax(p));
         confusion[truth][predicted] += 1;
-        let loss = -(p[truth] as f64).clamp(1e-15, 1.0 - 1e-15).ln();
+        let loss = row_log_loss(p[truth]);
         log_loss += loss;
         if truth != predicted {
             wrong.push(TopLoss {

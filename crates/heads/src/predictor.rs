@@ -106,11 +106,7 @@ impl Predictor {
             }
             let views: Vec<_> = columns.iter().map(|c| c.view()).collect();
             let x = concatenate(Axis(1), &views).expect("one row per kept image in every block");
-            let mut p = self.run.head.predict(x.view());
-            if let Some(t) = &self.run.temperature {
-                t.apply(&mut p);
-            }
-            probs.push(p);
+            probs.push(self.run.predict(x.view()));
             out.samples.extend(kept);
         }
         if !probs.is_empty() {

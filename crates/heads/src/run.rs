@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use ndarray::{Array1, Array2};
+use ndarray::{Array1, Array2, ArrayView2};
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
@@ -142,6 +142,17 @@ impl Run {
         write(&dir.join("weights.safetensors"), &weights_bytes(&self.head))?;
         write(&dir.join("history.csv"), history_csv(history).as_bytes())?;
         curves_png(history, &dir.join("curves.png"))
+    }
+
+    /// Class probabilities of the head for feature rows `x` (the run's feature files' columns
+    /// joined), divided by its temperature when it has one: what the [`crate::Predictor`] and
+    /// the Python wheel hand out.
+    pub fn predict(&self, x: ArrayView2<f32>) -> Array2<f32> {
+        let mut probs = self.head.predict(x);
+        if let Some(t) = &self.temperature {
+            t.apply(&mut probs);
+        }
+        probs
     }
 
     /// Reads a run folder written by [`Run::save`].

@@ -11,7 +11,7 @@ use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 use crate::HeadError;
-use crate::metrics::calibration;
+use crate::metrics::{calibration, row_log_loss};
 
 /// The file in a run folder that holds its temperature.
 pub const TEMPERATURE_FILE: &str = "temperature.json";
@@ -57,10 +57,9 @@ impl Scores {
     }
 }
 
-/// Mean log loss, each probability clipped to [1e-15, 1 − 1e-15] as scikit-learn's `log_loss`.
+/// Mean log loss, each row's as `evaluate` takes it.
 fn log_loss(probs: ArrayView2<f32>, labels: &[usize]) -> f64 {
-    let sum: f64 =
-        labels.iter().enumerate().map(|(i, &l)| -f64::from(probs[[i, l]]).clamp(1e-15, 1.0 - 1e-15).ln()).sum();
+    let sum: f64 = labels.iter().enumerate().map(|(i, &l)| row_log_loss(probs[[i, l]])).sum();
     sum / labels.len().max(1) as f64
 }
 

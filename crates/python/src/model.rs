@@ -1,5 +1,6 @@
 //! Backbones from Python: `Model` (loaded once, for many batches) and `embed`.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -59,23 +60,28 @@ impl Model {
         resize: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let photos = self.photos(images, resize)?;
+        let (photos, names) = self.photos(images, resize)?;
         let stop = AtomicBool::new(false);
         let counter = Counter::default();
         counter.start(photos.len());
         let Model { backbone, engine } = self;
         let rows = interruptible(py, &stop, &counter, progress.as_ref(), || -> PyResult<ndarray::Array2<f32>> {
             let mut blocks = Vec::new();
-            for chunk in photos.chunks(batch.max(1)) {
+            let step = batch.max(1);
+            for (chunk, names) in photos.chunks(step).zip(names.chunks(step)) {
                 if stop.load(Ordering::Relaxed) {
                     return Err(PyKeyboardInterrupt::new_err("embedding stopped between batches"));
                 }
-                let resized: Vec<RgbImage> = match resize {
-                    true => chunk
-                        .par_iter()
-                        .map(|(image, path)| backbone.spec.resize.apply(image, path).raise())
-                        .collect::<PyResult<_>>()?,
-                    false => chunk.iter().map(|(image, _)| image.clone()).collect(),
+                // a batch already at the input size goes in as it is, not copied
+                let resized: Cow<[RgbImage]> = match resize {
+                    true => Cow::Owned(
+                        chunk
+                            .par_iter()
+                            .zip(names)
+                            .map(|(image, name)| backbone.spec.resize.apply(image, name).raise())
+                            .collect::<PyResult<_>>()?,
+                    ),
+                    false => Cow::Borrowed(chunk),
                 };
                 blocks.push(backbone.embed(engine, &resized, false).raise()?.pooled);
                 counter.advance(chunk.len());
@@ -91,14 +97,16 @@ impl Model {
 }
 
 impl Model {
-    /// The photos `images` names (an array's rows, or image files decoded), with a name each.
-    fn photos(&self, images: &Bound<'_, PyAny>, resize: bool) -> PyResult<Vec<(RgbImage, PathBuf)>> {
+    /// The photos `images` names (an array's rows, or image files decoded), and a name for each
+    /// (for errors).
+    fn photos(&self, images: &Bound<'_, PyAny>, resize: bool) -> PyResult<(Vec<RgbImage>, Vec<PathBuf>)> {
         let Ok(array) = images.extract::<PyReadonlyArray4<u8>>() else {
             let paths: Vec<PathBuf> = images.extract().map_err(|_| {
                 PyValueError::new_err("images: a uint8 (N, H, W, 3) array or a list of image paths expected")
             })?;
             let samples: Vec<Sample> = image_samples(&paths).raise()?;
-            return samples.iter().map(|s| Ok((s.load_rgb().raise()?, s.path.clone()))).collect();
+            let photos = samples.iter().map(|s| s.load_rgb().raise()).collect::<PyResult<_>>()?;
+            return Ok((photos, samples.into_iter().map(|s| s.path).collect()));
         };
         let array = array.as_array();
         let (n, h, w, c) = array.dim();
@@ -111,13 +119,13 @@ impl Model {
                 "images: {h}×{w}, but resize=False needs the model's input size, {height}×{width}"
             )));
         }
-        Ok((0..n)
+        let photos = (0..n)
             .map(|i| {
                 let pixels: Vec<u8> = array.index_axis(ndarray::Axis(0), i).iter().copied().collect();
-                let image = RgbImage::from_raw(w as u32, h as u32, pixels).expect("H × W × 3 bytes");
-                (image, PathBuf::from(format!("images[{i}]")))
+                RgbImage::from_raw(w as u32, h as u32, pixels).expect("H × W × 3 bytes")
             })
-            .collect())
+            .collect();
+        Ok((photos, (0..n).map(|i| PathBuf::from(format!("images[{i}]"))).collect()))
     }
 }
 

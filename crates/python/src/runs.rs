@@ -79,11 +79,7 @@ impl Run {
                 run.head.inputs()
             )));
         }
-        let mut probs = run.head.predict(x);
-        if let Some(t) = &run.temperature {
-            t.apply(&mut probs);
-        }
-        Ok(probs.into_pyarray(py))
+        Ok(run.predict(x).into_pyarray(py))
     }
 
     /// Class probabilities for image files (or folders of them), through the run's backbones:
