@@ -7,9 +7,12 @@
    against onnxruntime's own Python API with numpy preprocessing: images/s;
 3. reading a 10^6-row feature file (tools/bench_scale.sh's) a block of 65,536 rows at a time
    (features and labels) with `imgclf.Blocks` against h5py slices, each in a process of its
-   own after the file was read once (page cache warm): seconds and peak RSS.
+   own after the file was read once (page cache warm): seconds and peak RSS. h5py twice where
+   Debian's python3-h5py is installed: the wheel's (its own, newer HDF5) and Debian's, which
+   links the same libhdf5 as imgclf, so the library's share of a gap shows apart from ours.
 
     .venv/bin/python tools/bench_python.py [--shared ../shared] [--rows-file FILE.h5]
+        [--only extract|embed|blocks ...] [--rounds N]
 
 Needs the wheel installed in this Python (`./just test-python` installs it) and the CLI built.
 """
@@ -52,10 +55,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default="../shared", type=Path)
     ap.add_argument("--rows-file", default="/tmp/imgclf-scale/rows-1000000/gap_EfficientNet-Lite0-copy0.h5")
+    ap.add_argument("--only", nargs="+", choices=["extract", "embed", "blocks"], default=["extract", "embed", "blocks"])
+    ap.add_argument("--rounds", type=int, default=2, help="block reads: each reader this many times, alternating")
     args = ap.parse_args()
     data, model = args.shared / "data" / "cats_dogs", args.shared / "models" / "efficientnet_lite0.onnx"
     work = Path(tempfile.mkdtemp(prefix="bench-python-"))
+    if "extract" in args.only:
+        extract(data, model, work)
+    if "embed" in args.only:
+        embed(data, model, work)
+    if "blocks" in args.only:
+        blocks(args.rows_file, args.rounds)
 
+
+def extract(data, model, work):
     print("## extract, cats_dogs (2,780 photos), EfficientNet-Lite0, ONNX Runtime, --force")
     cli = [BIN, "extract", "--data", data, "--model", model, "--out", work / "cli", "--force"]
     py = [sys.executable, "-c",
@@ -68,6 +81,8 @@ def main():
         print(f"{name}: {' / '.join(f'{s:.1f}' for s in seconds)} s")
     print(f"ratio Python / CLI: {sum(runs['Python']) / sum(runs['CLI']):.3f}")
 
+
+def embed(data, model, work):
     import imgclf
 
     print("\n## 256 photos (cats_dogs train), EfficientNet-Lite0, images/s")
@@ -104,42 +119,72 @@ def main():
     # as imgclf's sessions are made: intra-op threads that sleep instead of spinning, since
     # extract decodes the next batches on the same cores
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    run(((batch[:32].astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2))
-    started = time.perf_counter()
-    for i in range(0, len(batch), 32):
-        run(((batch[i:i + 32].astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2))
-    quiet_s = time.perf_counter() - started
+    quiet_s = ort_seconds(ort, model, options, batch)
+    # and at imgclf's graph optimisation level (the ort crate's Level3) instead of Python's ALL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT
+    layout_s = ort_seconds(ort, model, options, batch)
     print(f"imgclf.Model.embed (uint8 batch in memory, resize=False): {256 / embed_s:.1f}")
     print(f"imgclf.Model.embed, each photo resized as extract resizes it (crop and bicubic again): {256 / embed_resized_s:.1f}")
     print(f"imgclf.embed (the model loaded in the call): {256 / embed_once_s:.1f}")
     print(f"imgclf extract of the same photos from files (whole command, decoding included): {256 / extract_s:.1f}")
     print(f"onnxruntime's Python API, numpy preprocessing: {256 / ort_s:.1f}")
     print(f"the same, intra-op spinning off (as imgclf's sessions): {256 / quiet_s:.1f}")
+    print(f"the same, also at ORT_ENABLE_LAYOUT (imgclf's level): {256 / layout_s:.1f}")
     print(f"embed against onnxruntime: max |difference| {np.abs(rows - theirs).max():.2e}")
 
-    print(f"\n## reading {args.rows_file} in blocks of 65,536 rows")
-    if not Path(args.rows_file).is_file():
+
+
+def ort_seconds(ort, model, options, batch):
+    """Seconds onnxruntime's Python API takes for `batch` in 32s with `options`, numpy
+    preprocessing and pooling included (after one warm-up batch)."""
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    run = lambda x: session.run(["features"], {"input": ((x.astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2)})
+    run(batch[:32])
+    started = time.perf_counter()
+    for i in range(0, len(batch), 32):
+        run(batch[i:i + 32])[0].mean(axis=(2, 3))
+    return time.perf_counter() - started
+
+
+def blocks(rows_file, rounds):
+    print(f"\n## reading {rows_file} in blocks of 65,536 rows")
+    if not Path(rows_file).is_file():
         print("(no file: tools/bench_scale.sh --only probe --rows 1000000 makes it)")
         return
-    subprocess.run(["cat", args.rows_file], stdout=subprocess.DEVNULL, check=True)
-    # the same loop on both sides: features and labels a block at a time, one block held
+    subprocess.run(["cat", rows_file], stdout=subprocess.DEVNULL, check=True)
+    # the same loop on every side: features and labels a block at a time, one block held
     ours = ("import imgclf\n"
-            f"b = imgclf.Blocks({args.rows_file!r}, 'train', 65536, paths=False)\n"
+            f"b = imgclf.Blocks({rows_file!r}, 'train', 65536, paths=False)\n"
             "def one(i):\n"
             "    x, y, _ = b[i]\n"
             "    return float(x[:, 0].sum()) + float(y.sum())\n"
             "s = sum(one(i) for i in range(len(b)))")
     theirs = ("import h5py\n"
-              f"h = h5py.File({args.rows_file!r}, 'r'); d, labels = h['train'], h['label']\n"
+              f"h = h5py.File({rows_file!r}, 'r'); d, labels = h['train'], h['label']\n"
               "def one(i):\n"
               "    x, y = d[i:i + 65536], labels[i:i + 65536]\n"
               "    return float(x[:, 0].sum()) + float(y.sum())\n"
               "s = sum(one(i) for i in range(0, d.shape[0], 65536))")
-    for name, code in [("imgclf.Blocks", ours), ("h5py slices", theirs), ("imgclf.Blocks", ours), ("h5py slices", theirs)]:
-        seconds, mb = timed([sys.executable, "-c", code])
-        print(f"{name}: {seconds:.1f} s, peak RSS {mb:.0f} MB")
+    readers = [("imgclf.Blocks (the system's libhdf5 " + system_hdf5() + ")", [sys.executable, "-c", ours])]
+    for python in [sys.executable, "/usr/bin/python3"]:
+        version = subprocess.run([python, "-c", "import h5py; print(h5py.__version__, h5py.version.hdf5_version)"],
+                                 capture_output=True, text=True).stdout.split()
+        if version:
+            readers.append((f"h5py {version[0]} slices ({python}, HDF5 {version[1]})", [python, "-c", theirs]))
+    seconds = {name: [] for name, _ in readers}
+    for _ in range(rounds):
+        for name, cmd in readers:
+            s, mb = timed(cmd)
+            seconds[name].append(s)
+            print(f"{name}: {s:.2f} s, peak RSS {mb:.0f} MB")
+    for name, times in seconds.items():
+        print(f"median {name}: {sorted(times)[len(times) // 2]:.2f} s of {len(times)}")
 
+
+def system_hdf5():
+    """The version of the system's libhdf5, which the wheel links (pkg-config's answer)."""
+    got = subprocess.run(["pkg-config", "--modversion", "hdf5"], capture_output=True, text=True).stdout.strip()
+    return got or "?"
 
 if __name__ == "__main__":
     main()
