@@ -110,7 +110,7 @@ demo: setup build
 # The README's picture: class activation maps of 16 cats_dogs validation photos in a 4x4 grid
 cam-example: extract
     target/debug/imgclf train-head --features {{out}}/gap_EfficientNet-Lite0.h5 --out runs/cam-example --seed 7 --force
-    target/debug/imgclf cam --run runs/cam-example --images {{shared}}/data/cats_dogs/validation/cats {{shared}}/data/cats_dogs/validation/dogs --sample 16 --seed 3 --grid 4x4 --width 200 --out docs/cam_example.jpg
+    target/debug/imgclf cam --run runs/cam-example --images {{shared}}/data/cats_dogs/validation/cats {{shared}}/data/cats_dogs/validation/dogs --sample 16 --seed 3 --grid 4x4 --width 200 --out docs/cam_example.jpg --force
 
 # Augmented variants of one image and a contact sheet into preview/ (flags: `--rotation 40 --zoom 0.2 ...`)
 augment-preview IMAGE *FLAGS: build
