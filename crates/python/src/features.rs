@@ -102,13 +102,16 @@ impl FeatureFile {
             return Err(PyValueError::new_err(format!("rows {start}..{stop} of `{split}`: start after stop")));
         }
         let rows = start..stop;
-        let features = self.reader.features(split, rows.clone()).raise()?;
-        let labels = self.reader.labels(split, rows.clone()).raise()?.map(|l| l.into_pyarray(py));
-        let paths = match paths {
-            true => Some(self.reader.paths(split, rows).raise()?),
-            false => None,
-        };
-        Ok((features.into_pyarray(py), labels, paths))
+        // a split can be gigabytes: other Python threads run while it is read
+        let (features, labels, paths) = py
+            .detach(|| -> Result<_, imgclf_features::FeatureError> {
+                let features = self.reader.features(split, rows.clone())?;
+                let labels = self.reader.labels(split, rows.clone())?;
+                let paths = if paths { Some(self.reader.paths(split, rows)?) } else { None };
+                Ok((features, labels, paths))
+            })
+            .raise()?;
+        Ok((features.into_pyarray(py), labels.map(|l| l.into_pyarray(py)), paths))
     }
 }
 
