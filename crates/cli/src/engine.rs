@@ -1,7 +1,7 @@
 //! The flags of every command that runs a backbone: engine, device and precision.
 
 use anyhow::Context;
-use imgclf_runtime::{Device, EngineConfig, EngineKind, Precision};
+use imgclf_runtime::{Device, EngineConfig, EngineKind, Precision, cores};
 
 #[derive(clap::Args, Clone, Copy)]
 pub struct EngineArgs {
@@ -30,9 +30,4 @@ impl EngineArgs {
         })?;
         Ok(config)
     }
-}
-
-/// The machine's cores: the default of every thread count.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -3,13 +3,13 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, bail};
+use imgclf_dataset::Dataset;
 use imgclf_dataset::limits::{CHECKPOINT_BATCHES, CHECKPOINT_SECS, INFERENCE_BATCH, SHARDS, THREADS};
-use imgclf_dataset::{Dataset, SPLIT_NAMES};
 use imgclf_features::prelude::*;
 use imgclf_features::{Shard, extract_all, partial_dir, partials_in};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::engine::{EngineArgs, cores};
+use crate::engine::EngineArgs;
 
 #[derive(clap::Args)]
 #[command(
@@ -64,8 +64,8 @@ pub struct Args {
     checkpoint_secs: f64,
     /// How feature values are stored: f32, or f16 (half the disk and read bandwidth; values
     /// rounded to half precision, read back as f32; h5py sees float16). Part of the cache rule.
-    #[arg(long, value_enum, default_value = "f32")]
-    store: StoreArg,
+    #[arg(long, default_value = "f32", value_name = "STORE")]
+    store: Storage,
     /// Also commit every N batches, whichever comes first (default: time alone).
     #[arg(long, value_name = "N", value_parser = CHECKPOINT_BATCHES.parser_usize())]
     checkpoint_batches: Option<usize>,
@@ -75,26 +75,10 @@ pub struct Args {
     no_checkpoints: bool,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum StoreArg {
-    /// 4 bytes a value.
-    F32,
-    /// 2 bytes a value.
-    F16,
-}
-
 pub fn run(args: Args) -> anyhow::Result<()> {
     let mut dataset = Dataset::open(&args.data).context("--data")?;
     if !args.splits.is_empty() {
-        for s in &args.splits {
-            if !SPLIT_NAMES.contains(&s.as_str()) {
-                bail!("--splits: unknown split `{s}` (expected {})", SPLIT_NAMES.join(", "));
-            }
-            if dataset.split(s).is_none() {
-                bail!("--splits: {} has no `{s}` folder", args.data.display());
-            }
-        }
-        dataset.splits.retain(|s| args.splits.contains(&s.name));
+        dataset.keep_splits(&args.splits).context("--splits")?;
     }
     if args.out.exists() && !args.out.is_dir() {
         bail!("--out {}: exists and is not a folder", args.out.display());
@@ -108,8 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Backbone::open(&path).with_context(|| format!("--model {}", m.display()))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (threads, _) = ExtractOptions::thread_split(cores(), args.engine.device);
-    let defaults = ExtractOptions::new(args.engine.config(Some(args.threads.unwrap_or(threads)))?);
+    let threads = args.threads.unwrap_or_else(|| ExtractOptions::engine_threads(args.engine.device));
+    let defaults = ExtractOptions::new(args.engine.config(Some(threads))?);
     let options = ExtractOptions {
         batch: args.batch.unwrap_or(defaults.batch),
         decode_threads: args.decode_threads.unwrap_or(defaults.decode_threads),
@@ -122,10 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 Checkpoints { seconds: args.checkpoint_secs, batches: args.checkpoint_batches.unwrap_or(usize::MAX) }
             }
         },
-        storage: match args.store {
-            StoreArg::F32 => Storage::F32,
-            StoreArg::F16 => Storage::F16,
-        },
+        storage: args.store,
         ..defaults
     };
     if let Some(shard) = options.shard {

@@ -174,8 +174,7 @@ pub fn train_head(args: TrainArgs) -> anyhow::Result<()> {
     // training reads train and validation; a test split is checked but not held
     let inputs =
         HeadInputs::open(&args.features, &["train", "validation"], args.budget.given()).context("--features")?;
-    let validated = args.val_split.is_some() || inputs.split("validation").is_some_and(|s| s.labels.is_some());
-    let resolved = args.options().config(validated).context("train-head")?;
+    let resolved = args.options().config_for(&inputs).context("train-head")?;
     if let Some(note) = &resolved.note {
         eprintln!("{}", crate::terms::for_users(note));
     }

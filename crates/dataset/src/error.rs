@@ -30,6 +30,14 @@ pub enum DatasetError {
         /// The names that are known.
         known: String,
     },
+    /// Splits asked for by name (`extract --splits`) that are no split, or that the data lacks.
+    #[error("{}: {reason}", path.display())]
+    Split {
+        /// What was opened (a data root or a manifest).
+        path: PathBuf,
+        /// Which name, and what is wrong with it.
+        reason: String,
+    },
     /// A split mixes class folders and loose images.
     #[error("{0}: mixes class folders and loose images; put every image in a class folder")]
     MixedLayout(PathBuf),

@@ -97,6 +97,23 @@ impl Dataset {
     pub fn split(&self, name: &str) -> Option<&Split> {
         self.splits.iter().find(|s| s.name == name)
     }
+
+    /// Keeps only the splits `names` (in their usual order): what `extract --splits` and the
+    /// wheel's `splits=` do. A name that is no split, or that the data lacks, is refused.
+    pub fn keep_splits(&mut self, names: &[String]) -> Result<(), DatasetError> {
+        for name in names {
+            let reason = if !SPLIT_NAMES.contains(&name.as_str()) {
+                format!("unknown split `{name}` (expected {})", SPLIT_NAMES.join(", "))
+            } else if self.split(name).is_none() {
+                format!("no `{name}` split")
+            } else {
+                continue;
+            };
+            return Err(DatasetError::Split { path: self.source.clone(), reason });
+        }
+        self.splits.retain(|s| names.contains(&s.name));
+        Ok(())
+    }
 }
 
 /// What a split folder holds before class ids are assigned.
@@ -240,6 +257,23 @@ mod tests {
         );
         assert_eq!(ds.split("validation").unwrap().samples[0].label, Some(1));
         assert!(ds.split("test").is_none());
+    }
+
+    #[test]
+    fn keep_splits_keeps_the_named_ones_and_refuses_unknown_or_missing_names() {
+        let t = tempfile::tempdir().unwrap();
+        for f in ["train/cats/a.jpg", "validation/cats/b.jpg", "test/c.jpg"] {
+            touch(t.path(), f);
+        }
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut ds = Dataset::open(t.path()).unwrap();
+        ds.keep_splits(&names(&["test", "train"])).unwrap();
+        assert_eq!(ds.splits.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["train", "test"]);
+        let e = ds.keep_splits(&names(&["holdout"])).unwrap_err().to_string();
+        assert!(e.contains("unknown split `holdout` (expected train, validation, test)"), "{e}");
+        let e = ds.keep_splits(&names(&["validation"])).unwrap_err().to_string();
+        assert!(e.starts_with(&t.path().display().to_string()) && e.ends_with("no `validation` split"), "{e}");
+        assert_eq!(ds.splits.len(), 2, "a refusal keeps every split");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use imgclf_dataset::limits::{CHECKPOINT_BATCHES, CHECKPOINT_SECS, INFERENCE_BATCH, THREADS};
-use imgclf_runtime::{Device, EngineConfig};
+use imgclf_runtime::{Device, EngineConfig, cores};
 
 use crate::{FeatureError, Shard, Storage};
 
@@ -38,8 +38,7 @@ impl ExtractOptions {
     /// and 256 on a GPU, the decode threads [`ExtractOptions::thread_split`] gives this
     /// machine's cores, a commit every 30 s, f32 storage, every image, a cached file reused.
     pub fn new(engine: EngineConfig) -> ExtractOptions {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let (_, decode_threads) = Self::thread_split(cores, engine.device);
+        let (_, decode_threads) = Self::thread_split(cores(), engine.device);
         ExtractOptions {
             batch: if engine.device.is_gpu() { 256 } else { 32 },
             decode_threads,
@@ -65,6 +64,12 @@ impl ExtractOptions {
             }
         }
         Ok(())
+    }
+
+    /// The engine threads extract runs with on `device` unless told: this machine's share of
+    /// [`ExtractOptions::thread_split`].
+    pub fn engine_threads(device: Device) -> usize {
+        Self::thread_split(cores(), device).0
     }
 
     /// Default (engine threads, decode threads) for `cores` cores. On up to 4 cores both

@@ -267,6 +267,12 @@ impl HeadInputs {
         self.splits.iter().find(|s| s.name == name)
     }
 
+    /// The labelled `validation` split, when the files have one: what training validates on
+    /// (an unlabelled one is predicted, never scored).
+    pub fn validation(&self) -> Option<&SplitData> {
+        self.split("validation").filter(|s| s.labels.is_some())
+    }
+
     /// Width of the joined feature vector.
     pub fn dim(&self) -> usize {
         self.sources.iter().map(|s| s.dim).sum()

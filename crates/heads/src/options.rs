@@ -3,10 +3,10 @@
 //! (C chosen on validation where there is one); a mini-batch setting without a head names
 //! the tutorial's head.
 
-use crate::HeadError;
 use crate::config::{ClassWeight, InverseL2, Lbfgs, Solver, TrainConfig};
 use crate::head::{Architecture, HeadConfig};
 use crate::optim::OptimizerConfig;
+use crate::{HeadError, HeadInputs};
 
 /// The head a user names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +145,12 @@ impl TrainOptions {
             (None, Some(SolverKind::Sgd)) => (HeadKind::Logistic, SolverKind::Sgd),
             (Some(head), solver) => (head, solver.unwrap_or(SolverKind::Sgd)),
         })
+    }
+
+    /// The config these options name for training on `inputs`: validated when they have a
+    /// labelled validation split or `val_split` holds part of train out.
+    pub fn config_for(&self, inputs: &HeadInputs) -> Result<Resolved, HeadError> {
+        self.config(self.val_split.is_some() || inputs.validation().is_some())
     }
 
     /// The config these options name, for features that have validation (`validated`: a

@@ -68,7 +68,7 @@ impl ChunkPlan {
                 config.batch_size
             )));
         }
-        let validation_split = inputs.split("validation").filter(|s| s.labels.is_some());
+        let validation_split = inputs.validation();
         let all: Vec<usize> = (0..labels.len()).collect();
         let (rows, held_out, validation) = match (validation_split, config.val_split) {
             (Some(_), Some(_)) => {

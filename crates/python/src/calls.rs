@@ -4,15 +4,15 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use imgclf_runtime::{Device, EngineConfig, EngineKind, Precision};
+use imgclf_runtime::{Device, EngineConfig, EngineKind, Precision, cores};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::errors::Raise;
 
-/// The engine settings of `engine` (`auto`, `ort`, `tract`) on the CPU, on `threads` threads.
-pub(crate) fn engine_config(engine: &str, threads: usize) -> PyResult<EngineConfig> {
-    device_config(engine, "cpu", "fp32", threads)
+/// The engine settings of `engine` (`auto`, `ort`, `tract`) on the CPU, on every core.
+pub(crate) fn engine_config(engine: &str) -> PyResult<EngineConfig> {
+    device_config(engine, "cpu", "fp32", cores())
 }
 
 /// The engine settings of `engine` on `device` (`cpu`, `cuda`, `cuda:N`) at `precision`
@@ -25,11 +25,6 @@ pub(crate) fn device_config(engine: &str, device: &str, precision: &str, threads
     let config = EngineConfig::new(kind, device, precision, threads);
     config.check().raise()?;
     Ok(config)
-}
-
-/// This machine's cores: every engine thread count's default, as the CLI's.
-pub(crate) fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// How far a long call is: units done of a total, which the work updates from its thread and

@@ -13,8 +13,8 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use crate::calls::{Counter, cores, device_config, interruptible};
-use crate::errors::{DatasetError, FeatureError, Raise};
+use crate::calls::{Counter, device_config, interruptible};
+use crate::errors::{FeatureError, Raise};
 
 /// A feature file (`gap_<Backbone>.h5`): its splits, classes, backbone and attributes at once,
 /// its rows on demand as float32 `(N, D)` arrays.
@@ -158,10 +158,7 @@ pub(crate) fn extract(
 ) -> PyResult<Vec<FeatureFile>> {
     let mut dataset = Dataset::open(&data).raise()?;
     if let Some(splits) = &splits {
-        if let Some(missing) = splits.iter().find(|s| dataset.split(s).is_none()) {
-            return Err(DatasetError::new_err(format!("{}: no split `{missing}`", data.display())));
-        }
-        dataset.splits.retain(|s| splits.contains(&s.name));
+        dataset.keep_splits(splits).raise()?;
     }
     let backbones = models
         .iter()
@@ -169,13 +166,9 @@ pub(crate) fn extract(
         .collect::<PyResult<Vec<Backbone>>>()?;
     let stop = Arc::new(AtomicBool::new(false));
     let config = device_config(engine, device, precision, 1)?;
-    let (engine_threads, _) = ExtractOptions::thread_split(cores(), config.device);
-    let defaults = ExtractOptions::new(EngineConfig { threads: threads.unwrap_or(engine_threads), ..config });
-    let storage = match store {
-        "f32" => Storage::F32,
-        "f16" => Storage::F16,
-        other => return Err(PyValueError::new_err(format!("store: `{other}`: expected f32 or f16"))),
-    };
+    let threads = threads.unwrap_or_else(|| ExtractOptions::engine_threads(config.device));
+    let defaults = ExtractOptions::new(EngineConfig { threads, ..config });
+    let storage: Storage = store.parse().map_err(|e| PyValueError::new_err(format!("store: {e}")))?;
     let options = ExtractOptions {
         batch: batch.unwrap_or(defaults.batch),
         decode_threads: decode_threads.unwrap_or(defaults.decode_threads),

@@ -13,7 +13,7 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
 use pyo3::prelude::*;
 use rayon::prelude::*;
 
-use crate::calls::{Counter, cores, engine_config, interruptible};
+use crate::calls::{Counter, engine_config, interruptible};
 use crate::errors::Raise;
 
 /// A backbone loaded on an engine once, to embed many batches: its name, width and input size.
@@ -31,7 +31,7 @@ impl Model {
     #[pyo3(signature = (model, engine = "auto"))]
     fn new(model: PathBuf, engine: &str) -> PyResult<Model> {
         let backbone = Backbone::open(&resolve_model(&model).raise()?).raise()?;
-        let engine = backbone.engine(&engine_config(engine, cores())?).raise()?;
+        let engine = backbone.engine(&engine_config(engine)?).raise()?;
         Ok(Model { backbone, engine })
     }
 

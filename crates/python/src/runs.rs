@@ -12,7 +12,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::calls::{Counter, cores, engine_config, interruptible, json_to_py};
+use crate::calls::{Counter, engine_config, interruptible, json_to_py};
 use crate::errors::{HeadError, Raise, ReportError};
 
 /// A run folder of any kind (`train-head`, `train-cnn`, `fine-tune`): its classes, run.json
@@ -93,7 +93,7 @@ impl Run {
         batch: usize,
     ) -> PyResult<(Bound<'py, PyArray2<f32>>, Vec<PathBuf>)> {
         let samples = image_samples(&images).raise()?;
-        let config = engine_config(engine, cores())?;
+        let config = engine_config(engine)?;
         let stop = AtomicBool::new(false);
         let run = &self.run;
         let predictions =
@@ -163,7 +163,7 @@ impl Run {
             memory_budget: None,
             top: 10,
             examples: 4,
-            engine: engine_config(engine, cores())?,
+            engine: engine_config(engine)?,
         };
         let dir = self.run.dir().to_path_buf();
         let stop = AtomicBool::new(false);
@@ -185,7 +185,7 @@ impl Run {
         data: Option<&Path>,
         memory_budget: Option<usize>,
     ) -> PyResult<Scored> {
-        let config = engine_config("auto", cores())?;
+        let config = engine_config("auto")?;
         let stop = AtomicBool::new(false);
         let run = &self.run;
         let source = SplitSource { data, features, memory_budget };
@@ -280,8 +280,7 @@ pub(crate) fn train_head(
     };
     imgclf_heads::RunDir::check(&out, overwrite).raise()?;
     let inputs = HeadInputs::open(&features, &["train", "validation"], memory_budget).raise()?;
-    let validated = val_split.is_some() || inputs.split("validation").is_some_and(|s| s.labels.is_some());
-    let resolved = options.config(validated).raise()?;
+    let resolved = options.config_for(&inputs).raise()?;
     if let Some(note) = &resolved.note {
         py.import("warnings")?.call_method1("warn", (note.as_str(),))?;
     }

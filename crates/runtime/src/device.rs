@@ -91,6 +91,12 @@ pub struct EngineConfig {
     pub feed: Feed,
 }
 
+/// This machine's cores: the default of every thread count (engine, decoding), for the CLI,
+/// the libraries and the wheel alike.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 impl EngineConfig {
     /// A configuration with the feed that suits `device`.
     pub fn new(kind: EngineKind, device: Device, precision: Precision, threads: usize) -> EngineConfig {

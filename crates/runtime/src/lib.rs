@@ -36,7 +36,7 @@ mod spec;
 
 pub use adapter::{PIXELS, POOLED, pixel_model};
 pub use backbone::{Backbone, Embedding, fill_batch, preprocess_batch, sha256_file};
-pub use device::{Device, EngineConfig, Feed, Precision};
+pub use device::{Device, EngineConfig, Feed, Precision, cores};
 pub use engine::{Engine, EngineKind, GPU_VENV, PixelBatch, find_ort_library, ort_environment};
 pub use error::RuntimeError;
 pub use models::{CachedModel, ModelCache, resolve_model};

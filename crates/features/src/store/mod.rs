@@ -234,6 +234,12 @@ pub enum Storage {
     F16,
 }
 
+// as `--store` and the wheel's `store=` name it
+imgclf_dataset::named_enum!(Storage {
+    Storage::F32 => "f32",
+    Storage::F16 => "f16",
+});
+
 impl Storage {
     /// The `dtype` attribute's value, as numpy names it.
     pub fn name(self) -> &'static str {
