@@ -12,7 +12,7 @@
    links the same libhdf5 as imgclf, so the library's share of a gap shows apart from ours.
 
     .venv/bin/python tools/bench_python.py [--shared ../shared] [--rows-file FILE.h5]
-        [--only extract|embed|blocks ...] [--rounds N]
+        [--only extract|embed|blocks ...] [--rounds N] [--rechunk ROWS]
 
 Needs the wheel installed in this Python (`./just test-python` installs it) and the CLI built.
 """
@@ -57,6 +57,8 @@ def main():
     ap.add_argument("--rows-file", default="/tmp/imgclf-scale/rows-1000000/gap_EfficientNet-Lite0-copy0.h5")
     ap.add_argument("--only", nargs="+", choices=["extract", "embed", "blocks"], default=["extract", "embed", "blocks"])
     ap.add_argument("--rounds", type=int, default=2, help="block reads: each reader this many times, alternating")
+    ap.add_argument("--rechunk", type=int, metavar="ROWS",
+                    help="block reads: also on a copy of the file rewritten by h5py with ROWS-row chunks (beside it)")
     args = ap.parse_args()
     data, model = args.shared / "data" / "cats_dogs", args.shared / "models" / "efficientnet_lite0.onnx"
     work = Path(tempfile.mkdtemp(prefix="bench-python-"))
@@ -66,6 +68,8 @@ def main():
         embed(data, model, work)
     if "blocks" in args.only:
         blocks(args.rows_file, args.rounds)
+        if args.rechunk:
+            blocks(rechunked(args.rows_file, args.rechunk), args.rounds)
 
 
 def extract(data, model, work):
@@ -109,20 +113,14 @@ def embed(data, model, work):
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = os.cpu_count()
-    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
-    run = lambda x: session.run(["features"], {"input": x})[0].mean(axis=(2, 3))
-    run(((batch[:32].astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2))
-    started = time.perf_counter()
-    theirs = np.concatenate([run(((batch[i:i + 32].astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2))
-                             for i in range(0, len(batch), 32)])
-    ort_s = time.perf_counter() - started
+    ort_s, theirs = ort_seconds(ort, model, options, batch)
     # as imgclf's sessions are made: intra-op threads that sleep instead of spinning, since
     # extract decodes the next batches on the same cores
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    quiet_s = ort_seconds(ort, model, options, batch)
+    quiet_s, _ = ort_seconds(ort, model, options, batch)
     # and at imgclf's graph optimisation level (the ort crate's Level3) instead of Python's ALL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_LAYOUT
-    layout_s = ort_seconds(ort, model, options, batch)
+    layout_s, _ = ort_seconds(ort, model, options, batch)
     print(f"imgclf.Model.embed (uint8 batch in memory, resize=False): {256 / embed_s:.1f}")
     print(f"imgclf.Model.embed, each photo resized as extract resizes it (crop and bicubic again): {256 / embed_resized_s:.1f}")
     print(f"imgclf.embed (the model loaded in the call): {256 / embed_once_s:.1f}")
@@ -136,14 +134,31 @@ def embed(data, model, work):
 
 def ort_seconds(ort, model, options, batch):
     """Seconds onnxruntime's Python API takes for `batch` in 32s with `options`, numpy
-    preprocessing and pooling included (after one warm-up batch)."""
+    preprocessing and pooling included (after one warm-up batch), and the pooled rows."""
     session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     run = lambda x: session.run(["features"], {"input": ((x.astype(np.float32) - 127) / 128).transpose(0, 3, 1, 2)})
     run(batch[:32])
     started = time.perf_counter()
-    for i in range(0, len(batch), 32):
-        run(batch[i:i + 32])[0].mean(axis=(2, 3))
-    return time.perf_counter() - started
+    rows = np.concatenate([run(batch[i:i + 32])[0].mean(axis=(2, 3)) for i in range(0, len(batch), 32)])
+    return time.perf_counter() - started, rows
+
+
+def rechunked(rows_file, rows):
+    """A copy of `rows_file` beside it whose datasets h5py rewrote in `rows`-row chunks (made once)."""
+    import h5py
+
+    out = Path(rows_file).with_suffix(f".chunks{rows}.h5")
+    if not out.is_file():
+        with h5py.File(rows_file, "r") as a, h5py.File(out.with_suffix(".tmp"), "w") as b:
+            b.attrs.update(a.attrs)
+            for name, d in a.items():
+                copy = b.create_dataset(name, shape=d.shape, dtype=d.dtype, chunks=(rows, *d.shape[1:]),
+                                        maxshape=(None, *d.shape[1:]))
+                copy.attrs.update(d.attrs)
+                for i in range(0, d.shape[0], 65536):
+                    copy[i:i + 65536] = d[i:i + 65536]
+        out.with_suffix(".tmp").rename(out)
+    return str(out)
 
 
 def blocks(rows_file, rounds):
