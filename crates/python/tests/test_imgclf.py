@@ -157,6 +157,10 @@ def test_each_library_error_is_its_exception_with_the_clis_message(tmp_path):
         imgclf.extract(FIXTURES / "tiny_data", [TINY], tmp_path, engine="tract", shard="3/2")
     with pytest.raises(ValueError, match="device"):
         imgclf.extract(FIXTURES / "tiny_data", [TINY], tmp_path, device="gpu9")
+    with pytest.raises(ValueError, match="store: `f64`: expected f32 or f16"):
+        imgclf.extract(FIXTURES / "tiny_data", [TINY], tmp_path, store="f64")
+    with pytest.raises(imgclf.DatasetError, match="unknown split `holdout`"):
+        imgclf.extract(FIXTURES / "tiny_data", [TINY], tmp_path, splits=["train", "holdout"])
     assert list(tmp_path.iterdir()) == [], "nothing written"
 
 
